@@ -1,0 +1,1 @@
+"""Compiled kernels (Cython + C, OpenMP).  Private: use fastconv.functional."""

@@ -1,0 +1,361 @@
+"""Convolution kernels: im2col/col2im + GEMM engine, direct depthwise, explicit padding.
+
+Notes
+-----
+Notation: N batch, G groups; the "big" map has C channels and H x W pixels (the input
+of a convolution, the output of a transposed one); the "small" map has OH x OW pixels.
+K_h, K_w kernel, s stride, p padding (top/left; the bottom/right amount is implied by
+OH, OW), d dilation.  W2 is the weight viewed as (G*Mg, Kg) with Kg = (C/G)*K_h*K_w:
+a Conv2d weight (C_out, C_in/G, K_h, K_w) or a ConvTranspose2d weight
+(C_in, C_out/G, K_h, K_w), as stored, without copies.
+
+Three primitives serve both layers (Caffe's observation: the transposed convolution
+is the convolution's backward-data pass and vice versa):
+
+    unfold_gemm   small_g  = W2_g @ im2col(big_g)        conv fwd, convT bwd-data
+    gemm_fold     big_g    = col2im(W2_g^T @ small_g)     conv bwd-data, convT fwd
+    weight_grad   dW2_g    = sum_n small_g @ im2col(big_g)^T
+
+Threads: images are split across threads when N >= n_threads (each thread owns a
+column buffer); otherwise images run in turn with a multi-threaded GEMM.  The weight
+gradient is reduced over a chunk count fixed by N (never by n_threads) and the
+partial sums are added in chunk order, so results are bitwise thread-invariant.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, parallel, threadid
+from libc.string cimport memset, memcpy
+
+from ._gemm cimport gemm
+
+import numpy as np
+
+cdef struct Geom:
+    Py_ssize_t C, H, W        # big map, per image
+    Py_ssize_t OH, OW         # small map
+    Py_ssize_t KH, KW, sh, sw, ph, pw, dh, dw
+
+# Chunks for the weight-gradient batch reduction: fixed, so bits do not depend on threads.
+cdef enum:
+    MAX_WGRAD_CHUNKS = 8
+
+
+def wgrad_chunks(Py_ssize_t n):
+    """Number of batch chunks the weight gradient is reduced over (depends on N only)."""
+    return min(n, MAX_WGRAD_CHUNKS)
+
+
+cdef inline bint is_pointwise(const Geom *g) noexcept nogil:
+    return (g.KH == 1 and g.KW == 1 and g.sh == 1 and g.sw == 1 and g.ph == 0
+            and g.pw == 0 and g.OH == g.H and g.OW == g.W)
+
+
+cdef void im2col(const floating *x, Py_ssize_t Cg, const Geom *g, floating *col) noexcept nogil:
+    """col[(c, kh, kw), (oh, ow)] = x[c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside)."""
+    cdef Py_ssize_t c, kh, kw, oh, ow, ih, iw0, lo, hi, iw
+    cdef Py_ssize_t OHW = g.OH * g.OW
+    cdef floating *row
+    cdef floating *dst
+    cdef const floating *src
+    for c in range(Cg):
+        for kh in range(g.KH):
+            for kw in range(g.KW):
+                row = col + ((c * g.KH + kh) * g.KW + kw) * OHW
+                iw0 = kw * g.dw - g.pw
+                for oh in range(g.OH):
+                    dst = row + oh * g.OW
+                    ih = oh * g.sh - g.ph + kh * g.dh
+                    if ih < 0 or ih >= g.H:
+                        memset(dst, 0, g.OW * sizeof(floating))
+                        continue
+                    src = x + (c * g.H + ih) * g.W
+                    if g.sw == 1:
+                        lo = 0 if iw0 >= 0 else -iw0
+                        if lo > g.OW:
+                            lo = g.OW
+                        hi = g.W - iw0
+                        if hi > g.OW:
+                            hi = g.OW
+                        if hi < lo:
+                            hi = lo
+                        if lo > 0:
+                            memset(dst, 0, lo * sizeof(floating))
+                        if hi > lo:
+                            memcpy(dst + lo, src + lo + iw0, (hi - lo) * sizeof(floating))
+                        if hi < g.OW:
+                            memset(dst + hi, 0, (g.OW - hi) * sizeof(floating))
+                    else:
+                        for ow in range(g.OW):
+                            iw = ow * g.sw + iw0
+                            dst[ow] = src[iw] if 0 <= iw < g.W else 0
+
+
+cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x) noexcept nogil:
+    """Adjoint of im2col: x[c, ih, iw] += col[...] (x must be zeroed by the caller)."""
+    cdef Py_ssize_t c, kh, kw, oh, ow, ih, iw0, iw
+    cdef Py_ssize_t OHW = g.OH * g.OW
+    cdef const floating *row
+    cdef const floating *s
+    cdef floating *dst
+    for c in range(Cg):
+        for kh in range(g.KH):
+            for kw in range(g.KW):
+                row = col + ((c * g.KH + kh) * g.KW + kw) * OHW
+                iw0 = kw * g.dw - g.pw
+                for oh in range(g.OH):
+                    ih = oh * g.sh - g.ph + kh * g.dh
+                    if ih < 0 or ih >= g.H:
+                        continue
+                    s = row + oh * g.OW
+                    dst = x + (c * g.H + ih) * g.W
+                    for ow in range(g.OW):
+                        iw = ow * g.sw + iw0
+                        if 0 <= iw < g.W:
+                            dst[iw] += s[ow]
+
+
+cdef inline Geom make_geom(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                           Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw):
+    cdef Geom g
+    g.C = C; g.H = H; g.W = W; g.OH = OH; g.OW = OW; g.KH = KH; g.KW = KW
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw
+    return g
+
+
+cdef void _unfold_gemm_image(const floating *big, const floating *w, const floating *bias,
+                             floating *small, const Geom *g, Py_ssize_t G, Py_ssize_t Mg,
+                             floating *col, int nt) noexcept nogil:
+    cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW
+    cdef Py_ssize_t grp, m, q
+    cdef const floating *colp
+    cdef floating *out
+    cdef floating bv
+    for grp in range(G):
+        if is_pointwise(g):
+            colp = big + grp * Cg * g.H * g.W
+        else:
+            im2col(big + grp * Cg * g.H * g.W, Cg, g, col)
+            colp = col
+        gemm(Mg, OHW, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, colp, OHW, 1,
+             <floating>0, small + grp * Mg * OHW, OHW, nt)
+    if bias != NULL:
+        for m in range(G * Mg):
+            out = small + m * OHW
+            bv = bias[m]
+            for q in range(OHW):
+                out[q] += bv
+
+
+def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, const floating[::1] bias,
+                floating[:, :, :, ::1] small, Py_ssize_t groups,
+                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """small[n, g*Mg + m] = sum_k W2[g*Mg + m, k] * im2col(big[n, group g])[k] (+ bias).
+
+    big (N, C, H, W) IN; w2 (G*Mg, (C/G)*KH*KW) IN; bias (G*Mg,) or None IN;
+    small (N, G*Mg, OH, OW) OUT."""
+    cdef Py_ssize_t N = big.shape[0], n
+    cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
+                            KH, KW, sh, sw, ph, pw, dh, dw)
+    cdef Py_ssize_t Mg = w2.shape[0] // groups
+    cdef Py_ssize_t colsize = (g.C // groups) * KH * KW * g.OH * g.OW
+    cdef int nt = max(1, n_threads)
+    cdef bint outer = N >= nt and nt > 1
+    cdef floating[:, ::1] cols = np.empty((nt if outer else 1, max(colsize, 1)),
+                                          dtype=np.float32 if floating is float else np.float64)
+    cdef const floating *bp = &bias[0] if bias is not None else NULL
+    cdef Py_ssize_t bstride = big.shape[1] * g.H * g.W, sstride = small.shape[1] * g.OH * g.OW
+    if N == 0 or sstride == 0:
+        return
+    if outer:
+        with nogil, parallel(num_threads=nt):
+            for n in prange(N, schedule='static'):
+                _unfold_gemm_image(&big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
+                                   &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg,
+                                   &cols[threadid(), 0], 1)
+    else:
+        with nogil:
+            for n in range(N):
+                _unfold_gemm_image(&big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
+                                   &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg,
+                                   &cols[0, 0], nt)
+
+
+cdef void _gemm_fold_image(const floating *small, const floating *w, floating *big, const Geom *g,
+                           Py_ssize_t G, Py_ssize_t Mg, floating *col, int nt) noexcept nogil:
+    cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW
+    cdef Py_ssize_t grp
+    if is_pointwise(g):
+        for grp in range(G):
+            gemm(Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, small + grp * Mg * OHW, OHW, 1,
+                 <floating>0, big + grp * Cg * g.H * g.W, OHW, nt)
+        return
+    memset(big, 0, g.C * g.H * g.W * sizeof(floating))
+    for grp in range(G):
+        gemm(Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, small + grp * Mg * OHW, OHW, 1,
+             <floating>0, col, OHW, nt)
+        col2im(col, Cg, g, big + grp * Cg * g.H * g.W)
+
+
+def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
+              floating[:, :, :, ::1] big, Py_ssize_t groups,
+              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+              Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """big[n, group g] = col2im(W2_g^T @ small[n, group g]).
+
+    small (N, G*Mg, OH, OW) IN; w2 (G*Mg, (C/G)*KH*KW) IN; big (N, C, H, W) OUT."""
+    cdef Py_ssize_t N = big.shape[0], n
+    cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
+                            KH, KW, sh, sw, ph, pw, dh, dw)
+    cdef Py_ssize_t Mg = w2.shape[0] // groups
+    cdef Py_ssize_t colsize = (g.C // groups) * KH * KW * g.OH * g.OW
+    cdef int nt = max(1, n_threads)
+    cdef bint outer = N >= nt and nt > 1
+    cdef floating[:, ::1] cols = np.empty((nt if outer else 1, max(colsize, 1)),
+                                          dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t bstride = big.shape[1] * g.H * g.W, sstride = small.shape[1] * g.OH * g.OW
+    if N == 0 or bstride == 0:
+        return
+    if sstride == 0:
+        big[...] = 0
+        return
+    if outer:
+        with nogil, parallel(num_threads=nt):
+            for n in prange(N, schedule='static'):
+                _gemm_fold_image(&small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
+                                 &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg,
+                                 &cols[threadid(), 0], 1)
+    else:
+        with nogil:
+            for n in range(N):
+                _gemm_fold_image(&small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
+                                 &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg, &cols[0, 0], nt)
+
+
+cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
+                       Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t sstride, Py_ssize_t bstride,
+                       const Geom *g, Py_ssize_t G, Py_ssize_t Mg, floating *col, int nt) noexcept nogil:
+    cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW
+    cdef Py_ssize_t n, grp
+    cdef const floating *colp
+    for n in range(n0, n1):
+        for grp in range(G):
+            if is_pointwise(g):
+                colp = big + n * bstride + grp * Cg * g.H * g.W
+            else:
+                im2col(big + n * bstride + grp * Cg * g.H * g.W, Cg, g, col)
+                colp = col
+            gemm(Mg, Kg, OHW, <floating>1, small + n * sstride + grp * Mg * OHW, OHW, 1,
+                 colp, 1, OHW, <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, nt)
+
+
+def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1] big,
+                floating[:, ::1] dw2, Py_ssize_t groups,
+                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """dW2_g = sum_n small[n, g] @ im2col(big[n, g])^T, reduced in fixed batch chunks.
+
+    small (N, G*Mg, OH, OW) IN; big (N, C, H, W) IN; dw2 (G*Mg, (C/G)*KH*KW) OUT."""
+    cdef Py_ssize_t N = big.shape[0], ch, i, n0, n1, c
+    cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
+                            KH, KW, sh, sw, ph, pw, dh, dw)
+    cdef Py_ssize_t Mg = dw2.shape[0] // groups
+    cdef Py_ssize_t colsize = (g.C // groups) * KH * KW * g.OH * g.OW
+    cdef Py_ssize_t nchunk = min(N, MAX_WGRAD_CHUNKS)
+    cdef int nt = max(1, n_threads)
+    cdef bint outer = nchunk >= nt and nt > 1
+    cdef Py_ssize_t wsize = dw2.shape[0] * dw2.shape[1]
+    cdef Py_ssize_t bstride = big.shape[1] * g.H * g.W, sstride = small.shape[1] * g.OH * g.OW
+    if N == 0 or sstride == 0 or wsize == 0:
+        dw2[...] = 0
+        return
+    dt = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] cols = np.empty((nt if outer else 1, max(colsize, 1)), dtype=dt)
+    cdef floating[:, ::1] part = np.empty((nchunk, wsize), dtype=dt)
+    cdef floating acc
+    if outer:
+        with nogil, parallel(num_threads=nt):
+            for ch in prange(nchunk, schedule='static'):
+                _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
+                             ch * N // nchunk, (ch + 1) * N // nchunk, sstride, bstride,
+                             &g, groups, Mg, &cols[threadid(), 0], 1)
+    else:
+        with nogil:
+            for ch in range(nchunk):
+                _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
+                             ch * N // nchunk, (ch + 1) * N // nchunk, sstride, bstride,
+                             &g, groups, Mg, &cols[0, 0], nt)
+    cdef floating *out = &dw2[0, 0]
+    with nogil:
+        for i in prange(wsize, schedule='static', num_threads=nt if wsize > 32768 else 1):
+            acc = part[0, i]
+            for c in range(1, nchunk):
+                acc = acc + part[c, i]
+            out[i] = acc
+
+
+# ---------------------------------------------------------------- explicit padding
+# mode: 0 zeros, 1 reflect, 2 replicate, 3 circular
+
+cdef inline Py_ssize_t src_index(Py_ssize_t i, Py_ssize_t n, int mode) noexcept nogil:
+    """Map a padded coordinate (relative to the unpadded origin) to the source, or -1."""
+    if 0 <= i < n:
+        return i
+    if mode == 0:
+        return -1
+    if mode == 1:       # reflect without repeating the edge; caller ensured pad < n
+        if i < 0:
+            return -i
+        return 2 * (n - 1) - i
+    if mode == 2:
+        return 0 if i < 0 else n - 1
+    # circular; caller ensured pad <= n
+    if i < 0:
+        return i + n
+    return i - n
+
+
+def pad2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+          Py_ssize_t pt, Py_ssize_t pl, int mode, int n_threads):
+    """out[n, c, i, j] = x[n, c, map(i - pt), map(j - pl)] for the padding mode.
+
+    x (N, C, H, W) IN; out (N, C, H + pt + pb, W + pl + pr) OUT."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], pidx, i, j, si, sj
+    cdef const floating *src
+    cdef floating *dst
+    if P == 0 or OH * OW == 0:
+        return
+    with nogil:
+        for pidx in prange(P, schedule='static', num_threads=n_threads if P * OH * OW > 32768 else 1):
+            src = &x[0, 0, 0, 0] + pidx * H * W
+            dst = &out[0, 0, 0, 0] + pidx * OH * OW
+            for i in range(OH):
+                si = src_index(i - pt, H, mode)
+                for j in range(OW):
+                    sj = src_index(j - pl, W, mode)
+                    dst[i * OW + j] = src[si * W + sj] if (si >= 0 and sj >= 0) else 0
+
+
+def pad2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
+                   Py_ssize_t pt, Py_ssize_t pl, int mode, int n_threads):
+    """Adjoint of pad2d: dx[n, c, map(i), map(j)] += dout[n, c, i, j].  dx OUT (zeroed here)."""
+    cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3], pidx, i, j, si, sj
+    cdef const floating *src
+    cdef floating *dst
+    if P == 0 or H * W == 0:
+        return
+    with nogil:
+        for pidx in prange(P, schedule='static', num_threads=n_threads if P * OH * OW > 32768 else 1):
+            src = &dout[0, 0, 0, 0] + pidx * OH * OW
+            dst = &dx[0, 0, 0, 0] + pidx * H * W
+            memset(dst, 0, H * W * sizeof(floating))
+            for i in range(OH):
+                si = src_index(i - pt, H, mode)
+                if si < 0:
+                    continue
+                for j in range(OW):
+                    sj = src_index(j - pl, W, mode)
+                    if sj >= 0:
+                        dst[si * W + sj] += src[i * OW + j]

@@ -1,0 +1,69 @@
+"""GEMM engine bindings: the C engine (src/gemm*.c) behind a typed, nogil interface.
+
+Notes
+-----
+The ISA path (avx512 / avx2 / generic) is chosen once, at import, before any OpenMP
+region; ``FASTCONV_ISA`` may force a lower path.
+"""
+from cython cimport floating
+from libc.stdint cimport int64_t
+
+cdef extern from "gemm.h":
+    ctypedef int64_t fc_int
+    ctypedef struct fc_skernel_t:
+        const char *name
+    ctypedef struct fc_dkernel_t:
+        const char *name
+    int fc_isa() nogil
+    const char *fc_isa_name() nogil
+    const fc_skernel_t *fc_skernel() nogil
+    const fc_dkernel_t *fc_dkernel() nogil
+    void fc_sgemm(fc_int M, fc_int N, fc_int K, float alpha,
+                  const float *A, fc_int rsa, fc_int csa,
+                  const float *B, fc_int rsb, fc_int csb,
+                  float beta, float *C, fc_int ldc, int nthreads) nogil
+    void fc_dgemm(fc_int M, fc_int N, fc_int K, double alpha,
+                  const double *A, fc_int rsa, fc_int csa,
+                  const double *B, fc_int rsb, fc_int csb,
+                  double beta, double *C, fc_int ldc, int nthreads) nogil
+
+fc_isa()  # fill the dispatch table now, single-threaded
+
+
+cdef void sgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float alpha,
+                const float *A, Py_ssize_t rsa, Py_ssize_t csa,
+                const float *B, Py_ssize_t rsb, Py_ssize_t csb,
+                float beta, float *C, Py_ssize_t ldc, int nthreads) noexcept nogil:
+    fc_sgemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, nthreads)
+
+
+cdef void dgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, double alpha,
+                const double *A, Py_ssize_t rsa, Py_ssize_t csa,
+                const double *B, Py_ssize_t rsb, Py_ssize_t csb,
+                double beta, double *C, Py_ssize_t ldc, int nthreads) noexcept nogil:
+    fc_dgemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, nthreads)
+
+
+def isa_name():
+    """The ISA path in use: 'avx512', 'avx2' or 'generic'."""
+    return fc_isa_name().decode()
+
+
+def kernel_names():
+    """(float kernel, double kernel) micro-kernel names, e.g. ('avx512_12x32', ...)."""
+    return fc_skernel().name.decode(), fc_dkernel().name.decode()
+
+
+def matmul(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
+           floating alpha=1, floating beta=0, int n_threads=1):
+    """c = alpha * a @ b + beta * c.  a (M, K), b (K, N) with any strides; c (M, N).
+
+    Used by the tests to check the engine against NumPy on every ISA path."""
+    cdef Py_ssize_t M = a.shape[0], K = a.shape[1], N = b.shape[1]
+    if b.shape[0] != K or c.shape[0] != M or c.shape[1] != N:
+        raise ValueError(f"matmul: shapes ({M}, {K}) @ ({b.shape[0]}, {N}) -> ({c.shape[0]}, {c.shape[1]}) do not agree")
+    cdef Py_ssize_t isz = sizeof(floating)
+    with nogil:
+        gemm(M, N, K, alpha, &a[0, 0] if M * K else NULL, a.strides[0] // isz, a.strides[1] // isz,
+             &b[0, 0] if K * N else NULL, b.strides[0] // isz, b.strides[1] // isz,
+             beta, &c[0, 0] if M * N else NULL, c.strides[0] // isz, n_threads)

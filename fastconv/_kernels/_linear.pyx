@@ -1,0 +1,45 @@
+"""Fully-connected layer on the GEMM engine: y = x W^T + b and its gradients."""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from ._gemm cimport gemm
+
+
+def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] b,
+            floating[:, ::1] y, int n_threads):
+    """y = x @ w.T (+ b).  x (N, I) IN; w (O, I) IN; b (O,) or None IN; y (N, O) OUT."""
+    cdef Py_ssize_t N = x.shape[0], I = x.shape[1], O = w.shape[0], n, o
+    cdef const floating *bp = &b[0] if (b is not None and O > 0) else NULL
+    if N * O == 0:
+        return
+    with nogil:
+        gemm(N, O, I, <floating>1, &x[0, 0] if I else NULL, I, 1, &w[0, 0] if I else NULL, 1, I,
+             <floating>0, &y[0, 0], O, n_threads)
+        if bp != NULL:
+            for n in prange(N, schedule='static', num_threads=n_threads if N * O > 32768 else 1):
+                for o in range(O):
+                    y[n, o] = y[n, o] + bp[o]
+
+
+def backward_input(const floating[:, ::1] dy, const floating[:, ::1] w, floating[:, ::1] dx,
+                   int n_threads):
+    """dx = dy @ w.  dy (N, O) IN; w (O, I) IN; dx (N, I) OUT."""
+    cdef Py_ssize_t N = dy.shape[0], O = dy.shape[1], I = w.shape[1]
+    if N * I == 0:
+        return
+    with nogil:
+        gemm(N, I, O, <floating>1, &dy[0, 0] if O else NULL, O, 1, &w[0, 0] if O else NULL, I, 1,
+             <floating>0, &dx[0, 0], I, n_threads)
+
+
+def backward_weight(const floating[:, ::1] dy, const floating[:, ::1] x, floating[:, ::1] dw,
+                    int n_threads):
+    """dw = dy.T @ x (the batch is the GEMM's K: a fixed-order reduction).
+
+    dy (N, O) IN; x (N, I) IN; dw (O, I) OUT."""
+    cdef Py_ssize_t N = dy.shape[0], O = dy.shape[1], I = x.shape[1]
+    if O * I == 0:
+        return
+    with nogil:
+        gemm(O, I, N, <floating>1, &dy[0, 0] if N else NULL, 1, O, &x[0, 0] if N else NULL, I, 1,
+             <floating>0, &dw[0, 0], I, n_threads)

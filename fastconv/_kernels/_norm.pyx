@@ -1,0 +1,140 @@
+"""BatchNorm kernels and per-channel reductions.
+
+Notes
+-----
+Statistics are two-pass (mean, then centred sum of squares) with float64
+accumulators, per channel, each channel reduced by one thread in a fixed order, so
+the bits do not depend on the thread count.  A channel of a training batch
+(N x H x W floats) usually fits in L2, so the second pass costs little bandwidth
+and avoids the cancellation of sum/sum-of-squares.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+cdef enum:
+    GRAIN = 32768
+
+
+cdef inline int nthreads_for(Py_ssize_t work, int n_threads) noexcept nogil:
+    return n_threads if work > GRAIN else 1
+
+
+def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int n_threads):
+    """Per-channel mean and biased variance.  x (N, C, HW) IN; mean, var (C,) OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q
+    cdef double s, m, d
+    cdef const floating *row
+    if C == 0:
+        return
+    with nogil:
+        for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+            s = 0
+            for n in range(N):
+                row = &x[n, c, 0] if HW > 0 else NULL
+                for q in range(HW):
+                    s = s + row[q]
+            m = s / (N * HW) if N * HW > 0 else 0
+            s = 0
+            for n in range(N):
+                row = &x[n, c, 0] if HW > 0 else NULL
+                for q in range(HW):
+                    d = row[q] - m
+                    s = s + d * d
+            mean[c] = m
+            var[c] = s / (N * HW) if N * HW > 0 else 0
+
+
+def channel_sum(const floating[:, :, ::1] x, floating[::1] out, int n_threads):
+    """out[c] = sum over n, q of x[n, c, q] (float64 accumulation).  Bias gradients."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q
+    cdef double s
+    cdef const floating *row
+    with nogil:
+        for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+            s = 0
+            for n in range(N):
+                row = &x[n, c, 0] if HW > 0 else NULL
+                for q in range(HW):
+                    s = s + row[q]
+            out[c] = <floating>s
+
+
+def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const floating[::1] scale,
+                   const floating[::1] shift, bint relu, int n_threads):
+    """y[n, c, q] = x[n, c, q] * scale[c] + shift[c] (then max(., 0) if relu).  y may be x."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], p, q, c
+    cdef floating a, b, v
+    cdef const floating *src
+    cdef floating *dst
+    if N * C * HW == 0:
+        return
+    with nogil:
+        for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+            c = p % C
+            a = scale[c]
+            b = shift[c]
+            src = &x[0, 0, 0] + p * HW
+            dst = &y[0, 0, 0] + p * HW
+            if relu:
+                for q in range(HW):
+                    v = src[q] * a + b
+                    dst[q] = 0 if v <= 0 else v
+            else:
+                for q in range(HW):
+                    dst[q] = src[q] * a + b
+
+
+def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
+                       const double[::1] mean, const double[::1] invstd,
+                       double[::1] sum_dy, double[::1] sum_dy_xhat, int n_threads):
+    """sum_dy[c] = sum dy; sum_dy_xhat[c] = sum dy * (x - mean) * invstd (per channel).
+
+    x, dy (N, C, HW) IN; mean, invstd (C,) IN; sum_dy, sum_dy_xhat (C,) OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q
+    cdef double s1, s2, m
+    cdef const floating *xr
+    cdef const floating *gr
+    with nogil:
+        for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+            s1 = 0
+            s2 = 0
+            m = mean[c]
+            for n in range(N):
+                if HW == 0:
+                    break
+                xr = &x[n, c, 0]
+                gr = &dy[n, c, 0]
+                for q in range(HW):
+                    s1 = s1 + gr[q]
+                    s2 = s2 + gr[q] * (xr[q] - m)
+            sum_dy[c] = s1
+            sum_dy_xhat[c] = s2 * invstd[c]
+
+
+def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
+                      const floating[::1] mean, const floating[::1] invstd,
+                      const floating[::1] a, const floating[::1] b, const floating[::1] k,
+                      floating[:, :, ::1] dx, int n_threads):
+    """dx = a[c] * (dy - b[c] - xhat * k[c]) with xhat = (x - mean[c]) * invstd[c].
+
+    Training: a = gamma*invstd, b = mean(dy), k = mean(dy*xhat); eval: b = k = 0."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], p, q, c
+    cdef floating ac, bc, kc, mc, ic
+    cdef const floating *xr
+    cdef const floating *gr
+    cdef floating *dr
+    if N * C * HW == 0:
+        return
+    with nogil:
+        for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+            c = p % C
+            ac = a[c]
+            bc = b[c]
+            kc = k[c]
+            mc = mean[c]
+            ic = invstd[c]
+            xr = &x[0, 0, 0] + p * HW
+            gr = &dy[0, 0, 0] + p * HW
+            dr = &dx[0, 0, 0] + p * HW
+            for q in range(HW):
+                dr[q] = ac * (gr[q] - bc - (xr[q] - mc) * ic * kc)

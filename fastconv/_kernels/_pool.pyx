@@ -1,0 +1,240 @@
+"""Pooling kernels: max (with window argmax), average, adaptive average.
+
+Notes
+-----
+Every kernel parallelises over the N*C planes, so backward scatters (overlapping
+windows) stay inside one thread and results do not depend on the thread count.
+Max pooling follows PyTorch: padding counts as -inf, NaN wins (``val > max or
+isnan(val)``), the argmax is the flat index in the input plane (int32: planes are
+checked to hold fewer than 2**31 pixels by the caller).
+Average pooling follows PyTorch's divisor rule: the window is clipped to the padded
+input for ``count_include_pad``, to the input otherwise, unless ``divisor_override``.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport isnan, INFINITY
+from libc.string cimport memset
+from libc.stdint cimport int32_t
+
+cdef enum:
+    GRAIN = 32768
+
+
+cdef inline int nthreads_for(Py_ssize_t work, int n_threads) noexcept nogil:
+    return n_threads if work > GRAIN else 1
+
+
+def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t[:, :, :, ::1] idx,
+               Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """y = max over each window; idx (or None) receives the argmax's flat plane index.
+
+    x (N, C, H, W) IN; y (N, C, OH, OW) OUT; idx (N, C, OH, OW) int32 OUT or None."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t p, oh, ow, ih, iw, h0, h1, w0, w1, best
+    cdef floating v, m
+    cdef const floating *src
+    cdef floating *dst
+    cdef int32_t *ip = &idx[0, 0, 0, 0] if (idx is not None and P * OH * OW > 0) else NULL
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            src = &x[0, 0, 0, 0] + p * H * W
+            dst = &y[0, 0, 0, 0] + p * OH * OW
+            for oh in range(OH):
+                h0 = oh * sh - ph
+                h1 = h0 + (KH - 1) * dh + 1
+                if h1 > H:
+                    h1 = H
+                while h0 < 0:
+                    h0 = h0 + dh
+                for ow in range(OW):
+                    w0 = ow * sw - pw
+                    w1 = w0 + (KW - 1) * dw + 1
+                    if w1 > W:
+                        w1 = W
+                    while w0 < 0:
+                        w0 = w0 + dw
+                    m = -INFINITY
+                    best = h0 * W + w0
+                    ih = h0
+                    while ih < h1:
+                        iw = w0
+                        while iw < w1:
+                            v = src[ih * W + iw]
+                            if v > m or isnan(v):
+                                m = v
+                                best = ih * W + iw
+                            iw = iw + dw
+                        ih = ih + dh
+                    dst[oh * OW + ow] = m
+                    if ip != NULL:
+                        ip[p * OH * OW + oh * OW + ow] = <int32_t>best
+
+
+def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1] idx,
+                        floating[:, :, :, ::1] dx, int n_threads):
+    """dx[plane, idx] += dy.  dy, idx (N, C, OH, OW) IN; dx (N, C, H, W) OUT (zeroed here)."""
+    cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], HW = dx.shape[2] * dx.shape[3]
+    cdef Py_ssize_t OHW = dy.shape[2] * dy.shape[3], p, q
+    cdef const floating *g
+    cdef const int32_t *ix
+    cdef floating *d
+    if P * HW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * HW, n_threads)):
+            d = &dx[0, 0, 0, 0] + p * HW
+            memset(d, 0, HW * sizeof(floating))
+            if OHW == 0:
+                continue
+            g = &dy[0, 0, 0, 0] + p * OHW
+            ix = &idx[0, 0, 0, 0] + p * OHW
+            for q in range(OHW):
+                d[ix[q]] += g[q]
+
+
+cdef inline double avg_window(Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                                Py_ssize_t ph, Py_ssize_t pw, bint include_pad, Py_ssize_t divisor,
+                                Py_ssize_t *h0, Py_ssize_t *h1, Py_ssize_t *w0, Py_ssize_t *w1) noexcept nogil:
+    """Clip the window of output (oh, ow) and return 1/divisor (0 for an empty window)."""
+    cdef Py_ssize_t a0 = oh * sh - ph, b0 = ow * sw - pw
+    cdef Py_ssize_t a1 = min(a0 + KH, H + ph), b1 = min(b0 + KW, W + pw)
+    cdef Py_ssize_t pool = (a1 - a0) * (b1 - b0)
+    a0 = max(a0, 0); b0 = max(b0, 0); a1 = min(a1, H); b1 = min(b1, W)
+    h0[0] = a0; h1[0] = a1; w0[0] = b0; w1[0] = b1
+    if a0 >= a1 or b0 >= b1:
+        return 0
+    if divisor > 0:
+        return 1.0 / divisor
+    if include_pad:
+        return 1.0 / pool
+    return 1.0 / ((a1 - a0) * (b1 - b0))
+
+
+def avg_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+               Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+               Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, Py_ssize_t divisor_override,
+               int n_threads):
+    """PyTorch AvgPool2d forward.  divisor_override <= 0 means none.
+
+    x (N, C, H, W) IN; y (N, C, OH, OW) OUT."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t p, oh, ow, ih, iw, h0 = 0, h1 = 0, w0 = 0, w1 = 0
+    cdef floating s, inv
+    cdef const floating *src
+    cdef floating *dst
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            src = &x[0, 0, 0, 0] + p * H * W
+            dst = &y[0, 0, 0, 0] + p * OH * OW
+            for oh in range(OH):
+                for ow in range(OW):
+                    inv = <floating>avg_window(oh, ow, H, W, KH, KW, sh, sw, ph, pw, count_include_pad,
+                                               divisor_override, &h0, &h1, &w0, &w1)
+                    s = 0
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
+                            s = s + src[ih * W + iw]
+                    dst[oh * OW + ow] = s * inv
+
+
+def avg_pool2d_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                        Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad,
+                        Py_ssize_t divisor_override, int n_threads):
+    """Adjoint of avg_pool2d.  dy (N, C, OH, OW) IN; dx (N, C, H, W) OUT (zeroed here)."""
+    cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = dy.shape[2], OW = dy.shape[3]
+    cdef Py_ssize_t p, oh, ow, ih, iw, h0 = 0, h1 = 0, w0 = 0, w1 = 0
+    cdef floating g
+    cdef const floating *src
+    cdef floating *dst
+    if P * H * W == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            dst = &dx[0, 0, 0, 0] + p * H * W
+            memset(dst, 0, H * W * sizeof(floating))
+            if OH * OW == 0:
+                continue
+            src = &dy[0, 0, 0, 0] + p * OH * OW
+            for oh in range(OH):
+                for ow in range(OW):
+                    g = src[oh * OW + ow] * <floating>avg_window(
+                        oh, ow, H, W, KH, KW, sh, sw, ph, pw, count_include_pad,
+                        divisor_override, &h0, &h1, &w0, &w1)
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
+                            dst[ih * W + iw] += g
+
+
+cdef inline Py_ssize_t start_index(Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) noexcept nogil:
+    return (a * c) // b
+
+
+cdef inline Py_ssize_t end_index(Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) noexcept nogil:
+    return ((a + 1) * c + b - 1) // b
+
+
+def adaptive_avg_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int n_threads):
+    """Output cell (i, j) averages rows [floor(i*H/OH), ceil((i+1)*H/OH)) and likewise columns.
+
+    x (N, C, H, W) IN; y (N, C, OH, OW) OUT."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t p, oh, ow, ih, iw, h0, h1, w0, w1
+    cdef floating s
+    cdef const floating *src
+    cdef floating *dst
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            src = &x[0, 0, 0, 0] + p * H * W
+            dst = &y[0, 0, 0, 0] + p * OH * OW
+            for oh in range(OH):
+                h0 = start_index(oh, OH, H)
+                h1 = end_index(oh, OH, H)
+                for ow in range(OW):
+                    w0 = start_index(ow, OW, W)
+                    w1 = end_index(ow, OW, W)
+                    s = 0
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
+                            s = s + src[ih * W + iw]
+                    dst[oh * OW + ow] = s / ((h1 - h0) * (w1 - w0))
+
+
+def adaptive_avg_pool2d_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                                 int n_threads):
+    """Adjoint of adaptive_avg_pool2d.  dy (N, C, OH, OW) IN; dx (N, C, H, W) OUT."""
+    cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = dy.shape[2], OW = dy.shape[3]
+    cdef Py_ssize_t p, oh, ow, ih, iw, h0, h1, w0, w1
+    cdef floating g
+    cdef const floating *src
+    cdef floating *dst
+    if P * H * W == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            dst = &dx[0, 0, 0, 0] + p * H * W
+            memset(dst, 0, H * W * sizeof(floating))
+            src = &dy[0, 0, 0, 0] + p * OH * OW
+            for oh in range(OH):
+                h0 = start_index(oh, OH, H)
+                h1 = end_index(oh, OH, H)
+                for ow in range(OW):
+                    w0 = start_index(ow, OW, W)
+                    w1 = end_index(ow, OW, W)
+                    g = src[oh * OW + ow] / ((h1 - h0) * (w1 - w0))
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
+                            dst[ih * W + iw] += g

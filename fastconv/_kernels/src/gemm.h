@@ -1,0 +1,66 @@
+/* fastconv GEMM engine: public interface.
+ *
+ * C[M x N] = alpha * A[M x K] * B[K x N] + beta * C, single or double precision.
+ * A and B are addressed through (row stride, column stride) pairs, so transposed
+ * and strided operands need no copies (BLIS-style "general stride"); C is row-major
+ * with leading dimension ldc.  beta == 0 overwrites C (it may hold NaN garbage).
+ *
+ * The framework (packing, cache blocking, threading, edges) lives once in gemm.c;
+ * only the register-tile micro-kernels are ISA specific (gemm_generic.c,
+ * gemm_avx2.c, gemm_avx512.c), chosen once at load time in cpu.c.
+ *
+ * Determinism: every C element is produced by one micro-kernel call per KC block,
+ * in a fixed K order, whatever nthreads is, so results are bitwise independent of
+ * the thread count.
+ */
+#ifndef FASTCONV_GEMM_H
+#define FASTCONV_GEMM_H
+#include <stdint.h>
+
+typedef int64_t fc_int;
+
+/* Micro-kernel: acc[MR x NR] = sum_p a[p*MR + i] * b[p*NR + j] over p < k, then
+ * C[i, j] = alpha * acc + beta * C[i, j] for i < m, j < n (beta == 0: overwrite). */
+typedef void (*fc_sukr_t)(fc_int k, const float *a, const float *b, float *c, fc_int ldc,
+                          int m, int n, float alpha, float beta);
+typedef void (*fc_dukr_t)(fc_int k, const double *a, const double *b, double *c, fc_int ldc,
+                          int m, int n, double alpha, double beta);
+
+typedef struct {
+    const char *name;          /* e.g. "avx512_12x32" */
+    int mr, nr;                /* register tile */
+    fc_int mc, kc, nc;         /* cache blocks (multiples of mr / nr) */
+    fc_sukr_t ukr;
+} fc_skernel_t;
+
+typedef struct {
+    const char *name;
+    int mr, nr;
+    fc_int mc, kc, nc;
+    fc_dukr_t ukr;
+} fc_dkernel_t;
+
+/* ISA levels, best last. */
+enum { FC_ISA_GENERIC = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
+
+/* cpu.c: detect once; FASTCONV_ISA=generic|avx2|avx512 may force a lower path. */
+int fc_isa(void);
+const char *fc_isa_name(void);
+int fc_cpu_supports(int isa);
+const fc_skernel_t *fc_skernel(void);
+const fc_dkernel_t *fc_dkernel(void);
+
+/* Per-ISA kernel descriptors (defined in gemm_<isa>.c). */
+extern const fc_skernel_t fc_skernel_generic, fc_skernel_avx2, fc_skernel_avx512;
+extern const fc_dkernel_t fc_dkernel_generic, fc_dkernel_avx2, fc_dkernel_avx512;
+
+void fc_sgemm(fc_int M, fc_int N, fc_int K, float alpha,
+              const float *A, fc_int rsa, fc_int csa,
+              const float *B, fc_int rsb, fc_int csb,
+              float beta, float *C, fc_int ldc, int nthreads);
+void fc_dgemm(fc_int M, fc_int N, fc_int K, double alpha,
+              const double *A, fc_int rsa, fc_int csa,
+              const double *B, fc_int rsb, fc_int csb,
+              double beta, double *C, fc_int ldc, int nthreads);
+
+#endif

@@ -1,0 +1,103 @@
+"""Build fastconv's compiled kernels (Cython + C, OpenMP).
+
+Flags are portable x86-64 (no -march=native): ISA-specific code is selected at
+run time by the C dispatch layer, so one wheel runs on any x86-64 CPU.
+
+Environment switches:
+  FASTCONV_NO_OPENMP=1      build without OpenMP (sequential kernels, loud warning)
+  FASTCONV_DEBUG_CYTHON=1   turn Cython bounds/wraparound checks back on
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+from setuptools import Extension, setup
+
+KDIR = os.path.join("fastconv", "_kernels")
+SRC = os.path.join(KDIR, "src")
+
+
+def _openmp_flags():
+    """Return (compile, link) OpenMP flags, or ([], []) if the compiler lacks OpenMP."""
+    if os.environ.get("FASTCONV_NO_OPENMP"):
+        return [], []
+    if sys.platform == "darwin":
+        cflags, lflags = ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
+    elif sys.platform == "win32":
+        return ["/openmp"], []
+    else:
+        cflags, lflags = ["-fopenmp"], ["-fopenmp"]
+    cc = os.environ.get("CC", "cc")
+    code = textwrap.dedent("""
+        #include <omp.h>
+        int main(void) { int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        return n > 0 ? 0 : 1; }
+    """)
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "t.c")
+        with open(src, "w") as f:
+            f.write(code)
+        r = subprocess.run([cc, *cflags, src, "-o", os.path.join(tmp, "t"), *lflags],
+                           capture_output=True)
+        ok = r.returncode == 0
+    except OSError:
+        ok = False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not ok:
+        print("\n" + "*" * 72 + "\nWARNING: the C compiler does not support OpenMP; "
+              "fastconv will run single-threaded.\n" + "*" * 72 + "\n", file=sys.stderr)
+        return [], []
+    return cflags, lflags
+
+
+def extensions():
+    omp_c, omp_l = _openmp_flags()
+    base_c = ["-O3", "-std=c11", "-fno-math-errno", "-Wno-unused-function",
+              "-Wno-unreachable-code", "-Wno-maybe-uninitialized"]
+    if os.environ.get("FASTCONV_SANITIZE"):
+        base_c += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1"]
+        omp_l = omp_l + ["-fsanitize=address,undefined"]
+    gemm_sources = [os.path.join(SRC, f) for f in
+                    ("gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c", "cpu.c")]
+    families = {
+        "_openmp_helpers": [],
+        "_gemm": gemm_sources,
+        "_conv": [],
+        "_pool": [],
+        "_norm": [],
+        "_elementwise": [],
+        "_upsample": [],
+        "_linear": [],
+        "_loss": [],
+        "_optim": [],
+    }
+    exts = []
+    for name, extra in families.items():
+        exts.append(Extension(
+            f"fastconv._kernels.{name}",
+            sources=[os.path.join(KDIR, name + ".pyx"), *extra],
+            include_dirs=[SRC],
+            extra_compile_args=base_c + omp_c,
+            extra_link_args=omp_l,
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        ))
+    from Cython.Build import cythonize
+    debug = bool(os.environ.get("FASTCONV_DEBUG_CYTHON"))
+    return cythonize(
+        exts,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": debug, "wraparound": debug, "initializedcheck": debug,
+            "nonecheck": False, "cdivision": True, "cpow": True,
+        },
+    )
+
+
+setup(ext_modules=extensions())

@@ -1,0 +1,16 @@
+"""Layers with a torch.nn-like API: ``y = m(x)``, ``gx = m.backward(gy)``."""
+from .activation import Dropout, Flatten, Identity, ReLU
+from .container import Residual, Sequential
+from .conv import Conv2d, ConvTranspose2d
+from .linear import Linear
+from .loss import CrossEntropyLoss
+from .module import Module, Parameter
+from .normalization import BatchNorm2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .upsampling import Upsample
+
+__all__ = [
+    "Module", "Parameter", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d",
+    "AdaptiveAvgPool2d", "BatchNorm2d", "ReLU", "Linear", "Flatten", "Dropout", "Identity",
+    "Upsample", "Sequential", "Residual", "CrossEntropyLoss",
+]

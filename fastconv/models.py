@@ -1,0 +1,77 @@
+"""The article's building blocks and the camera classifier.
+
+Submodule names match the article's PyTorch code, so state_dict keys are identical
+to the equivalent torch model's."""
+from .nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module,
+                 ReLU, Sequential, Upsample)
+
+
+class ConvBlock(Module):
+    """Conv2d(bias=False) -> BatchNorm2d -> ReLU: (N, in_ch, H, W) -> (N, out_ch, H', W')."""
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, padding=1):
+        super().__init__()
+        self.conv = Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding, bias=False)
+        self.bn = BatchNorm2d(out_ch)
+        self.relu = ReLU(inplace=True)
+
+    def forward(self, x):
+        return self._remember(self.relu(self.bn(self.conv(x))), True)
+
+    def _backward(self, ctx, g):
+        return self.conv.backward(self.bn.backward(self.relu.backward(g)))
+
+
+class DepthwiseSeparableConv(Module):
+    """Depthwise k x k conv (groups=in_ch) then 1x1 pointwise conv, both bias-free:
+    in_ch*k*k + in_ch*out_ch weights instead of in_ch*out_ch*k*k."""
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, padding=1):
+        super().__init__()
+        self.depthwise = Conv2d(in_ch, in_ch, kernel_size, stride=stride, padding=padding,
+                                groups=in_ch, bias=False)
+        self.pointwise = Conv2d(in_ch, out_ch, 1, bias=False)
+
+    def forward(self, x):
+        return self._remember(self.pointwise(self.depthwise(x)), True)
+
+    def _backward(self, ctx, g):
+        return self.depthwise.backward(self.pointwise.backward(g))
+
+
+def Bottleneck(channels=256, mid=64):
+    """ResNet bottleneck body: 1x1 reduce, BN, ReLU, 3x3, BN, ReLU, 1x1 expand, BN
+    (Sequential indices 0..7), convolutions bias-free; 70,400 parameters at 256/64.
+    Wrap in ``nn.Residual`` for the skip connection."""
+    return Sequential(
+        Conv2d(channels, mid, 1, bias=False), BatchNorm2d(mid), ReLU(inplace=True),
+        Conv2d(mid, mid, 3, padding=1, bias=False), BatchNorm2d(mid), ReLU(inplace=True),
+        Conv2d(mid, channels, 1, bias=False), BatchNorm2d(channels),
+    )
+
+
+class SmoothUpsample(Module):
+    """Bilinear x2 upsampling then a 3x3 convolution: the checkerboard-free
+    alternative to ConvTranspose2d(k=3, s=2).  (N, in_ch, H, W) -> (N, out_ch, 2H, 2W)."""
+
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        self.up = Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.conv = Conv2d(in_ch, out_ch, 3, padding=1)
+
+    def forward(self, x):
+        return self._remember(self.conv(self.up(x)), True)
+
+    def _backward(self, ctx, g):
+        return self.up.backward(self.conv.backward(g))
+
+
+def camera_classifier(num_classes=2):
+    """The article's person detector for a security camera (1,146,818 parameters at
+    num_classes=2).  Input (N, 3, H, W), any H, W >= 16; output logits (N, num_classes)."""
+    return Sequential(
+        ConvBlock(3, 64), ConvBlock(64, 64), MaxPool2d(2, 2),
+        ConvBlock(64, 128), ConvBlock(128, 128), MaxPool2d(2, 2),
+        ConvBlock(128, 256, stride=2), ConvBlock(256, 256),
+        AdaptiveAvgPool2d(1), Flatten(), Linear(256, num_classes),
+    )

@@ -1,0 +1,107 @@
+"""ReLU, Dropout, Identity, Flatten."""
+import numpy as np
+
+from .. import _shape
+from .. import functional as F
+from .._random import generator
+from .module import Module
+
+
+def _any_input(layer, x):
+    """Validate an activation of any rank (float32/float64), C-contiguous."""
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    return _shape.as_input(layer, x, x.ndim, "(N, ...)")
+
+
+class ReLU(Module):
+    """max(x, 0) element-wise, any shape; NaN propagates as in torch.
+
+    inplace=True overwrites the input array (which must be writeable)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, x):
+        name = type(self).__name__
+        if self.inplace and isinstance(x, np.ndarray):
+            if not x.flags.writeable:
+                raise ValueError(f"{name}(inplace=True): the input array is read-only")
+            orig = x
+            x = _any_input(name, x)
+            y = F.relu(x, inplace=True)
+            if y is not orig:           # non-contiguous input: write the result back
+                orig[...] = y
+                y = orig
+        else:
+            y = F.relu(_any_input(name, x))
+        return self._remember(y, y)
+
+    def _backward(self, y, gy):
+        return F.relu_backward(np.ascontiguousarray(y), gy)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Dropout(Module):
+    """Zero each element with probability p during training, scaling the rest by
+    1/(1 - p); the identity in eval.  Masks come from fastconv.manual_seed's
+    generator and do not depend on the thread count."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout: dropout probability has to be between 0 and 1, but got {p}")
+        self.p = float(p)
+
+    def forward(self, x):
+        x = _any_input(type(self).__name__, x)
+        if not self.training or self.p == 0:
+            return self._remember(x, None)
+        y, mask = F.dropout(x, self.p, generator().integers(0, 2 ** 63))
+        return self._remember(y, mask)
+
+    def _backward(self, mask, gy):
+        return gy if mask is None else F.dropout_backward(mask, self.p, gy)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace=False"
+
+
+class Identity(Module):
+    """Returns its input unchanged (any shape)."""
+
+    def forward(self, x):
+        x = _any_input(type(self).__name__, x)
+        return self._remember(x, True)
+
+    def _backward(self, ctx, gy):
+        return gy
+
+
+class Flatten(Module):
+    """Flatten dims start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def forward(self, x):
+        name = type(self).__name__
+        x = _any_input(name, x)
+        nd = x.ndim
+        s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        e = self.end_dim + nd if self.end_dim < 0 else self.end_dim
+        if not (0 <= s < max(nd, 1) and 0 <= e < max(nd, 1)) or s > e:
+            raise ValueError(f"{name}: start_dim={self.start_dim}, end_dim={self.end_dim} out of "
+                             f"range for a {nd}-D input of shape {x.shape}")
+        shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+        return self._remember(x.reshape(shape), x.shape)
+
+    def _backward(self, xshape, gy):
+        return gy.reshape(xshape)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -1,0 +1,80 @@
+"""Sequential and Residual."""
+import numpy as np
+
+from .. import functional as F
+from .module import Module
+
+
+class Sequential(Module):
+    """Modules run in order; indexable; state_dict keys '0.weight', ... as torch.
+    backward runs the children's backwards in reverse."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is not a Module: {type(m).__name__}")
+            self.add_module(str(i), m)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        mods = list(self._modules.values())
+        if isinstance(idx, slice):
+            return Sequential(*mods[idx])
+        try:
+            return mods[idx]
+        except (IndexError, TypeError):
+            raise IndexError(f"Sequential: index {idx} out of range for {len(mods)} modules") \
+                from None
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.append: expected a Module, got {type(module).__name__}")
+        self.add_module(str(len(self)), module)
+        return self
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return self._remember(np.asarray(x), True)
+
+    def _backward(self, ctx, g):
+        for m in reversed(self._modules.values()):
+            g = m.backward(g)
+        return g
+
+
+class Residual(Module):
+    """y = body(x) + shortcut(x); the shortcut is the identity when None.
+    state_dict keys 'body.*' and 'shortcut.*'."""
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        if not isinstance(body, Module) or (shortcut is not None and not isinstance(shortcut, Module)):
+            raise TypeError("Residual: body and shortcut must be Modules")
+        self.body = body
+        if shortcut is None:
+            self.add_module("shortcut", None)
+        else:
+            self.shortcut = shortcut
+
+    def forward(self, x):
+        b = self.body(x)
+        s = self.shortcut(x) if self.shortcut is not None else np.asarray(x)
+        if b.shape != s.shape:
+            raise ValueError(f"Residual: body output shape {b.shape} does not match shortcut "
+                             f"output shape {s.shape}")
+        dt = np.result_type(b.dtype, s.dtype)
+        y = F.add(np.ascontiguousarray(b, dt), np.ascontiguousarray(s, dt))
+        return self._remember(y, True)
+
+    def _backward(self, ctx, g):
+        gb = self.body.backward(g)
+        gs = self.shortcut.backward(g) if self.shortcut is not None else g
+        dt = np.result_type(gb.dtype, gs.dtype)
+        return F.add(np.ascontiguousarray(gb, dt), np.ascontiguousarray(gs, dt))

@@ -1,0 +1,287 @@
+"""Parameter and Module: the torch.nn-like base of every layer.
+
+A layer's ``forward`` computes its output and, unless under ``fastconv.no_grad()``,
+keeps the context its ``backward`` needs (the last forward only).  ``backward(gy)``
+returns the gradient w.r.t. that forward's input and ADDS parameter gradients to
+``p.grad``.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import _shape
+from .._grad import is_grad_enabled
+
+_NOT_RUN = object()     # backward before any forward
+_NO_GRAD = object()     # last forward ran under no_grad
+
+
+class Parameter:
+    """A trainable array: ``.data`` (ndarray) and ``.grad`` (ndarray or None).
+
+    ``requires_grad=False`` freezes it: backward then leaves ``.grad`` alone."""
+
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data, requires_grad=True):
+        self.data = np.ascontiguousarray(data)
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def zero_grad(self, set_to_none=True):
+        if set_to_none:
+            self.grad = None
+        elif self.grad is not None:
+            self.grad[...] = 0
+
+    def accumulate(self, g):
+        """p.grad += g (g cast to p's dtype), allocating grad on first use."""
+        if not self.requires_grad or g is None:
+            return
+        if self.grad is None:
+            self.grad = np.array(g, dtype=self.data.dtype, copy=True).reshape(self.data.shape)
+        else:
+            self.grad += g.reshape(self.data.shape)
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class: registers parameters, buffers and sub-modules by attribute."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_ctx", _NOT_RUN)
+        object.__setattr__(self, "_out_shape", None)
+        object.__setattr__(self, "_out_dtype", None)
+
+    # ------------------------------------------------------------ registration
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("Module.__init__() must be called before assigning attributes")
+        if isinstance(value, (Parameter, Module)):
+            for store in (self._parameters, self._buffers, self._modules, self.__dict__):
+                store.pop(name, None)
+            (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
+        elif name in self._parameters or name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} to '{name}' of "
+                                f"{type(self).__name__}: expected a Parameter/Module or None")
+            (self._parameters if name in self._parameters else self._modules)[name] = None
+        elif name in self._buffers:
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            s = d.get(store)
+            if s is not None and name in s:
+                return s[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for store in (self._parameters, self._buffers, self._modules):
+            if name in store:
+                del store[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        """Register a Parameter (or None, e.g. a missing bias) under ``name``."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: expected a Parameter or None, got {type(param)}")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    def register_buffer(self, name, array):
+        """Register a non-trainable array (or None) saved in state_dict (running stats)."""
+        self.__dict__.pop(name, None)
+        self._buffers[name] = array
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: expected a Module, got {type(module)}")
+        self._modules[name] = module
+
+    # ------------------------------------------------------------ traversal
+    def children(self):
+        return (m for m in self._modules.values() if m is not None)
+
+    def named_children(self):
+        return ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, m in self.named_children():
+            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_parameters(self, prefix=""):
+        seen = set()
+        for mname, m in self.named_modules(prefix):
+            for pname, p in m._parameters.items():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters(self):
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self, prefix=""):
+        for mname, m in self.named_modules(prefix):
+            for bname, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mname}.{bname}" if mname else bname), b
+
+    def buffers(self):
+        return (b for _, b in self.named_buffers())
+
+    # ------------------------------------------------------------ modes
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            p.zero_grad(set_to_none)
+
+    def to(self, dtype):
+        """Cast floating parameters and buffers to dtype (np.float32 or np.float64)."""
+        dtype = np.dtype(dtype)
+        if dtype not in _shape.FLOAT_DTYPES:
+            raise TypeError(f"{type(self).__name__}.to: expected float32 or float64, got {dtype}")
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is not None:
+                    p.data = p.data.astype(dtype)
+                    p.grad = None if p.grad is None else p.grad.astype(dtype)
+            for k, b in m._buffers.items():
+                if b is not None and b.dtype.kind == "f":
+                    m._buffers[k] = b.astype(dtype)
+        return self
+
+    def double(self):
+        return self.to(np.float64)
+
+    def float(self):
+        return self.to(np.float32)
+
+    # ------------------------------------------------------------ state
+    def state_dict(self):
+        """name -> ndarray copy, with torch's key names (buffers included)."""
+        out = OrderedDict()
+        for mname, m in self.named_modules():
+            pre = f"{mname}." if mname else ""
+            for k, p in m._parameters.items():
+                if p is not None:
+                    out[pre + k] = p.data.copy()
+            for k, b in m._buffers.items():
+                if b is not None:
+                    out[pre + k] = np.array(b, copy=True)
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays (or anything np.asarray takes, e.g. torch tensors) into this module.
+
+        Shape mismatch -> ValueError naming the key; with strict, missing or unexpected
+        keys -> KeyError listing them.  Returns (missing_keys, unexpected_keys)."""
+        targets = {}
+        for mname, m in self.named_modules():
+            pre = f"{mname}." if mname else ""
+            for k, p in m._parameters.items():
+                if p is not None:
+                    targets[pre + k] = (m, k, True)
+            for k, b in m._buffers.items():
+                if b is not None:
+                    targets[pre + k] = (m, k, False)
+        missing = [k for k in targets if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in targets]
+        if strict and (missing or unexpected):
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        staged = []
+        for key, (m, k, is_param) in targets.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            if hasattr(value, "detach"):            # torch tensor: no autograd, on CPU
+                value = value.detach().cpu().numpy()
+            arr = np.asarray(value)
+            cur = m._parameters[k].data if is_param else m._buffers[k]
+            if arr.shape != cur.shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: shape mismatch for "
+                                 f"'{key}': expected {cur.shape}, got {arr.shape}")
+            staged.append((m, k, is_param, np.array(arr, dtype=cur.dtype, copy=True)))
+        for m, k, is_param, arr in staged:       # all checked first: nothing half-loaded
+            if is_param:
+                m._parameters[k].data = arr
+            else:
+                m._buffers[k] = arr
+        return missing, unexpected
+
+    # ------------------------------------------------------------ forward/backward
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    def _remember(self, y, ctx):
+        """Keep ctx for backward (unless no_grad) and the output's shape; return y."""
+        object.__setattr__(self, "_ctx", ctx if is_grad_enabled() else _NO_GRAD)
+        object.__setattr__(self, "_out_shape", y.shape)
+        object.__setattr__(self, "_out_dtype", y.dtype)
+        return y
+
+    def _take_ctx(self, grad_output):
+        """Check that a backward may run; return (ctx, validated grad_output)."""
+        name = type(self).__name__
+        ctx = self._ctx
+        if ctx is _NOT_RUN:
+            raise RuntimeError(f"{name}.backward called before any forward")
+        if ctx is _NO_GRAD:
+            raise RuntimeError(f"{name}.backward: the last forward ran under fastconv.no_grad(), "
+                               f"which keeps no activations; run the forward again with "
+                               f"gradients enabled")
+        return ctx, _shape.as_grad(name, grad_output, self._out_shape, self._out_dtype)
+
+    def backward(self, grad_output):
+        """Gradient w.r.t. the input of the last forward; parameter grads are added."""
+        ctx, g = self._take_ctx(grad_output)
+        return self._backward(ctx, g)
+
+    def _backward(self, ctx, grad_output):
+        raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
+
+    # ------------------------------------------------------------ repr
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        extra = self.extra_repr()
+        if not self._modules:
+            return f"{type(self).__name__}({extra})"
+        lines = [extra] if extra else []
+        for n, m in self._modules.items():
+            lines.append(f"({n}): " + repr(m).replace("\n", "\n  "))
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"

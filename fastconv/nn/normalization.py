@@ -1,0 +1,88 @@
+"""BatchNorm2d."""
+import numpy as np
+
+from .. import _shape
+from .. import functional as F
+from .module import Module, Parameter
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over (N, H, W) per channel, torch.nn.BatchNorm2d's rules.
+
+    Training: normalise with the batch mean and biased variance; update
+    running_mean/running_var with ``momentum`` (None: cumulative average) using the
+    unbiased variance.  Eval: normalise with the running statistics (or with batch
+    statistics when track_running_stats=False).  (N, C, H, W) -> same shape.
+    weight (gamma) ones, bias (beta) zeros; buffers running_mean, running_var,
+    num_batches_tracked."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True):
+        super().__init__()
+        name = type(self).__name__
+        self.num_features = _shape.positive_int(num_features, "num_features", name)
+        if not eps > 0:
+            raise ValueError(f"{name}: eps must be > 0, got {eps}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
+        self.eps, self.momentum = float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        c = self.num_features
+        if self.affine:
+            self.weight = Parameter(np.ones(c, np.float32))
+            self.bias = Parameter(np.zeros(c, np.float32))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(c, np.float32))
+            self.register_buffer("running_var", np.ones(c, np.float32))
+            self.register_buffer("num_batches_tracked", np.array(0, np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked = np.array(0, np.int64)
+
+    def _input(self, x):
+        name = type(self).__name__
+        x = _shape.as_input(name, x, 4)
+        _shape.check_channels(name, x, self.num_features)
+        return x
+
+    def forward(self, x):
+        """x (N, C, H, W) -> (N, C, H, W)."""
+        x = self._input(x)
+        batch_stats = self.training or not self.track_running_stats
+        n = x.shape[0] * x.shape[2] * x.shape[3]
+        if self.training and n <= 1:
+            raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
+                             f"training, got input shape {x.shape}")
+        w = self.weight.data if self.affine else None
+        b = self.bias.data if self.affine else None
+        y, ctx, mean, var = F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
+                                         batch_stats)
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked = np.array(self.num_batches_tracked + 1, np.int64)
+            f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
+            unbiased = var * n / (n - 1)
+            dt = self.running_mean.dtype
+            self.running_mean[...] = ((1 - f) * self.running_mean + f * mean).astype(dt)
+            self.running_var[...] = ((1 - f) * self.running_var + f * unbiased).astype(dt)
+        return self._remember(y, ctx)
+
+    def _backward(self, ctx, gy):
+        gx, gw, gb = F.batch_norm_backward(ctx, gy)
+        if self.affine:
+            self.weight.accumulate(gw)
+            self.bias.accumulate(gb)
+        return gx
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")

@@ -1,0 +1,67 @@
+"""Upsample (nearest, bilinear)."""
+import math
+import numbers
+
+from .. import _shape
+from .. import functional as F
+from .module import Module
+
+
+class Upsample(Module):
+    """Resize (N, C, H, W) -> (N, C, H_out, W_out), torch.nn.Upsample's rules.
+
+    Give ``size`` (int or pair) or ``scale_factor`` (number or pair; H_out =
+    floor(H * scale)).  mode 'nearest' or 'bilinear'; align_corners (bilinear only,
+    default False) maps corner pixel centres onto each other."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+        super().__init__()
+        name = type(self).__name__
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"{name}: mode must be 'nearest' or 'bilinear', got {mode!r}")
+        if (size is None) == (scale_factor is None):
+            raise ValueError(f"{name}: give exactly one of size or scale_factor "
+                             f"(got size={size!r}, scale_factor={scale_factor!r})")
+        if align_corners is not None and mode == "nearest":
+            raise ValueError(f"{name}: align_corners option can only be set with the "
+                             f"interpolating modes: bilinear")
+        self.mode = mode
+        self.align_corners = align_corners
+        self.size = size
+        self._size = None if size is None else _shape.pair(size, "size", name, 1)
+        if scale_factor is not None:
+            sf = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
+            if len(sf) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                       and v > 0 for v in sf):
+                raise ValueError(f"{name}: scale_factor must be a positive number or a pair of "
+                                 f"them, got {scale_factor!r}")
+            self.scale_factor = (float(scale_factor) if not isinstance(scale_factor, (tuple, list))
+                                 else tuple(float(v) for v in scale_factor))
+            self._scale = (float(sf[0]), float(sf[1]))
+        else:
+            self.scale_factor = None
+            self._scale = None
+
+    def forward(self, x):
+        name = type(self).__name__
+        x = _shape.as_input(name, x, 4)
+        H, W = x.shape[2:]
+        if self._size is not None:
+            size = self._size
+        else:
+            size = (math.floor(H * self._scale[0]), math.floor(W * self._scale[1]))
+            if min(size) < 1:
+                raise ValueError(f"{name}: output size {size} from input {H}x{W} and "
+                                 f"scale_factor={self.scale_factor} is empty")
+        if min(H, W) < 1:
+            raise ValueError(f"{name}: expected a non-empty plane, got input shape {x.shape}")
+        y, ctx = F.upsample(x, size, self._scale, self.mode, bool(self.align_corners))
+        return self._remember(y, ctx)
+
+    def _backward(self, ctx, gy):
+        return F.upsample_backward(ctx, gy)
+
+    def extra_repr(self):
+        info = (f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None
+                else f"size={self.size!r}")
+        return info + f", mode={self.mode!r}"

@@ -105,7 +105,7 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
     _conv.gemm_fold(x, w2, y, groups, *geom, nt)
     if b is not None:
         y3 = y.reshape(N, C_out, -1)
-        _norm.channel_affine(y3, y3, np.ones(C_out, dt), b, False, nt)
+        _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
     return y, (x, w2, w.shape, groups, geom)
 
 
@@ -213,10 +213,9 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     invstd = 1.0 / np.sqrt(var + eps)
     gamma = np.ones(C) if weight is None else weight.astype(np.float64)
     beta = np.zeros(C) if bias is None else bias.astype(np.float64)
-    scale = gamma * invstd
-    shift = beta - mean * scale
     y = np.empty_like(x)
-    _norm.channel_affine(x3, y.reshape(N, C, -1), scale.astype(dt), shift.astype(dt), relu, nt)
+    _norm.channel_affine(x3, y.reshape(N, C, -1), mean.astype(dt), (gamma * invstd).astype(dt),
+                         beta.astype(dt), relu, nt)
     ctx = (x, mean, invstd, gamma, training, y if relu else None)
     return y, ctx, (mean if training else None), (var if training else None)
 

@@ -59,11 +59,14 @@ def channel_sum(const floating[:, :, ::1] x, floating[::1] out, int n_threads):
             out[c] = <floating>s
 
 
-def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const floating[::1] scale,
-                   const floating[::1] shift, bint relu, int n_threads):
-    """y[n, c, q] = x[n, c, q] * scale[c] + shift[c] (then max(., 0) if relu).  y may be x."""
+def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const floating[::1] center,
+                   const floating[::1] scale, const floating[::1] shift, bint relu, int n_threads):
+    """y[n, c, q] = (x[n, c, q] - center[c]) * scale[c] + shift[c] (then max(., 0) if relu).
+
+    Centring first keeps BatchNorm exact for constant channels (no cancellation of
+    x*scale against mean*scale).  y may be x."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], p, q, c
-    cdef floating a, b, v
+    cdef floating a, b, m, v
     cdef const floating *src
     cdef floating *dst
     if N * C * HW == 0:
@@ -71,17 +74,18 @@ def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const flo
     with nogil:
         for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
             c = p % C
+            m = center[c]
             a = scale[c]
             b = shift[c]
             src = &x[0, 0, 0] + p * HW
             dst = &y[0, 0, 0] + p * HW
             if relu:
                 for q in range(HW):
-                    v = src[q] * a + b
+                    v = (src[q] - m) * a + b
                     dst[q] = 0 if v <= 0 else v
             else:
                 for q in range(HW):
-                    dst[q] = src[q] * a + b
+                    dst[q] = (src[q] - m) * a + b
 
 
 def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,

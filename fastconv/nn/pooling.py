@@ -5,18 +5,14 @@ from .._grad import is_grad_enabled
 from .module import Module
 
 
-def _pool_args(layer, kernel_size, stride, padding, dilation, effective):
+def _pool_args(layer, kernel_size, stride, padding, dilation):
     k = _shape.pair(kernel_size, "kernel_size", layer, 1)
-    s = k if stride is None or stride == [] else _shape.pair(stride, "stride", layer, 1)
+    s = k if stride is None else _shape.pair(stride, "stride", layer, 1)
     p = _shape.pair(padding, "padding", layer, 0)
     d = _shape.pair(dilation, "dilation", layer, 1)
-    for pi, ki, di in zip(p, k, d):
-        limit = ((ki - 1) * di + 1) // 2 if effective else ki // 2
-        if pi > limit:
-            what = "effective kernel size" if effective else "kernel size"
-            raise ValueError(f"{layer}: pad should be at most half of {what}, but got "
-                             f"padding={padding}, kernel_size={kernel_size}"
-                             + (f" and dilation={dilation}" if effective else ""))
+    if any(pi > ki // 2 for pi, ki in zip(p, k)):
+        raise ValueError(f"{layer}: pad should be smaller than or equal to half of kernel size, "
+                         f"but got padding={padding}, kernel_size={kernel_size}")
     return k, s, p, d
 
 
@@ -32,7 +28,7 @@ class MaxPool2d(Module):
         self.kernel_size, self.stride, self.padding, self.dilation = \
             kernel_size, (kernel_size if stride is None else stride), padding, dilation
         self.ceil_mode = bool(ceil_mode)
-        self._args = _pool_args(type(self).__name__, kernel_size, stride, padding, dilation, True)
+        self._args = _pool_args(type(self).__name__, kernel_size, stride, padding, dilation)
 
     def forward(self, x):
         name = type(self).__name__
@@ -66,7 +62,7 @@ class AvgPool2d(Module):
         if divisor_override is not None:
             divisor_override = _shape.positive_int(divisor_override, "divisor_override", name)
         self.divisor_override = divisor_override
-        k, s, p, _ = _pool_args(name, kernel_size, stride, padding, 1, False)
+        k, s, p, _ = _pool_args(name, kernel_size, stride, padding, 1)
         self._args = (k, s, p)
 
     def forward(self, x):

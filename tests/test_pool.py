@@ -1,0 +1,84 @@
+"""Pooling parity with torch and finite differences."""
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import _shape
+from helpers import assert_close, check_vs_torch, directional_check, torch_or_skip
+
+
+def random_pool(rng, with_dilation):
+    k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    s = (int(rng.integers(1, 4)), int(rng.integers(1, 4))) if rng.random() < 0.8 else None
+    d = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) if with_dilation else (1, 1)
+    lim = [ki // 2 for ki in k]
+    p = tuple(int(rng.integers(0, li + 1)) for li in lim)
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(4, 14)),
+             int(rng.integers(4, 14)))
+    return k, s, p, d, bool(rng.random() < 0.5), shape
+
+
+def _ok(k, s, p, d, ceil, shape):
+    s = s or k
+    return all(_shape.pool_output_size(shape[2 + i], k[i], s[i], p[i], d[i], ceil) >= 1
+               for i in range(2))
+
+
+MAXCFG, AVGCFG = [], []
+_r = np.random.default_rng(7)
+while len(MAXCFG) < 40:
+    c = random_pool(_r, True)
+    if _ok(*c):
+        MAXCFG.append(c)
+while len(AVGCFG) < 40:
+    c = random_pool(_r, False)
+    if _ok(*c):
+        AVGCFG.append(c + (bool(_r.random() < 0.5), [None, None, 3][int(_r.integers(0, 3))]))
+
+
+@pytest.mark.parametrize("cfg", MAXCFG, ids=[f"m{i}" for i in range(len(MAXCFG))])
+def test_maxpool_matches_torch(cfg, rng):
+    torch = torch_or_skip()
+    k, s, p, d, ceil, shape = cfg
+    m = fc.nn.MaxPool2d(k, s, p, d, ceil)
+    t = torch.nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)
+    check_vs_torch(m, t, rng.standard_normal(shape).astype(np.float32), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cfg", AVGCFG, ids=[f"a{i}" for i in range(len(AVGCFG))])
+def test_avgpool_matches_torch(cfg, rng):
+    torch = torch_or_skip()
+    k, s, p, _, ceil, shape, cip, div = cfg
+    m = fc.nn.AvgPool2d(k, s, p, ceil, cip, div)
+    t = torch.nn.AvgPool2d(k, s, p, ceil, cip, div)
+    check_vs_torch(m, t, rng.standard_normal(shape).astype(np.float32), rtol=1e-5)
+
+
+@pytest.mark.parametrize("out", [1, 2, 3, (5, 2), (7, 7), (4, None)])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 9, 5), (1, 1, 1, 1)])
+def test_adaptive_avgpool_matches_torch(out, shape, rng):
+    torch = torch_or_skip()
+    check_vs_torch(fc.nn.AdaptiveAvgPool2d(out), torch.nn.AdaptiveAvgPool2d(out),
+                   rng.standard_normal(shape).astype(np.float32), rtol=1e-5)
+
+
+def test_maxpool_nan_propagates_like_torch():
+    torch = torch_or_skip()
+    x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
+    x[0, 0, 1, 1] = np.nan
+    x[0, 1, 3, 3] = -np.inf
+    check_vs_torch(fc.nn.MaxPool2d(2), torch.nn.MaxPool2d(2), x, rtol=0)
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_pool_finite_differences(i, rng):
+    k, s, p, d, ceil, shape = MAXCFG[i]
+    directional_check(fc.nn.MaxPool2d(k, s, p, d, ceil), rng.standard_normal(shape))
+    k, s, p, _, ceil, shape, cip, div = AVGCFG[i]
+    directional_check(fc.nn.AvgPool2d(k, s, p, ceil, cip, div), rng.standard_normal(shape))
+    directional_check(fc.nn.AdaptiveAvgPool2d(3), rng.standard_normal(shape))
+
+
+def test_global_average_pool_is_mean(rng):
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    assert_close(fc.nn.AdaptiveAvgPool2d(1)(x)[:, :, 0, 0], x.mean(axis=(2, 3)), 1e-6)

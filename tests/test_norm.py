@@ -61,3 +61,10 @@ def test_batchnorm_finite_differences(train, rng):
 def test_batchnorm_single_value_per_channel_raises():
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         fc.nn.BatchNorm2d(2)(np.ones((1, 2, 1, 1), np.float32))
+
+
+def test_batchnorm_weight_without_bias_matches_torch(rng):
+    torch = torch_or_skip()
+    m, t = fc.nn.BatchNorm2d(3, bias=False), torch.nn.BatchNorm2d(3, bias=False)
+    assert list(m.state_dict()) == list(t.state_dict())
+    check_vs_torch(m, t, rng.standard_normal((2, 3, 4, 4)).astype(np.float32))

@@ -96,23 +96,31 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, 
                 d[ix[q]] += g[q]
 
 
-cdef inline double avg_window(Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t H, Py_ssize_t W,
-                                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                                Py_ssize_t ph, Py_ssize_t pw, bint include_pad, Py_ssize_t divisor,
-                                Py_ssize_t *h0, Py_ssize_t *h1, Py_ssize_t *w0, Py_ssize_t *w1) noexcept nogil:
-    """Clip the window of output (oh, ow) and return 1/divisor (0 for an empty window)."""
+cdef struct Window:
+    Py_ssize_t h0, h1, w0, w1
+    double inv          # 1 / divisor, 0 for an empty window
+
+
+cdef inline Window avg_window(Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t H, Py_ssize_t W,
+                              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                              Py_ssize_t ph, Py_ssize_t pw, bint include_pad,
+                              Py_ssize_t divisor) noexcept nogil:
+    """The clipped window of output (oh, ow) and its divisor (returned by value, so each
+    prange iteration owns its copy)."""
+    cdef Window r
     cdef Py_ssize_t a0 = oh * sh - ph, b0 = ow * sw - pw
     cdef Py_ssize_t a1 = min(a0 + KH, H + ph), b1 = min(b0 + KW, W + pw)
     cdef Py_ssize_t pool = (a1 - a0) * (b1 - b0)
-    a0 = max(a0, 0); b0 = max(b0, 0); a1 = min(a1, H); b1 = min(b1, W)
-    h0[0] = a0; h1[0] = a1; w0[0] = b0; w1[0] = b1
-    if a0 >= a1 or b0 >= b1:
-        return 0
-    if divisor > 0:
-        return 1.0 / divisor
-    if include_pad:
-        return 1.0 / pool
-    return 1.0 / ((a1 - a0) * (b1 - b0))
+    r.h0 = max(a0, 0); r.w0 = max(b0, 0); r.h1 = min(a1, H); r.w1 = min(b1, W)
+    if r.h0 >= r.h1 or r.w0 >= r.w1:
+        r.inv = 0
+    elif divisor > 0:
+        r.inv = 1.0 / divisor
+    elif include_pad:
+        r.inv = 1.0 / pool
+    else:
+        r.inv = 1.0 / ((r.h1 - r.h0) * (r.w1 - r.w0))
+    return r
 
 
 def avg_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
@@ -124,8 +132,9 @@ def avg_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     x (N, C, H, W) IN; y (N, C, OH, OW) OUT."""
     cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t p, oh, ow, ih, iw, h0 = 0, h1 = 0, w0 = 0, w1 = 0
-    cdef floating s, inv
+    cdef Py_ssize_t p, oh, ow, ih, iw
+    cdef Window win
+    cdef floating s
     cdef const floating *src
     cdef floating *dst
     if P * OH * OW == 0:
@@ -136,13 +145,13 @@ def avg_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
             dst = &y[0, 0, 0, 0] + p * OH * OW
             for oh in range(OH):
                 for ow in range(OW):
-                    inv = <floating>avg_window(oh, ow, H, W, KH, KW, sh, sw, ph, pw, count_include_pad,
-                                               divisor_override, &h0, &h1, &w0, &w1)
+                    win = avg_window(oh, ow, H, W, KH, KW, sh, sw, ph, pw, count_include_pad,
+                                     divisor_override)
                     s = 0
-                    for ih in range(h0, h1):
-                        for iw in range(w0, w1):
+                    for ih in range(win.h0, win.h1):
+                        for iw in range(win.w0, win.w1):
                             s = s + src[ih * W + iw]
-                    dst[oh * OW + ow] = s * inv
+                    dst[oh * OW + ow] = s * <floating>win.inv
 
 
 def avg_pool2d_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
@@ -152,7 +161,8 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] 
     """Adjoint of avg_pool2d.  dy (N, C, OH, OW) IN; dx (N, C, H, W) OUT (zeroed here)."""
     cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t OH = dy.shape[2], OW = dy.shape[3]
-    cdef Py_ssize_t p, oh, ow, ih, iw, h0 = 0, h1 = 0, w0 = 0, w1 = 0
+    cdef Py_ssize_t p, oh, ow, ih, iw
+    cdef Window win
     cdef floating g
     cdef const floating *src
     cdef floating *dst
@@ -167,11 +177,11 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] 
             src = &dy[0, 0, 0, 0] + p * OH * OW
             for oh in range(OH):
                 for ow in range(OW):
-                    g = src[oh * OW + ow] * <floating>avg_window(
-                        oh, ow, H, W, KH, KW, sh, sw, ph, pw, count_include_pad,
-                        divisor_override, &h0, &h1, &w0, &w1)
-                    for ih in range(h0, h1):
-                        for iw in range(w0, w1):
+                    win = avg_window(oh, ow, H, W, KH, KW, sh, sw, ph, pw, count_include_pad,
+                                     divisor_override)
+                    g = src[oh * OW + ow] * <floating>win.inv
+                    for ih in range(win.h0, win.h1):
+                        for iw in range(win.w0, win.w1):
                             dst[ih * W + iw] += g
 
 

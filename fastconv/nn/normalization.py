@@ -13,11 +13,11 @@ class BatchNorm2d(Module):
     running_mean/running_var with ``momentum`` (None: cumulative average) using the
     unbiased variance.  Eval: normalise with the running statistics (or with batch
     statistics when track_running_stats=False).  (N, C, H, W) -> same shape.
-    weight (gamma) ones, bias (beta) zeros; buffers running_mean, running_var,
-    num_batches_tracked."""
+    weight (gamma) ones, bias (beta) zeros (keyword-only ``bias=False`` drops beta, as
+    in torch 2.13); buffers running_mean, running_var, num_batches_tracked."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True):
+                 track_running_stats=True, *, bias=True):
         super().__init__()
         name = type(self).__name__
         self.num_features = _shape.positive_int(num_features, "num_features", name)
@@ -28,12 +28,9 @@ class BatchNorm2d(Module):
         self.eps, self.momentum = float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         c = self.num_features
-        if self.affine:
-            self.weight = Parameter(np.ones(c, np.float32))
-            self.bias = Parameter(np.zeros(c, np.float32))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        self.register_parameter("weight", Parameter(np.ones(c, np.float32)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(c, np.float32))
+                                if affine and bias else None)
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(c, np.float32))
             self.register_buffer("running_var", np.ones(c, np.float32))
@@ -63,8 +60,8 @@ class BatchNorm2d(Module):
         if self.training and n <= 1:
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
                              f"training, got input shape {x.shape}")
-        w = self.weight.data if self.affine else None
-        b = self.bias.data if self.affine else None
+        w = self.weight.data if self.weight is not None else None
+        b = self.bias.data if self.bias is not None else None
         y, ctx, mean, var = F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
                                          batch_stats)
         if self.training and self.track_running_stats:
@@ -78,11 +75,13 @@ class BatchNorm2d(Module):
 
     def _backward(self, ctx, gy):
         gx, gw, gb = F.batch_norm_backward(ctx, gy)
-        if self.affine:
+        if self.weight is not None:
             self.weight.accumulate(gw)
+        if self.bias is not None:
             self.bias.accumulate(gb)
         return gx
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")

@@ -72,6 +72,7 @@ def test_isa_path_forced_by_env_runs_conv_correctly(isa):
         "assert np.abs(m.weight.grad - m64.weight.grad).max() < 1e-4 * np.abs(m64.weight.grad).max()\n"
         "print('ok')\n" % isa)
     env = dict(os.environ, FASTCONV_ISA=isa)
+    # run outside the source tree so the installed (compiled) package is imported
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, cwd=os.path.dirname(os.path.abspath(__file__)))
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr

@@ -6,6 +6,7 @@ The ISA path (avx512 / avx2 / generic) is chosen once, at import, before any Ope
 region; ``FASTCONV_ISA`` may force a lower path.
 """
 from cython cimport floating
+from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
 cdef extern from "gemm.h":
@@ -26,6 +27,8 @@ cdef extern from "gemm.h":
                   const double *A, fc_int rsa, fc_int csa,
                   const double *B, fc_int rsb, fc_int csb,
                   double beta, double *C, fc_int ldc, int nthreads) nogil
+
+    double fc_fma_probe(fc_int iters, double *sink) nogil
 
 fc_isa()  # fill the dispatch table now, single-threaded
 
@@ -67,3 +70,19 @@ def matmul(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
         gemm(M, N, K, alpha, &a[0, 0] if M * K else NULL, a.strides[0] // isz, a.strides[1] // isz,
              &b[0, 0] if K * N else NULL, b.strides[0] // isz, b.strides[1] // isz,
              beta, &c[0, 0] if M * N else NULL, c.strides[0] // isz, n_threads)
+
+
+def fma_peak_gflops(int n_threads=1, Py_ssize_t iters=20_000_000):
+    """Measured FMA throughput (GFLOP/s) of the chosen ISA on n_threads threads:
+    independent FMA chains, no memory traffic.  The benchmarks quote % of this."""
+    import time
+    import numpy as np
+    cdef double[::1] flops = np.zeros(n_threads), sink = np.zeros(n_threads)
+    cdef Py_ssize_t t
+    fc_fma_probe(1000, &sink[0])                    # warm up clocks
+    t0 = time.perf_counter()
+    with nogil:
+        for t in prange(n_threads, num_threads=n_threads, schedule='static', chunksize=1):
+            flops[t] = fc_fma_probe(iters, &sink[t])
+    dt = time.perf_counter() - t0
+    return float(np.sum(flops)) / dt / 1e9

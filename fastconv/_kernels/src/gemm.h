@@ -63,4 +63,7 @@ void fc_dgemm(fc_int M, fc_int N, fc_int K, double alpha,
               const double *B, fc_int rsb, fc_int csb,
               double beta, double *C, fc_int ldc, int nthreads);
 
+/* peak.c: FMA throughput probe; returns the FLOPs done, accumulates a result into *sink. */
+double fc_fma_probe(fc_int iters, double *sink);
+
 #endif

@@ -9,6 +9,8 @@ from .nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPoo
 class ConvBlock(Module):
     """Conv2d(bias=False) -> BatchNorm2d -> ReLU: (N, in_ch, H, W) -> (N, out_ch, H', W')."""
 
+    _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
+
     def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, padding=1):
         super().__init__()
         self.conv = Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding, bias=False)
@@ -25,6 +27,8 @@ class ConvBlock(Module):
 class DepthwiseSeparableConv(Module):
     """Depthwise k x k conv (groups=in_ch) then 1x1 pointwise conv, both bias-free:
     in_ch*k*k + in_ch*out_ch weights instead of in_ch*out_ch*k*k."""
+
+    _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
 
     def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, padding=1):
         super().__init__()
@@ -53,6 +57,8 @@ def Bottleneck(channels=256, mid=64):
 class SmoothUpsample(Module):
     """Bilinear x2 upsampling then a 3x3 convolution: the checkerboard-free
     alternative to ConvTranspose2d(k=3, s=2).  (N, in_ch, H, W) -> (N, out_ch, 2H, 2W)."""
+
+    _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
 
     def __init__(self, in_ch, out_ch):
         super().__init__()

@@ -57,19 +57,34 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     y = np.empty((N, C_out, OH, OW), dt)
     w2 = w.reshape(C_out, -1)
     geom = (KH, KW, sh, sw, ph, pw, dh, dw)
-    _conv.unfold_gemm(src, w2, b, y, groups, *geom, nt)
-    ctx = (src, w2, w.shape, groups, geom, x.shape, padding_mode, pt, pl)
+    _conv.unfold_gemm(src, w2, b, y, groups, *geom, False, nt)
+    ctx = (src, w, groups, geom, x.shape, padding_mode, pt, pl)
     return y, ctx
+
+
+def _flip_transpose(w, groups):
+    """(A, B, kH, kW) -> (G*B, A/G, kH, kW), spatially flipped, per group: the weight of
+    the convolution that is this one's adjoint at stride 1 (conv <-> transposed conv)."""
+    A, B, KH, KW = w.shape
+    v = w.reshape(groups, A // groups, B, KH, KW)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(v.transpose(0, 2, 1, 3, 4)).reshape(groups * B, A // groups, KH, KW)
 
 
 def conv2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
     """Returns (grad_x, grad_weight, grad_bias); entries not asked for are None."""
-    src, w2, wshape, groups, geom, xshape, mode, pt, pl = ctx
+    src, w, groups, geom, xshape, mode, pt, pl = ctx
+    w2 = w.reshape(w.shape[0], -1)
     nt = _nt()
     gx = gw = gb = None
     if need_input:
         gsrc = np.empty(src.shape, src.dtype)
-        _conv.gemm_fold(gy, w2, gsrc, groups, *geom, nt)
+        KH, KW, sh, sw, ph, pw, dh, dw = geom
+        if sh == sw == 1:       # a stride-1 convolution of gy with the flipped weights
+            wf = _flip_transpose(w, groups)
+            _conv.unfold_gemm(gy, wf.reshape(wf.shape[0], -1), None, gsrc, groups, KH, KW, 1, 1,
+                              dh * (KH - 1) - ph, dw * (KW - 1) - pw, dh, dw, False, nt)
+        else:
+            _conv.gemm_fold(gy, w2, gsrc, groups, *geom, nt)
         if gsrc.shape != xshape:
             gx = np.empty(xshape, src.dtype)
             _conv.pad2d_backward(gsrc, gx, pt, pl, _PAD_MODES[mode], nt)
@@ -78,7 +93,7 @@ def conv2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
     if need_weight:
         gw2 = np.empty(w2.shape, src.dtype)
         _conv.weight_grad(gy, src, gw2, groups, *geom, nt)
-        gw = gw2.reshape(wshape)
+        gw = gw2.reshape(w.shape)
     if need_bias:
         gb = channel_sum(gy)
     return gx, gw, gb
@@ -102,10 +117,15 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
     w2 = w.reshape(C_in, -1)
     geom = (KH, KW, sh, sw, ph, pw, dh, dw)
     nt = _nt()
-    _conv.gemm_fold(x, w2, y, groups, *geom, nt)
-    if b is not None:
-        y3 = y.reshape(N, C_out, -1)
-        _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
+    if sh == sw == 1:           # a stride-1 convolution with the flipped weights
+        wf = _flip_transpose(w, groups)
+        _conv.unfold_gemm(x, wf.reshape(C_out, -1), b, y, groups, KH, KW, 1, 1,
+                          dh * (KH - 1) - ph, dw * (KW - 1) - pw, dh, dw, False, nt)
+    else:
+        _conv.gemm_fold(x, w2, y, groups, *geom, nt)
+        if b is not None:
+            y3 = y.reshape(N, C_out, -1)
+            _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
     return y, (x, w2, w.shape, groups, geom)
 
 
@@ -115,7 +135,7 @@ def conv_transpose2d_backward(ctx, gy, need_input=True, need_weight=True, need_b
     gx = gw = gb = None
     if need_input:
         gx = np.empty(x.shape, x.dtype)
-        _conv.unfold_gemm(gy, w2, None, gx, groups, *geom, nt)
+        _conv.unfold_gemm(gy, w2, None, gx, groups, *geom, False, nt)
     if need_weight:
         gw2 = np.empty(w2.shape, x.dtype)
         _conv.weight_grad(x, gy, gw2, groups, *geom, nt)

@@ -71,7 +71,11 @@ def test_isa_path_forced_by_env_runs_conv_correctly(isa):
         "assert np.abs(gx - gx64).max() < 1e-4 * np.abs(gx64).max()\n"
         "assert np.abs(m.weight.grad - m64.weight.grad).max() < 1e-4 * np.abs(m64.weight.grad).max()\n"
         "print('ok')\n" % isa)
-    env = dict(os.environ, FASTCONV_ISA=isa)
+    import fastconv
+    # the child imports the same fastconv as this process (installed or built in place)
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, FASTCONV_ISA=isa,
+               PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]))
     # run outside the source tree so the installed (compiled) package is imported
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=120, cwd=os.path.dirname(os.path.abspath(__file__)))

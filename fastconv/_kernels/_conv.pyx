@@ -12,20 +12,27 @@ a Conv2d weight (C_out, C_in/G, K_h, K_w) or a ConvTranspose2d weight
 Three primitives serve both layers (Caffe's observation: the transposed convolution
 is the convolution's backward-data pass and vice versa):
 
-    unfold_gemm   small_g  = W2_g @ im2col(big_g)        conv fwd, convT bwd-data
-    gemm_fold     big_g    = col2im(W2_g^T @ small_g)     conv bwd-data, convT fwd
+    unfold_gemm   small_g  = W2_g @ im2col(big_g)        conv fwd, convT bwd-data, and
+                                                          (flipped weights) stride-1
+                                                          conv bwd-data / convT fwd
+    gemm_fold     big_g    = col2im(W2_g^T @ small_g)     strided conv bwd-data, convT fwd
     weight_grad   dW2_g    = sum_n small_g @ im2col(big_g)^T
 
-Threads: images are split across threads when N >= n_threads (each thread owns a
-column buffer); otherwise images run in turn with a multi-threaded GEMM.  The weight
-gradient is reduced over a chunk count fixed by N (never by n_threads) and the
-partial sums are added in chunk order, so results are bitwise thread-invariant.
+unfold_gemm and weight_grad are implicit GEMMs: the GEMM engine gathers im2col
+patches straight into its packed panels (no column buffer); unfold_gemm also fuses
+a per-channel bias and ReLU into the GEMM's epilogue.
+
+Threads: images are split across threads when N >= n_threads; otherwise images run
+in turn with a multi-threaded GEMM.  The weight gradient is reduced over a chunk
+count fixed by N (never by n_threads) and the partial sums are added in chunk order,
+so results are bitwise thread-invariant.
 """
 from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memset, memcpy
 
-from ._gemm cimport gemm
+from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, fc_bsrc_t, fc_epilogue_t, gemm,
+                     gemm_ex)
 
 import numpy as np
 
@@ -49,49 +56,9 @@ cdef inline bint is_pointwise(const Geom *g) noexcept nogil:
             and g.pw == 0 and g.OH == g.H and g.OW == g.W)
 
 
-cdef void im2col(const floating *x, Py_ssize_t Cg, const Geom *g, floating *col) noexcept nogil:
-    """col[(c, kh, kw), (oh, ow)] = x[c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside)."""
-    cdef Py_ssize_t c, kh, kw, oh, ow, ih, iw0, lo, hi, iw
-    cdef Py_ssize_t OHW = g.OH * g.OW
-    cdef floating *row
-    cdef floating *dst
-    cdef const floating *src
-    for c in range(Cg):
-        for kh in range(g.KH):
-            for kw in range(g.KW):
-                row = col + ((c * g.KH + kh) * g.KW + kw) * OHW
-                iw0 = kw * g.dw - g.pw
-                for oh in range(g.OH):
-                    dst = row + oh * g.OW
-                    ih = oh * g.sh - g.ph + kh * g.dh
-                    if ih < 0 or ih >= g.H:
-                        memset(dst, 0, g.OW * sizeof(floating))
-                        continue
-                    src = x + (c * g.H + ih) * g.W
-                    if g.sw == 1:
-                        lo = 0 if iw0 >= 0 else -iw0
-                        if lo > g.OW:
-                            lo = g.OW
-                        hi = g.W - iw0
-                        if hi > g.OW:
-                            hi = g.OW
-                        if hi < lo:
-                            hi = lo
-                        if lo > 0:
-                            memset(dst, 0, lo * sizeof(floating))
-                        if hi > lo:
-                            memcpy(dst + lo, src + lo + iw0, (hi - lo) * sizeof(floating))
-                        if hi < g.OW:
-                            memset(dst + hi, 0, (g.OW - hi) * sizeof(floating))
-                    else:
-                        for ow in range(g.OW):
-                            iw = ow * g.sw + iw0
-                            dst[ow] = src[iw] if 0 <= iw < g.W else 0
-
-
 cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x) noexcept nogil:
     """Adjoint of im2col: x[c, ih, iw] += col[...] (x must be zeroed by the caller)."""
-    cdef Py_ssize_t c, kh, kw, oh, ow, ih, iw0, iw
+    cdef Py_ssize_t c, kh, kw, oh, ow, ih, iw0, iw, lo, hi
     cdef Py_ssize_t OHW = g.OH * g.OW
     cdef const floating *row
     cdef const floating *s
@@ -107,10 +74,16 @@ cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x)
                         continue
                     s = row + oh * g.OW
                     dst = x + (c * g.H + ih) * g.W
-                    for ow in range(g.OW):
-                        iw = ow * g.sw + iw0
-                        if 0 <= iw < g.W:
-                            dst[iw] += s[ow]
+                    if g.sw == 1:           # contiguous: a vectorisable add over [lo, hi)
+                        lo = 0 if iw0 >= 0 else -iw0
+                        hi = min(g.OW, g.W - iw0)
+                        for ow in range(lo, hi):
+                            dst[ow + iw0] += s[ow]
+                    else:
+                        for ow in range(g.OW):
+                            iw = ow * g.sw + iw0
+                            if 0 <= iw < g.W:
+                                dst[iw] += s[ow]
 
 
 cdef inline Geom make_geom(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
@@ -122,63 +95,67 @@ cdef inline Geom make_geom(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t 
     return g
 
 
+cdef inline fc_bsrc_t conv_source(const floating *big, const Geom *g, Py_ssize_t Cg,
+                                  bint transposed) noexcept nogil:
+    """The B operand: im2col(big) (or its transpose), or big itself for a 1x1 conv."""
+    cdef fc_bsrc_t b
+    b.ptr = big
+    if is_pointwise(g):
+        b.kind = FC_B_MATRIX
+        b.rs = 1 if transposed else g.H * g.W
+        b.cs = g.H * g.W if transposed else 1
+    else:
+        b.kind = FC_B_IM2COL_T if transposed else FC_B_IM2COL
+        b.rs = 0
+        b.cs = 0
+    b.g.C = Cg; b.g.H = g.H; b.g.W = g.W; b.g.OH = g.OH; b.g.OW = g.OW
+    b.g.KH = g.KH; b.g.KW = g.KW; b.g.sh = g.sh; b.g.sw = g.sw
+    b.g.ph = g.ph; b.g.pw = g.pw; b.g.dh = g.dh; b.g.dw = g.dw
+    return b
+
+
 cdef void _unfold_gemm_image(const floating *big, const floating *w, const floating *bias,
                              floating *small, const Geom *g, Py_ssize_t G, Py_ssize_t Mg,
-                             floating *col, int nt) noexcept nogil:
-    cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW
-    cdef Py_ssize_t grp, m, q
-    cdef const floating *colp
-    cdef floating *out
-    cdef floating bv
+                             bint relu, int nt) noexcept nogil:
+    cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, grp
+    cdef fc_bsrc_t b
+    cdef fc_epilogue_t ep
+    ep.relu = relu
     for grp in range(G):
-        if is_pointwise(g):
-            colp = big + grp * Cg * g.H * g.W
-        else:
-            im2col(big + grp * Cg * g.H * g.W, Cg, g, col)
-            colp = col
-        gemm(Mg, OHW, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, colp, OHW, 1,
-             <floating>0, small + grp * Mg * OHW, OHW, nt)
-    if bias != NULL:
-        for m in range(G * Mg):
-            out = small + m * OHW
-            bv = bias[m]
-            for q in range(OHW):
-                out[q] += bv
+        b = conv_source(big + grp * Cg * g.H * g.W, g, Cg, False)
+        ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
+        gemm_ex(Mg, OHW, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
+                <floating>0, small + grp * Mg * OHW, OHW, &ep, nt)
 
 
 def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, const floating[::1] bias,
                 floating[:, :, :, ::1] small, Py_ssize_t groups,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
-    """small[n, g*Mg + m] = sum_k W2[g*Mg + m, k] * im2col(big[n, group g])[k] (+ bias).
+                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
+    """small[n, g*Mg + m] = relu?(sum_k W2[g*Mg + m, k] * im2col(big[n, group g])[k] + bias).
 
     big (N, C, H, W) IN; w2 (G*Mg, (C/G)*KH*KW) IN; bias (G*Mg,) or None IN;
-    small (N, G*Mg, OH, OW) OUT."""
+    small (N, G*Mg, OH, OW) OUT.  ph, pw may be negative (cropping)."""
     cdef Py_ssize_t N = big.shape[0], n
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
     cdef Py_ssize_t Mg = w2.shape[0] // groups
-    cdef Py_ssize_t colsize = (g.C // groups) * KH * KW * g.OH * g.OW
     cdef int nt = max(1, n_threads)
     cdef bint outer = N >= nt and nt > 1
-    cdef floating[:, ::1] cols = np.empty((nt if outer else 1, max(colsize, 1)),
-                                          dtype=np.float32 if floating is float else np.float64)
     cdef const floating *bp = &bias[0] if bias is not None else NULL
     cdef Py_ssize_t bstride = big.shape[1] * g.H * g.W, sstride = small.shape[1] * g.OH * g.OW
     if N == 0 or sstride == 0:
         return
     if outer:
-        with nogil, parallel(num_threads=nt):
-            for n in prange(N, schedule='static'):
+        with nogil:
+            for n in prange(N, schedule='static', num_threads=nt):
                 _unfold_gemm_image(&big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
-                                   &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg,
-                                   &cols[threadid(), 0], 1)
+                                   &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg, relu, 1)
     else:
         with nogil:
             for n in range(N):
                 _unfold_gemm_image(&big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
-                                   &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg,
-                                   &cols[0, 0], nt)
+                                   &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg, relu, nt)
 
 
 cdef void _gemm_fold_image(const floating *small, const floating *w, floating *big, const Geom *g,
@@ -234,19 +211,14 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
 
 cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
                        Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t sstride, Py_ssize_t bstride,
-                       const Geom *g, Py_ssize_t G, Py_ssize_t Mg, floating *col, int nt) noexcept nogil:
-    cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW
-    cdef Py_ssize_t n, grp
-    cdef const floating *colp
+                       const Geom *g, Py_ssize_t G, Py_ssize_t Mg, int nt) noexcept nogil:
+    cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, n, grp
+    cdef fc_bsrc_t b
     for n in range(n0, n1):
         for grp in range(G):
-            if is_pointwise(g):
-                colp = big + n * bstride + grp * Cg * g.H * g.W
-            else:
-                im2col(big + n * bstride + grp * Cg * g.H * g.W, Cg, g, col)
-                colp = col
-            gemm(Mg, Kg, OHW, <floating>1, small + n * sstride + grp * Mg * OHW, OHW, 1,
-                 colp, 1, OHW, <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, nt)
+            b = conv_source(big + n * bstride + grp * Cg * g.H * g.W, g, Cg, True)
+            gemm_ex(Mg, Kg, OHW, <floating>1, small + n * sstride + grp * Mg * OHW, OHW, 1, &b,
+                    <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, NULL, nt)
 
 
 def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1] big,
@@ -260,7 +232,6 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
     cdef Py_ssize_t Mg = dw2.shape[0] // groups
-    cdef Py_ssize_t colsize = (g.C // groups) * KH * KW * g.OH * g.OW
     cdef Py_ssize_t nchunk = min(N, MAX_WGRAD_CHUNKS)
     cdef int nt = max(1, n_threads)
     cdef bint outer = nchunk >= nt and nt > 1
@@ -270,21 +241,20 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
         dw2[...] = 0
         return
     dt = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] cols = np.empty((nt if outer else 1, max(colsize, 1)), dtype=dt)
     cdef floating[:, ::1] part = np.empty((nchunk, wsize), dtype=dt)
     cdef floating acc
     if outer:
-        with nogil, parallel(num_threads=nt):
-            for ch in prange(nchunk, schedule='static'):
+        with nogil:
+            for ch in prange(nchunk, schedule='static', num_threads=nt):
                 _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
                              ch * N // nchunk, (ch + 1) * N // nchunk, sstride, bstride,
-                             &g, groups, Mg, &cols[threadid(), 0], 1)
+                             &g, groups, Mg, 1)
     else:
         with nogil:
             for ch in range(nchunk):
                 _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
                              ch * N // nchunk, (ch + 1) * N // nchunk, sstride, bstride,
-                             &g, groups, Mg, &cols[0, 0], nt)
+                             &g, groups, Mg, nt)
     cdef floating *out = &dw2[0, 0]
     with nogil:
         for i in prange(wsize, schedule='static', num_threads=nt if wsize > 32768 else 1):

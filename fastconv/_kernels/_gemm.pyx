@@ -10,7 +10,6 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
 cdef extern from "gemm.h":
-    ctypedef int64_t fc_int
     ctypedef struct fc_skernel_t:
         const char *name
     ctypedef struct fc_dkernel_t:
@@ -28,6 +27,14 @@ cdef extern from "gemm.h":
                   const double *B, fc_int rsb, fc_int csb,
                   double beta, double *C, fc_int ldc, int nthreads) nogil
 
+    void fc_sgemm_ex(fc_int M, fc_int N, fc_int K, float alpha,
+                     const float *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
+                     float beta, float *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads) nogil
+    void fc_dgemm_ex(fc_int M, fc_int N, fc_int K, double alpha,
+                     const double *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
+                     double beta, double *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads) nogil
+    size_t fc_gemm_workspace_bytes() nogil
+    void fc_gemm_release_workspace(int nthreads) nogil
     double fc_fma_probe(fc_int iters, double *sink) nogil
 
 fc_isa()  # fill the dispatch table now, single-threaded
@@ -45,6 +52,30 @@ cdef void dgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, double alpha,
                 const double *B, Py_ssize_t rsb, Py_ssize_t csb,
                 double beta, double *C, Py_ssize_t ldc, int nthreads) noexcept nogil:
     fc_dgemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, nthreads)
+
+
+cdef void sgemm_ex(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float alpha,
+                   const float *A, Py_ssize_t rsa, Py_ssize_t csa, const fc_bsrc_t *B,
+                   float beta, float *C, Py_ssize_t ldc, const fc_epilogue_t *ep,
+                   int nthreads) noexcept nogil:
+    fc_sgemm_ex(M, N, K, alpha, A, rsa, csa, B, beta, C, ldc, ep, nthreads)
+
+
+cdef void dgemm_ex(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, double alpha,
+                   const double *A, Py_ssize_t rsa, Py_ssize_t csa, const fc_bsrc_t *B,
+                   double beta, double *C, Py_ssize_t ldc, const fc_epilogue_t *ep,
+                   int nthreads) noexcept nogil:
+    fc_dgemm_ex(M, N, K, alpha, A, rsa, csa, B, beta, C, ldc, ep, nthreads)
+
+
+def release_workspace(int n_threads):
+    """Free the GEMM packing workspaces of the calling thread and an OpenMP team."""
+    fc_gemm_release_workspace(n_threads)
+
+
+def workspace_bytes():
+    """Bytes held by the calling thread's GEMM packing workspace."""
+    return fc_gemm_workspace_bytes()
 
 
 def isa_name():

@@ -47,8 +47,13 @@ const char *fc_isa_name(void)
     }
 }
 
+static const fc_skernel_t *g_sk_override = NULL;
+
+void fc_skernel_override(const fc_skernel_t *k) { g_sk_override = k; }
+
 const fc_skernel_t *fc_skernel(void)
 {
+    if (g_sk_override) return g_sk_override;
     switch (fc_isa()) {
     case FC_ISA_AVX512: return &fc_skernel_avx512;
     case FC_ISA_AVX2: return &fc_skernel_avx2;

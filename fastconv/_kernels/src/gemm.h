@@ -15,6 +15,7 @@
  */
 #ifndef FASTCONV_GEMM_H
 #define FASTCONV_GEMM_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef int64_t fc_int;
@@ -54,6 +55,40 @@ const fc_dkernel_t *fc_dkernel(void);
 extern const fc_skernel_t fc_skernel_generic, fc_skernel_avx2, fc_skernel_avx512;
 extern const fc_dkernel_t fc_dkernel_generic, fc_dkernel_avx2, fc_dkernel_avx512;
 
+/* Where the B operand comes from.  FC_B_MATRIX: a strided matrix.  FC_B_IM2COL: the
+ * im2col matrix of one image group, rows (c, kh, kw), columns output pixels (oh, ow),
+ * gathered straight into the packed panels (implicit GEMM: no column buffer).
+ * FC_B_IM2COL_T: its transpose (rows pixels, columns (c, kh, kw)), for weight grads. */
+enum { FC_B_MATRIX = 0, FC_B_IM2COL = 1, FC_B_IM2COL_T = 2 };
+
+typedef struct {
+    fc_int C, H, W;            /* channels of this group, input plane */
+    fc_int OH, OW;             /* output plane */
+    fc_int KH, KW, sh, sw, ph, pw, dh, dw;
+} fc_conv_geom_t;
+
+typedef struct {
+    int kind;
+    const void *ptr;           /* matrix base, or the group's first input channel */
+    fc_int rs, cs;             /* FC_B_MATRIX strides */
+    fc_conv_geom_t g;          /* FC_B_IM2COL(_T) geometry */
+} fc_bsrc_t;
+
+/* Applied to each C element once its K sum is complete:
+ * c = relu?(c + row_bias[i]) where given (row_bias may be NULL). */
+typedef struct {
+    const void *row_bias;
+    int relu;
+} fc_epilogue_t;
+
+/* The general entry point: C = alpha * A @ B(src) + beta * C, then the epilogue. */
+void fc_sgemm_ex(fc_int M, fc_int N, fc_int K, float alpha,
+                 const float *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
+                 float beta, float *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads);
+void fc_dgemm_ex(fc_int M, fc_int N, fc_int K, double alpha,
+                 const double *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
+                 double beta, double *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads);
+
 void fc_sgemm(fc_int M, fc_int N, fc_int K, float alpha,
               const float *A, fc_int rsa, fc_int csa,
               const float *B, fc_int rsb, fc_int csb,
@@ -62,6 +97,13 @@ void fc_dgemm(fc_int M, fc_int N, fc_int K, double alpha,
               const double *A, fc_int rsa, fc_int csa,
               const double *B, fc_int rsb, fc_int csb,
               double beta, double *C, fc_int ldc, int nthreads);
+
+/* Per-thread packing workspace (kept between calls).  Release frees the calling
+ * thread's and, with nthreads > 1, those of an OpenMP team of that size. */
+size_t fc_gemm_workspace_bytes(void);
+void fc_gemm_release_workspace(int nthreads);
+/* Tuning hook: use this float kernel instead of the dispatched one (NULL: back to it). */
+void fc_skernel_override(const fc_skernel_t *k);
 
 /* peak.c: FMA throughput probe; returns the FLOPs done, accumulates a result into *sink. */
 double fc_fma_probe(fc_int iters, double *sink);

@@ -97,19 +97,27 @@ def test_blocks_match_torch(which, rng):
     check_vs_torch(f, t, rng.standard_normal(shape).astype(np.float32), rtol=3e-4)
 
 
-def test_camera_classifier_three_sgd_steps_match_torch(rng):
-    """Same init, same data, SGD with momentum + weight decay: same losses and weights."""
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_camera_classifier_three_sgd_steps_match_torch(dtype, rng):
+    """Same init, same data, SGD with momentum + weight decay + label smoothing: same
+    losses and weights.  float64 pins the maths (agreement ~1e-12); float32 allows
+    for ReLU inputs within rounding of 0 that flip sign in one library but not the
+    other (a flip moves a later loss by ~1e-4 and some weights by ~1e-3 relative)."""
     torch = torch_or_skip()
     *_, camera = torch_models(torch)
     fm = models.camera_classifier()
     tm = camera()
     tm.load_state_dict(to_torch_state(fm))
+    if dtype == "float64":
+        fm.double()
+        tm.double()
+    loss_tol, w_tol = (1e-10, 1e-9) if dtype == "float64" else (1e-3, 1e-2)
     crit = fc.nn.CrossEntropyLoss(label_smoothing=0.1)
     tcrit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     opt = fc.optim.SGD(fm.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     topt = torch.optim.SGD(tm.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     for step in range(3):
-        x = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
+        x = rng.standard_normal((8, 3, 32, 32)).astype(dtype)
         y = rng.integers(0, 2, 8)
         opt.zero_grad()
         loss = crit(fm(x), y)
@@ -119,12 +127,13 @@ def test_camera_classifier_three_sgd_steps_match_torch(rng):
         tloss = tcrit(tm(torch.from_numpy(x)), torch.from_numpy(y))
         tloss.backward()
         topt.step()
-        # 1e-3: a ReLU input within float32 rounding of 0 may flip sign in either
-        # library (different summation orders), which moves later losses by ~3e-4
-        assert abs(loss - tloss.item()) < 1e-3 * max(1.0, abs(loss)), (step, loss, tloss.item())
+        assert abs(loss - tloss.item()) < loss_tol * max(1.0, abs(loss)), (step, loss, tloss.item())
     tstate = tm.state_dict()
     for k, v in fm.state_dict().items():
-        assert_close(v, tstate[k].numpy(), 2e-3, k)
+        t = tstate[k].numpy()
+        # floor the scale at 0.05: BN biases start at 0 and hold only a few small steps
+        err = np.abs(v.astype(np.float64) - t).max()
+        assert err <= w_tol * max(np.abs(t).max(), 0.05), (k, err)
 
 
 def test_camera_classifier_eval_matches_torch(rng):

@@ -68,6 +68,7 @@ def extensions():
                     ("gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c", "cpu.c", "peak.c")]
     families = {
         "_openmp_helpers": [],
+        "_memory": [],
         "_gemm": gemm_sources,
         "_conv": [],
         "_pool": [],

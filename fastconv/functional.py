@@ -11,10 +11,17 @@ do that), except what depends on the input's shape, which is checked here.
 import numpy as np
 
 from . import _shape
-from ._kernels import _conv, _elementwise, _linear, _loss, _norm, _pool, _upsample
+from ._kernels import _conv, _elementwise, _linear, _loss, _memory, _norm, _pool, _upsample
 from ._threads import get_num_threads as _nt
 
 _PAD_MODES = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
+
+
+_empty = _memory.empty      # outputs of >= 1 MiB come from the caching allocator
+
+
+def _empty_like(a):
+    return _empty(a.shape, a.dtype)
 
 
 def _cast(a, dt):
@@ -51,15 +58,25 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
         if padding_mode == "circular" and (max(pt, pb) > H or max(pl, pr) > W):
             raise ValueError(f"{layer}: circular padding ({pt}, {pb}, {pl}, {pr}) must not exceed "
                              f"the input size {H}x{W}")
-        src = np.empty((N, C, H + pt + pb, W + pl + pr), dt)
+        src = _empty((N, C, H + pt + pb, W + pl + pr), dt)
         _conv.pad2d(x, src, pt, pl, _PAD_MODES[padding_mode], nt)
         ph = pw = 0
-    y = np.empty((N, C_out, OH, OW), dt)
+    y = _empty((N, C_out, OH, OW), dt)
     w2 = w.reshape(C_out, -1)
     geom = (KH, KW, sh, sw, ph, pw, dh, dw)
     _conv.unfold_gemm(src, w2, b, y, groups, *geom, False, nt)
     ctx = (src, w, groups, geom, x.shape, padding_mode, pt, pl)
     return y, ctx
+
+
+def _fold_scratch(small, big, groups, geom, nt):
+    shape = _conv.fold_scratch_shape(big.shape[0], big.shape[1], groups, geom[0], geom[1],
+                                     small.shape[2], small.shape[3], nt)
+    return _empty(shape, big.dtype)
+
+
+def _wgrad_scratch(small, gw2):
+    return _empty((_conv.wgrad_chunks(small.shape[0]), gw2.size), gw2.dtype)
 
 
 def _flip_transpose(w, groups):
@@ -77,22 +94,23 @@ def conv2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
     nt = _nt()
     gx = gw = gb = None
     if need_input:
-        gsrc = np.empty(src.shape, src.dtype)
+        gsrc = _empty(src.shape, src.dtype)
         KH, KW, sh, sw, ph, pw, dh, dw = geom
         if sh == sw == 1:       # a stride-1 convolution of gy with the flipped weights
             wf = _flip_transpose(w, groups)
             _conv.unfold_gemm(gy, wf.reshape(wf.shape[0], -1), None, gsrc, groups, KH, KW, 1, 1,
                               dh * (KH - 1) - ph, dw * (KW - 1) - pw, dh, dw, False, nt)
         else:
-            _conv.gemm_fold(gy, w2, gsrc, groups, *geom, nt)
+            _conv.gemm_fold(gy, w2, gsrc, _fold_scratch(gy, gsrc, groups, geom, nt), groups, *geom,
+                            nt)
         if gsrc.shape != xshape:
-            gx = np.empty(xshape, src.dtype)
+            gx = _empty(xshape, src.dtype)
             _conv.pad2d_backward(gsrc, gx, pt, pl, _PAD_MODES[mode], nt)
         else:
             gx = gsrc
     if need_weight:
-        gw2 = np.empty(w2.shape, src.dtype)
-        _conv.weight_grad(gy, src, gw2, groups, *geom, nt)
+        gw2 = _empty(w2.shape, src.dtype)
+        _conv.weight_grad(gy, src, gw2, _wgrad_scratch(gy, gw2), groups, *geom, nt)
         gw = gw2.reshape(w.shape)
     if need_bias:
         gb = channel_sum(gy)
@@ -113,7 +131,7 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
     OH = _shape.checked_conv_transpose_output(layer, "height", H, KH, sh, ph, oph, dh)
     OW = _shape.checked_conv_transpose_output(layer, "width", W, KW, sw, pw, opw, dw)
     C_out = Cg_out * groups
-    y = np.empty((N, C_out, OH, OW), dt)
+    y = _empty((N, C_out, OH, OW), dt)
     w2 = w.reshape(C_in, -1)
     geom = (KH, KW, sh, sw, ph, pw, dh, dw)
     nt = _nt()
@@ -122,7 +140,7 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
         _conv.unfold_gemm(x, wf.reshape(C_out, -1), b, y, groups, KH, KW, 1, 1,
                           dh * (KH - 1) - ph, dw * (KW - 1) - pw, dh, dw, False, nt)
     else:
-        _conv.gemm_fold(x, w2, y, groups, *geom, nt)
+        _conv.gemm_fold(x, w2, y, _fold_scratch(x, y, groups, geom, nt), groups, *geom, nt)
         if b is not None:
             y3 = y.reshape(N, C_out, -1)
             _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
@@ -134,11 +152,11 @@ def conv_transpose2d_backward(ctx, gy, need_input=True, need_weight=True, need_b
     nt = _nt()
     gx = gw = gb = None
     if need_input:
-        gx = np.empty(x.shape, x.dtype)
+        gx = _empty(x.shape, x.dtype)
         _conv.unfold_gemm(gy, w2, None, gx, groups, *geom, False, nt)
     if need_weight:
-        gw2 = np.empty(w2.shape, x.dtype)
-        _conv.weight_grad(x, gy, gw2, groups, *geom, nt)
+        gw2 = _empty(w2.shape, x.dtype)
+        _conv.weight_grad(x, gy, gw2, _wgrad_scratch(x, gw2), groups, *geom, nt)
         gw = gw2.reshape(wshape)
     if need_bias:
         gb = channel_sum(gy)
@@ -147,7 +165,7 @@ def conv_transpose2d_backward(ctx, gy, need_input=True, need_weight=True, need_b
 
 def channel_sum(g):
     """Sum of g (N, C, ...) over every axis but 1: bias gradients."""
-    out = np.empty(g.shape[1], g.dtype)
+    out = _empty(g.shape[1], g.dtype)
     _norm.channel_sum(g.reshape(g.shape[0], g.shape[1], -1), out, _nt())
     return out
 
@@ -162,15 +180,15 @@ def max_pool2d(x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mod
     (KH, KW), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     OH = _shape.checked_pool_output(layer, "height", H, KH, sh, ph, dh, ceil_mode)
     OW = _shape.checked_pool_output(layer, "width", W, KW, sw, pw, dw, ceil_mode)
-    y = np.empty((N, C, OH, OW), x.dtype)
-    idx = np.empty((N, C, OH, OW), np.int32) if need_indices else None
+    y = _empty((N, C, OH, OW), x.dtype)
+    idx = _empty((N, C, OH, OW), np.int32) if need_indices else None
     _pool.max_pool2d(x, y, idx, KH, KW, sh, sw, ph, pw, dh, dw, _nt())
     return y, (idx, x.shape)
 
 
 def max_pool2d_backward(ctx, gy):
     idx, xshape = ctx
-    gx = np.empty(xshape, gy.dtype)
+    gx = _empty(xshape, gy.dtype)
     _pool.max_pool2d_backward(gy, idx, gx, _nt())
     return gx
 
@@ -182,7 +200,7 @@ def avg_pool2d(x, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_in
     (KH, KW), (sh, sw), (ph, pw) = kernel_size, stride, padding
     OH = _shape.checked_pool_output(layer, "height", H, KH, sh, ph, 1, ceil_mode)
     OW = _shape.checked_pool_output(layer, "width", W, KW, sw, pw, 1, ceil_mode)
-    y = np.empty((N, C, OH, OW), x.dtype)
+    y = _empty((N, C, OH, OW), x.dtype)
     args = (KH, KW, sh, sw, ph, pw, bool(count_include_pad), int(divisor_override or 0))
     _pool.avg_pool2d(x, y, *args, _nt())
     return y, (x.shape, args)
@@ -190,7 +208,7 @@ def avg_pool2d(x, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_in
 
 def avg_pool2d_backward(ctx, gy):
     xshape, args = ctx
-    gx = np.empty(xshape, gy.dtype)
+    gx = _empty(xshape, gy.dtype)
     _pool.avg_pool2d_backward(gy, gx, *args, _nt())
     return gx
 
@@ -202,13 +220,13 @@ def adaptive_avg_pool2d(x, output_size, layer="adaptive_avg_pool2d"):
     OW = W if output_size[1] is None else output_size[1]
     if H == 0 or W == 0:
         raise ValueError(f"{layer}: expected a non-empty plane, got input shape {x.shape}")
-    y = np.empty((N, C, OH, OW), x.dtype)
+    y = _empty((N, C, OH, OW), x.dtype)
     _pool.adaptive_avg_pool2d(x, y, _nt())
     return y, x.shape
 
 
 def adaptive_avg_pool2d_backward(xshape, gy):
-    gx = np.empty(xshape, gy.dtype)
+    gx = _empty(xshape, gy.dtype)
     _pool.adaptive_avg_pool2d_backward(gy, gx, _nt())
     return gx
 
@@ -226,14 +244,14 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     x3 = x.reshape(N, C, -1)
     nt = _nt()
     if training:
-        mean, var = np.empty(C), np.empty(C)
+        mean, var = _empty(C), _empty(C)
         _norm.channel_stats(x3, mean, var, nt)
     else:
         mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
     invstd = 1.0 / np.sqrt(var + eps)
     gamma = np.ones(C) if weight is None else weight.astype(np.float64)
     beta = np.zeros(C) if bias is None else bias.astype(np.float64)
-    y = np.empty_like(x)
+    y = _empty_like(x)
     _norm.channel_affine(x3, y.reshape(N, C, -1), mean.astype(dt), (gamma * invstd).astype(dt),
                          beta.astype(dt), relu, nt)
     ctx = (x, mean, invstd, gamma, training, y if relu else None)
@@ -249,14 +267,14 @@ def batch_norm_backward(ctx, gy):
     if y is not None:                               # fused ReLU: mask by the output
         gy = relu_backward(y, gy)
     x3, g3 = x.reshape(N, C, -1), gy.reshape(N, C, -1)
-    sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
+    sum_dy, sum_dy_xhat = _empty(C), _empty(C)
     _norm.bn_backward_reduce(x3, g3, mean, invstd, sum_dy, sum_dy_xhat, nt)
     cnt = x3.shape[0] * x3.shape[2]
     if training and cnt > 0:
         b, k = sum_dy / cnt, sum_dy_xhat / cnt
     else:
         b = k = np.zeros(C)
-    gx = np.empty_like(x)
+    gx = _empty_like(x)
     _norm.bn_backward_apply(x3, g3, mean.astype(dt), invstd.astype(dt), (gamma * invstd).astype(dt),
                             b.astype(dt), k.astype(dt), gx.reshape(N, C, -1), nt)
     return gx, sum_dy_xhat, sum_dy
@@ -266,33 +284,33 @@ def batch_norm_backward(ctx, gy):
 
 def relu(x, inplace=False):
     """max(x, 0), NaN propagated.  inplace writes into x (which must be writeable)."""
-    y = x if inplace else np.empty_like(x)
+    y = x if inplace else _empty_like(x)
     _elementwise.relu(_flat(x), _flat(y), _nt())
     return y
 
 
 def relu_backward(y, gy):
-    gx = np.empty_like(gy)
+    gx = _empty_like(gy)
     _elementwise.relu_backward(_flat(y), _flat(gy), _flat(gx), _nt())
     return gx
 
 
 def add(a, b):
-    out = np.empty_like(a)
+    out = _empty_like(a)
     _elementwise.add(_flat(a), _flat(b), _flat(out), _nt())
     return out
 
 
 def dropout(x, p, seed):
     """Zero each element with probability p, scale the rest by 1/(1-p); returns (y, mask)."""
-    y = np.empty_like(x)
-    mask = np.empty(x.shape, np.uint8)
+    y = _empty_like(x)
+    mask = _empty(x.shape, np.uint8)
     _elementwise.dropout(_flat(x), _flat(y), _flat(mask), float(p), int(seed), _nt())
     return y, mask
 
 
 def dropout_backward(mask, p, gy):
-    gx = np.empty_like(gy)
+    gx = _empty_like(gy)
     _elementwise.dropout_backward(_flat(gy), _flat(mask), float(p), _flat(gx), _nt())
     return gx
 
@@ -303,7 +321,7 @@ def linear(x, weight, bias=None):
     """y = x @ weight.T + bias.  x (N, in); weight (out, in); bias (out,) or None."""
     dt = np.result_type(x.dtype, weight.dtype)
     x, w, b = _cast(x, dt), _cast(weight, dt), _cast(bias, dt)
-    y = np.empty((x.shape[0], w.shape[0]), dt)
+    y = _empty((x.shape[0], w.shape[0]), dt)
     _linear.forward(x, w, b, y, _nt())
     return y, (x, w)
 
@@ -313,10 +331,10 @@ def linear_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
     nt = _nt()
     gx = gw = gb = None
     if need_input:
-        gx = np.empty(x.shape, x.dtype)
+        gx = _empty(x.shape, x.dtype)
         _linear.backward_input(gy, w, gx, nt)
     if need_weight:
-        gw = np.empty(w.shape, x.dtype)
+        gw = _empty(w.shape, x.dtype)
         _linear.backward_weight(gy, x, gw, nt)
     if need_bias:
         gb = channel_sum(gy)
@@ -357,7 +375,7 @@ def upsample(x, size, scale_factor, mode, align_corners):
     N, C, H, W = x.shape
     OH, OW = size
     sh, sw = scale_factor if scale_factor is not None else (None, None)
-    y = np.empty((N, C, OH, OW), x.dtype)
+    y = _empty((N, C, OH, OW), x.dtype)
     nt = _nt()
     if mode == "nearest":
         tabs = (_nearest_index(H, OH, sh), _nearest_index(W, OW, sw))
@@ -373,7 +391,7 @@ def upsample(x, size, scale_factor, mode, align_corners):
 
 def upsample_backward(ctx, gy):
     xshape, mode, tabs = ctx
-    gx = np.empty(xshape, gy.dtype)
+    gx = _empty(xshape, gy.dtype)
     if mode == "nearest":
         _upsample.nearest_backward(gy, gx, *tabs, _nt())
     else:
@@ -387,8 +405,8 @@ def cross_entropy(logits, target, label_smoothing=0.0):
     """Mean softmax cross-entropy.  logits (N, C); target (N,) ints in [0, C).
     Returns (loss as a Python float, ctx)."""
     N, C = logits.shape
-    probs = np.empty_like(logits)
-    losses = np.empty(N)
+    probs = _empty_like(logits)
+    losses = _empty(N)
     _loss.cross_entropy(logits, target, float(label_smoothing), probs, losses, _nt())
     loss = float(np.sum(losses) / N) if N else float("nan")
     return loss, (probs, target, float(label_smoothing))
@@ -396,7 +414,7 @@ def cross_entropy(logits, target, label_smoothing=0.0):
 
 def cross_entropy_backward(ctx):
     probs, target, eps = ctx
-    g = np.empty_like(probs)
+    g = _empty_like(probs)
     N = probs.shape[0]
     _loss.cross_entropy_backward(probs, target, eps, 1.0 / max(N, 1), g, _nt())
     return g

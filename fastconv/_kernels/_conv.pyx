@@ -34,7 +34,6 @@ from libc.string cimport memset, memcpy
 from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, fc_bsrc_t, fc_epilogue_t, gemm,
                      gemm_ex)
 
-import numpy as np
 
 cdef struct Geom:
     Py_ssize_t C, H, W        # big map, per image
@@ -174,22 +173,29 @@ cdef void _gemm_fold_image(const floating *small, const floating *w, floating *b
         col2im(col, Cg, g, big + grp * Cg * g.H * g.W)
 
 
+def fold_scratch_shape(Py_ssize_t N, Py_ssize_t C, Py_ssize_t groups, Py_ssize_t KH,
+                       Py_ssize_t KW, Py_ssize_t OH, Py_ssize_t OW, int n_threads):
+    """Shape of gemm_fold's column scratch: one (C/G)*KH*KW x OH*OW buffer per thread."""
+    nt = max(1, n_threads)
+    return (nt if (N >= nt and nt > 1) else 1, max((C // groups) * KH * KW * OH * OW, 1))
+
+
 def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
-              floating[:, :, :, ::1] big, Py_ssize_t groups,
+              floating[:, :, :, ::1] big, floating[:, ::1] cols, Py_ssize_t groups,
               Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
     """big[n, group g] = col2im(W2_g^T @ small[n, group g]).
 
-    small (N, G*Mg, OH, OW) IN; w2 (G*Mg, (C/G)*KH*KW) IN; big (N, C, H, W) OUT."""
+    small (N, G*Mg, OH, OW) IN; w2 (G*Mg, (C/G)*KH*KW) IN; big (N, C, H, W) OUT;
+    cols (fold_scratch_shape(...)) scratch."""
     cdef Py_ssize_t N = big.shape[0], n
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
     cdef Py_ssize_t Mg = w2.shape[0] // groups
-    cdef Py_ssize_t colsize = (g.C // groups) * KH * KW * g.OH * g.OW
     cdef int nt = max(1, n_threads)
     cdef bint outer = N >= nt and nt > 1
-    cdef floating[:, ::1] cols = np.empty((nt if outer else 1, max(colsize, 1)),
-                                          dtype=np.float32 if floating is float else np.float64)
+    if (cols.shape[0], cols.shape[1]) != fold_scratch_shape(N, g.C, groups, KH, KW, g.OH, g.OW, nt):
+        raise ValueError("gemm_fold: scratch must have fold_scratch_shape(...)")
     cdef Py_ssize_t bstride = big.shape[1] * g.H * g.W, sstride = small.shape[1] * g.OH * g.OW
     if N == 0 or bstride == 0:
         return
@@ -222,12 +228,13 @@ cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
 
 
 def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1] big,
-                floating[:, ::1] dw2, Py_ssize_t groups,
+                floating[:, ::1] dw2, floating[:, ::1] part, Py_ssize_t groups,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
                 Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
     """dW2_g = sum_n small[n, g] @ im2col(big[n, g])^T, reduced in fixed batch chunks.
 
-    small (N, G*Mg, OH, OW) IN; big (N, C, H, W) IN; dw2 (G*Mg, (C/G)*KH*KW) OUT."""
+    small (N, G*Mg, OH, OW) IN; big (N, C, H, W) IN; dw2 (G*Mg, (C/G)*KH*KW) OUT;
+    part (wgrad_chunks(N), dw2.size) scratch for the per-chunk partial sums."""
     cdef Py_ssize_t N = big.shape[0], ch, i, n0, n1, c
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
@@ -240,8 +247,8 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
     if N == 0 or sstride == 0 or wsize == 0:
         dw2[...] = 0
         return
-    dt = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] part = np.empty((nchunk, wsize), dtype=dt)
+    if part.shape[0] < nchunk or part.shape[1] != wsize:
+        raise ValueError("weight_grad: scratch must be (wgrad_chunks(N), dw2.size)")
     cdef floating acc
     if outer:
         with nogil:

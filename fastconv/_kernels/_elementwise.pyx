@@ -31,9 +31,11 @@ def relu(const floating[::1] x, floating[::1] y, int n_threads):
 def relu_backward(const floating[::1] y, const floating[::1] dy, floating[::1] dx, int n_threads):
     """dx = dy where not (y <= 0), else 0.  All (n,) flat."""
     cdef Py_ssize_t n = y.shape[0], i
+    cdef floating g
     with nogil:
         for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
-            dx[i] = 0 if y[i] <= 0 else dy[i]
+            g = dy[i]          # load unconditionally: the select then compiles branch-free
+            dx[i] = 0 if y[i] <= 0 else g
 
 
 def add(const floating[::1] a, const floating[::1] b, floating[::1] out, int n_threads):
@@ -80,4 +82,4 @@ def dropout_backward(const floating[::1] dy, const uint8_t[::1] mask, double p, 
     cdef floating scale = <floating>(1.0 / (1.0 - p)) if p < 1 else 0
     with nogil:
         for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
-            dx[i] = dy[i] * scale if mask[i] else 0
+            dx[i] = dy[i] * scale * mask[i]

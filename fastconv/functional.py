@@ -62,9 +62,11 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
         _conv.pad2d(x, src, pt, pl, _PAD_MODES[padding_mode], nt)
         ph = pw = 0
     y = _empty((N, C_out, OH, OW), dt)
-    w2 = w.reshape(C_out, -1)
     geom = (KH, KW, sh, sw, ph, pw, dh, dw)
-    _conv.unfold_gemm(src, w2, b, y, groups, *geom, False, nt)
+    if groups == C and C > 1:         # depthwise: direct kernel, no GEMM
+        _conv.depthwise_forward(src, w, b, y, sh, sw, ph, pw, dh, dw, False, nt)
+    else:
+        _conv.unfold_gemm(src, w.reshape(C_out, -1), b, y, groups, *geom, False, nt)
     ctx = (src, w, groups, geom, x.shape, padding_mode, pt, pl)
     return y, ctx
 
@@ -93,6 +95,21 @@ def conv2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
     w2 = w.reshape(w.shape[0], -1)
     nt = _nt()
     gx = gw = gb = None
+    if groups == src.shape[1] and groups > 1:
+        KH, KW, sh, sw, ph, pw, dh, dw = geom
+        gsrc = _empty(src.shape, src.dtype) if need_input else src
+        dw_acc = np.empty((w.shape[0], KH * KW)) if need_weight else np.empty((1, 1))
+        db_acc = np.empty(w.shape[0]) if need_bias else np.empty(1)
+        _conv.depthwise_backward(src, w, gy, gsrc, dw_acc, db_acc, sh, sw, ph, pw, dh, dw,
+                                 need_input, need_weight, need_bias, nt)
+        if need_input:
+            gx = gsrc
+            if gsrc.shape != xshape:
+                gx = _empty(xshape, src.dtype)
+                _conv.pad2d_backward(gsrc, gx, pt, pl, _PAD_MODES[mode], nt)
+        gw = dw_acc.reshape(w.shape).astype(src.dtype) if need_weight else None
+        gb = db_acc.astype(src.dtype) if need_bias else None
+        return gx, gw, gb
     if need_input:
         gsrc = _empty(src.shape, src.dtype)
         KH, KW, sh, sw, ph, pw, dh, dw = geom

@@ -53,6 +53,10 @@ def test_training_bitwise_identical_for_1_2_and_3_threads():
 
 @pytest.mark.parametrize("make,shape", [
     (lambda: fc.nn.Conv2d(8, 16, 3, padding=1, groups=2), (20, 8, 9, 9)),
+    (lambda: fc.nn.Conv2d(16, 32, 3, padding=1, groups=16), (20, 16, 30, 30)),
+    (lambda: fc.nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=16), (20, 16, 30, 30)),
+    (lambda: fc.nn.MaxPool2d(2), (20, 8, 30, 30)),
+    (lambda: fc.nn.MaxPool2d(3, 2, 1), (20, 8, 30, 30)),
     (lambda: fc.nn.ConvTranspose2d(8, 4, 3, stride=2), (20, 8, 5, 5)),
     (lambda: fc.nn.Linear(64, 32), (300, 64)),
     (lambda: fc.nn.BatchNorm2d(8), (20, 8, 30, 30)),

@@ -336,3 +336,163 @@ def pad2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
                     sj = src_index(j - pl, W, mode)
                     if sj >= 0:
                         dst[si * W + sj] += src[i * OW + j]
+
+
+# ---------------------------------------------------------------- direct depthwise
+# groups == C_in: each output channel co reads only input channel co // mult.  A GEMM
+# would have M = mult, K = K_h*K_w: all packing, no arithmetic.  These loops work a row
+# at a time: for each tap, a contiguous axpy over the valid output range (stride 1).
+
+cdef struct Range:
+    Py_ssize_t lo, hi
+
+
+cdef inline Range _tap_range(Py_ssize_t off, Py_ssize_t s, Py_ssize_t n_out,
+                             Py_ssize_t n_in) noexcept nogil:
+    """Outputs o in [lo, hi) with 0 <= o*s + off < n_in (returned by value: prange
+    iterations must not share it)."""
+    cdef Range r
+    r.lo = 0
+    if off < 0:
+        r.lo = (-off + s - 1) // s
+    r.hi = (n_in - off + s - 1) // s if n_in > off else 0
+    if r.hi > n_out:
+        r.hi = n_out
+    if r.lo > r.hi:
+        r.lo = r.hi
+    return r
+
+
+def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                      const floating[::1] bias, floating[:, :, :, ::1] y,
+                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                      Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
+    """y[n, co] = relu?(sum_{kh,kw} w[co, 0, kh, kw] x[n, co // mult, ...] + bias[co]).
+
+    x (N, C, H, W) IN; w (C*mult, 1, KH, KW) IN; bias or None IN; y (N, C*mult, OH, OW) OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t CO = y.shape[1], OH = y.shape[2], OW = y.shape[3], KH = w.shape[2], KW = w.shape[3]
+    cdef Py_ssize_t mult = CO // C, P = N * CO, p, n, co, oh, ow, kh, kw, ih, lo, hi, off
+    cdef const floating *xp
+    cdef const floating *xr
+    cdef const floating *wp
+    cdef floating *yr
+    cdef floating wv, b, v
+    cdef Range rg
+    cdef const floating *bp = &bias[0] if bias is not None else NULL
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=n_threads if P * OH * OW > 16384 else 1):
+            n = p // CO
+            co = p % CO
+            xp = &x[0, 0, 0, 0] + (n * C + co // mult) * H * W
+            wp = &w[0, 0, 0, 0] + co * KH * KW
+            b = bp[co] if bp != NULL else 0
+            for oh in range(OH):
+                yr = &y[0, 0, 0, 0] + (p * OH + oh) * OW
+                for ow in range(OW):
+                    yr[ow] = b
+                for kh in range(KH):
+                    ih = oh * sh - ph + kh * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    xr = xp + ih * W
+                    for kw in range(KW):
+                        wv = wp[kh * KW + kw]
+                        off = kw * dw - pw
+                        rg = _tap_range(off, sw, OW, W)
+                        lo = rg.lo
+                        hi = rg.hi
+                        if sw == 1:
+                            for ow in range(lo, hi):
+                                yr[ow] += wv * xr[ow + off]
+                        else:
+                            for ow in range(lo, hi):
+                                yr[ow] += wv * xr[ow * sw + off]
+                if relu:
+                    for ow in range(OW):
+                        v = yr[ow]
+                        yr[ow] = 0 if v <= 0 else v
+
+
+def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                       const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                       double[:, ::1] dw_acc, double[::1] db_acc,
+                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                       Py_ssize_t dh, Py_ssize_t dwl, bint need_dx, bint need_dw, bint need_db,
+                       int n_threads):
+    """One pass over dy for all three gradients, parallel over input channels (each
+    channel's sums run in one thread, in a fixed order: thread-count invariant).
+
+    dx (N, C, H, W) OUT (if need_dx); dw_acc (C*mult, KH*KW) float64 OUT; db_acc (C*mult,)
+    float64 OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t CO = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], KH = w.shape[2], KW = w.shape[3]
+    cdef Py_ssize_t mult = CO // C, ci, j, n, co, oh, ow, kh, kw, ih, lo, hi, off, t
+    cdef const floating *xp
+    cdef const floating *xr
+    cdef const floating *gp
+    cdef const floating *gr
+    cdef const floating *wp
+    cdef floating *dxp
+    cdef floating *dxr
+    cdef floating wv, s
+    cdef double sb
+    cdef Range rg
+    if C * N == 0:
+        return
+    with nogil:
+        for ci in prange(C, schedule='static', num_threads=n_threads if N * C * H * W > 16384 else 1):
+            for j in range(mult):
+                co = ci * mult + j
+                if need_dw:
+                    for t in range(KH * KW):
+                        dw_acc[co, t] = 0
+                if need_db:
+                    db_acc[co] = 0
+            for n in range(N):
+                xp = &x[0, 0, 0, 0] + (n * C + ci) * H * W
+                dxp = &dx[0, 0, 0, 0] + (n * C + ci) * H * W if need_dx else NULL
+                if need_dx:
+                    for t in range(H * W):
+                        dxp[t] = 0
+                for j in range(mult):
+                    co = ci * mult + j
+                    gp = &dy[0, 0, 0, 0] + (n * CO + co) * OH * OW
+                    wp = &w[0, 0, 0, 0] + co * KH * KW
+                    if need_db:
+                        sb = 0
+                        for t in range(OH * OW):
+                            sb = sb + gp[t]
+                        db_acc[co] += sb
+                    for oh in range(OH):
+                        gr = gp + oh * OW
+                        for kh in range(KH):
+                            ih = oh * sh - ph + kh * dh
+                            if ih < 0 or ih >= H:
+                                continue
+                            xr = xp + ih * W
+                            for kw in range(KW):
+                                off = kw * dwl - pw
+                                rg = _tap_range(off, sw, OW, W)
+                                lo = rg.lo
+                                hi = rg.hi
+                                if need_dw:
+                                    s = 0
+                                    if sw == 1:
+                                        for ow in range(lo, hi):
+                                            s = s + gr[ow] * xr[ow + off]
+                                    else:
+                                        for ow in range(lo, hi):
+                                            s = s + gr[ow] * xr[ow * sw + off]
+                                    dw_acc[co, kh * KW + kw] += s
+                                if need_dx:
+                                    wv = wp[kh * KW + kw]
+                                    dxr = dxp + ih * W
+                                    if sw == 1:
+                                        for ow in range(lo, hi):
+                                            dxr[ow + off] += wv * gr[ow]
+                                    else:
+                                        for ow in range(lo, hi):
+                                            dxr[ow * sw + off] += wv * gr[ow]

@@ -70,7 +70,7 @@ def extensions():
         "_openmp_helpers": [],
         "_memory": [],
         "_gemm": gemm_sources,
-        "_conv": [],
+        "_conv": [os.path.join(SRC, f) for f in ("dwconv.c", "cpu.c")],
         "_pool": [],
         "_norm": [],
         "_elementwise": [],

@@ -31,8 +31,8 @@ from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memset, memcpy
 
-from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, fc_bsrc_t, fc_epilogue_t, gemm,
-                     gemm_ex)
+from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, fc_bsrc_t, fc_epilogue_t, fc_int,
+                     gemm, gemm_ex)
 
 
 cdef struct Geom:
@@ -343,24 +343,24 @@ def pad2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
 # would have M = mult, K = K_h*K_w: all packing, no arithmetic.  These loops work a row
 # at a time: for each tap, a contiguous axpy over the valid output range (stride 1).
 
-cdef struct Range:
-    Py_ssize_t lo, hi
+cdef extern from "gemm.h":
+    ctypedef struct fc_dwgeom_t:
+        fc_int sh, sw, ph, pw, dh, dw
+    int fc_isa() nogil
+    void fc_dw_fwd_plane_f32(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
+                             fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                             float bias, int relu) nogil
+    void fc_dw_bwd_plane_f32(const float *x, const float *dy, fc_int H, fc_int W, const float *w,
+                             fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                             float *dx, double *dw_acc) nogil
+    void fc_dw_fwd_plane_f64(const double *x, fc_int H, fc_int W, const double *w, fc_int KH,
+                             fc_int KW, double *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                             double bias, int relu) nogil
+    void fc_dw_bwd_plane_f64(const double *x, const double *dy, fc_int H, fc_int W,
+                             const double *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
+                             const fc_dwgeom_t *g, double *dx, double *dw_acc) nogil
 
-
-cdef inline Range _tap_range(Py_ssize_t off, Py_ssize_t s, Py_ssize_t n_out,
-                             Py_ssize_t n_in) noexcept nogil:
-    """Outputs o in [lo, hi) with 0 <= o*s + off < n_in (returned by value: prange
-    iterations must not share it)."""
-    cdef Range r
-    r.lo = 0
-    if off < 0:
-        r.lo = (-off + s - 1) // s
-    r.hi = (n_in - off + s - 1) // s if n_in > off else 0
-    if r.hi > n_out:
-        r.hi = n_out
-    if r.lo > r.hi:
-        r.lo = r.hi
-    return r
+fc_isa()  # resolve the ISA (and FASTCONV_ISA) once, before any parallel region
 
 
 def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -372,13 +372,9 @@ def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     x (N, C, H, W) IN; w (C*mult, 1, KH, KW) IN; bias or None IN; y (N, C*mult, OH, OW) OUT."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t CO = y.shape[1], OH = y.shape[2], OW = y.shape[3], KH = w.shape[2], KW = w.shape[3]
-    cdef Py_ssize_t mult = CO // C, P = N * CO, p, n, co, oh, ow, kh, kw, ih, lo, hi, off
-    cdef const floating *xp
-    cdef const floating *xr
-    cdef const floating *wp
-    cdef floating *yr
-    cdef floating wv, b, v
-    cdef Range rg
+    cdef Py_ssize_t mult = CO // C, P = N * CO, p, n, co
+    cdef fc_dwgeom_t g
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw
     cdef const floating *bp = &bias[0] if bias is not None else NULL
     if P * OH * OW == 0:
         return
@@ -386,34 +382,16 @@ def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
         for p in prange(P, schedule='static', num_threads=n_threads if P * OH * OW > 16384 else 1):
             n = p // CO
             co = p % CO
-            xp = &x[0, 0, 0, 0] + (n * C + co // mult) * H * W
-            wp = &w[0, 0, 0, 0] + co * KH * KW
-            b = bp[co] if bp != NULL else 0
-            for oh in range(OH):
-                yr = &y[0, 0, 0, 0] + (p * OH + oh) * OW
-                for ow in range(OW):
-                    yr[ow] = b
-                for kh in range(KH):
-                    ih = oh * sh - ph + kh * dh
-                    if ih < 0 or ih >= H:
-                        continue
-                    xr = xp + ih * W
-                    for kw in range(KW):
-                        wv = wp[kh * KW + kw]
-                        off = kw * dw - pw
-                        rg = _tap_range(off, sw, OW, W)
-                        lo = rg.lo
-                        hi = rg.hi
-                        if sw == 1:
-                            for ow in range(lo, hi):
-                                yr[ow] += wv * xr[ow + off]
-                        else:
-                            for ow in range(lo, hi):
-                                yr[ow] += wv * xr[ow * sw + off]
-                if relu:
-                    for ow in range(OW):
-                        v = yr[ow]
-                        yr[ow] = 0 if v <= 0 else v
+            if floating is float:
+                fc_dw_fwd_plane_f32(&x[0, 0, 0, 0] + (n * C + co // mult) * H * W, H, W,
+                                    &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
+                                    &y[0, 0, 0, 0] + p * OH * OW, OH, OW, &g,
+                                    bp[co] if bp != NULL else 0, relu)
+            else:
+                fc_dw_fwd_plane_f64(&x[0, 0, 0, 0] + (n * C + co // mult) * H * W, H, W,
+                                    &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
+                                    &y[0, 0, 0, 0] + p * OH * OW, OH, OW, &g,
+                                    bp[co] if bp != NULL else 0, relu)
 
 
 def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -429,17 +407,12 @@ def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     float64 OUT."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t CO = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], KH = w.shape[2], KW = w.shape[3]
-    cdef Py_ssize_t mult = CO // C, ci, j, n, co, oh, ow, kh, kw, ih, lo, hi, off, t
-    cdef const floating *xp
-    cdef const floating *xr
-    cdef const floating *gp
-    cdef const floating *gr
-    cdef const floating *wp
+    cdef Py_ssize_t mult = CO // C, ci, j, n, co, t
+    cdef fc_dwgeom_t g
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dwl
     cdef floating *dxp
-    cdef floating *dxr
-    cdef floating wv, s
+    cdef const floating *gp
     cdef double sb
-    cdef Range rg
     if C * N == 0:
         return
     with nogil:
@@ -452,7 +425,6 @@ def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                 if need_db:
                     db_acc[co] = 0
             for n in range(N):
-                xp = &x[0, 0, 0, 0] + (n * C + ci) * H * W
                 dxp = &dx[0, 0, 0, 0] + (n * C + ci) * H * W if need_dx else NULL
                 if need_dx:
                     for t in range(H * W):
@@ -460,39 +432,17 @@ def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                 for j in range(mult):
                     co = ci * mult + j
                     gp = &dy[0, 0, 0, 0] + (n * CO + co) * OH * OW
-                    wp = &w[0, 0, 0, 0] + co * KH * KW
                     if need_db:
                         sb = 0
                         for t in range(OH * OW):
                             sb = sb + gp[t]
                         db_acc[co] += sb
-                    for oh in range(OH):
-                        gr = gp + oh * OW
-                        for kh in range(KH):
-                            ih = oh * sh - ph + kh * dh
-                            if ih < 0 or ih >= H:
-                                continue
-                            xr = xp + ih * W
-                            for kw in range(KW):
-                                off = kw * dwl - pw
-                                rg = _tap_range(off, sw, OW, W)
-                                lo = rg.lo
-                                hi = rg.hi
-                                if need_dw:
-                                    s = 0
-                                    if sw == 1:
-                                        for ow in range(lo, hi):
-                                            s = s + gr[ow] * xr[ow + off]
-                                    else:
-                                        for ow in range(lo, hi):
-                                            s = s + gr[ow] * xr[ow * sw + off]
-                                    dw_acc[co, kh * KW + kw] += s
-                                if need_dx:
-                                    wv = wp[kh * KW + kw]
-                                    dxr = dxp + ih * W
-                                    if sw == 1:
-                                        for ow in range(lo, hi):
-                                            dxr[ow + off] += wv * gr[ow]
-                                    else:
-                                        for ow in range(lo, hi):
-                                            dxr[ow * sw + off] += wv * gr[ow]
+                    if need_dx or need_dw:
+                        if floating is float:
+                            fc_dw_bwd_plane_f32(&x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
+                                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g,
+                                                dxp, &dw_acc[co, 0] if need_dw else NULL)
+                        else:
+                            fc_dw_bwd_plane_f64(&x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
+                                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g,
+                                                dxp, &dw_acc[co, 0] if need_dw else NULL)

@@ -1,5 +1,5 @@
-/* CPU feature detection and the dispatch table, filled once (before any parallel
- * region: the Cython module calls fc_isa() at import). */
+/* CPU feature detection, done once (before any parallel region: the Cython modules call
+ * fc_isa() at import).  Compiled into every extension that dispatches on the ISA. */
 #include <stdlib.h>
 #include <string.h>
 #include "gemm.h"
@@ -44,28 +44,5 @@ const char *fc_isa_name(void)
     case FC_ISA_AVX512: return "avx512";
     case FC_ISA_AVX2: return "avx2";
     default: return "generic";
-    }
-}
-
-static const fc_skernel_t *g_sk_override = NULL;
-
-void fc_skernel_override(const fc_skernel_t *k) { g_sk_override = k; }
-
-const fc_skernel_t *fc_skernel(void)
-{
-    if (g_sk_override) return g_sk_override;
-    switch (fc_isa()) {
-    case FC_ISA_AVX512: return &fc_skernel_avx512;
-    case FC_ISA_AVX2: return &fc_skernel_avx2;
-    default: return &fc_skernel_generic;
-    }
-}
-
-const fc_dkernel_t *fc_dkernel(void)
-{
-    switch (fc_isa()) {
-    case FC_ISA_AVX512: return &fc_dkernel_avx512;
-    case FC_ISA_AVX2: return &fc_dkernel_avx2;
-    default: return &fc_dkernel_generic;
     }
 }

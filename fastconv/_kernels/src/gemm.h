@@ -105,6 +105,21 @@ void fc_gemm_release_workspace(int nthreads);
 /* Tuning hook: use this float kernel instead of the dispatched one (NULL: back to it). */
 void fc_skernel_override(const fc_skernel_t *k);
 
+/* dwconv.c: depthwise convolution, one (image, channel) plane per call. */
+typedef struct { fc_int sh, sw, ph, pw, dh, dw; } fc_dwgeom_t;
+void fc_dw_fwd_plane_f32(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
+                         fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                         float bias, int relu);
+void fc_dw_bwd_plane_f32(const float *x, const float *dy, fc_int H, fc_int W, const float *w,
+                         fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                         float *dx, double *dw_acc);
+void fc_dw_fwd_plane_f64(const double *x, fc_int H, fc_int W, const double *w, fc_int KH,
+                         fc_int KW, double *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                         double bias, int relu);
+void fc_dw_bwd_plane_f64(const double *x, const double *dy, fc_int H, fc_int W, const double *w,
+                         fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                         double *dx, double *dw_acc);
+
 /* peak.c: FMA throughput probe; returns the FLOPs done, accumulates a result into *sink. */
 double fc_fma_probe(fc_int iters, double *sink);
 

@@ -1,0 +1,89 @@
+/* Depthwise convolution plane kernels, instantiated per precision and ISA by dwconv.c
+ * (FC_T, FC_ACC = accumulation type for weight grads, DW_NAME(x) = suffixed name).
+ * Each works on one (image, channel) plane, a row at a time: for each tap, a
+ * contiguous axpy / dot over the output columns whose input column is in range. */
+
+static inline void DW_NAME(range)(fc_int off, fc_int s, fc_int n_out, fc_int n_in,
+                                  fc_int *lo, fc_int *hi)
+{
+    fc_int a = off < 0 ? (-off + s - 1) / s : 0;
+    fc_int b = n_in > off ? (n_in - off + s - 1) / s : 0;
+    if (b > n_out) b = n_out;
+    if (a > b) a = b;
+    *lo = a;
+    *hi = b;
+}
+
+/* y = relu?(bias + sum_taps w * x) for one plane. */
+static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
+                               const FC_T *restrict w, fc_int KH, fc_int KW,
+                               FC_T *restrict y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                               FC_T bias, int relu)
+{
+    for (fc_int oh = 0; oh < OH; oh++) {
+        FC_T *restrict yr = y + oh * OW;
+        for (fc_int ow = 0; ow < OW; ow++) yr[ow] = bias;
+        for (fc_int kh = 0; kh < KH; kh++) {
+            fc_int ih = oh * g->sh - g->ph + kh * g->dh;
+            if (ih < 0 || ih >= H) continue;
+            const FC_T *restrict xr = x + ih * W;
+            for (fc_int kw = 0; kw < KW; kw++) {
+                FC_T wv = w[kh * KW + kw];
+                fc_int off = kw * g->dw - g->pw, lo, hi;
+                DW_NAME(range)(off, g->sw, OW, W, &lo, &hi);
+                if (g->sw == 1) {
+                    const FC_T *restrict xs = xr + off;
+                    for (fc_int ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];
+                } else {
+                    for (fc_int ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * g->sw + off];
+                }
+            }
+        }
+        if (relu)
+            for (fc_int ow = 0; ow < OW; ow++) yr[ow] = yr[ow] <= 0 ? 0 : yr[ow];
+    }
+}
+
+/* dx += taps^T dy (dx not zeroed here), dw_acc[tap] += <dy, shifted x>, for one plane. */
+static void DW_NAME(bwd_plane)(const FC_T *restrict x, const FC_T *restrict dy, fc_int H,
+                               fc_int W, const FC_T *restrict w, fc_int KH, fc_int KW,
+                               fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                               FC_T *restrict dx, FC_ACC *restrict dw_acc)
+{
+    for (fc_int oh = 0; oh < OH; oh++) {
+        const FC_T *restrict gr = dy + oh * OW;
+        for (fc_int kh = 0; kh < KH; kh++) {
+            fc_int ih = oh * g->sh - g->ph + kh * g->dh;
+            if (ih < 0 || ih >= H) continue;
+            const FC_T *restrict xr = x + ih * W;
+            FC_T *restrict dxr = dx ? dx + ih * W : NULL;
+            for (fc_int kw = 0; kw < KW; kw++) {
+                fc_int off = kw * g->dw - g->pw, lo, hi;
+                DW_NAME(range)(off, g->sw, OW, W, &lo, &hi);
+                if (g->sw == 1) {
+                    if (dw_acc) {
+                        const FC_T *restrict xs = xr + off;
+                        FC_T s = 0;
+                        for (fc_int ow = lo; ow < hi; ow++) s += gr[ow] * xs[ow];
+                        dw_acc[kh * KW + kw] += s;
+                    }
+                    if (dxr) {
+                        FC_T wv = w[kh * KW + kw];
+                        FC_T *restrict ds = dxr + off;
+                        for (fc_int ow = lo; ow < hi; ow++) ds[ow] += wv * gr[ow];
+                    }
+                } else {
+                    if (dw_acc) {
+                        FC_T s = 0;
+                        for (fc_int ow = lo; ow < hi; ow++) s += gr[ow] * xr[ow * g->sw + off];
+                        dw_acc[kh * KW + kw] += s;
+                    }
+                    if (dxr) {
+                        FC_T wv = w[kh * KW + kw];
+                        for (fc_int ow = lo; ow < hi; ow++) dxr[ow * g->sw + off] += wv * gr[ow];
+                    }
+                }
+            }
+        }
+    }
+}

@@ -71,7 +71,7 @@ def extensions():
         "_memory": [],
         "_gemm": gemm_sources,
         "_conv": [os.path.join(SRC, f) for f in ("dwconv.c", "cpu.c")],
-        "_pool": [],
+        "_pool": [os.path.join(SRC, f) for f in ("pool.c", "cpu.c")],
         "_norm": [],
         "_elementwise": [],
         "_upsample": [],

@@ -198,15 +198,29 @@ def max_pool2d(x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mod
     OH = _shape.checked_pool_output(layer, "height", H, KH, sh, ph, dh, ceil_mode)
     OW = _shape.checked_pool_output(layer, "width", W, KW, sw, pw, dw, ceil_mode)
     y = _empty((N, C, OH, OW), x.dtype)
-    idx = _empty((N, C, OH, OW), np.int32) if need_indices else None
-    _pool.max_pool2d(x, y, idx, KH, KW, sh, sw, ph, pw, dh, dw, _nt())
+    if _is_2x2(x, kernel_size, stride, padding, dilation, OH, OW):
+        idx = _empty((N, C, OH, OW), np.uint8) if need_indices else None
+        _pool.max_pool2x2(x, y, idx, _nt())
+    else:
+        idx = _empty((N, C, OH, OW), np.int32) if need_indices else None
+        _pool.max_pool2d(x, y, idx, KH, KW, sh, sw, ph, pw, dh, dw, _nt())
     return y, (idx, x.shape)
+
+
+def _is_2x2(x, kernel_size, stride, padding, dilation, OH, OW):
+    """The 2x2 / stride-2 fast path applies (float32, no padding, whole windows)."""
+    return (x.dtype == np.float32 and kernel_size == (2, 2) and stride == (2, 2)
+            and padding == (0, 0) and dilation == (1, 1)
+            and OH == x.shape[2] // 2 and OW == x.shape[3] // 2)
 
 
 def max_pool2d_backward(ctx, gy):
     idx, xshape = ctx
     gx = _empty(xshape, gy.dtype)
-    _pool.max_pool2d_backward(gy, idx, gx, _nt())
+    if idx.dtype == np.uint8:
+        _pool.max_pool2x2_backward(gy, idx, gx, _nt())
+    else:
+        _pool.max_pool2d_backward(gy, idx, gx, _nt())
     return gx
 
 
@@ -219,6 +233,10 @@ def avg_pool2d(x, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_in
     OW = _shape.checked_pool_output(layer, "width", W, KW, sw, pw, 1, ceil_mode)
     y = _empty((N, C, OH, OW), x.dtype)
     args = (KH, KW, sh, sw, ph, pw, bool(count_include_pad), int(divisor_override or 0))
+    if _is_2x2(x, kernel_size, stride, padding, (1, 1), OH, OW):
+        div = float(divisor_override or 4)
+        _pool.avg_pool2x2(x, y, div, _nt())
+        return y, (x.shape, div)
     _pool.avg_pool2d(x, y, *args, _nt())
     return y, (x.shape, args)
 
@@ -226,7 +244,10 @@ def avg_pool2d(x, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_in
 def avg_pool2d_backward(ctx, gy):
     xshape, args = ctx
     gx = _empty(xshape, gy.dtype)
-    _pool.avg_pool2d_backward(gy, gx, *args, _nt())
+    if isinstance(args, float):
+        _pool.avg_pool2x2_backward(gy, gx, args, _nt())
+    else:
+        _pool.avg_pool2d_backward(gy, gx, *args, _nt())
     return gx
 
 

@@ -70,6 +70,15 @@ def test_isa_path_forced_by_env_runs_conv_correctly(isa):
         "assert np.abs(y - y64).max() < 1e-4 * np.abs(y64).max()\n"
         "assert np.abs(gx - gx64).max() < 1e-4 * np.abs(gx64).max()\n"
         "assert np.abs(m.weight.grad - m64.weight.grad).max() < 1e-4 * np.abs(m64.weight.grad).max()\n"
+        "for mk in (lambda: fc.nn.Conv2d(8, 8, 3, padding=1, groups=8),\n"
+        "           lambda: fc.nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=8),\n"
+        "           lambda: fc.nn.MaxPool2d(2), lambda: fc.nn.AvgPool2d(2)):\n"
+        "    a, b = mk(), mk(); b.load_state_dict(a.state_dict()); b.double()\n"
+        "    xs = rng.standard_normal((2, 8, 12, 70)).astype(np.float32)\n"
+        "    ya = a(xs); ga = a.backward(np.ones_like(ya))\n"
+        "    yb = b(xs.astype(np.float64)); gb = b.backward(np.ones_like(yb))\n"
+        "    assert np.abs(ya - yb).max() <= 1e-5 * np.abs(yb).max(), mk\n"
+        "    assert np.abs(ga - gb).max() <= 1e-5 * np.abs(gb).max(), mk\n"
         "print('ok')\n" % isa)
     import fastconv
     # the child imports the same fastconv as this process (installed or built in place)

@@ -82,3 +82,16 @@ def test_pool_finite_differences(i, rng):
 def test_global_average_pool_is_mean(rng):
     x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
     assert_close(fc.nn.AdaptiveAvgPool2d(1)(x)[:, :, 0, 0], x.mean(axis=(2, 3)), 1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 10, 70), (1, 2, 7, 33), (1, 1, 4, 32)])
+def test_maxpool_2x2_fast_path_nan_ties_odd_sizes_match_torch(shape, rng):
+    """Wide rows run the vectorised 2x2 kernel; integer data makes ties, NaNs test
+    torch's scan order; odd sizes leave a row/column no window covers."""
+    torch = torch_or_skip()
+    x = rng.integers(0, 4, shape).astype(np.float32)
+    x.flat[rng.choice(x.size, x.size // 20, replace=False)] = np.nan
+    x.flat[rng.choice(x.size, x.size // 20, replace=False)] = -np.inf
+    check_vs_torch(fc.nn.MaxPool2d(2), torch.nn.MaxPool2d(2), x, rtol=0)
+    check_vs_torch(fc.nn.AvgPool2d(2), torch.nn.AvgPool2d(2), np.nan_to_num(x, neginf=-1),
+                   rtol=1e-6)

@@ -14,7 +14,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isnan, INFINITY
 from libc.string cimport memset
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uint8_t
 
 cdef enum:
     GRAIN = 32768
@@ -248,3 +248,74 @@ def adaptive_avg_pool2d_backward(const floating[:, :, :, ::1] dy, floating[:, :,
                     for ih in range(h0, h1):
                         for iw in range(w0, w1):
                             dst[ih * W + iw] += g
+
+
+# ---------------------------------------------------------------- 2x2 / stride 2 fast paths
+from ._gemm cimport fc_int
+
+cdef extern from "gemm.h":
+    int fc_isa() nogil
+    void fc_max2x2_fwd(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,
+                       fc_int OH, fc_int OW) nogil
+    void fc_max2x2_bwd(const float *dy, const unsigned char *idx, fc_int OH, fc_int OW,
+                       float *dx, fc_int H, fc_int W) nogil
+    void fc_avg2x2_fwd(const float *x, fc_int H, fc_int W, float *y, fc_int OH, fc_int OW,
+                       float div) nogil
+    void fc_avg2x2_bwd(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W,
+                       float div) nogil
+
+fc_isa()  # resolve the ISA once, before any parallel region
+
+
+def max_pool2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y, uint8_t[:, :, :, ::1] idx,
+                int n_threads):
+    """2x2 / stride-2 max pooling; idx (or None) gets the window-local argmax (0..3).
+
+    x (N, C, H, W) IN; y, idx (N, C, H//2, W//2) OUT."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3], p
+    cdef uint8_t *ip = &idx[0, 0, 0, 0] if (idx is not None and P * OH * OW > 0) else NULL
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            fc_max2x2_fwd(&x[0, 0, 0, 0] + p * H * W, H, W, &y[0, 0, 0, 0] + p * OH * OW,
+                          (ip + p * OH * OW) if ip != NULL else NULL, OH, OW)
+
+
+def max_pool2x2_backward(const float[:, :, :, ::1] dy, const uint8_t[:, :, :, ::1] idx,
+                         float[:, :, :, ::1] dx, int n_threads):
+    """dx = dy routed by the window-local argmax.  dx (N, C, H, W) OUT (fully written)."""
+    cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = dy.shape[2], OW = dy.shape[3], p
+    if P * H * W == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            fc_max2x2_bwd(&dy[0, 0, 0, 0] + p * OH * OW, &idx[0, 0, 0, 0] + p * OH * OW, OH, OW,
+                          &dx[0, 0, 0, 0] + p * H * W, H, W)
+
+
+def avg_pool2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y, float div, int n_threads):
+    """2x2 / stride-2 average pooling without padding, dividing each window sum by div."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3], p
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            fc_avg2x2_fwd(&x[0, 0, 0, 0] + p * H * W, H, W, &y[0, 0, 0, 0] + p * OH * OW, OH, OW,
+                          div)
+
+
+def avg_pool2x2_backward(const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx, float div,
+                         int n_threads):
+    """Adjoint of avg_pool2x2.  dx (N, C, H, W) OUT (fully written)."""
+    cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t OH = dy.shape[2], OW = dy.shape[3], p
+    if P * H * W == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            fc_avg2x2_bwd(&dy[0, 0, 0, 0] + p * OH * OW, OH, OW, &dx[0, 0, 0, 0] + p * H * W, H, W,
+                          div)

@@ -120,6 +120,14 @@ void fc_dw_bwd_plane_f64(const double *x, const double *dy, fc_int H, fc_int W, 
                          fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                          double *dx, double *dw_acc);
 
+/* pool.c: 2x2 / stride-2 pooling planes (float32). */
+void fc_max2x2_fwd(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,
+                   fc_int OH, fc_int OW);
+void fc_max2x2_bwd(const float *dy, const unsigned char *idx, fc_int OH, fc_int OW, float *dx,
+                   fc_int H, fc_int W);
+void fc_avg2x2_fwd(const float *x, fc_int H, fc_int W, float *y, fc_int OH, fc_int OW, float div);
+void fc_avg2x2_bwd(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W, float div);
+
 /* peak.c: FMA throughput probe; returns the FLOPs done, accumulates a result into *sink. */
 double fc_fma_probe(fc_int iters, double *sink);
 

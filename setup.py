@@ -72,7 +72,7 @@ def extensions():
         "_gemm": gemm_sources,
         "_conv": [os.path.join(SRC, f) for f in ("dwconv.c", "cpu.c")],
         "_pool": [os.path.join(SRC, f) for f in ("pool.c", "cpu.c")],
-        "_norm": [],
+        "_norm": [os.path.join(SRC, f) for f in ("norm.c", "cpu.c")],
         "_elementwise": [],
         "_upsample": [],
         "_linear": [],

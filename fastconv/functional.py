@@ -302,19 +302,21 @@ def batch_norm_backward(ctx, gy):
     dt = x.dtype
     N, C = x.shape[:2]
     nt = _nt()
-    if y is not None:                               # fused ReLU: mask by the output
-        gy = relu_backward(y, gy)
+    if y is not None and dt != np.float32:      # fused ReLU, float64: mask first
+        gy, y = relu_backward(y, gy), None
     x3, g3 = x.reshape(N, C, -1), gy.reshape(N, C, -1)
-    sum_dy, sum_dy_xhat = _empty(C), _empty(C)
-    _norm.bn_backward_reduce(x3, g3, mean, invstd, sum_dy, sum_dy_xhat, nt)
+    y3 = None if y is None else y.reshape(N, C, -1)
+    sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
+    _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
     cnt = x3.shape[0] * x3.shape[2]
     if training and cnt > 0:
         b, k = sum_dy / cnt, sum_dy_xhat / cnt
     else:
         b = k = np.zeros(C)
     gx = _empty_like(x)
-    _norm.bn_backward_apply(x3, g3, mean.astype(dt), invstd.astype(dt), (gamma * invstd).astype(dt),
-                            b.astype(dt), k.astype(dt), gx.reshape(N, C, -1), nt)
+    _norm.bn_backward_apply(x3, g3, y3, mean.astype(dt), invstd.astype(dt),
+                            (gamma * invstd).astype(dt), b.astype(dt), k.astype(dt),
+                            gx.reshape(N, C, -1), nt)
     return gx, sum_dy_xhat, sum_dy
 
 

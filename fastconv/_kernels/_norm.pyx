@@ -2,14 +2,33 @@
 
 Notes
 -----
-Statistics are two-pass (mean, then centred sum of squares) with float64
-accumulators, per channel, each channel reduced by one thread in a fixed order, so
-the bits do not depend on the thread count.  A channel of a training batch
-(N x H x W floats) usually fits in L2, so the second pass costs little bandwidth
-and avoids the cancellation of sum/sum-of-squares.
+Statistics are two-pass (mean, then centred sum of squares), per channel, each
+channel reduced by one thread in a fixed order, so the bits do not depend on the
+thread count.  A channel of a training batch (N x H x W floats) usually fits in L2,
+so the second pass costs little bandwidth and avoids the cancellation of
+sum/sum-of-squares.  float32 planes go through C kernels (src/norm.c) that sum in 32
+fixed float lanes per plane (vectorised) and combine planes in float64; float64
+data uses the plain loops below.
+
+A fused ReLU (``relu`` / ``y`` arguments) lets a Conv-BN-ReLU block normalise and
+rectify in one pass, and mask the gradient by the output inside the backward passes.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+
+from ._gemm cimport fc_int
+
+cdef extern from "gemm.h":
+    int fc_isa() nogil
+    double fc_bn_sum(const float *x, fc_int n) nogil
+    double fc_bn_sqdev(const float *x, fc_int n, float mean) nogil
+    void fc_bn_bwd_sums(const float *x, const float *dy, const float *y, fc_int n, float mean,
+                        double *s1, double *s2) nogil
+    void fc_bn_affine(const float *x, float *y, fc_int n, float m, float a, float b, int relu) nogil
+    void fc_bn_bwd_apply(const float *x, const float *dy, const float *y, float *dx, fc_int n,
+                         float m, float istd, float a, float b, float k) nogil
+
+fc_isa()  # resolve the ISA once, before any parallel region
 
 cdef enum:
     GRAIN = 32768
@@ -23,8 +42,24 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
     """Per-channel mean and biased variance.  x (N, C, HW) IN; mean, var (C,) OUT."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q
     cdef double s, m, d
+    cdef float mf
     cdef const floating *row
     if C == 0:
+        return
+    if floating is float:
+        with nogil:
+            for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+                s = 0
+                for n in range(N):
+                    s = s + fc_bn_sum(&x[0, 0, 0] + (n * C + c) * HW, HW)
+                m = s / (N * HW) if N * HW > 0 else 0
+                mf = <float>m
+                s = 0
+                for n in range(N):
+                    s = s + fc_bn_sqdev(&x[0, 0, 0] + (n * C + c) * HW, HW, mf)
+                mean[c] = m
+                # sum of squares about the float32-rounded mean, corrected to the exact one
+                var[c] = (s / (N * HW) - (m - mf) * (m - mf)) if N * HW > 0 else 0
         return
     with nogil:
         for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -71,6 +106,14 @@ def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const flo
     cdef floating *dst
     if N * C * HW == 0:
         return
+    if floating is float:
+        with nogil:
+            for p in prange(N * C, schedule='static',
+                            num_threads=nthreads_for(N * C * HW, n_threads)):
+                c = p % C
+                fc_bn_affine(&x[0, 0, 0] + p * HW, &y[0, 0, 0] + p * HW, HW, center[c], scale[c],
+                             shift[c], relu)
+        return
     with nogil:
         for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
             c = p % C
@@ -89,15 +132,35 @@ def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const flo
 
 
 def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
-                       const double[::1] mean, const double[::1] invstd,
-                       double[::1] sum_dy, double[::1] sum_dy_xhat, int n_threads):
-    """sum_dy[c] = sum dy; sum_dy_xhat[c] = sum dy * (x - mean) * invstd (per channel).
+                       const floating[:, :, ::1] y, const double[::1] mean,
+                       const double[::1] invstd, double[::1] sum_dy, double[::1] sum_dy_xhat,
+                       int n_threads):
+    """sum_dy[c] = sum g; sum_dy_xhat[c] = sum g * (x - mean) * invstd (per channel), where
+    g = dy, or dy masked by y > 0 when the fused-ReLU output y is given (else None).
 
-    x, dy (N, C, HW) IN; mean, invstd (C,) IN; sum_dy, sum_dy_xhat (C,) OUT."""
+    x, dy, y (N, C, HW) IN; mean, invstd (C,) IN; sum_dy, sum_dy_xhat (C,) OUT."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q
     cdef double s1, s2, m
     cdef const floating *xr
     cdef const floating *gr
+    cdef const floating *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
+    if floating is float:
+        with nogil:
+            for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+                # accumulate straight into this channel's output slots (a C array
+                # declared outside the prange would be shared between threads)
+                sum_dy[c] = 0
+                sum_dy_xhat[c] = 0
+                for n in range(N):
+                    if HW > 0:
+                        fc_bn_bwd_sums(&x[0, 0, 0] + (n * C + c) * HW, &dy[0, 0, 0] + (n * C + c) * HW,
+                                       (yp + (n * C + c) * HW) if yp != NULL else NULL, HW,
+                                       <float>mean[c], &sum_dy[c], &sum_dy_xhat[c])
+                # the sums are about the float32-rounded mean: shift to the exact one
+                sum_dy_xhat[c] = (sum_dy_xhat[c] - sum_dy[c] * (mean[c] - <float>mean[c])) * invstd[c]
+        return
+    if yp != NULL:
+        raise ValueError("bn_backward_reduce: the fused-ReLU mask is float32-only")
     with nogil:
         for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
             s1 = 0
@@ -116,19 +179,32 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
 
 
 def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
-                      const floating[::1] mean, const floating[::1] invstd,
-                      const floating[::1] a, const floating[::1] b, const floating[::1] k,
-                      floating[:, :, ::1] dx, int n_threads):
-    """dx = a[c] * (dy - b[c] - xhat * k[c]) with xhat = (x - mean[c]) * invstd[c].
+                      const floating[:, :, ::1] y, const floating[::1] mean,
+                      const floating[::1] invstd, const floating[::1] a, const floating[::1] b,
+                      const floating[::1] k, floating[:, :, ::1] dx, int n_threads):
+    """dx = a[c] * (g - b[c] - xhat * k[c]) with xhat = (x - mean[c]) * invstd[c] and
+    g = dy (masked by y > 0 when the fused-ReLU output y is given, else None).
 
-    Training: a = gamma*invstd, b = mean(dy), k = mean(dy*xhat); eval: b = k = 0."""
+    Training: a = gamma*invstd, b = mean(g), k = mean(g*xhat); eval: b = k = 0."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], p, q, c
     cdef floating ac, bc, kc, mc, ic
     cdef const floating *xr
     cdef const floating *gr
     cdef floating *dr
+    cdef const floating *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
     if N * C * HW == 0:
         return
+    if floating is float:
+        with nogil:
+            for p in prange(N * C, schedule='static',
+                            num_threads=nthreads_for(N * C * HW, n_threads)):
+                c = p % C
+                fc_bn_bwd_apply(&x[0, 0, 0] + p * HW, &dy[0, 0, 0] + p * HW,
+                                (yp + p * HW) if yp != NULL else NULL, &dx[0, 0, 0] + p * HW, HW,
+                                mean[c], invstd[c], a[c], b[c], k[c])
+        return
+    if yp != NULL:
+        raise ValueError("bn_backward_apply: the fused-ReLU mask is float32-only")
     with nogil:
         for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
             c = p % C

@@ -128,6 +128,15 @@ void fc_max2x2_bwd(const float *dy, const unsigned char *idx, fc_int OH, fc_int 
 void fc_avg2x2_fwd(const float *x, fc_int H, fc_int W, float *y, fc_int OH, fc_int OW, float div);
 void fc_avg2x2_bwd(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W, float div);
 
+/* norm.c: BatchNorm planes (float32). */
+double fc_bn_sum(const float *x, fc_int n);
+double fc_bn_sqdev(const float *x, fc_int n, float mean);
+void fc_bn_bwd_sums(const float *x, const float *dy, const float *y, fc_int n, float mean,
+                    double *s1, double *s2);
+void fc_bn_affine(const float *x, float *y, fc_int n, float m, float a, float b, int relu);
+void fc_bn_bwd_apply(const float *x, const float *dy, const float *y, float *dx, fc_int n,
+                     float m, float istd, float a, float b, float k);
+
 /* peak.c: FMA throughput probe; returns the FLOPs done, accumulates a result into *sink. */
 double fc_fma_probe(fc_int iters, double *sink);
 

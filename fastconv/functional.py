@@ -35,12 +35,13 @@ def _flat(a):
 # ===================================================================== convolution
 
 def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1,
-           padding_mode="zeros", layer="conv2d"):
+           padding_mode="zeros", layer="conv2d", relu=False):
     """2-D cross-correlation.
 
     x (N, C_in, H, W); weight (C_out, C_in/groups, K_h, K_w); bias (C_out,) or None;
     padding (top, bottom, left, right).  Returns y (N, C_out, H_out, W_out) and ctx,
-    H_out = floor((H + top + bottom - d_h*(K_h-1) - 1)/s_h) + 1."""
+    H_out = floor((H + top + bottom - d_h*(K_h-1) - 1)/s_h) + 1.  relu=True applies
+    max(., 0) in the kernel's epilogue (inference of a folded Conv-BN-ReLU)."""
     dt = np.result_type(x.dtype, weight.dtype)
     x, w, b = _cast(x, dt), _cast(weight, dt), _cast(bias, dt)
     N, C, H, W = x.shape
@@ -64,9 +65,9 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     y = _empty((N, C_out, OH, OW), dt)
     geom = (KH, KW, sh, sw, ph, pw, dh, dw)
     if groups == C and C > 1:         # depthwise: direct kernel, no GEMM
-        _conv.depthwise_forward(src, w, b, y, sh, sw, ph, pw, dh, dw, False, nt)
+        _conv.depthwise_forward(src, w, b, y, sh, sw, ph, pw, dh, dw, relu, nt)
     else:
-        _conv.unfold_gemm(src, w.reshape(C_out, -1), b, y, groups, *geom, False, nt)
+        _conv.unfold_gemm(src, w.reshape(C_out, -1), b, y, groups, *geom, relu, nt)
     ctx = (src, w, groups, geom, x.shape, padding_mode, pt, pl)
     return y, ctx
 

@@ -2,6 +2,8 @@
 
 Submodule names match the article's PyTorch code, so state_dict keys are identical
 to the equivalent torch model's."""
+from . import functional as F
+from ._grad import is_grad_enabled
 from .nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module,
                  ReLU, Sequential, Upsample)
 
@@ -10,6 +12,7 @@ class ConvBlock(Module):
     """Conv2d(bias=False) -> BatchNorm2d -> ReLU: (N, in_ch, H, W) -> (N, out_ch, H', W')."""
 
     _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
+    _skips_input_grad = True
 
     def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, padding=1):
         super().__init__()
@@ -18,10 +21,23 @@ class ConvBlock(Module):
         self.relu = ReLU(inplace=True)
 
     def forward(self, x):
-        return self._remember(self.relu(self.bn(self.conv(x))), True)
+        """Training: conv, then BatchNorm and ReLU fused into one pass.  Inference
+        (eval mode under no_grad): BatchNorm folded into the convolution's weights and
+        bias, ReLU applied in the GEMM epilogue - one pass over the output in all."""
+        if not self.training and not is_grad_enabled() and self.bn.track_running_stats \
+                and self.conv.padding_mode == "zeros":
+            return self._remember(self._folded_forward(x), None)
+        return self._remember(self.bn._forward(self.conv(x), relu=True), True)
 
-    def _backward(self, ctx, g):
-        return self.conv.backward(self.bn.backward(self.relu.backward(g)))
+    def _folded_forward(self, x):
+        c = self.conv
+        x = c._input(x)
+        w, b = self.bn.folded(c.weight.data, None if c.bias is None else c.bias.data)
+        return F.conv2d(x, w, b, c.stride, c._pads(x.shape[2], x.shape[3]), c.dilation, c.groups,
+                        c.padding_mode, "ConvBlock", relu=True)[0]
+
+    def _backward(self, ctx, g, input_grad=True):
+        return self.conv.backward(self.bn.backward(g), input_grad=input_grad)
 
 
 class DepthwiseSeparableConv(Module):
@@ -29,6 +45,7 @@ class DepthwiseSeparableConv(Module):
     in_ch*k*k + in_ch*out_ch weights instead of in_ch*out_ch*k*k."""
 
     _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
+    _skips_input_grad = True
 
     def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, padding=1):
         super().__init__()
@@ -39,8 +56,8 @@ class DepthwiseSeparableConv(Module):
     def forward(self, x):
         return self._remember(self.pointwise(self.depthwise(x)), True)
 
-    def _backward(self, ctx, g):
-        return self.depthwise.backward(self.pointwise.backward(g))
+    def _backward(self, ctx, g, input_grad=True):
+        return self.depthwise.backward(self.pointwise.backward(g), input_grad=input_grad)
 
 
 def Bottleneck(channels=256, mid=64):
@@ -59,6 +76,7 @@ class SmoothUpsample(Module):
     alternative to ConvTranspose2d(k=3, s=2).  (N, in_ch, H, W) -> (N, out_ch, 2H, 2W)."""
 
     _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
+    _skips_input_grad = True
 
     def __init__(self, in_ch, out_ch):
         super().__init__()
@@ -68,8 +86,8 @@ class SmoothUpsample(Module):
     def forward(self, x):
         return self._remember(self.conv(self.up(x)), True)
 
-    def _backward(self, ctx, g):
-        return self.up.backward(self.conv.backward(g))
+    def _backward(self, ctx, g, input_grad=True):
+        return self.up.backward(self.conv.backward(g), input_grad=input_grad)
 
 
 def camera_classifier(num_classes=2):

@@ -153,3 +153,42 @@ def test_camera_classifier_eval_matches_torch(rng):
     with torch.no_grad():
         ty = tm(torch.from_numpy(x)).numpy()
     assert_close(y, ty, 1e-4)
+
+
+def test_convblock_finite_differences(rng):
+    from helpers import directional_check
+    b = models.ConvBlock(3, 4)
+    b.bn.bias.data[:] = rng.standard_normal(4).astype(np.float32)
+    directional_check(b, rng.standard_normal((2, 3, 5, 5)))
+
+
+def test_backward_without_input_grad_gives_same_param_grads(rng):
+    x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
+    grads = []
+    for input_grad in (True, False):
+        fc.manual_seed(3)
+        m = models.camera_classifier()
+        y = m(x)
+        gx = m.backward(np.ones_like(y), input_grad=input_grad)
+        assert (gx is None) == (not input_grad)
+        grads.append([p.grad.copy() for p in m.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_folded_inference_matches_unfolded_eval(rng):
+    """Eval under no_grad folds BatchNorm into the convolution (and ReLU into its
+    epilogue); with gradients enabled the same eval forward runs unfolded."""
+    m = models.camera_classifier()
+    for sub in m.modules():
+        if isinstance(sub, fc.nn.BatchNorm2d):
+            sub.running_mean[...] = rng.standard_normal(sub.num_features) * 0.2
+            sub.running_var[...] = rng.uniform(0.3, 3, sub.num_features)
+            sub.weight.data[...] = rng.uniform(0.5, 1.5, sub.num_features)
+            sub.bias.data[...] = rng.standard_normal(sub.num_features) * 0.1
+    m.eval()
+    x = rng.standard_normal((3, 3, 24, 20)).astype(np.float32)
+    unfolded = m(x)
+    with fc.no_grad():
+        folded = m(x)
+    assert_close(folded, unfolded, 1e-5)

@@ -43,9 +43,12 @@ class Sequential(Module):
             x = m(x)
         return self._remember(np.asarray(x), True)
 
-    def _backward(self, ctx, g):
-        for m in reversed(self._modules.values()):
-            g = m.backward(g)
+    _skips_input_grad = True
+
+    def _backward(self, ctx, g, input_grad=True):
+        mods = list(self._modules.values())
+        for i in range(len(mods) - 1, -1, -1):
+            g = mods[i].backward(g, input_grad=input_grad or i > 0)
         return g
 
 

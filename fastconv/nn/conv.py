@@ -8,6 +8,8 @@ from .module import Module, Parameter
 
 
 class _ConvBase(Module):
+    _skips_input_grad = True
+
     def _init_params(self, wshape, fan_in, bias):
         bound = _init.kaiming_uniform_bound(fan_in)
         self.weight = Parameter(_init.uniform(wshape, bound))
@@ -105,9 +107,9 @@ class Conv2d(_ConvBase):
                           self.dilation, self.groups, self.padding_mode, type(self).__name__)
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy):
+    def _backward(self, ctx, gy, input_grad=True):
         need_w, need_b = self._needs()
-        gx, gw, gb = F.conv2d_backward(ctx, gy, True, need_w, need_b)
+        gx, gw, gb = F.conv2d_backward(ctx, gy, input_grad, need_w, need_b)
         self._grads(gw, gb)
         return gx
 
@@ -169,9 +171,9 @@ class ConvTranspose2d(_ConvBase):
                                     type(self).__name__)
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy):
+    def _backward(self, ctx, gy, input_grad=True):
         need_w, need_b = self._needs()
-        gx, gw, gb = F.conv_transpose2d_backward(ctx, gy, True, need_w, need_b)
+        gx, gw, gb = F.conv_transpose2d_backward(ctx, gy, input_grad, need_w, need_b)
         self._grads(gw, gb)
         return gx
 

@@ -265,10 +265,19 @@ class Module:
                                f"gradients enabled")
         return ctx, _shape.as_grad(name, grad_output, self._out_shape, self._out_dtype)
 
-    def backward(self, grad_output):
-        """Gradient w.r.t. the input of the last forward; parameter grads are added."""
+    # Layers whose _backward takes input_grad (and can skip computing it) set this.
+    _skips_input_grad = False
+
+    def backward(self, grad_output, input_grad=True):
+        """Gradient w.r.t. the input of the last forward; parameter grads are added.
+
+        input_grad=False skips the input gradient where a layer can (the first layer of
+        a network: nothing consumes it) and returns None."""
         ctx, g = self._take_ctx(grad_output)
-        return self._backward(ctx, g)
+        if self._skips_input_grad:
+            return self._backward(ctx, g, input_grad=input_grad)
+        gx = self._backward(ctx, g)
+        return gx if input_grad else None
 
     def _backward(self, ctx, grad_output):
         raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")

@@ -40,6 +40,20 @@ class BatchNorm2d(Module):
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
 
+    def folded(self, conv_weight, conv_bias=None):
+        """(weight, bias) of a convolution that computes bn(conv(x)) in eval mode:
+        w * gamma/sqrt(running_var + eps) per output channel, and the shifted bias."""
+        scale = (1.0 if self.weight is None else self.weight.data.astype(np.float64)) / np.sqrt(
+            self.running_var.astype(np.float64) + self.eps)
+        shift = (0.0 if self.bias is None else self.bias.data.astype(np.float64)) - \
+            self.running_mean.astype(np.float64) * scale
+        if conv_bias is not None:
+            shift = shift + conv_bias.astype(np.float64) * scale
+        scale = np.broadcast_to(scale, (self.num_features,))
+        w = conv_weight.astype(np.float64) * scale.reshape(-1, 1, 1, 1)
+        return w.astype(conv_weight.dtype), np.broadcast_to(shift, (self.num_features,)).astype(
+            conv_weight.dtype)
+
     def reset_running_stats(self):
         if self.track_running_stats:
             self.running_mean[...] = 0
@@ -54,6 +68,11 @@ class BatchNorm2d(Module):
 
     def forward(self, x):
         """x (N, C, H, W) -> (N, C, H, W)."""
+        return self._forward(x, False)
+
+    def _forward(self, x, relu):
+        """Forward, with ReLU fused into the normalising pass when relu is True (the
+        backward then masks by the output); used by Conv-BN-ReLU blocks."""
         x = self._input(x)
         batch_stats = self.training or not self.track_running_stats
         n = x.shape[0] * x.shape[2] * x.shape[3]
@@ -63,7 +82,7 @@ class BatchNorm2d(Module):
         w = self.weight.data if self.weight is not None else None
         b = self.bias.data if self.bias is not None else None
         y, ctx, mean, var = F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
-                                         batch_stats)
+                                         batch_stats, relu)
         if self.training and self.track_running_stats:
             self.num_batches_tracked = np.array(self.num_batches_tracked + 1, np.int64)
             f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum

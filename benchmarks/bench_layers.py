@@ -42,7 +42,9 @@ def model_flops(model, x):
     """Forward FLOPs of every conv and linear layer in a model (shapes from a dry run)."""
     total = 0
     shapes = {}
-    with fc.no_grad():
+    training = model.training
+    model.train()            # the plain (unfolded) path, so every conv runs as a layer
+    try:
         orig = {}
         for m in model.modules():
             if isinstance(m, (fc.nn.Conv2d, fc.nn.ConvTranspose2d, fc.nn.Linear)):
@@ -56,6 +58,8 @@ def model_flops(model, x):
         model(x)
         for m, f in orig.items():
             del m.forward
+    finally:
+        model.train(training)
     for m, (xs, ys) in shapes.items():
         if isinstance(m, fc.nn.Linear):
             total += 2 * int(np.prod(xs[:-1])) * m.in_features * m.out_features
@@ -165,7 +169,7 @@ def model_fns(torch, kind, x):
     def f():
         opt.zero_grad()
         crit(m(x), y)
-        m.backward(crit.backward())
+        m.backward(crit.backward(), input_grad=False)   # torch: x needs no grad either
         opt.step()
 
     def t():

@@ -62,24 +62,88 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
         src = _empty((N, C, H + pt + pb, W + pl + pr), dt)
         _conv.pad2d(x, src, pt, pl, _PAD_MODES[padding_mode], nt)
         ph = pw = 0
-    y = _empty((N, C_out, OH, OW), dt)
-    geom = (KH, KW, sh, sw, ph, pw, dh, dw)
+    pads = (pt, pb, pl, pr) if src is x else (0, 0, 0, 0)
     if groups == C and C > 1:         # depthwise: direct kernel, no GEMM
-        _conv.depthwise_forward(src, w, b, y, sh, sw, ph, pw, dh, dw, relu, nt)
+        y = _empty((N, C_out, OH, OW), dt)
+        _conv.depthwise_forward(src, w, b, y, sh, sw, pads[0], pads[2], dh, dw, relu, nt)
+        state = ("direct", src, (KH, KW, sh, sw) + pads + (dh, dw))
     else:
-        _conv.unfold_gemm(src, w.reshape(C_out, -1), b, y, groups, *geom, relu, nt)
-    ctx = (src, w, groups, geom, x.shape, padding_mode, pt, pl)
+        y, state = _conv_gemm(src, w, b, OH, OW, groups, stride, pads, dilation, relu, nt)
+    ctx = (state, w, groups, x.shape, src.shape, padding_mode, pt, pl)
     return y, ctx
+
+
+def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
+    """GEMM convolution of big (N, C, H, W) with w (M, C/G, KH, KW); pads (top, bottom,
+    left, right), possibly negative.  Returns y (N, M, OH, OW) and the state its
+    gradients need: (kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)).
+    Stride 1 runs on the padded width (im2col packing becomes plain copies); other
+    strides gather im2col patches inside the GEMM's packing."""
+    N, C, H, W = big.shape
+    M, Cg, KH, KW = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    pt, pb, pl, pr = pads
+    geom = (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)
+    w2 = w.reshape(M, -1)
+    if sh == sw == 1 and min(pads) >= 0 and (KH, KW) != (1, 1):
+        PH, PW = H + pt + pb, W + pl + pr
+        image, gsize = C * PH * PW, Cg * PH * PW
+        flat = _empty(N * image + (KW - 1) * dw + 16, big.dtype)
+        flat[N * image:] = 0          # the last image's junk columns read zeros
+        _conv.pad2d(big, flat[:N * image].reshape(N, C, PH, PW), pt, pl, 0, nt)
+        off = _conv.padded_offsets(Cg, KH, KW, PH, PW, dh, dw)
+        ypad = _empty((N, M, OH * PW), big.dtype)
+        _conv.padded_conv(flat, image, w2, b, ypad, off, groups, gsize, relu, nt)
+        state = ("padded", (flat, image, off, PW, gsize), geom)
+        if PW == OW:
+            return ypad.reshape(N, M, OH, OW), state
+        y = _empty((N, M, OH, OW), big.dtype)
+        _conv.crop_columns(ypad.reshape(N * M, OH, PW), y.reshape(N * M, OH, OW), nt)
+        return y, state
+    y = _empty((N, M, OH, OW), big.dtype)
+    _conv.unfold_gemm(big, w2, b, y, groups, KH, KW, sh, sw, pt, pl, dh, dw, relu, nt)
+    return y, ("gather", big, geom)
+
+
+def _conv_gemm_wgrad(state, gy, groups, wshape, nt):
+    """Weight gradient (M, C/G, KH, KW) of a _conv_gemm call, given d out (N, M, OH, OW)."""
+    kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw) = state
+    dw2 = _empty((wshape[0], int(np.prod(wshape[1:]))), gy.dtype)
+    scratch = _empty((_conv.wgrad_chunks(gy.shape[0]), dw2.size), gy.dtype)
+    if kind == "padded":
+        flat, image, off, PW, gsize = data
+        N, M, OH, OW = gy.shape
+        if PW == OW:
+            dypad = gy.reshape(N, M, OH * PW)
+        else:                                    # junk columns must hold zeros
+            dypad = _empty((N, M, OH * PW), gy.dtype)
+            _conv.widen_columns(gy.reshape(N * M, OH, OW), dypad.reshape(N * M, OH, PW), nt)
+        _conv.padded_weight_grad(dypad, flat, image, dw2, scratch, off, groups, gsize, nt)
+    else:
+        _conv.weight_grad(gy, data, dw2, scratch, groups, KH, KW, sh, sw, pt, pl, dh, dw, nt)
+    return dw2.reshape(wshape)
+
+
+def _conv_gemm_input_grad(state, w, gy, groups, big_shape, nt):
+    """d big of a _conv_gemm call: at stride 1 the flipped-weight convolution of gy
+    (the same fast path as a forward); otherwise a GEMM then col2im."""
+    kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw) = state
+    if sh == sw == 1:
+        pads = (dh * (KH - 1) - pt, dh * (KH - 1) - pb, dw * (KW - 1) - pl, dw * (KW - 1) - pr)
+        gx, _ = _conv_gemm(gy, _flip_transpose(w, groups), None, big_shape[2], big_shape[3],
+                           groups, (1, 1), pads, (dh, dw), False, nt)
+        return gx
+    gx = _empty(big_shape, gy.dtype)
+    geom = (KH, KW, sh, sw, pt, pl, dh, dw)
+    _conv.gemm_fold(gy, w.reshape(w.shape[0], -1), gx, _fold_scratch(gy, gx, groups, geom, nt),
+                    groups, *geom, nt)
+    return gx
 
 
 def _fold_scratch(small, big, groups, geom, nt):
     shape = _conv.fold_scratch_shape(big.shape[0], big.shape[1], groups, geom[0], geom[1],
                                      small.shape[2], small.shape[3], nt)
     return _empty(shape, big.dtype)
-
-
-def _wgrad_scratch(small, gw2):
-    return _empty((_conv.wgrad_chunks(small.shape[0]), gw2.size), gw2.dtype)
 
 
 def _flip_transpose(w, groups):
@@ -92,46 +156,33 @@ def _flip_transpose(w, groups):
 
 def conv2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
     """Returns (grad_x, grad_weight, grad_bias); entries not asked for are None."""
-    src, w, groups, geom, xshape, mode, pt, pl = ctx
-    w2 = w.reshape(w.shape[0], -1)
+    state, w, groups, xshape, src_shape, mode, pt, pl = ctx
+    dt = w.dtype
     nt = _nt()
-    gx = gw = gb = None
-    if groups == src.shape[1] and groups > 1:
-        KH, KW, sh, sw, ph, pw, dh, dw = geom
-        gsrc = _empty(src.shape, src.dtype) if need_input else src
+    gx = gw = gb = gsrc = None
+    if state[0] == "direct":                 # depthwise
+        _, src, (KH, KW, sh, sw, ph, _pb, pw, _pr, dh, dw) = state
+        gsrc = _empty(src.shape, dt) if need_input else src
         dw_acc = np.empty((w.shape[0], KH * KW)) if need_weight else np.empty((1, 1))
         db_acc = np.empty(w.shape[0]) if need_bias else np.empty(1)
         _conv.depthwise_backward(src, w, gy, gsrc, dw_acc, db_acc, sh, sw, ph, pw, dh, dw,
                                  need_input, need_weight, need_bias, nt)
+        gw = dw_acc.reshape(w.shape).astype(dt) if need_weight else None
+        gb = db_acc.astype(dt) if need_bias else None
+        gsrc = gsrc if need_input else None
+    else:
         if need_input:
-            gx = gsrc
-            if gsrc.shape != xshape:
-                gx = _empty(xshape, src.dtype)
-                _conv.pad2d_backward(gsrc, gx, pt, pl, _PAD_MODES[mode], nt)
-        gw = dw_acc.reshape(w.shape).astype(src.dtype) if need_weight else None
-        gb = db_acc.astype(src.dtype) if need_bias else None
-        return gx, gw, gb
-    if need_input:
-        gsrc = _empty(src.shape, src.dtype)
-        KH, KW, sh, sw, ph, pw, dh, dw = geom
-        if sh == sw == 1:       # a stride-1 convolution of gy with the flipped weights
-            wf = _flip_transpose(w, groups)
-            _conv.unfold_gemm(gy, wf.reshape(wf.shape[0], -1), None, gsrc, groups, KH, KW, 1, 1,
-                              dh * (KH - 1) - ph, dw * (KW - 1) - pw, dh, dw, False, nt)
-        else:
-            _conv.gemm_fold(gy, w2, gsrc, _fold_scratch(gy, gsrc, groups, geom, nt), groups, *geom,
-                            nt)
-        if gsrc.shape != xshape:
-            gx = _empty(xshape, src.dtype)
+            gsrc = _conv_gemm_input_grad(state, w, gy, groups, src_shape, nt)
+        if need_weight:
+            gw = _conv_gemm_wgrad(state, gy, groups, w.shape, nt)
+        if need_bias:
+            gb = channel_sum(gy)
+    if gsrc is not None:
+        if gsrc.shape != xshape:                 # fold the explicit padding back
+            gx = _empty(xshape, dt)
             _conv.pad2d_backward(gsrc, gx, pt, pl, _PAD_MODES[mode], nt)
         else:
             gx = gsrc
-    if need_weight:
-        gw2 = _empty(w2.shape, src.dtype)
-        _conv.weight_grad(gy, src, gw2, _wgrad_scratch(gy, gw2), groups, *geom, nt)
-        gw = gw2.reshape(w.shape)
-    if need_bias:
-        gb = channel_sum(gy)
     return gx, gw, gb
 
 
@@ -149,15 +200,16 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
     OH = _shape.checked_conv_transpose_output(layer, "height", H, KH, sh, ph, oph, dh)
     OW = _shape.checked_conv_transpose_output(layer, "width", W, KW, sw, pw, opw, dw)
     C_out = Cg_out * groups
-    y = _empty((N, C_out, OH, OW), dt)
     w2 = w.reshape(C_in, -1)
     geom = (KH, KW, sh, sw, ph, pw, dh, dw)
     nt = _nt()
     if sh == sw == 1:           # a stride-1 convolution with the flipped weights
-        wf = _flip_transpose(w, groups)
-        _conv.unfold_gemm(x, wf.reshape(C_out, -1), b, y, groups, KH, KW, 1, 1,
-                          dh * (KH - 1) - ph, dw * (KW - 1) - pw, dh, dw, False, nt)
+        q = (dh * (KH - 1) - ph, dh * (KH - 1) - ph + oph, dw * (KW - 1) - pw,
+             dw * (KW - 1) - pw + opw)
+        y, _ = _conv_gemm(x, _flip_transpose(w, groups), b, OH, OW, groups, (1, 1), q, dilation,
+                          False, nt)
     else:
+        y = _empty((N, C_out, OH, OW), dt)
         _conv.gemm_fold(x, w2, y, _fold_scratch(x, y, groups, geom, nt), groups, *geom, nt)
         if b is not None:
             y3 = y.reshape(N, C_out, -1)
@@ -166,16 +218,23 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
 
 
 def conv_transpose2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
-    x, w2, wshape, groups, geom = ctx
+    """Returns (grad_x, grad_weight, grad_bias).  d x is the convolution of gy with the
+    same weight and geometry; the weight gradient reuses that convolution's state."""
+    x, w2, wshape, groups, (KH, KW, sh, sw, ph, pw, dh, dw) = ctx
     nt = _nt()
     gx = gw = gb = None
+    H, W = x.shape[2:]
+    OH, OW = gy.shape[2:]
+    pads = (ph, (H - 1) * sh + dh * (KH - 1) + 1 - OH - ph,
+            pw, (W - 1) * sw + dw * (KW - 1) + 1 - OW - pw)
+    w = w2.reshape(wshape)
+    state = None
     if need_input:
-        gx = _empty(x.shape, x.dtype)
-        _conv.unfold_gemm(gy, w2, None, gx, groups, *geom, False, nt)
+        gx, state = _conv_gemm(gy, w, None, H, W, groups, (sh, sw), pads, (dh, dw), False, nt)
     if need_weight:
-        gw2 = _empty(w2.shape, x.dtype)
-        _conv.weight_grad(x, gy, gw2, _wgrad_scratch(x, gw2), groups, *geom, nt)
-        gw = gw2.reshape(wshape)
+        if state is None:
+            state = ("gather", gy, (KH, KW, sh, sw) + pads + (dh, dw))
+        gw = _conv_gemm_wgrad(state, x, groups, wshape, nt)
     if need_bias:
         gb = channel_sum(gy)
     return gx, gw, gb

@@ -30,8 +30,12 @@ so results are bitwise thread-invariant.
 from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memset, memcpy
+from libc.stdint cimport int64_t
 
-from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, fc_bsrc_t, fc_epilogue_t, fc_int,
+import numpy as np
+
+from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, FC_B_OFFSETS, FC_B_OFFSETS_T,
+                     fc_bsrc_t, fc_epilogue_t, fc_int,
                      gemm, gemm_ex)
 
 
@@ -446,3 +450,144 @@ def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                             fc_dw_bwd_plane_f64(&x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
                                                 &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g,
                                                 dxp, &dw_acc[co, 0] if need_dw else NULL)
+
+
+# ---------------------------------------------------------------- padded-width stride-1 path
+# The input is zero-padded once; the output is computed on the padded width PW (the
+# last PW - OW columns of every row are junk, cropped afterwards), so im2col row
+# (c, kh, kw) is the contiguous slice xpad[c*PH*PW + kh*dh*PW + kw*dw + q]: packing is a
+# copy.  The weight gradient reads the same slices, against an output gradient whose
+# junk columns are zero.
+
+def padded_offsets(Py_ssize_t Cg, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH, Py_ssize_t PW,
+                   Py_ssize_t dh, Py_ssize_t dw):
+    """off[(c, kh, kw)] = c*PH*PW + kh*dh*PW + kw*dw (int64, length Cg*KH*KW)."""
+    off = np.empty(Cg * KH * KW, np.int64)
+    cdef int64_t[::1] o = off
+    cdef Py_ssize_t c, kh, kw, i = 0
+    for c in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                o[i] = c * PH * PW + kh * dh * PW + kw * dw
+                i += 1
+    return off
+
+
+def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[:, ::1] w2,
+                const floating[::1] bias, floating[:, :, ::1] ypad, const int64_t[::1] off,
+                Py_ssize_t groups, Py_ssize_t group_size, bint relu, int n_threads):
+    """ypad[n, g*Mg + m, q] = relu?(sum_k W2[g*Mg + m, k] xpad[n*image_size + g*group_size
+    + off[k] + q] + bias).  ypad (N, G*Mg, OH*PW) OUT."""
+    cdef Py_ssize_t N = ypad.shape[0], Q = ypad.shape[2], Mg = w2.shape[0] // groups
+    cdef Py_ssize_t Kg = w2.shape[1], n
+    cdef int nt = max(1, n_threads)
+    cdef const floating *bp = &bias[0] if bias is not None else NULL
+    if N * Q * Mg == 0:
+        return
+    if N >= nt and nt > 1:
+        with nogil:
+            for n in prange(N, schedule='static', num_threads=nt):
+                _padded_conv_image(&xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
+                                   groups, group_size, Mg, Kg, Q, relu, 1)
+    else:
+        with nogil:
+            for n in range(N):
+                _padded_conv_image(&xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
+                                   groups, group_size, Mg, Kg, Q, relu, nt)
+
+
+cdef void _padded_conv_image(const floating *x, const floating *w, const floating *bias,
+                             floating *y, const int64_t *off, Py_ssize_t G, Py_ssize_t gsize,
+                             Py_ssize_t Mg, Py_ssize_t Kg, Py_ssize_t Q, bint relu,
+                             int nt) noexcept nogil:
+    cdef fc_bsrc_t b
+    cdef fc_epilogue_t ep
+    cdef Py_ssize_t grp
+    b.kind = FC_B_OFFSETS
+    b.off = <const fc_int *>off
+    b.rs = 0
+    b.cs = 0
+    ep.relu = relu
+    for grp in range(G):
+        b.ptr = x + grp * gsize
+        ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
+        gemm_ex(Mg, Q, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b, <floating>0,
+                y + grp * Mg * Q, Q, &ep, nt)
+
+
+cdef void _padded_wgrad_chunk(const floating *dyp, const floating *x, floating *dw,
+                              Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t dstride,
+                              Py_ssize_t image_size, const int64_t *off, Py_ssize_t G,
+                              Py_ssize_t gsize, Py_ssize_t Mg, Py_ssize_t Kg, Py_ssize_t Q,
+                              int nt) noexcept nogil:
+    cdef fc_bsrc_t b
+    cdef Py_ssize_t n, grp
+    b.kind = FC_B_OFFSETS_T
+    b.off = <const fc_int *>off
+    b.rs = 0
+    b.cs = 0
+    for n in range(n0, n1):
+        for grp in range(G):
+            b.ptr = x + n * image_size + grp * gsize
+            gemm_ex(Mg, Kg, Q, <floating>1, dyp + n * dstride + grp * Mg * Q, Q, 1, &b,
+                    <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, NULL, nt)
+
+
+def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad,
+                       Py_ssize_t image_size, floating[:, ::1] dw2, floating[:, ::1] part,
+                       const int64_t[::1] off, Py_ssize_t groups, Py_ssize_t group_size,
+                       int n_threads):
+    """dW2_g = sum_n dypad[n, g] @ B_n^T with B_n[k, q] = xpad[n, g, off[k] + q]; dypad's
+    junk columns must be zero.  Reduced over wgrad_chunks(N) fixed chunks, in order."""
+    cdef Py_ssize_t N = dypad.shape[0], Q = dypad.shape[2], Mg = dw2.shape[0] // groups
+    cdef Py_ssize_t Kg = dw2.shape[1], wsize = dw2.shape[0] * dw2.shape[1], ch, i, c
+    cdef Py_ssize_t nchunk = min(N, MAX_WGRAD_CHUNKS), dstride = dypad.shape[1] * Q
+    cdef int nt = max(1, n_threads)
+    cdef floating acc
+    if N == 0 or Q == 0 or wsize == 0:
+        dw2[...] = 0
+        return
+    if part.shape[0] < nchunk or part.shape[1] != wsize:
+        raise ValueError("padded_weight_grad: scratch must be (wgrad_chunks(N), dw2.size)")
+    if nchunk >= nt and nt > 1:
+        with nogil:
+            for ch in prange(nchunk, schedule='static', num_threads=nt):
+                _padded_wgrad_chunk(&dypad[0, 0, 0], &xpad[0], &part[ch, 0], ch * N // nchunk,
+                                    (ch + 1) * N // nchunk, dstride, image_size, &off[0], groups,
+                                    group_size, Mg, Kg, Q, 1)
+    else:
+        with nogil:
+            for ch in range(nchunk):
+                _padded_wgrad_chunk(&dypad[0, 0, 0], &xpad[0], &part[ch, 0], ch * N // nchunk,
+                                    (ch + 1) * N // nchunk, dstride, image_size, &off[0], groups,
+                                    group_size, Mg, Kg, Q, nt)
+    cdef floating *out = &dw2[0, 0]
+    with nogil:
+        for i in prange(wsize, schedule='static', num_threads=nt if wsize > 32768 else 1):
+            acc = part[0, i]
+            for c in range(1, nchunk):
+                acc = acc + part[c, i]
+            out[i] = acc
+
+
+def crop_columns(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int n_threads):
+    """dst[p, r, :W] = src[p, r, :W] with src's rows wider (padded-width outputs)."""
+    cdef Py_ssize_t P = dst.shape[0], R = dst.shape[1], W = dst.shape[2], SW = src.shape[2], p, r
+    if P * R * W == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=n_threads if P * R * W > 32768 else 1):
+            for r in range(R):
+                memcpy(&dst[p, r, 0], &src[p, r, 0], W * sizeof(floating))
+
+
+def widen_columns(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int n_threads):
+    """dst[p, r, :W] = src[p, r], the remaining columns zero (the inverse of crop)."""
+    cdef Py_ssize_t P = src.shape[0], R = src.shape[1], W = src.shape[2], DW = dst.shape[2], p, r
+    if P * R * DW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=n_threads if P * R * DW > 32768 else 1):
+            for r in range(R):
+                memcpy(&dst[p, r, 0], &src[p, r, 0], W * sizeof(floating))
+                memset(&dst[p, r, W], 0, (DW - W) * sizeof(floating))

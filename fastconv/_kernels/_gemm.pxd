@@ -9,6 +9,8 @@ cdef extern from "gemm.h":
         FC_B_MATRIX
         FC_B_IM2COL
         FC_B_IM2COL_T
+        FC_B_OFFSETS
+        FC_B_OFFSETS_T
     ctypedef struct fc_conv_geom_t:
         fc_int C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw
     ctypedef struct fc_bsrc_t:
@@ -16,6 +18,7 @@ cdef extern from "gemm.h":
         const void *ptr
         fc_int rs, cs
         fc_conv_geom_t g
+        const fc_int *off
     ctypedef struct fc_epilogue_t:
         const void *row_bias
         int relu

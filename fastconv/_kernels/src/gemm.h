@@ -59,7 +59,10 @@ extern const fc_dkernel_t fc_dkernel_generic, fc_dkernel_avx2, fc_dkernel_avx512
  * im2col matrix of one image group, rows (c, kh, kw), columns output pixels (oh, ow),
  * gathered straight into the packed panels (implicit GEMM: no column buffer).
  * FC_B_IM2COL_T: its transpose (rows pixels, columns (c, kh, kw)), for weight grads. */
-enum { FC_B_MATRIX = 0, FC_B_IM2COL = 1, FC_B_IM2COL_T = 2 };
+enum { FC_B_MATRIX = 0, FC_B_IM2COL = 1, FC_B_IM2COL_T = 2, FC_B_OFFSETS = 3, FC_B_OFFSETS_T = 4 };
+/* FC_B_OFFSETS: B[p, j] = ptr[off[p] + j] - a stride-1 convolution over a zero-padded
+ * image whose output is computed on the padded width, so every im2col row is one
+ * contiguous slice (packing is a copy).  FC_B_OFFSETS_T: B[p, j] = ptr[off[j] + p]. */
 
 typedef struct {
     fc_int C, H, W;            /* channels of this group, input plane */
@@ -72,6 +75,7 @@ typedef struct {
     const void *ptr;           /* matrix base, or the group's first input channel */
     fc_int rs, cs;             /* FC_B_MATRIX strides */
     fc_conv_geom_t g;          /* FC_B_IM2COL(_T) geometry */
+    const fc_int *off;         /* FC_B_OFFSETS(_T) row / column offsets */
 } fc_bsrc_t;
 
 /* Applied to each C element once its K sum is complete:

@@ -144,10 +144,36 @@ static void FC_CAT(pack_b_im2col_t_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int
         for (int j = n; j < nr; j++) dst[p * nr + j] = 0;
 }
 
+static void FC_CAT(pack_b_offsets_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0,
+                                          int n, int nr, FC_T *dst)
+{
+    const FC_T *base = (const FC_T *)B->ptr + j0;
+    for (fc_int p = 0; p < kc; p++) {
+        const FC_T *src = base + B->off[p0 + p];
+        FC_T *d = dst + p * nr;
+        for (int j = 0; j < n; j++) d[j] = src[j];
+        for (int j = n; j < nr; j++) d[j] = 0;
+    }
+}
+
+static void FC_CAT(pack_b_offsets_t_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0,
+                                            int n, int nr, FC_T *dst)
+{
+    const FC_T *base = (const FC_T *)B->ptr + p0;
+    for (int j = 0; j < n; j++) {
+        const FC_T *src = base + B->off[j0 + j];
+        for (fc_int p = 0; p < kc; p++) dst[p * nr + j] = src[p];
+    }
+    for (fc_int p = 0; p < kc; p++)
+        for (int j = n; j < nr; j++) dst[p * nr + j] = 0;
+}
+
 static void FC_CAT(pack_b_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0, int n,
                                   int nr, FC_T *dst)
 {
     switch (B->kind) {
+    case FC_B_OFFSETS: FC_CAT(pack_b_offsets_, FC_T)(B, p0, kc, j0, n, nr, dst); break;
+    case FC_B_OFFSETS_T: FC_CAT(pack_b_offsets_t_, FC_T)(B, p0, kc, j0, n, nr, dst); break;
     case FC_B_IM2COL: FC_CAT(pack_b_im2col_, FC_T)(B, p0, kc, j0, n, nr, dst); break;
     case FC_B_IM2COL_T: FC_CAT(pack_b_im2col_t_, FC_T)(B, p0, kc, j0, n, nr, dst); break;
     default: FC_CAT(pack_b_matrix_, FC_T)(B, p0, kc, j0, n, nr, dst); break;

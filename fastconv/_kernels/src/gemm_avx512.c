@@ -64,7 +64,7 @@ DEFINE_SUKR_AVX512(sukr_avx512_6x64, 6, 4)
 
 #pragma GCC pop_options
 
-const fc_skernel_t fc_skernel_avx512 = {"avx512_8x48", 8, 48, 240, 256, 768, sukr_avx512_8x48};
+const fc_skernel_t fc_skernel_avx512 = {"avx512_8x48", 8, 48, 240, 256, 1536, sukr_avx512_8x48};
 const fc_skernel_t fc_skernel_avx512_alt[] = {
     {"avx512_12x32", 12, 32, 240, 384, 3072, sukr_avx512_12x32},
     {"avx512_8x48", 8, 48, 240, 256, 3072, sukr_avx512_8x48},

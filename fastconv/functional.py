@@ -485,7 +485,7 @@ def upsample(x, size, scale_factor, mode, align_corners):
         h = _linear_index(H, OH, sh, align_corners, dt)
         w = _linear_index(W, OW, sw, align_corners, dt)
         tabs = h + w
-        _upsample.bilinear(x, y, *tabs, nt)
+        _upsample.bilinear(x, y, *tabs, _empty((nt, H, OW), x.dtype), nt)
     return y, (x.shape, mode, tabs)
 
 
@@ -495,7 +495,9 @@ def upsample_backward(ctx, gy):
     if mode == "nearest":
         _upsample.nearest_backward(gy, gx, *tabs, _nt())
     else:
-        _upsample.bilinear_backward(gy, gx, *tabs, _nt())
+        nt = _nt()
+        _upsample.bilinear_backward(gy, gx, *tabs, _empty((nt, xshape[2], gy.shape[3]), gy.dtype),
+                                    nt)
     return gx
 
 

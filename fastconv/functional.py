@@ -65,12 +65,20 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     pads = (pt, pb, pl, pr) if src is x else (0, 0, 0, 0)
     if groups == C and C > 1:         # depthwise: direct kernel, no GEMM
         y = _empty((N, C_out, OH, OW), dt)
-        _conv.depthwise_forward(src, w, b, y, sh, sw, pads[0], pads[2], dh, dw, relu, nt)
+        if dt == np.float32 and sh == sw == 1:
+            _conv.depthwise_forward_s1(src, w, b, y, pads[0], pads[2], dh, dw, relu,
+                                       _dw_scratch(OH, OW, KH, KW, dh, dw, nt), nt)
+        else:
+            _conv.depthwise_forward(src, w, b, y, sh, sw, pads[0], pads[2], dh, dw, relu, nt)
         state = ("direct", src, (KH, KW, sh, sw) + pads + (dh, dw))
     else:
         y, state = _conv_gemm(src, w, b, OH, OW, groups, stride, pads, dilation, relu, nt)
     ctx = (state, w, groups, x.shape, src.shape, padding_mode, pt, pl)
     return y, ctx
+
+
+def _dw_scratch(OH, OW, KH, KW, dh, dw, nt):
+    return _empty((nt, _conv.dw_padded_geometry(OH, OW, KH, KW, dh, dw)[3]), np.float32)
 
 
 def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
@@ -165,8 +173,16 @@ def conv2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
         gsrc = _empty(src.shape, dt) if need_input else src
         dw_acc = np.empty((w.shape[0], KH * KW)) if need_weight else np.empty((1, 1))
         db_acc = np.empty(w.shape[0]) if need_bias else np.empty(1)
-        _conv.depthwise_backward(src, w, gy, gsrc, dw_acc, db_acc, sh, sw, ph, pw, dh, dw,
-                                 need_input, need_weight, need_bias, nt)
+        if dt == np.float32 and sh == sw == 1 and ph <= dh * (KH - 1) and pw <= dw * (KW - 1):
+            H, W = src.shape[2:]
+            per = (_conv.dw_padded_geometry(gy.shape[2], gy.shape[3], KH, KW, dh, dw)[3]
+                   + _conv.dw_padded_geometry(H, W, KH, KW, dh, dw)[3] + H * W)
+            _conv.depthwise_backward_s1(src, w, np.ascontiguousarray(w[:, :, ::-1, ::-1]), gy,
+                                        gsrc, dw_acc, db_acc, ph, pw, dh, dw, need_input,
+                                        need_weight, need_bias, _empty((nt, per), np.float32), nt)
+        else:
+            _conv.depthwise_backward(src, w, gy, gsrc, dw_acc, db_acc, sh, sw, ph, pw, dh, dw,
+                                     need_input, need_weight, need_bias, nt)
         gw = dw_acc.reshape(w.shape).astype(dt) if need_weight else None
         gb = db_acc.astype(dt) if need_bias else None
         gsrc = gsrc if need_input else None

@@ -364,7 +364,126 @@ cdef extern from "gemm.h":
                              const double *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
                              const fc_dwgeom_t *g, double *dx, double *dw_acc) nogil
 
+    void fc_dw_fwd_padded_f32(const float *xp, fc_int PWD, const float *w, fc_int KH, fc_int KW,
+                              float *y, fc_int OH, fc_int OW, fc_int dh, fc_int dw, float bias,
+                              int relu, float *row) nogil
+    void fc_dw_bwd_padded_f32(const float *xp, float *dxp, fc_int PWD, const float *dy,
+                              const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
+                              fc_int dh, fc_int dw, double *dw_acc, float *row, float *lanes) nogil
+
 fc_isa()  # resolve the ISA (and FASTCONV_ISA) once, before any parallel region
+
+
+def dw_padded_geometry(Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
+                       Py_ssize_t dh, Py_ssize_t dw):
+    """(PH, PWD, OWR, floats) of one padded plane of the stride-1 depthwise path: rows,
+    row width, the output width rounded up to 16, and PH*PWD + OWR + 16*KH*KW (the
+    plane, one output row and the weight-gradient lanes)."""
+    OWR = (OW + 15) // 16 * 16
+    PH, PWD = OH + dh * (KH - 1), OWR + dw * (KW - 1)
+    return PH, PWD, OWR, PH * PWD + OWR + KH * KW * 16
+
+
+cdef inline void _load_padded(const float *x, Py_ssize_t H, Py_ssize_t W, float *xp,
+                              Py_ssize_t PWD, Py_ssize_t pt, Py_ssize_t pl) noexcept nogil:
+    """Copy an H x W plane into the interior of a zeroed padded plane at (pt, pl)."""
+    cdef Py_ssize_t r
+    for r in range(H):
+        memcpy(xp + (r + pt) * PWD + pl, x + r * W, W * sizeof(float))
+
+
+def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
+                         const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
+                         Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, bint relu,
+                         float[:, ::1] scratch, int n_threads):
+    """Stride-1 depthwise forward on padded planes (float32); see depthwise_forward.
+    scratch (threads, >= dw_padded_geometry(OH, OW, ...)[3])."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t CO = y.shape[1], OH = y.shape[2], OW = y.shape[3], KH = w.shape[2], KW = w.shape[3]
+    cdef Py_ssize_t mult = CO // C, P = N * CO, p, co
+    cdef Py_ssize_t OWR = (OW + 15) // 16 * 16, PH = OH + dh * (KH - 1), PWD = OWR + dw * (KW - 1)
+    cdef float *xp
+    cdef const float *bp = &bias[0] if bias is not None else NULL
+    cdef int nt = n_threads if P * OH * OW > 16384 else 1
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nt):
+            xp = &scratch[threadid(), 0]
+            co = p % CO
+            memset(xp, 0, PH * PWD * sizeof(float))
+            _load_padded(&x[0, 0, 0, 0] + ((p // CO) * C + co // mult) * H * W, H, W, xp, PWD,
+                         pt, pl)
+            fc_dw_fwd_padded_f32(xp, PWD, &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
+                                 &y[0, 0, 0, 0] + p * OH * OW, OH, OW, dh, dw,
+                                 bp[co] if bp != NULL else 0, relu, xp + PH * PWD)
+
+
+def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
+                          const float[:, :, :, ::1] wflip, const float[:, :, :, ::1] dy,
+                          float[:, :, :, ::1] dx, double[:, ::1] dw_acc, double[::1] db_acc,
+                          Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dwl,
+                          bint need_dx, bint need_dw, bint need_db, float[:, ::1] scratch,
+                          int n_threads):
+    """Stride-1 depthwise backward (float32), parallel over input channels (fixed-order
+    sums).  dw: lane sums of dy against the padded x plane.  dx: the forward kernel on
+    the padded dy plane with flipped weights (gather form: each output row accumulates
+    in one aligned scratch row - the scatter form's overlapping stores stall store
+    forwarding).  wflip = w[:, :, ::-1, ::-1]; pt, pl <= d*(K-1) (else the generic path).
+    scratch (threads, geometry(OH, OW)[3] + geometry(H, W)[3] + H*W)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t CO = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], KH = w.shape[2], KW = w.shape[3]
+    cdef Py_ssize_t mult = CO // C, ci, j, n, co, t
+    cdef Py_ssize_t OWR = (OW + 15) // 16 * 16, PH = OH + dh * (KH - 1), PWD = OWR + dwl * (KW - 1)
+    cdef Py_ssize_t WR = (W + 15) // 16 * 16, QH = H + dh * (KH - 1), QWD = WR + dwl * (KW - 1)
+    cdef Py_ssize_t qt = dh * (KH - 1) - pt, ql = dwl * (KW - 1) - pl
+    cdef float *xp
+    cdef float *gq
+    cdef float *tmp
+    cdef float *dxo
+    cdef const float *gp
+    cdef double sb
+    cdef int nt = n_threads if N * C * H * W > 16384 else 1
+    if C * N == 0:
+        return
+    with nogil:
+        for ci in prange(C, schedule='static', num_threads=nt):
+            xp = &scratch[threadid(), 0]
+            gq = xp + PH * PWD + OWR + KH * KW * 16
+            tmp = gq + QH * QWD + WR + KH * KW * 16
+            for j in range(mult):
+                co = ci * mult + j
+                if need_dw:
+                    for t in range(KH * KW):
+                        dw_acc[co, t] = 0
+                if need_db:
+                    db_acc[co] = 0
+            for n in range(N):
+                if need_dw:
+                    memset(xp, 0, PH * PWD * sizeof(float))
+                    _load_padded(&x[0, 0, 0, 0] + (n * C + ci) * H * W, H, W, xp, PWD, pt, pl)
+                dxo = &dx[0, 0, 0, 0] + (n * C + ci) * H * W
+                for j in range(mult):
+                    co = ci * mult + j
+                    gp = &dy[0, 0, 0, 0] + (n * CO + co) * OH * OW
+                    if need_db:
+                        sb = 0
+                        for t in range(OH * OW):
+                            sb = sb + gp[t]
+                        db_acc[co] += sb
+                    if need_dw:
+                        fc_dw_bwd_padded_f32(xp, NULL, PWD, gp, &w[0, 0, 0, 0] + co * KH * KW,
+                                             KH, KW, OH, OW, dh, dwl, &dw_acc[co, 0],
+                                             xp + PH * PWD, xp + PH * PWD + OWR)
+                    if need_dx:
+                        memset(gq, 0, QH * QWD * sizeof(float))
+                        _load_padded(gp, OH, OW, gq, QWD, qt, ql)
+                        fc_dw_fwd_padded_f32(gq, QWD, &wflip[0, 0, 0, 0] + co * KH * KW, KH, KW,
+                                             dxo if j == 0 else tmp, H, W, dh, dwl, 0, 0,
+                                             gq + QH * QWD)
+                        if j > 0:
+                            for t in range(H * W):
+                                dxo[t] += tmp[t]
 
 
 def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

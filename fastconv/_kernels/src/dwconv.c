@@ -72,3 +72,27 @@ void fc_dw_bwd_plane_f64(const double *x, const double *dy, fc_int H, fc_int W, 
 {
     dw_bwd_plane_f64_generic(x, dy, H, W, w, KH, KW, OH, OW, g, dx, dw_acc);
 }
+
+/* Stride-1 padded-plane variants (see dwconv_impl.h).  row: OW rounded up to 16 floats
+ * of scratch; lanes: KH*KW*16 floats. */
+void fc_dw_fwd_padded_f32(const float *xp, fc_int PWD, const float *w, fc_int KH, fc_int KW,
+                          float *y, fc_int OH, fc_int OW, fc_int dh, fc_int dw, float bias,
+                          int relu, float *row)
+{
+#if defined(__x86_64__)
+    if (fc_isa() == FC_ISA_AVX512) { dw_fwd_plane_padded_f32_avx512(xp, PWD, w, KH, KW, y, OH, OW, dh, dw, bias, relu, row); return; }
+    if (fc_isa() == FC_ISA_AVX2) { dw_fwd_plane_padded_f32_avx2(xp, PWD, w, KH, KW, y, OH, OW, dh, dw, bias, relu, row); return; }
+#endif
+    dw_fwd_plane_padded_f32_generic(xp, PWD, w, KH, KW, y, OH, OW, dh, dw, bias, relu, row);
+}
+
+void fc_dw_bwd_padded_f32(const float *xp, float *dxp, fc_int PWD, const float *dy,
+                          const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW, fc_int dh,
+                          fc_int dw, double *dw_acc, float *row, float *lanes)
+{
+#if defined(__x86_64__)
+    if (fc_isa() == FC_ISA_AVX512) { dw_bwd_plane_padded_f32_avx512(xp, dxp, PWD, dy, w, KH, KW, OH, OW, dh, dw, dw_acc, row, lanes); return; }
+    if (fc_isa() == FC_ISA_AVX2) { dw_bwd_plane_padded_f32_avx2(xp, dxp, PWD, dy, w, KH, KW, OH, OW, dh, dw, dw_acc, row, lanes); return; }
+#endif
+    dw_bwd_plane_padded_f32_generic(xp, dxp, PWD, dy, w, KH, KW, OH, OW, dh, dw, dw_acc, row, lanes);
+}

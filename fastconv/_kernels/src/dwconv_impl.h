@@ -87,3 +87,72 @@ static void DW_NAME(bwd_plane)(const FC_T *restrict x, const FC_T *restrict dy, 
         }
     }
 }
+
+/* Stride-1 fast path on zero-padded planes.  Rows are processed OWR = OW rounded up to
+ * 16 wide so every loop is whole vectors: the padded input row width PWD is at least
+ * OWR + dw*(KW-1); outputs go through a row of scratch (OWR) and the gradient row is
+ * zero-extended there, so the extra lanes contribute nothing.  Weight-gradient sums
+ * keep 16 lanes per tap for the whole plane (fixed order), reduced at the end. */
+#define DW_LANES 16
+
+static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
+                                      const FC_T *restrict w, fc_int KH, fc_int KW,
+                                      FC_T *restrict y, fc_int OH, fc_int OW, fc_int dh,
+                                      fc_int dw, FC_T bias, int relu, FC_T *restrict row)
+{
+    fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES;
+    for (fc_int oh = 0; oh < OH; oh++) {
+        for (fc_int ow = 0; ow < OWR; ow++) row[ow] = bias;
+        for (fc_int kh = 0; kh < KH; kh++) {
+            const FC_T *restrict xr = xp + (oh + kh * dh) * PWD;
+            for (fc_int kw = 0; kw < KW; kw++) {
+                FC_T wv = w[kh * KW + kw];
+                const FC_T *restrict xs = xr + kw * dw;
+                for (fc_int ow = 0; ow < OWR; ow++) row[ow] += wv * xs[ow];
+            }
+        }
+        FC_T *restrict yr = y + oh * OW;
+        if (relu)
+            for (fc_int ow = 0; ow < OW; ow++) yr[ow] = row[ow] <= 0 ? 0 : row[ow];
+        else
+            for (fc_int ow = 0; ow < OW; ow++) yr[ow] = row[ow];
+    }
+}
+
+static void DW_NAME(bwd_plane_padded)(const FC_T *restrict xp, FC_T *restrict dxp, fc_int PWD,
+                                      const FC_T *restrict dy, const FC_T *restrict w,
+                                      fc_int KH, fc_int KW, fc_int OH, fc_int OW, fc_int dh,
+                                      fc_int dw, FC_ACC *restrict dw_acc, FC_T *restrict row,
+                                      FC_T *restrict lanes)
+{
+    fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES, T = KH * KW;
+    if (dw_acc)
+        for (fc_int t = 0; t < T * DW_LANES; t++) lanes[t] = 0;
+    for (fc_int oh = 0; oh < OH; oh++) {
+        for (fc_int ow = 0; ow < OW; ow++) row[ow] = dy[oh * OW + ow];
+        for (fc_int ow = OW; ow < OWR; ow++) row[ow] = 0;
+        for (fc_int kh = 0; kh < KH; kh++) {
+            for (fc_int kw = 0; kw < KW; kw++) {
+                fc_int o = (oh + kh * dh) * PWD + kw * dw;
+                if (dw_acc) {
+                    const FC_T *restrict xs = xp + o;
+                    FC_T *restrict ln = lanes + (kh * KW + kw) * DW_LANES;
+                    for (fc_int ow = 0; ow < OWR; ow += DW_LANES)
+                        for (int l = 0; l < DW_LANES; l++) ln[l] += row[ow + l] * xs[ow + l];
+                }
+                if (dxp) {
+                    FC_T wv = w[kh * KW + kw];
+                    FC_T *restrict ds = dxp + o;
+                    for (fc_int ow = 0; ow < OWR; ow++) ds[ow] += wv * row[ow];
+                }
+            }
+        }
+    }
+    if (dw_acc)
+        for (fc_int t = 0; t < T; t++) {
+            FC_ACC s = 0;
+            for (int l = 0; l < DW_LANES; l++) s += lanes[t * DW_LANES + l];
+            dw_acc[t] += s;
+        }
+}
+#undef DW_LANES

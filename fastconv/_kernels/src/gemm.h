@@ -124,6 +124,13 @@ void fc_dw_bwd_plane_f64(const double *x, const double *dy, fc_int H, fc_int W, 
                          fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                          double *dx, double *dw_acc);
 
+void fc_dw_fwd_padded_f32(const float *xp, fc_int PWD, const float *w, fc_int KH, fc_int KW,
+                          float *y, fc_int OH, fc_int OW, fc_int dh, fc_int dw, float bias,
+                          int relu, float *row);
+void fc_dw_bwd_padded_f32(const float *xp, float *dxp, fc_int PWD, const float *dy,
+                          const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW, fc_int dh,
+                          fc_int dw, double *dw_acc, float *row, float *lanes);
+
 /* pool.c: 2x2 / stride-2 pooling planes (float32). */
 void fc_max2x2_fwd(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,
                    fc_int OH, fc_int OW);

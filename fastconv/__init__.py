@@ -15,7 +15,24 @@ from ._threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 __all__ = ["nn", "optim", "models", "functional", "no_grad", "is_grad_enabled", "manual_seed",
-           "set_num_threads", "get_num_threads", "show_config", "__version__"]
+           "set_num_threads", "get_num_threads", "show_config", "empty_cache", "memory_stats",
+           "__version__"]
+
+
+def empty_cache():
+    """Release idle cached activation blocks and the GEMM packing workspaces.
+
+    fastconv keeps freed arrays of >= 1 MiB for reuse (a fresh large array costs a
+    page fault per 4 KiB on first touch); live arrays are never affected."""
+    from ._kernels import _gemm, _memory
+    _memory.empty_cache()
+    _gemm.release_workspace(get_num_threads())
+
+
+def memory_stats():
+    """dict(live_bytes, idle_bytes, peak_live_bytes, hits, misses, limit) of the cache."""
+    from ._kernels import _memory
+    return _memory.stats()
 
 
 def show_config():

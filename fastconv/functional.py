@@ -93,7 +93,9 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
     pt, pb, pl, pr = pads
     geom = (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)
     w2 = w.reshape(M, -1)
-    if sh == sw == 1 and min(pads) >= 0 and (KH, KW) != (1, 1):
+    # padded width pays a crop pass over the output: worth it when each output element
+    # has enough of K (Cg*KH*KW) behind it that the gathers it saves dominate
+    if sh == sw == 1 and min(pads) >= 0 and (KH, KW) != (1, 1) and Cg * KH * KW >= 64:
         PH, PW = H + pt + pb, W + pl + pr
         image, gsize = C * PH * PW, Cg * PH * PW
         flat = _empty(N * image + (KW - 1) * dw + 16, big.dtype)
@@ -136,7 +138,9 @@ def _conv_gemm_input_grad(state, w, gy, groups, big_shape, nt):
     """d big of a _conv_gemm call: at stride 1 the flipped-weight convolution of gy
     (the same fast path as a forward); otherwise a GEMM then col2im."""
     kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw) = state
-    if sh == sw == 1:
+    # the flipped convolution has M = C/G rows: under 8 (a first layer's 3 colour
+    # channels) most of each 8-row GEMM tile would be idle, so go through col2im
+    if sh == sw == 1 and big_shape[1] // groups >= 8:
         pads = (dh * (KH - 1) - pt, dh * (KH - 1) - pb, dw * (KW - 1) - pl, dw * (KW - 1) - pr)
         gx, _ = _conv_gemm(gy, _flip_transpose(w, groups), None, big_shape[2], big_shape[3],
                            groups, (1, 1), pads, (dh, dw), False, nt)

@@ -305,7 +305,21 @@ def pad2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
     cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], pidx, i, j, si, sj
     cdef const floating *src
     cdef floating *dst
+    cdef Py_ssize_t pr = OW - W - pl
     if P == 0 or OH * OW == 0:
+        return
+    if mode == 0 and pt >= 0 and pl >= 0 and pr >= 0 and OH - H - pt >= 0:
+        with nogil:        # zeros: row copies and zero borders
+            for pidx in prange(P, schedule='static',
+                               num_threads=n_threads if P * OH * OW > 32768 else 1):
+                src = &x[0, 0, 0, 0] + pidx * H * W
+                dst = &out[0, 0, 0, 0] + pidx * OH * OW
+                memset(dst, 0, pt * OW * sizeof(floating))
+                for i in range(H):
+                    memset(dst + (i + pt) * OW, 0, pl * sizeof(floating))
+                    memcpy(dst + (i + pt) * OW + pl, src + i * W, W * sizeof(floating))
+                    memset(dst + (i + pt) * OW + pl + W, 0, pr * sizeof(floating))
+                memset(dst + (H + pt) * OW, 0, (OH - H - pt) * OW * sizeof(floating))
         return
     with nogil:
         for pidx in prange(P, schedule='static', num_threads=n_threads if P * OH * OW > 32768 else 1):

@@ -79,11 +79,14 @@ def extensions():
         "_loss": [],
         "_optim": [],
     }
+    # headers are templates included by the C sources: a change must rebuild everything
+    headers = sorted(os.path.join(SRC, f) for f in os.listdir(SRC) if f.endswith(".h"))
     exts = []
     for name, extra in families.items():
         exts.append(Extension(
             f"fastconv._kernels.{name}",
             sources=[os.path.join(KDIR, name + ".pyx"), *extra],
+            depends=headers,
             include_dirs=[SRC],
             extra_compile_args=base_c + omp_c,
             extra_link_args=omp_l,

@@ -439,8 +439,11 @@ def dropout_backward(mask, p, gy):
 
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias.  x (N, in); weight (out, in); bias (out,) or None."""
-    dt = np.result_type(x.dtype, weight.dtype)
-    x, w, b = _cast(x, dt), _cast(weight, dt), _cast(bias, dt)
+    if x.dtype == weight.dtype and (bias is None or bias.dtype == x.dtype):
+        dt, w, b = x.dtype, weight, bias          # the common case, without promotion work
+    else:
+        dt = np.result_type(x.dtype, weight.dtype)
+        x, w, b = _cast(x, dt), _cast(weight, dt), _cast(bias, dt)
     y = _empty((x.shape[0], w.shape[0]), dt)
     _linear.forward(x, w, b, y, _nt())
     return y, (x, w)

@@ -15,8 +15,8 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:
     with nogil:
         gemm(N, O, I, <floating>1, &x[0, 0] if I else NULL, I, 1, &w[0, 0] if I else NULL, 1, I,
              <floating>0, &y[0, 0], O, n_threads)
-        if bp != NULL:
-            for n in prange(N, schedule='static', num_threads=n_threads if N * O > 32768 else 1):
+        if bp != NULL:      # O(N*O): a parallel region would cost more than the adds
+            for n in range(N):
                 for o in range(O):
                     y[n, o] = y[n, o] + bp[o]
 

@@ -68,20 +68,34 @@ class Module:
         object.__setattr__(self, "_out_dtype", None)
 
     # ------------------------------------------------------------ registration
+    # Registered parameters, buffers and sub-modules live in their ordered registries
+    # (traversal, state_dict) and are mirrored into the instance __dict__, so that
+    # attribute reads in forward/backward are plain lookups (no __getattr__ detour).
+    def _register(self, store, name, value):
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not store:
+                other.pop(name, None)
+        store[name] = value
+        self.__dict__[name] = value
+
+    def _set_buffer(self, name, value):
+        self._buffers[name] = value
+        self.__dict__[name] = value
+
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("Module.__init__() must be called before assigning attributes")
         if isinstance(value, (Parameter, Module)):
-            for store in (self._parameters, self._buffers, self._modules, self.__dict__):
-                store.pop(name, None)
-            (self._parameters if isinstance(value, Parameter) else self._modules)[name] = value
+            self._register(self._parameters if isinstance(value, Parameter) else self._modules,
+                           name, value)
         elif name in self._parameters or name in self._modules:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} to '{name}' of "
                                 f"{type(self).__name__}: expected a Parameter/Module or None")
-            (self._parameters if name in self._parameters else self._modules)[name] = None
+            self._register(self._parameters if name in self._parameters else self._modules,
+                           name, None)
         elif name in self._buffers:
-            self._buffers[name] = value
+            self._set_buffer(name, value)
         else:
             object.__setattr__(self, name, value)
 
@@ -97,6 +111,7 @@ class Module:
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
                 del store[name]
+                self.__dict__.pop(name, None)
                 return
         object.__delattr__(self, name)
 
@@ -104,18 +119,16 @@ class Module:
         """Register a Parameter (or None, e.g. a missing bias) under ``name``."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: expected a Parameter or None, got {type(param)}")
-        self.__dict__.pop(name, None)
-        self._parameters[name] = param
+        self._register(self._parameters, name, param)
 
     def register_buffer(self, name, array):
         """Register a non-trainable array (or None) saved in state_dict (running stats)."""
-        self.__dict__.pop(name, None)
-        self._buffers[name] = array
+        self._register(self._buffers, name, array)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: expected a Module, got {type(module)}")
-        self._modules[name] = module
+        self._register(self._modules, name, module)
 
     # ------------------------------------------------------------ traversal
     def children(self):
@@ -177,7 +190,7 @@ class Module:
                     p.grad = None if p.grad is None else p.grad.astype(dtype)
             for k, b in m._buffers.items():
                 if b is not None and b.dtype.kind == "f":
-                    m._buffers[k] = b.astype(dtype)
+                    m._set_buffer(k, b.astype(dtype))
         return self
 
     def double(self):
@@ -236,7 +249,7 @@ class Module:
             if is_param:
                 m._parameters[k].data = arr
             else:
-                m._buffers[k] = arr
+                m._set_buffer(k, arr)
         return missing, unexpected
 
     # ------------------------------------------------------------ forward/backward
@@ -248,9 +261,10 @@ class Module:
 
     def _remember(self, y, ctx):
         """Keep ctx for backward (unless no_grad) and the output's shape; return y."""
-        object.__setattr__(self, "_ctx", ctx if is_grad_enabled() else _NO_GRAD)
-        object.__setattr__(self, "_out_shape", y.shape)
-        object.__setattr__(self, "_out_dtype", y.dtype)
+        d = self.__dict__
+        d["_ctx"] = ctx if is_grad_enabled() else _NO_GRAD
+        d["_out_shape"] = y.shape
+        d["_out_dtype"] = y.dtype
         return y
 
     def _take_ctx(self, grad_output):

@@ -206,6 +206,19 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_T alpha,
         if (bias || relu) FC_CAT(epilogue_, FC_T)(C, ldc, (int)M, (int)N, bias, relu);
         return;
     }
+    if (B->kind == FC_B_MATRIX && (double)M * N * K <= 8192.0) {
+        /* tiny (a classifier head on one image): packing would cost more than the maths;
+         * plain dot products, the same for any thread count */
+        const FC_T *Bm = (const FC_T *)B->ptr;
+        for (fc_int i = 0; i < M; i++)
+            for (fc_int j = 0; j < N; j++) {
+                FC_T acc = 0;
+                for (fc_int p = 0; p < K; p++) acc += A[i * rsa + p * csa] * Bm[p * B->rs + j * B->cs];
+                C[i * ldc + j] = beta == 0 ? alpha * acc : alpha * acc + beta * C[i * ldc + j];
+            }
+        if (bias || relu) FC_CAT(epilogue_, FC_T)(C, ldc, (int)M, (int)N, bias, relu);
+        return;
+    }
     const FC_KT *kd = FC_GET_KERNEL();
     const int mr = kd->mr, nr = kd->nr;
     const fc_int MC = kd->mc, KC = kd->kc, NC = kd->nc;

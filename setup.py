@@ -65,7 +65,8 @@ def extensions():
         base_c += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1"]
         omp_l = omp_l + ["-fsanitize=address,undefined"]
     gemm_sources = [os.path.join(SRC, f) for f in
-                    ("gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c", "cpu.c", "peak.c")]
+                    ("gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c", "cpu.c", "peak.c",
+                     "winograd.c")]
     families = {
         "_openmp_helpers": [],
         "_memory": [],

@@ -11,7 +11,8 @@ do that), except what depends on the input's shape, which is checked here.
 import numpy as np
 
 from . import _shape
-from ._kernels import _conv, _elementwise, _linear, _loss, _memory, _norm, _pool, _upsample
+from ._kernels import (_conv, _elementwise, _gemm, _linear, _loss, _memory, _norm, _pool,
+                       _upsample)
 from ._threads import get_num_threads as _nt
 
 _PAD_MODES = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
@@ -85,26 +86,32 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
     """GEMM convolution of big (N, C, H, W) with w (M, C/G, KH, KW); pads (top, bottom,
     left, right), possibly negative.  Returns y (N, M, OH, OW) and the state its
     gradients need: (kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)).
-    Stride 1 runs on the padded width (im2col packing becomes plain copies); other
-    strides gather im2col patches inside the GEMM's packing."""
+
+    Paths: 3x3 stride-1 float32 layers with >= 16 channels use Winograd F(2x2, 3x3)
+    (16 instead of 36 multiplies per output pair of rows and columns); other stride-1
+    layers run on the padded width (im2col packing becomes plain copies); the rest
+    gather im2col patches inside the GEMM's packing."""
     N, C, H, W = big.shape
     M, Cg, KH, KW = w.shape
     (sh, sw), (dh, dw) = stride, dilation
     pt, pb, pl, pr = pads
     geom = (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)
+    if (big.dtype == np.float32 and (KH, KW, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1)
+            and groups == 1 and C >= 16 and M >= 16 and min(pads) >= 0):
+        U = np.empty((16, M, C), np.float32)
+        _gemm.winograd_weights(w, U)
+        y = _empty((N, M, OH, OW), np.float32)
+        _gemm.winograd_conv3x3(big, U, b, y, pt, pl, relu, nt)
+        return y, ("lazy", big, geom)
     w2 = w.reshape(M, -1)
     # padded width pays a crop pass over the output: worth it when each output element
     # has enough of K (Cg*KH*KW) behind it that the gathers it saves dominate
     if sh == sw == 1 and min(pads) >= 0 and (KH, KW) != (1, 1) and Cg * KH * KW >= 64:
-        PH, PW = H + pt + pb, W + pl + pr
-        image, gsize = C * PH * PW, Cg * PH * PW
-        flat = _empty(N * image + (KW - 1) * dw + 16, big.dtype)
-        flat[N * image:] = 0          # the last image's junk columns read zeros
-        _conv.pad2d(big, flat[:N * image].reshape(N, C, PH, PW), pt, pl, 0, nt)
-        off = _conv.padded_offsets(Cg, KH, KW, PH, PW, dh, dw)
+        data = _padded_source(big, pads, Cg, KH, KW, dh, dw, nt)
+        flat, image, off, PW, gsize = data
         ypad = _empty((N, M, OH * PW), big.dtype)
         _conv.padded_conv(flat, image, w2, b, ypad, off, groups, gsize, relu, nt)
-        state = ("padded", (flat, image, off, PW, gsize), geom)
+        state = ("padded", data, geom)
         if PW == OW:
             return ypad.reshape(N, M, OH, OW), state
         y = _empty((N, M, OH, OW), big.dtype)
@@ -115,11 +122,27 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
     return y, ("gather", big, geom)
 
 
+def _padded_source(big, pads, Cg, KH, KW, dh, dw, nt):
+    """Zero-padded copy of big (flat, with slack for the last image's junk columns) and
+    the im2col row offsets: (flat, image size, offsets, padded width, group size)."""
+    N, C, H, W = big.shape
+    pt, pb, pl, pr = pads
+    PH, PW = H + pt + pb, W + pl + pr
+    image, gsize = C * PH * PW, Cg * PH * PW
+    flat = _empty(N * image + (KW - 1) * dw + 16, big.dtype)
+    flat[N * image:] = 0          # the last image's junk columns read zeros
+    _conv.pad2d(big, flat[:N * image].reshape(N, C, PH, PW), pt, pl, 0, nt)
+    return flat, image, _conv.padded_offsets(Cg, KH, KW, PH, PW, dh, dw), PW, gsize
+
+
 def _conv_gemm_wgrad(state, gy, groups, wshape, nt):
     """Weight gradient (M, C/G, KH, KW) of a _conv_gemm call, given d out (N, M, OH, OW)."""
     kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw) = state
     dw2 = _empty((wshape[0], int(np.prod(wshape[1:]))), gy.dtype)
     scratch = _empty((_conv.wgrad_chunks(gy.shape[0]), dw2.size), gy.dtype)
+    if kind == "lazy":           # forward ran Winograd: build the padded source now
+        kind, data = "padded", _padded_source(data, (pt, pb, pl, pr), wshape[1], KH, KW, dh, dw,
+                                              nt)
     if kind == "padded":
         flat, image, off, PW, gsize = data
         N, M, OH, OW = gy.shape

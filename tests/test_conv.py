@@ -203,3 +203,21 @@ def test_frozen_parameter_gets_no_grad(rng):
     y = m(rng.standard_normal((1, 2, 5, 5)).astype(np.float32))
     m.backward(np.ones_like(y))
     assert m.weight.grad is None and m.bias.grad is not None
+
+
+@pytest.mark.parametrize("shape,pad,bias", [((2, 16, 9, 7), 1, True), ((1, 32, 1, 1), 1, False),
+                                            ((3, 16, 33, 70), 1, True), ((1, 24, 5, 40), 0, True),
+                                            ((2, 16, 6, 6), 2, False), ((1, 64, 2, 3), (0, 2), True)])
+def test_winograd_3x3_matches_float64_and_torch(shape, pad, bias, rng):
+    """3x3 stride-1 float32 layers with >= 16 channels run Winograd F(2x2, 3x3): odd
+    sizes (partial tiles), tiny planes, every padding, forward and backward."""
+    torch = torch_or_skip()
+    c = shape[1]
+    m = fc.nn.Conv2d(c, 20, 3, padding=pad, bias=bias)
+    t = torch.nn.Conv2d(c, 20, 3, padding=pad, bias=bias)
+    x = rng.standard_normal(shape).astype(np.float32)
+    check_vs_torch(m, t, x)
+    m64 = fc.nn.Conv2d(c, 20, 3, padding=pad, bias=bias)
+    m64.load_state_dict(m.state_dict())
+    m64.double()
+    assert_close(m(x), m64(x.astype(np.float64)), 1e-5, "winograd vs float64")

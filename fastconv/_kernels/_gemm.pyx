@@ -36,6 +36,10 @@ cdef extern from "gemm.h":
     size_t fc_gemm_workspace_bytes() nogil
     void fc_gemm_release_workspace(int nthreads) nogil
     double fc_fma_probe(fc_int iters, double *sink) nogil
+    void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U) nogil
+    int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *U,
+                        fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                        const float *bias, int relu, int nthreads) nogil
 
 fc_isa()  # fill the dispatch table now, single-threaded
 
@@ -117,3 +121,29 @@ def fma_peak_gflops(int n_threads=1, Py_ssize_t iters=20_000_000):
             flops[t] = fc_fma_probe(iters, &sink[t])
     dt = time.perf_counter() - t0
     return float(np.sum(flops)) / dt / 1e9
+
+
+def winograd_weights(const float[:, :, :, ::1] w, float[:, :, ::1] U):
+    """U[xi, m, c] = (G w[m, c] G^T)[xi] for 3x3 weights w (M, C, 3, 3); U (16, M, C) OUT."""
+    if w.shape[2] != 3 or w.shape[3] != 3 or U.shape[0] != 16 or U.shape[1] != w.shape[0] \
+            or U.shape[2] != w.shape[1]:
+        raise ValueError("winograd_weights: expected w (M, C, 3, 3) and U (16, M, C)")
+    with nogil:
+        fc_winograd_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], &U[0, 0, 0])
+
+
+def winograd_conv3x3(const float[:, :, :, ::1] x, const float[:, :, ::1] U, const float[::1] bias,
+                     float[:, :, :, ::1] y, Py_ssize_t pt, Py_ssize_t pl, bint relu, int n_threads):
+    """y = relu?(conv3x3(x) + bias), stride 1, by Winograd F(2x2, 3x3).  x (N, C, H, W) IN;
+    U (16, M, C) from winograd_weights IN; bias (M,) or None; y (N, M, OH, OW) OUT; the
+    padding is (pt, pl) at the top/left, the bottom/right implied by OH, OW."""
+    cdef const float *bp = &bias[0] if bias is not None else NULL
+    cdef int rc
+    if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
+        return
+    with nogil:
+        rc = fc_winograd_f23(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                             &U[0, 0, 0], U.shape[1], &y[0, 0, 0, 0], y.shape[2], y.shape[3],
+                             pt, pl, bp, relu, n_threads)
+    if rc != 0:
+        raise MemoryError("winograd_conv3x3: cannot allocate scratch")

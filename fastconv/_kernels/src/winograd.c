@@ -1,0 +1,202 @@
+/* Winograd F(2x2, 3x3) convolution driver: stride 1, dilation 1, groups 1, float32.
+ *
+ * Tiles (image, tile row, tile column) are processed in blocks of TB, fixed by the
+ * channel counts (never by the thread count): per block, the input transform writes
+ * V[16][C][TB], 16 GEMMs (M x C) @ (C x TB) give Mx[16][M][TB], and the output
+ * transform writes the 2x2 tiles with bias and ReLU fused.  A block is owned by one
+ * thread from start to end, so results do not depend on the thread count; V and Mx
+ * are sized to stay in L2. */
+#define _POSIX_C_SOURCE 200112L
+#include <stdlib.h>
+#include <string.h>
+#include "gemm.h"
+
+#define W_NAME(x) w_##x##_generic
+#include "winograd_impl.h"
+#undef W_NAME
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define W_NAME(x) w_##x##_avx2
+#include "winograd_impl.h"
+#undef W_NAME
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl")
+#include <immintrin.h>
+/* AVX-512: the even/odd column split and the output interleave are two-source permutes
+ * (GCC leaves them scalar); everything else is the template's arithmetic. */
+static void w_input_tiles_avx512(const float *restrict plane, fc_int H, fc_int W, fc_int ih0,
+                                 fc_int iw0, int n, float *restrict V, fc_int vs)
+{
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    /* patch columns q in [lo, hi) lie inside the plane; the four loads cover q = base +
+     * lane for base 0, 16, 2, 18 and mask the rest (masked lanes never fault) */
+    fc_int lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0;
+    if (hi > 2 * n + 2) hi = 2 * n + 2;
+    __mmask16 lm[4];
+    const int base[4] = {0, 16, 2, 18};
+    for (int i = 0; i < 4; i++) {
+        fc_int a0 = lo - base[i], a1 = hi - base[i];
+        a0 = a0 < 0 ? 0 : a0 > 16 ? 16 : a0;
+        a1 = a1 < 0 ? 0 : a1 > 16 ? 16 : a1;
+        unsigned int keep = a1 > a0 ? (((1u << a1) - 1) & ~((1u << a0) - 1)) : 0u;
+        lm[i] = (__mmask16)keep;
+    }
+    __m512 h[4][4];
+    for (int r = 0; r < 4; r++) {
+        fc_int ih = ih0 + r;
+        int valid = ih >= 0 && ih < H;
+        const float *row = plane + (valid ? ih : 0) * W + iw0;
+        __mmask16 z = valid ? (__mmask16)0xFFFF : 0;
+        __m512 a = _mm512_maskz_loadu_ps(lm[0] & z, row), b = _mm512_maskz_loadu_ps(lm[1] & z, row + 16);
+        __m512 c = _mm512_maskz_loadu_ps(lm[2] & z, row + 2), d = _mm512_maskz_loadu_ps(lm[3] & z, row + 18);
+        __m512 e = _mm512_permutex2var_ps(a, ev, b), o = _mm512_permutex2var_ps(a, od, b);
+        __m512 en = _mm512_permutex2var_ps(c, ev, d), on = _mm512_permutex2var_ps(c, od, d);
+        h[r][0] = _mm512_sub_ps(e, en);
+        h[r][1] = _mm512_add_ps(o, en);
+        h[r][2] = _mm512_sub_ps(en, o);
+        h[r][3] = _mm512_sub_ps(o, on);
+    }
+    __mmask16 km = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    for (int k = 0; k < 4; k++) {
+        _mm512_mask_storeu_ps(V + (0 * 4 + k) * vs, km, _mm512_sub_ps(h[0][k], h[2][k]));
+        _mm512_mask_storeu_ps(V + (1 * 4 + k) * vs, km, _mm512_add_ps(h[1][k], h[2][k]));
+        _mm512_mask_storeu_ps(V + (2 * 4 + k) * vs, km, _mm512_sub_ps(h[2][k], h[1][k]));
+        _mm512_mask_storeu_ps(V + (3 * 4 + k) * vs, km, _mm512_sub_ps(h[1][k], h[3][k]));
+    }
+}
+
+static void w_output_tiles_avx512(const float *restrict Mx, fc_int ms, int n, float *restrict y,
+                                  fc_int OH, fc_int OW, fc_int oh0, fc_int ow0, float bias,
+                                  int relu)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    __mmask16 km = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    __m512 m[16];
+    for (int xi = 0; xi < 16; xi++) m[xi] = _mm512_maskz_loadu_ps(km, Mx + xi * ms);
+    __m512 t[2][4];
+    for (int k = 0; k < 4; k++) {
+        t[0][k] = _mm512_add_ps(_mm512_add_ps(m[k], m[4 + k]), m[8 + k]);
+        t[1][k] = _mm512_sub_ps(_mm512_sub_ps(m[4 + k], m[8 + k]), m[12 + k]);
+    }
+    fc_int cols = 2 * (fc_int)n;
+    if (ow0 + cols > OW) cols = OW - ow0;
+    __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+    __m512 vb = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
+    for (int r = 0; r < 2; r++) {
+        if (oh0 + r >= OH) break;
+        __m512 a = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]), vb);
+        __m512 b = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]), vb);
+        if (relu) {   /* v <= 0 ? 0 : v (NaN kept, as everywhere else) */
+            a = _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(a, zero, _CMP_LE_OQ), zero);
+            b = _mm512_mask_mov_ps(b, _mm512_cmp_ps_mask(b, zero, _CMP_LE_OQ), zero);
+        }
+        float *dst = y + (oh0 + r) * OW + ow0;
+        _mm512_mask_storeu_ps(dst, k0, _mm512_permutex2var_ps(a, lo, b));
+        _mm512_mask_storeu_ps(dst + 16, k1, _mm512_permutex2var_ps(a, hi, b));
+    }
+}
+#pragma GCC pop_options
+#define WPICK(fn) (fc_isa() == FC_ISA_AVX512 ? w_##fn##_avx512 : \
+                   fc_isa() == FC_ISA_AVX2 ? w_##fn##_avx2 : w_##fn##_generic)
+#else
+#define WPICK(fn) w_##fn##_generic
+#endif
+
+/* U[xi][m][c] = (G g[m][c] G^T)[xi] */
+void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U)
+{
+    for (fc_int m = 0; m < M; m++)
+        for (fc_int c = 0; c < C; c++) {
+            const float *k = g + (m * C + c) * 9;
+            float t[4][3];
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = k[j];
+                t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
+                t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
+                t[3][j] = k[6 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+                float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
+                              0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+                for (int j = 0; j < 4; j++) U[((i * 4 + j) * M + m) * C + c] = u[j];
+            }
+        }
+}
+
+fc_int fc_winograd_block(fc_int C, fc_int M)
+{
+    fc_int tb = (fc_int)(1536 * 1024 / (64 * (C + M))) / 48 * 48;
+    return tb < 48 ? 48 : tb > 480 ? 480 : tb;
+}
+
+static _Thread_local float *tl_wbuf = NULL;
+static _Thread_local size_t tl_wcap = 0;
+
+static float *w_scratch(size_t floats)
+{
+    if (floats > tl_wcap) {
+        void *p = NULL;
+        free(tl_wbuf);
+        tl_wbuf = NULL;
+        tl_wcap = 0;
+        if (posix_memalign(&p, 64, floats * sizeof(float)) != 0) return NULL;
+        tl_wbuf = p;
+        tl_wcap = floats;
+    }
+    return tl_wbuf;
+}
+
+/* Returns 0, or -1 if a scratch allocation failed (nothing written then). */
+int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *U,
+                    fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                    const float *bias, int relu, int nthreads)
+{
+    fc_int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = N * TH * TW;
+    fc_int TB = fc_winograd_block(C, M), nblocks = (T + TB - 1) / TB;
+    int failed = 0;
+    if (T == 0) return 0;
+    if (nthreads < 1) nthreads = 1;
+    if (nblocks < nthreads) nthreads = (int)nblocks;
+    #pragma omp parallel num_threads(nthreads) if (nthreads > 1) reduction(|:failed)
+    {
+        float *V = w_scratch((size_t)16 * (C + M) * TB);
+        float *Mx = V ? V + (size_t)16 * C * TB : NULL;
+        if (!V) failed = 1;
+        #pragma omp for schedule(static)
+        for (fc_int blk = 0; blk < nblocks; blk++) {
+            if (!V) continue;
+            fc_int t0 = blk * TB, t1 = t0 + TB < T ? t0 + TB : T, nt = t1 - t0;
+            /* input transform, in runs of up to 16 tiles along a tile row */
+            for (fc_int t = t0; t < t1;) {
+                fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
+                int run = (int)(TW - tw < 16 ? TW - tw : 16);
+                if (run > t1 - t) run = (int)(t1 - t);
+                for (fc_int c = 0; c < C; c++)
+                    WPICK(input_tiles)(x + (n * C + c) * H * W, H, W, 2 * th - pt, 2 * tw - pl,
+                                       run, V + c * TB + (t - t0), C * TB);
+                t += run;
+            }
+            /* 16 GEMMs: Mx[xi] (M x nt) = U[xi] (M x C) @ V[xi] (C x nt) */
+            for (int xi = 0; xi < 16; xi++)
+                fc_sgemm(M, nt, C, 1.0f, U + (fc_int)xi * M * C, C, 1, V + (fc_int)xi * C * TB,
+                         TB, 1, 0.0f, Mx + (fc_int)xi * M * TB, TB, 1);
+            /* output transform */
+            for (fc_int t = t0; t < t1;) {
+                fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
+                int run = (int)(TW - tw < 16 ? TW - tw : 16);
+                if (run > t1 - t) run = (int)(t1 - t);
+                for (fc_int m = 0; m < M; m++)
+                    WPICK(output_tiles)(Mx + m * TB + (t - t0), M * TB, run,
+                                        y + (n * M + m) * OH * OW, OH, OW, 2 * th, 2 * tw,
+                                        bias ? bias[m] : 0.0f, relu);
+                t += run;
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}

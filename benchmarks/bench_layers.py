@@ -7,8 +7,9 @@ blocks, and the camera classifier's training step and inference.
 Both libraries run in one process with the same thread count; runs are interleaved
 (fastconv, torch, fastconv, ...) and the reported ratio is the median of per-pair
 ratios torch_time / fastconv_time (> 1: fastconv faster), which cancels most of a
-shared machine's drift.  GFLOP/s and % of the FMA peak measured here (not a spec
-sheet number) are given for convolutions.  OMP_WAIT_POLICY=PASSIVE keeps each
+shared machine's drift.  Effective GFLOP/s (direct-convolution FLOPs / time; Winograd
+layers can exceed 100%) and % of the FMA peak measured here (not a spec-sheet number)
+are given for convolutions.  OMP_WAIT_POLICY=PASSIVE keeps each
 library's idle OpenMP threads from spinning on the cores the other one needs.
 """
 import os

@@ -102,7 +102,8 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
         _gemm.winograd_weights(w, U)
         y = _empty((N, M, OH, OW), np.float32)
         _gemm.winograd_conv3x3(big, U, b, y, pt, pl, relu, nt)
-        return y, ("lazy", big, geom)
+        # weight grads gather straight from the input: no padded copy to keep or build
+        return y, ("gather", big, geom)
     w2 = w.reshape(M, -1)
     # padded width pays a crop pass over the output: worth it when each output element
     # has enough of K (Cg*KH*KW) behind it that the gathers it saves dominate
@@ -140,9 +141,6 @@ def _conv_gemm_wgrad(state, gy, groups, wshape, nt):
     kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw) = state
     dw2 = _empty((wshape[0], int(np.prod(wshape[1:]))), gy.dtype)
     scratch = _empty((_conv.wgrad_chunks(gy.shape[0]), dw2.size), gy.dtype)
-    if kind == "lazy":           # forward ran Winograd: build the padded source now
-        kind, data = "padded", _padded_source(data, (pt, pb, pl, pr), wshape[1], KH, KW, dh, dw,
-                                              nt)
     if kind == "padded":
         flat, image, off, PW, gsize = data
         N, M, OH, OW = gy.shape

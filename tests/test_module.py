@@ -112,6 +112,9 @@ def test_backward_errors():
     with pytest.raises(ValueError, match=r"gradient shape \(1, 1, 2, 2\) does not match the last "
                                          r"output's shape \(1, 1, 3, 3\)"):
         m.backward(np.ones((1, 1, 2, 2), np.float32))
+    m.backward(np.ones_like(y))                 # releases the saved activations
+    with pytest.raises(RuntimeError, match="released by an earlier backward"):
+        m.backward(np.ones_like(y))
     seq = nn.Sequential(nn.Linear(2, 2))
     with pytest.raises(RuntimeError, match="Sequential.backward called before any forward"):
         seq.backward(np.ones((1, 2)))

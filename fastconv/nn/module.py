@@ -14,6 +14,7 @@ from .._grad import is_grad_enabled
 
 _NOT_RUN = object()     # backward before any forward
 _NO_GRAD = object()     # last forward ran under no_grad
+_USED = object()        # the last forward's context was consumed by a backward
 
 
 class Parameter:
@@ -277,7 +278,12 @@ class Module:
             raise RuntimeError(f"{name}.backward: the last forward ran under fastconv.no_grad(), "
                                f"which keeps no activations; run the forward again with "
                                f"gradients enabled")
-        return ctx, _shape.as_grad(name, grad_output, self._out_shape, self._out_dtype)
+        if ctx is _USED:
+            raise RuntimeError(f"{name}.backward: the last forward's activations were released "
+                               f"by an earlier backward; run the forward again")
+        g = _shape.as_grad(name, grad_output, self._out_shape, self._out_dtype)
+        self.__dict__["_ctx"] = _USED       # free the activations as soon as they are used
+        return ctx, g
 
     # Layers whose _backward takes input_grad (and can skip computing it) set this.
     _skips_input_grad = False
@@ -286,7 +292,8 @@ class Module:
         """Gradient w.r.t. the input of the last forward; parameter grads are added.
 
         input_grad=False skips the input gradient where a layer can (the first layer of
-        a network: nothing consumes it) and returns None."""
+        a network: nothing consumes it) and returns None.  Like torch, a backward
+        releases the forward's saved activations: a second backward needs a new forward."""
         ctx, g = self._take_ctx(grad_output)
         if self._skips_input_grad:
             return self._backward(ctx, g, input_grad=input_grad)

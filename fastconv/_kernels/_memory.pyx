@@ -7,13 +7,15 @@ first touch, which costs as much as the op that writes it (a 49 MiB ReLU output:
 ~4.5 ms of faults for a 3 ms kernel).  Training allocates the same sizes every
 step, so blocks of >= 1 MiB are kept when their last array dies and handed out
 again for the next request of the same size (PyTorch's caching allocator, on the
-CPU).  A miss first evicts idle blocks that would push live + idle above the highest
-live total seen so far, so caching never raises peak memory.  Arrays are ordinary NumPy arrays whose base is a ``Block`` exposing the
+CPU).  A miss first evicts idle blocks that would push live + idle well above the
+highest live total seen so far, so caching does not raise peak memory.  Arrays are ordinary NumPy arrays whose base is a ``Block`` exposing the
 buffer protocol; the memory returns to the cache when the array and all its views
 are gone.  Everything runs with the GIL held (allocation and deallocation of
-Python objects), so the cache needs no lock.  Idle memory is bounded (256 MiB by
-default, ``FASTCONV_CACHE_BYTES`` or ``set_limit``; the least recently freed blocks go
-first) and released by ``empty_cache()``.
+Python objects), so the cache needs no lock.  Idle memory is bounded twice: live +
+idle stays within 32 MiB of the highest live total seen (so RSS peaks about
+where it would without a cache), and idle alone stays under a limit (2 GiB by default, ``FASTCONV_CACHE_BYTES``
+or ``set_limit``; the least recently freed blocks go first).  ``empty_cache()``
+releases it all.
 """
 from cpython.buffer cimport PyBUF_WRITABLE
 from libc.stdlib cimport free
@@ -32,7 +34,7 @@ cdef size_t GRANULE = 1 << 16
 cdef dict _idle = {}          # rounded size -> list of addresses (ints), most recent last
 cdef list _order = []         # (size, address) of idle blocks, oldest first
 cdef size_t _idle_bytes = 0
-cdef size_t _limit = int(os.environ.get("FASTCONV_CACHE_BYTES", 256 << 20))
+cdef size_t _limit = int(os.environ.get("FASTCONV_CACHE_BYTES", 2 << 30))
 cdef size_t _live_bytes = 0
 cdef size_t _peak_bytes = 0
 cdef Py_ssize_t _hits = 0, _misses = 0
@@ -104,9 +106,10 @@ cdef Block _take(size_t nbytes):
         p = <void *><size_t>addr
         _hits += 1
     else:
-        # a fresh block: first drop idle blocks that would lift live + idle above the
-        # highest live total seen, so the cache never raises the process's peak memory
-        while _order and _live_bytes + _idle_bytes + cap > _peak_bytes:
+        # a fresh block: first drop idle blocks that would lift live + idle more than
+        # 32 MiB (so a layer's big output survives its small gradients) above the highest
+        # live total seen: the cache must not raise peak memory
+        while _order and _live_bytes + _idle_bytes + cap > _peak_bytes + (32 << 20):
             _evict_oldest()
         if posix_memalign(&p, 64, cap) != 0:
             # make room from the cache and retry once before giving up
@@ -151,7 +154,7 @@ def empty_cache():
 
 
 def set_limit(size_t nbytes):
-    """Most idle bytes the cache keeps (default 256 MiB, or FASTCONV_CACHE_BYTES); 0
+    """Most idle bytes the cache keeps (default 2 GiB, or FASTCONV_CACHE_BYTES); 0
     disables caching."""
     global _limit
     _limit = nbytes

@@ -29,6 +29,8 @@ so results are bitwise thread-invariant.
 """
 from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
+
+from ._openmp_helpers cimport nthreads_for
 from libc.string cimport memset, memcpy
 from libc.stdint cimport int64_t
 
@@ -268,7 +270,7 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
                              &g, groups, Mg, nt)
     cdef floating *out = &dw2[0, 0]
     with nogil:
-        for i in prange(wsize, schedule='static', num_threads=nt if wsize > 32768 else 1):
+        for i in prange(wsize, schedule='static', num_threads=nthreads_for(wsize, nt)):
             acc = part[0, i]
             for c in range(1, nchunk):
                 acc = acc + part[c, i]
@@ -311,7 +313,7 @@ def pad2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
     if mode == 0 and pt >= 0 and pl >= 0 and pr >= 0 and OH - H - pt >= 0:
         with nogil:        # zeros: row copies and zero borders
             for pidx in prange(P, schedule='static',
-                               num_threads=n_threads if P * OH * OW > 32768 else 1):
+                               num_threads=nthreads_for(P * OH * OW, n_threads)):
                 src = &x[0, 0, 0, 0] + pidx * H * W
                 dst = &out[0, 0, 0, 0] + pidx * OH * OW
                 memset(dst, 0, pt * OW * sizeof(floating))
@@ -322,7 +324,7 @@ def pad2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                 memset(dst + (H + pt) * OW, 0, (OH - H - pt) * OW * sizeof(floating))
         return
     with nogil:
-        for pidx in prange(P, schedule='static', num_threads=n_threads if P * OH * OW > 32768 else 1):
+        for pidx in prange(P, schedule='static', num_threads=nthreads_for(P * OH * OW, n_threads)):
             src = &x[0, 0, 0, 0] + pidx * H * W
             dst = &out[0, 0, 0, 0] + pidx * OH * OW
             for i in range(OH):
@@ -342,7 +344,7 @@ def pad2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
     if P == 0 or H * W == 0:
         return
     with nogil:
-        for pidx in prange(P, schedule='static', num_threads=n_threads if P * OH * OW > 32768 else 1):
+        for pidx in prange(P, schedule='static', num_threads=nthreads_for(P * OH * OW, n_threads)):
             src = &dout[0, 0, 0, 0] + pidx * OH * OW
             dst = &dx[0, 0, 0, 0] + pidx * H * W
             memset(dst, 0, H * W * sizeof(floating))
@@ -696,7 +698,7 @@ def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad
                                     group_size, Mg, Kg, Q, nt)
     cdef floating *out = &dw2[0, 0]
     with nogil:
-        for i in prange(wsize, schedule='static', num_threads=nt if wsize > 32768 else 1):
+        for i in prange(wsize, schedule='static', num_threads=nthreads_for(wsize, nt)):
             acc = part[0, i]
             for c in range(1, nchunk):
                 acc = acc + part[c, i]
@@ -709,7 +711,7 @@ def crop_columns(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int n_t
     if P * R * W == 0:
         return
     with nogil:
-        for p in prange(P, schedule='static', num_threads=n_threads if P * R * W > 32768 else 1):
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * R * W, n_threads)):
             for r in range(R):
                 memcpy(&dst[p, r, 0], &src[p, r, 0], W * sizeof(floating))
 
@@ -720,7 +722,7 @@ def widen_columns(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int n_
     if P * R * DW == 0:
         return
     with nogil:
-        for p in prange(P, schedule='static', num_threads=n_threads if P * R * DW > 32768 else 1):
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * R * DW, n_threads)):
             for r in range(R):
                 memcpy(&dst[p, r, 0], &src[p, r, 0], W * sizeof(floating))
                 memset(&dst[p, r, W], 0, (DW - W) * sizeof(floating))

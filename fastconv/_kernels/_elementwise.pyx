@@ -8,14 +8,10 @@ ReLU follows PyTorch on NaN: relu(NaN) = NaN and its gradient passes (the mask i
 """
 from cython cimport floating
 from cython.parallel cimport prange
+
+from ._openmp_helpers cimport nthreads_for
 from libc.stdint cimport uint8_t, uint64_t
 
-cdef enum:
-    GRAIN = 32768
-
-
-cdef inline int nthreads_for(Py_ssize_t work, int n_threads) noexcept nogil:
-    return n_threads if work > GRAIN else 1
 
 
 def relu(const floating[::1] x, floating[::1] y, int n_threads):

@@ -1,6 +1,8 @@
 """Softmax cross-entropy with label smoothing (PyTorch's CrossEntropyLoss, mean reduction)."""
 from cython cimport floating
 from cython.parallel cimport prange
+
+from ._openmp_helpers cimport nthreads_for
 from libc.math cimport exp, log
 from libc.stdint cimport int64_t
 
@@ -14,7 +16,7 @@ def cross_entropy(const floating[:, ::1] logits, const int64_t[::1] target, doub
     cdef Py_ssize_t N = logits.shape[0], C = logits.shape[1], i, c
     cdef double m, s, lse, sum_logp
     with nogil:
-        for i in prange(N, schedule='static', num_threads=n_threads if N * C > 32768 else 1):
+        for i in prange(N, schedule='static', num_threads=nthreads_for(N * C, n_threads)):
             m = logits[i, 0]
             for c in range(1, C):
                 if logits[i, c] > m:
@@ -36,6 +38,6 @@ def cross_entropy_backward(const floating[:, ::1] probs, const int64_t[::1] targ
     cdef Py_ssize_t N = probs.shape[0], C = probs.shape[1], i, c
     cdef double off = smoothing / C
     with nogil:
-        for i in prange(N, schedule='static', num_threads=n_threads if N * C > 32768 else 1):
+        for i in prange(N, schedule='static', num_threads=nthreads_for(N * C, n_threads)):
             for c in range(C):
                 dlogits[i, c] = <floating>(scale * (probs[i, c] - off - ((1.0 - smoothing) if c == target[i] else 0.0)))

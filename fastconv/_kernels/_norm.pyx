@@ -16,6 +16,8 @@ rectify in one pass, and mask the gradient by the output inside the backward pas
 from cython cimport floating
 from cython.parallel cimport prange
 
+from ._openmp_helpers cimport nthreads_for
+
 from ._gemm cimport fc_int
 
 cdef extern from "gemm.h":
@@ -30,12 +32,6 @@ cdef extern from "gemm.h":
 
 fc_isa()  # resolve the ISA once, before any parallel region
 
-cdef enum:
-    GRAIN = 32768
-
-
-cdef inline int nthreads_for(Py_ssize_t work, int n_threads) noexcept nogil:
-    return n_threads if work > GRAIN else 1
 
 
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int n_threads):

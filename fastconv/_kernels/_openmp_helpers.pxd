@@ -15,3 +15,13 @@ cdef extern from *:
     int omp_get_max_threads() noexcept nogil
     int omp_get_thread_num() noexcept nogil
     void omp_set_num_threads(int n) noexcept nogil
+
+
+# Below this many elements a parallel region costs more than it saves (PyTorch's
+# GRAIN_SIZE); every kernel asks here so the threshold lives in one place.
+cdef enum:
+    GRAIN = 32768
+
+
+cdef inline int nthreads_for(Py_ssize_t work, int n_threads) noexcept nogil:
+    return n_threads if work > GRAIN else 1

@@ -1,10 +1,10 @@
 """Optimiser update kernels, element-wise over a flat parameter, with PyTorch's rules."""
 from cython cimport floating
 from cython.parallel cimport prange
+
+from ._openmp_helpers cimport nthreads_for
 from libc.math cimport sqrt
 
-cdef enum:
-    GRAIN = 32768
 
 
 def sgd(floating[::1] p, const floating[::1] g, floating[::1] buf, double lr, double momentum,
@@ -15,7 +15,7 @@ def sgd(floating[::1] p, const floating[::1] g, floating[::1] buf, double lr, do
     cdef floating d, bv
     cdef bint use_buf = momentum != 0
     with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads if n > GRAIN else 1):
+        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
             d = g[i]
             if weight_decay != 0:
                 d = d + <floating>weight_decay * p[i]
@@ -45,7 +45,7 @@ def adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] 
     cdef floating decay = <floating>(1 - lr * weight_decay), wd = <floating>weight_decay
     cdef floating gi, mi, vi, pi
     with nogil:
-        for i in prange(n, schedule='static', num_threads=n_threads if n > GRAIN else 1):
+        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
             gi = g[i]
             pi = p[i]
             if weight_decay != 0:

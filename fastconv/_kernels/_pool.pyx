@@ -12,16 +12,12 @@ input for ``count_include_pad``, to the input otherwise, unless ``divisor_overri
 """
 from cython cimport floating
 from cython.parallel cimport prange
+
+from ._openmp_helpers cimport nthreads_for
 from libc.math cimport isnan, INFINITY
 from libc.string cimport memset
 from libc.stdint cimport int32_t, uint8_t
 
-cdef enum:
-    GRAIN = 32768
-
-
-cdef inline int nthreads_for(Py_ssize_t work, int n_threads) noexcept nogil:
-    return n_threads if work > GRAIN else 1
 
 
 def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t[:, :, :, ::1] idx,

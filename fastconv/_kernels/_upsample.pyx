@@ -9,15 +9,11 @@ Planes are split across threads; scatters stay inside a plane.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+
+from ._openmp_helpers cimport nthreads_for
 from libc.string cimport memset
 from libc.stdint cimport int64_t
 
-cdef enum:
-    GRAIN = 32768
-
-
-cdef inline int nthreads_for(Py_ssize_t work, int n_threads) noexcept nogil:
-    return n_threads if work > GRAIN else 1
 
 
 def nearest(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
@@ -79,7 +75,7 @@ def bilinear(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     cdef const floating *u1
     cdef floating *dst
     cdef floating a, b
-    cdef int nt = n_threads if P * OH * OW > GRAIN else 1
+    cdef int nt = nthreads_for(P * OH * OW, n_threads)
     if P * OH * OW == 0:
         return
     if scratch.shape[0] < nt or scratch.shape[1] < H or scratch.shape[2] < OW:
@@ -122,7 +118,7 @@ def bilinear_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx
     cdef floating *dst
     cdef floating *dr
     cdef floating a, b
-    cdef int nt = n_threads if P * OH * OW > GRAIN else 1
+    cdef int nt = nthreads_for(P * OH * OW, n_threads)
     if P * H * W == 0:
         return
     if scratch.shape[0] < nt or scratch.shape[1] < H or scratch.shape[2] < OW:

@@ -54,6 +54,24 @@ class _ConvBase(Module):
     def _needs(self):
         return self.weight.requires_grad, self.bias is not None and self.bias.requires_grad
 
+    def extra_repr(self):
+        """torch's format: the non-default arguments only."""
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if getattr(self, "output_padding", (0, 0)) != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
 
 class Conv2d(_ConvBase):
     """2-D convolution (cross-correlation), torch.nn.Conv2d's signature and defaults.
@@ -113,22 +131,6 @@ class Conv2d(_ConvBase):
         self._grads(gw, gb)
         return gx
 
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
-
-
 class ConvTranspose2d(_ConvBase):
     """2-D transposed convolution, torch.nn.ConvTranspose2d's signature and defaults.
 
@@ -176,18 +178,3 @@ class ConvTranspose2d(_ConvBase):
         gx, gw, gb = F.conv_transpose2d_backward(ctx, gy, input_grad, need_w, need_b)
         self._grads(gw, gb)
         return gx
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s

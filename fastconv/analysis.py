@@ -1,0 +1,281 @@
+"""See CNN design ideas in numbers: output sizes, parameter and multiply-add counts,
+receptive fields (theoretical and effective) and checkerboard artefacts.
+
+    >>> from fastconv import analysis, models
+    >>> print(analysis.summary(models.camera_classifier(), (1, 3, 64, 64)))
+
+Shapes are inferred layer by layer from the same formulas the layers use
+(``fastconv._shape``); a leaf module this file does not know is run once on zeros to
+learn its output shape.
+"""
+import math
+
+import numpy as np
+
+from . import _shape
+from ._grad import no_grad
+from .nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout,
+                 Flatten, Identity, Linear, MaxPool2d, Module, ReLU, Residual, Sequential,
+                 Upsample)
+
+conv_output_size = _shape.conv_output_size
+conv_transpose_output_size = _shape.conv_transpose_output_size
+
+__all__ = ["conv_output_size", "conv_transpose_output_size", "summary", "Summary",
+           "receptive_field", "effective_receptive_field", "erf_spread", "checkerboard"]
+
+
+class _RF:
+    """Receptive field bookkeeping per spatial axis: size (input pixels one output sees)
+    and jump (input pixels between neighbouring outputs)."""
+
+    __slots__ = ("size", "jump")
+
+    def __init__(self, size=(1, 1), jump=(1.0, 1.0)):
+        self.size, self.jump = tuple(size), tuple(jump)
+
+    def through(self, k, s):
+        """A window of k (effective) taps moved by stride s: RF grows by (k-1)*jump."""
+        return _RF(tuple(r + (ki - 1) * j for r, ki, j in zip(self.size, k, self.jump)),
+                   tuple(j * si for j, si in zip(self.jump, s)))
+
+
+def _pad_pair(m, h, w):
+    if isinstance(m.padding, str):
+        pads = m._pads(h, w)
+        return (pads[0], pads[1]), (pads[2], pads[3])
+    return (m.padding[0],) * 2, (m.padding[1],) * 2
+
+
+def _leaf(m, shape, rf):
+    """(output shape, parameters, multiply-adds, receptive field) of a known leaf."""
+    params = sum(p.data.size for p in m.parameters())
+    if isinstance(m, Conv2d):
+        n, c, h, w = shape
+        (pth, pbh), (ptw, pbw) = _pad_pair(m, h, w)
+        name = type(m).__name__
+        oh = _shape.checked_conv_output(name, "height", h, m.kernel_size[0], m.stride[0],
+                                        (pth, pbh), m.dilation[0])
+        ow = _shape.checked_conv_output(name, "width", w, m.kernel_size[1], m.stride[1],
+                                        (ptw, pbw), m.dilation[1])
+        k = [d * (ki - 1) + 1 for ki, d in zip(m.kernel_size, m.dilation)]
+        macs = n * oh * ow * m.out_channels * (c // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        return (n, m.out_channels, oh, ow), params, macs, rf.through(k, m.stride)
+    if isinstance(m, ConvTranspose2d):
+        n, c, h, w = shape
+        oh, ow = (_shape.checked_conv_transpose_output(
+            type(m).__name__, dim, x, m.kernel_size[i], m.stride[i], m.padding[i],
+            m.output_padding[i], m.dilation[i]) for i, (dim, x) in enumerate((("height", h),
+                                                                               ("width", w))))
+        macs = n * h * w * c * (m.out_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        # each output sees ceil(k_eff / s) inputs; outputs are 1/s input pixels apart
+        k = [math.ceil((d * (ki - 1) + 1) / s) for ki, d, s in zip(m.kernel_size, m.dilation,
+                                                                     m.stride)]
+        grown = rf.through(k, (1, 1))
+        return (n, m.out_channels, oh, ow), params, macs, _RF(
+            grown.size, tuple(j / s for j, s in zip(rf.jump, m.stride)))
+    if isinstance(m, (MaxPool2d, AvgPool2d)):
+        n, c, h, w = shape
+        k, s, p = m._args[:3]
+        d = m._args[3] if isinstance(m, MaxPool2d) else (1, 1)
+        name = type(m).__name__
+        oh = _shape.checked_pool_output(name, "height", h, k[0], s[0], p[0], d[0], m.ceil_mode)
+        ow = _shape.checked_pool_output(name, "width", w, k[1], s[1], p[1], d[1], m.ceil_mode)
+        keff = [di * (ki - 1) + 1 for ki, di in zip(k, d)]
+        return (n, c, oh, ow), params, n * c * oh * ow * k[0] * k[1], rf.through(keff, s)
+    if isinstance(m, AdaptiveAvgPool2d):
+        n, c, h, w = shape
+        oh = h if m._size[0] is None else m._size[0]
+        ow = w if m._size[1] is None else m._size[1]
+        k = (math.ceil(h / oh), math.ceil(w / ow))   # the widest window
+        return (n, c, oh, ow), params, n * c * h * w, rf.through(k, (h // oh or 1, w // ow or 1))
+    if isinstance(m, Upsample):
+        n, c, h, w = shape
+        if m._size is not None:
+            oh, ow = m._size
+        else:
+            oh, ow = math.floor(h * m._scale[0]), math.floor(w * m._scale[1])
+        taps = (1, 1) if m.mode == "nearest" else (2, 2)
+        grown = rf.through(taps, (1, 1))
+        return (n, c, oh, ow), params, 0, _RF(grown.size, (rf.jump[0] * h / oh,
+                                                           rf.jump[1] * w / ow))
+    if isinstance(m, BatchNorm2d):
+        return shape, params, int(np.prod(shape)), rf
+    if isinstance(m, (ReLU, Dropout, Identity)):
+        return shape, params, 0, rf
+    if isinstance(m, Flatten):
+        nd = len(shape)
+        s = m.start_dim % nd
+        e = m.end_dim % nd
+        out = shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+        if len(shape) == 4 and s <= 2 <= e:   # spatial axes merged: a later Linear sees all
+            rf = rf.through((shape[2], shape[3]), (1, 1))
+        return out, params, 0, rf
+    if isinstance(m, Linear):
+        lead = int(np.prod(shape[:-1]))
+        return shape[:-1] + (m.out_features,), params, lead * m.in_features * m.out_features, rf
+    return None
+
+
+class Summary:
+    """Rows (one per leaf layer) and totals of ``summary``; ``str()`` gives the table.
+
+    Each row: name, type, output_shape, params, macs (multiply-adds), rf (theoretical
+    receptive field, (h, w) input pixels), jump ((h, w) input pixels between outputs),
+    activation_bytes (float32 output)."""
+
+    def __init__(self, rows, input_shape):
+        self.rows = rows
+        self.input_shape = tuple(input_shape)
+        self.total_params = sum(r["params"] for r in rows)
+        self.total_macs = sum(r["macs"] for r in rows)
+        self.total_activation_bytes = sum(r["activation_bytes"] for r in rows)
+        self.receptive_field = rows[-1]["rf"] if rows else (1, 1)
+
+    def __str__(self):
+        def fmt_pair(p):
+            p = tuple(int(v) if float(v).is_integer() else round(v, 3) for v in p)
+            return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+        head = ["layer", "type", "output shape", "params", "mult-adds", "RF", "jump", "act. KiB"]
+        body = [[r["name"], r["type"], str(r["output_shape"]), f"{r['params']:,}",
+                 f"{r['macs']:,}", fmt_pair(r["rf"]), fmt_pair(r["jump"]),
+                 f"{r['activation_bytes'] / 1024:,.1f}"] for r in self.rows]
+        widths = [max(len(x) for x in col) for col in zip(head, *body)]
+        right = {3, 4, 5, 6, 7}
+
+        def line(cells):
+            return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths)))
+        sep = "-" * (sum(widths) + 2 * (len(widths) - 1))
+        out = [f"input {self.input_shape}", line(head), sep, *(line(b) for b in body), sep,
+               f"total parameters:   {self.total_params:,}",
+               f"total mult-adds:    {self.total_macs:,}",
+               f"activations:        {self.total_activation_bytes / 2 ** 20:,.2f} MiB (float32)",
+               f"receptive field:    {fmt_pair(self.receptive_field)} input pixels"]
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+def _walk(m, shape, rf, prefix, rows):
+    """Propagate (shape, rf) through m, appending one row per leaf."""
+    if isinstance(m, Residual):
+        out, rf_b = _walk(m.body, shape, rf, f"{prefix}.body" if prefix else "body", rows)
+        if m.shortcut is not None:
+            _, rf_s = _walk(m.shortcut, shape, rf, f"{prefix}.shortcut" if prefix else "shortcut",
+                            rows)
+            rf_b = _RF(tuple(max(a, b) for a, b in zip(rf_b.size, rf_s.size)), rf_b.jump)
+        return out, rf_b
+    if isinstance(m, Sequential) or getattr(type(m), "_torch_chain", False):
+        for name, child in m.named_children():
+            shape, rf = _walk(child, shape, rf, f"{prefix}.{name}" if prefix else name, rows)
+        return shape, rf
+    got = _leaf(m, shape, rf)
+    if got is None:                      # unknown leaf: learn its output shape by running it
+        with no_grad():
+            out = m(np.zeros(shape, np.float32))
+        got = (tuple(out.shape), sum(p.data.size for p in m.parameters()), 0, rf)
+    out, params, macs, rf = got
+    rows.append(dict(name=prefix or type(m).__name__, type=type(m).__name__,
+                     output_shape=tuple(int(v) for v in out), params=int(params),
+                     macs=int(macs), rf=rf.size, jump=rf.jump,
+                     activation_bytes=int(np.prod(out)) * 4))
+    return tuple(out), rf
+
+
+def summary(model, input_shape):
+    """Per-layer table for ``model`` on an input of ``input_shape`` (N, C, H, W):
+    name, type, output shape, parameters, multiply-adds, theoretical receptive field and
+    jump, activation memory; with totals.  Returns a ``Summary`` (print it)."""
+    if not isinstance(model, Module):
+        raise TypeError(f"summary: expected a fastconv Module, got {type(model).__name__}")
+    input_shape = tuple(int(v) for v in input_shape)
+    if len(input_shape) != 4 or min(input_shape) < 1:
+        raise ValueError(f"summary: expected an input shape (N, C, H, W), got {input_shape}")
+    rows = []
+    _walk(model, input_shape, _RF(), "", rows)
+    return Summary(rows, input_shape)
+
+
+def receptive_field(model, input_shape):
+    """Theoretical receptive field (h, w) of one output of ``model``, in input pixels:
+    for stacked stride-1 k x k layers RF = L(k-1) + 1, and every stride multiplies the
+    growth of the layers after it (the jump)."""
+    return summary(model, input_shape).receptive_field
+
+
+def effective_receptive_field(model, input_shape, samples=8, seed=0, reinit=False):
+    """Luo et al. (2016): the normalised |d out[centre] / d input| map, (H, W).
+
+    A unit gradient at the centre position of the output feature map (all channels) is
+    back-propagated with the library's own backward; the absolute input gradient is
+    summed over channels, averaged over ``samples`` random inputs (and, with
+    ``reinit``, freshly initialised weights), and scaled to a maximum of 1."""
+    from . import _random
+    from .nn import _init
+    n, c, h, w = (int(v) for v in input_shape)
+    rng = np.random.default_rng(seed)
+    acc = np.zeros((h, w))
+    saved = model.state_dict()
+    try:
+        for _ in range(samples):
+            if reinit:
+                _random.manual_seed(int(rng.integers(0, 2 ** 31)))
+                for m in model.modules():
+                    if isinstance(m, (Conv2d, ConvTranspose2d, Linear)):
+                        fan_in = int(np.prod(m.weight.shape[1:]))
+                        bound = _init.kaiming_uniform_bound(fan_in)
+                        m.weight.data = _init.uniform(m.weight.shape, bound)
+            x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+            y = model(x)
+            if y.ndim != 4:
+                raise ValueError(f"effective_receptive_field: the model's output must be a "
+                                 f"feature map (N, C, H, W), got shape {y.shape}")
+            g = np.zeros_like(y)
+            g[:, :, y.shape[2] // 2, y.shape[3] // 2] = 1.0
+            acc += np.abs(model.backward(g)).sum(axis=(0, 1))
+    finally:
+        model.load_state_dict(saved)
+    peak = acc.max()
+    return acc / peak if peak > 0 else acc
+
+
+def erf_spread(erf, mass=0.95):
+    """Summarise an effective-RF map: centre of mass, standard deviation (h, w) and the
+    half-width of the smallest centred square holding ``mass`` of the total."""
+    erf = np.asarray(erf, np.float64)
+    total = erf.sum()
+    if total <= 0:
+        raise ValueError("erf_spread: the map is all zeros")
+    ys, xs = np.mgrid[:erf.shape[0], :erf.shape[1]]
+    cy, cx = (erf * ys).sum() / total, (erf * xs).sum() / total
+    sy = math.sqrt((erf * (ys - cy) ** 2).sum() / total)
+    sx = math.sqrt((erf * (xs - cx) ** 2).sum() / total)
+    cheb = np.maximum(np.abs(ys - round(cy)), np.abs(xs - round(cx)))
+    radius = 0
+    while erf[cheb <= radius].sum() < mass * total:
+        radius += 1
+    return dict(center=(cy, cx), sigma=(sy, sx), radius=radius)
+
+
+def checkerboard(layer, in_channels, size=16, stride=2, seed=0):
+    """Checkerboard measure of an upsampling layer: its response to a constant input,
+    split by output phase (row mod stride, column mod stride) away from the borders.
+
+    Returns dict(phase_means (stride x stride), variation = (max - min) / mean |y|):
+    0 for a layer whose output has no period-``stride`` pattern (bilinear upsample +
+    conv), large for ConvTranspose2d(k=3, s=2), whose phases sum different numbers of
+    kernel taps (Odena et al., 2016)."""
+    x = np.ones((1, in_channels, size, size), np.float32)
+    with no_grad():
+        y = np.asarray(layer(x), np.float64)[0].mean(axis=0)
+    border = max(2, y.shape[0] // 8)
+    inner = y[border:-border, border:-border]
+    off = border % stride
+    means = np.zeros((stride, stride))
+    for a in range(stride):
+        for b in range(stride):
+            means[a, b] = inner[(a - off) % stride::stride, (b - off) % stride::stride].mean()
+    scale = np.abs(inner).mean()
+    return dict(phase_means=means, variation=float((means.max() - means.min()) / scale)
+                if scale > 0 else 0.0)

@@ -31,8 +31,10 @@ class _RF:
 
     __slots__ = ("size", "jump")
 
-    def __init__(self, size=(1, 1), jump=(1.0, 1.0)):
-        self.size, self.jump = tuple(size), tuple(jump)
+    def __init__(self, size=(1, 1), jump=(1, 1)):
+        # integers unless an upsampling layer made the jump fractional
+        self.size = tuple(int(v) if float(v).is_integer() else v for v in size)
+        self.jump = tuple(int(v) if float(v).is_integer() else v for v in jump)
 
     def through(self, k, s):
         """A window of k (effective) taps moved by stride s: RF grows by (k-1)*jump."""

@@ -36,7 +36,7 @@ from libc.stdint cimport int64_t
 
 import numpy as np
 
-from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, FC_B_OFFSETS, FC_B_OFFSETS_T,
+from ._gemm cimport (check_gemm, FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, FC_B_OFFSETS, FC_B_OFFSETS_T,
                      fc_bsrc_t, fc_epilogue_t, fc_int,
                      gemm, gemm_ex)
 
@@ -161,6 +161,7 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
             for n in range(N):
                 _unfold_gemm_image(&big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
                                    &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg, relu, nt)
+    check_gemm()
 
 
 cdef void _gemm_fold_image(const floating *small, const floating *w, floating *big, const Geom *g,
@@ -219,6 +220,7 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
             for n in range(N):
                 _gemm_fold_image(&small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
                                  &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg, &cols[0, 0], nt)
+    check_gemm()
 
 
 cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
@@ -275,6 +277,7 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
             for c in range(1, nchunk):
                 acc = acc + part[c, i]
             out[i] = acc
+    check_gemm()
 
 
 # ---------------------------------------------------------------- explicit padding
@@ -629,6 +632,7 @@ def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[
             for n in range(N):
                 _padded_conv_image(&xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
                                    groups, group_size, Mg, Kg, Q, relu, nt)
+    check_gemm()
 
 
 cdef void _padded_conv_image(const floating *x, const floating *w, const floating *bias,
@@ -703,6 +707,7 @@ def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad
             for c in range(1, nchunk):
                 acc = acc + part[c, i]
             out[i] = acc
+    check_gemm()
 
 
 def crop_columns(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int n_threads):

@@ -23,6 +23,8 @@ cdef extern from "gemm.h":
         const void *row_bias
         int relu
 
+cdef int gemm_failed() noexcept nogil    # take (and clear) the allocation-failure flag
+
 cdef void sgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float alpha,
                 const float *A, Py_ssize_t rsa, Py_ssize_t csa,
                 const float *B, Py_ssize_t rsb, Py_ssize_t csb,
@@ -61,3 +63,9 @@ cdef inline void gemm_ex(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, floating alph
         sgemm_ex(M, N, K, alpha, A, rsa, csa, B, beta, C, ldc, ep, nthreads)
     else:
         dgemm_ex(M, N, K, alpha, A, rsa, csa, B, beta, C, ldc, ep, nthreads)
+
+
+cdef inline void check_gemm() except *:
+    """Raise MemoryError if a GEMM since the last check could not get its workspace."""
+    if gemm_failed():
+        raise MemoryError("fastconv: a GEMM could not allocate its packing workspace")

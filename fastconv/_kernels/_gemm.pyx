@@ -34,6 +34,7 @@ cdef extern from "gemm.h":
                      const double *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
                      double beta, double *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads) nogil
     size_t fc_gemm_workspace_bytes() nogil
+    int fc_gemm_take_error() nogil
     void fc_gemm_release_workspace(int nthreads) nogil
     double fc_fma_probe(fc_int iters, double *sink) nogil
     void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U) nogil
@@ -42,6 +43,10 @@ cdef extern from "gemm.h":
                         const float *bias, int relu, int nthreads) nogil
 
 fc_isa()  # fill the dispatch table now, single-threaded
+
+
+cdef int gemm_failed() noexcept nogil:
+    return fc_gemm_take_error()
 
 
 cdef void sgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float alpha,
@@ -105,6 +110,7 @@ def matmul(const floating[:, :] a, const floating[:, :] b, floating[:, ::1] c,
         gemm(M, N, K, alpha, &a[0, 0] if M * K else NULL, a.strides[0] // isz, a.strides[1] // isz,
              &b[0, 0] if K * N else NULL, b.strides[0] // isz, b.strides[1] // isz,
              beta, &c[0, 0] if M * N else NULL, c.strides[0] // isz, n_threads)
+    check_gemm()
 
 
 def fma_peak_gflops(int n_threads=1, Py_ssize_t iters=20_000_000):
@@ -147,3 +153,4 @@ def winograd_conv3x3(const float[:, :, :, ::1] x, const float[:, :, ::1] U, cons
                              pt, pl, bp, relu, n_threads)
     if rc != 0:
         raise MemoryError("winograd_conv3x3: cannot allocate scratch")
+    check_gemm()

@@ -2,7 +2,7 @@
 from cython cimport floating
 from cython.parallel cimport prange
 
-from ._gemm cimport gemm
+from ._gemm cimport check_gemm, gemm
 
 
 def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] b,
@@ -19,6 +19,7 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:
             for n in range(N):
                 for o in range(O):
                     y[n, o] = y[n, o] + bp[o]
+    check_gemm()
 
 
 def backward_input(const floating[:, ::1] dy, const floating[:, ::1] w, floating[:, ::1] dx,
@@ -30,6 +31,7 @@ def backward_input(const floating[:, ::1] dy, const floating[:, ::1] w, floating
     with nogil:
         gemm(N, I, O, <floating>1, &dy[0, 0] if O else NULL, O, 1, &w[0, 0] if O else NULL, I, 1,
              <floating>0, &dx[0, 0], I, n_threads)
+    check_gemm()
 
 
 def backward_weight(const floating[:, ::1] dy, const floating[:, ::1] x, floating[:, ::1] dw,
@@ -43,3 +45,4 @@ def backward_weight(const floating[:, ::1] dy, const floating[:, ::1] x, floatin
     with nogil:
         gemm(O, I, N, <floating>1, &dy[0, 0] if N else NULL, 1, O, &x[0, 0] if N else NULL, I, 1,
              <floating>0, &dw[0, 0], I, n_threads)
+    check_gemm()

@@ -29,6 +29,20 @@ static void *fc_workspace(size_t bytes)
 
 size_t fc_gemm_workspace_bytes(void) { return tl_ws_cap; }
 
+/* A GEMM that cannot get its workspace computes nothing; it raises this flag, which
+ * every kernel entry point checks (fc_gemm_take_error) after its parallel section and
+ * turns into a MemoryError, so no caller returns a result that was never computed. */
+static volatile int g_alloc_failed = 0;
+
+void fc_gemm_flag_error(void) { g_alloc_failed = 1; }
+
+int fc_gemm_take_error(void)
+{
+    int e = g_alloc_failed;
+    g_alloc_failed = 0;
+    return e;
+}
+
 void fc_gemm_release_workspace(int nthreads)
 {
     free(tl_ws);

@@ -102,6 +102,10 @@ void fc_dgemm(fc_int M, fc_int N, fc_int K, double alpha,
               const double *B, fc_int rsb, fc_int csb,
               double beta, double *C, fc_int ldc, int nthreads);
 
+/* Allocation failures inside a GEMM: flagged, then taken (and cleared) by the caller. */
+void fc_gemm_flag_error(void);
+int fc_gemm_take_error(void);
+
 /* Per-thread packing workspace (kept between calls).  Release frees the calling
  * thread's and, with nthreads > 1, those of an OpenMP team of that size. */
 size_t fc_gemm_workspace_bytes(void);

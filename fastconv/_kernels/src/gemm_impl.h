@@ -227,7 +227,7 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_T alpha,
     fc_int b_elems = ((nc_max + nr - 1) / nr) * nr * kc_max;
     size_t a_bytes = ((size_t)a_elems * sizeof(FC_T) + 63) & ~(size_t)63;
     char *ws = fc_workspace(a_bytes + (size_t)b_elems * sizeof(FC_T));
-    if (!ws) return;   /* out of memory on a < 8 MiB block: nothing sensible left to do */
+    if (!ws) { fc_gemm_flag_error(); return; }   /* reported by fc_gemm_take_error() */
     FC_T *Ap = (FC_T *)ws, *Bp = (FC_T *)(ws + a_bytes);
     if (nthreads < 1) nthreads = 1;
     if ((double)M * N * K < 64.0 * 64 * 64) nthreads = 1;   /* threads cost more than they give */

@@ -181,7 +181,8 @@ int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
                                        run, V + c * TB + (t - t0), C * TB);
                 t += run;
             }
-            /* 16 GEMMs: Mx[xi] (M x nt) = U[xi] (M x C) @ V[xi] (C x nt) */
+            /* 16 GEMMs: Mx[xi] (M x nt) = U[xi] (M x C) @ V[xi] (C x nt); a workspace
+             * failure inside them is flagged and reported by the caller */
             for (int xi = 0; xi < 16; xi++)
                 fc_sgemm(M, nt, C, 1.0f, U + (fc_int)xi * M * C, C, 1, V + (fc_int)xi * C * TB,
                          TB, 1, 0.0f, Mx + (fc_int)xi * M * TB, TB, 1);

@@ -11,11 +11,14 @@ from . import functional, models, nn, optim
 from ._grad import is_grad_enabled, no_grad
 from ._random import manual_seed
 from ._threads import get_num_threads, set_num_threads
+from .interop import (export_torch, import_torch, load_state_dict, save_state_dict,
+                      to_torch)
 
 __version__ = "0.1.0"
 
 __all__ = ["nn", "optim", "models", "functional", "no_grad", "is_grad_enabled", "manual_seed",
            "set_num_threads", "get_num_threads", "show_config", "empty_cache", "memory_stats",
+           "export_torch", "import_torch", "save_state_dict", "load_state_dict", "to_torch",
            "__version__"]
 
 

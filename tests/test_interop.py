@@ -31,3 +31,59 @@ def test_to_torch_blocks(rng):
         t = to_torch(m)
         x = rng.standard_normal(shape).astype(np.float32)
         assert_close(m(x), t(torch.from_numpy(x)).detach().numpy(), 1e-4)
+
+
+def test_npz_roundtrip_is_exact(tmp_path, rng):
+    a, b = models.camera_classifier(), models.camera_classifier()
+    a[0].bn.running_mean[...] = rng.standard_normal(64)
+    path = tmp_path / "m.npz"
+    fc.save_state_dict(a, path)
+    fc.load_state_dict(b, path)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        np.testing.assert_array_equal(va, vb, err_msg=k)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]      # no temporary left
+
+
+def test_export_to_torch_file_runs_identically(tmp_path, rng):
+    torch = torch_or_skip()
+    m = models.camera_classifier()
+    m.eval()
+    path = tmp_path / "m.pt"
+    fc.export_torch(m, path)
+    t = to_torch(models.camera_classifier())           # different init ...
+    t.load_state_dict(torch.load(path))                # ... replaced by the file
+    t.eval()
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with fc.no_grad():
+        y = m(x)
+    with torch.no_grad():
+        assert_close(y, t(torch.from_numpy(x)).numpy(), 1e-4)
+
+
+def test_import_from_torch_file_runs_identically(tmp_path, rng):
+    torch = torch_or_skip()
+    t = to_torch(models.camera_classifier())
+    with torch.no_grad():                               # torch-side training changed weights
+        for p in t.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    t.eval()
+    path = tmp_path / "t.pt"
+    torch.save(t.state_dict(), path)
+    m = models.camera_classifier()
+    fc.import_torch(m, path)
+    m.eval()
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with fc.no_grad():
+        y = m(x)
+    with torch.no_grad():
+        assert_close(y, t(torch.from_numpy(x)).numpy(), 1e-4)
+    torch.save(t, tmp_path / "whole.pt")                # a pickled module works too
+    fc.import_torch(models.camera_classifier(), tmp_path / "whole.pt")
+
+
+def test_torch_missing_gives_a_clear_error(monkeypatch):
+    import sys
+    import pytest
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"pip install torch==2.13.0"):
+        fc.export_torch(models.camera_classifier(), "x.pt")

@@ -93,7 +93,7 @@ def isa_name():
 
 
 def kernel_names():
-    """(float kernel, double kernel) micro-kernel names, e.g. ('avx512_12x32', ...)."""
+    """(float kernel, double kernel) micro-kernel names, e.g. ('avx512_8x48', 'avx512_8x16')."""
     return fc_skernel().name.decode(), fc_dkernel().name.decode()
 
 

@@ -65,6 +65,8 @@ DEFINE_SUKR_AVX512(sukr_avx512_6x64, 6, 4)
 #pragma GCC pop_options
 
 const fc_skernel_t fc_skernel_avx512 = {"avx512_8x48", 8, 48, 240, 256, 1536, sukr_avx512_8x48};
+/* Other tile shapes, for tuning with fc_skernel_override (8x48 measured best here: it
+ * divides the common 64/128/256 channel counts and needs 8 broadcasts per 24 FMAs). */
 const fc_skernel_t fc_skernel_avx512_alt[] = {
     {"avx512_12x32", 12, 32, 240, 384, 3072, sukr_avx512_12x32},
     {"avx512_8x48", 8, 48, 240, 256, 3072, sukr_avx512_8x48},

@@ -80,3 +80,46 @@ def test_layers_bitwise_identical_across_threads(make, shape):
         np.testing.assert_array_equal(gx, outs[0][1])
         for g, g0 in zip(grads, outs[0][2]):
             np.testing.assert_array_equal(g, g0)
+
+
+def test_python_threads_with_separate_models_match_serial_runs():
+    import threading
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((4, 3, 24, 24)).astype(np.float32) for _ in range(3)]
+    # models are built serially: initialisation draws from the one global generator
+    states = []
+    for i in range(3):
+        fc.manual_seed(i)
+        states.append(models.camera_classifier().state_dict())
+
+    def run(i, out):
+        m = models.camera_classifier()
+        m.load_state_dict(states[i])
+        y = m(xs[i])
+        m.backward(np.ones_like(y))
+        out[i] = (y, [p.grad.copy() for p in m.parameters()])
+
+    serial, parallel = {}, {}
+    for i in range(3):
+        run(i, serial)
+    threads = [threading.Thread(target=run, args=(i, parallel)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(3):
+        np.testing.assert_array_equal(parallel[i][0], serial[i][0])
+        for a, b in zip(parallel[i][1], serial[i][1]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_one_module_from_two_threads_raises_instead_of_mixing_activations():
+    import threading
+    m = fc.nn.Conv2d(2, 2, 3)
+    x = np.ones((1, 2, 5, 5), np.float32)
+    y = m(x)
+    t = threading.Thread(target=lambda: m(x))      # another thread's forward replaces ours
+    t.start()
+    t.join()
+    with pytest.raises(RuntimeError, match="ran in another thread"):
+        m.backward(np.ones_like(y))

@@ -5,6 +5,7 @@ keeps the context its ``backward`` needs (the last forward only).  ``backward(gy
 returns the gradient w.r.t. that forward's input and ADDS parameter gradients to
 ``p.grad``.
 """
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -266,6 +267,7 @@ class Module:
         d["_ctx"] = ctx if is_grad_enabled() else _NO_GRAD
         d["_out_shape"] = y.shape
         d["_out_dtype"] = y.dtype
+        d["_ctx_thread"] = threading.get_ident()
         return y
 
     def _take_ctx(self, grad_output):
@@ -281,6 +283,12 @@ class Module:
         if ctx is _USED:
             raise RuntimeError(f"{name}.backward: the last forward's activations were released "
                                f"by an earlier backward; run the forward again")
+        if self.__dict__.get("_ctx_thread") != threading.get_ident():
+            # another Python thread ran a forward on this module in between: its context
+            # replaced ours, and using it would give silently wrong gradients
+            raise RuntimeError(f"{name}.backward: the last forward on this module ran in "
+                               f"another thread; a module keeps one forward's activations, so "
+                               f"give each thread its own model (or copy the weights)")
         g = _shape.as_grad(name, grad_output, self._out_shape, self._out_dtype)
         self.__dict__["_ctx"] = _USED       # free the activations as soon as they are used
         return ctx, g

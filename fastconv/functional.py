@@ -33,6 +33,11 @@ def _flat(a):
     return a.reshape(-1)
 
 
+def _per_channel(a):
+    """(N, C, ...) -> (N, C, rest) without -1, so an empty batch reshapes too."""
+    return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:], dtype=np.int64)))
+
+
 # ===================================================================== convolution
 
 def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1,
@@ -196,8 +201,9 @@ def conv2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
     if state[0] == "direct":                 # depthwise
         _, src, (KH, KW, sh, sw, ph, _pb, pw, _pr, dh, dw) = state
         gsrc = _empty(src.shape, dt) if need_input else src
-        dw_acc = np.empty((w.shape[0], KH * KW)) if need_weight else np.empty((1, 1))
-        db_acc = np.empty(w.shape[0]) if need_bias else np.empty(1)
+        # zeros, not empty: an empty batch never reaches the kernel's own initialisation
+        dw_acc = np.zeros((w.shape[0], KH * KW)) if need_weight else np.zeros((1, 1))
+        db_acc = np.zeros(w.shape[0]) if need_bias else np.zeros(1)
         if dt == np.float32 and sh == sw == 1 and ph <= dh * (KH - 1) and pw <= dw * (KW - 1):
             H, W = src.shape[2:]
             per = (_conv.dw_padded_geometry(gy.shape[2], gy.shape[3], KH, KW, dh, dw)[3]
@@ -253,7 +259,7 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
         y = _empty((N, C_out, OH, OW), dt)
         _conv.gemm_fold(x, w2, y, _fold_scratch(x, y, groups, geom, nt), groups, *geom, nt)
         if b is not None:
-            y3 = y.reshape(N, C_out, -1)
+            y3 = _per_channel(y)
             _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
     return y, (x, w2, w.shape, groups, geom)
 
@@ -284,7 +290,7 @@ def conv_transpose2d_backward(ctx, gy, need_input=True, need_weight=True, need_b
 def channel_sum(g):
     """Sum of g (N, C, ...) over every axis but 1: bias gradients."""
     out = _empty(g.shape[1], g.dtype)
-    _norm.channel_sum(g.reshape(g.shape[0], g.shape[1], -1), out, _nt())
+    _norm.channel_sum(_per_channel(g), out, _nt())
     return out
 
 
@@ -380,7 +386,7 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     running statistics.  Otherwise running_mean / running_var normalise; mean, var None."""
     dt = x.dtype
     N, C = x.shape[:2]
-    x3 = x.reshape(N, C, -1)
+    x3 = _per_channel(x)
     nt = _nt()
     if training:
         mean, var = _empty(C), _empty(C)
@@ -391,7 +397,7 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     gamma = np.ones(C) if weight is None else weight.astype(np.float64)
     beta = np.zeros(C) if bias is None else bias.astype(np.float64)
     y = _empty_like(x)
-    _norm.channel_affine(x3, y.reshape(N, C, -1), mean.astype(dt), (gamma * invstd).astype(dt),
+    _norm.channel_affine(x3, _per_channel(y), mean.astype(dt), (gamma * invstd).astype(dt),
                          beta.astype(dt), relu, nt)
     ctx = (x, mean, invstd, gamma, training, y if relu else None)
     return y, ctx, (mean if training else None), (var if training else None)
@@ -405,8 +411,8 @@ def batch_norm_backward(ctx, gy):
     nt = _nt()
     if y is not None and dt != np.float32:      # fused ReLU, float64: mask first
         gy, y = relu_backward(y, gy), None
-    x3, g3 = x.reshape(N, C, -1), gy.reshape(N, C, -1)
-    y3 = None if y is None else y.reshape(N, C, -1)
+    x3, g3 = _per_channel(x), _per_channel(gy)
+    y3 = None if y is None else _per_channel(y)
     sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
     _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
     cnt = x3.shape[0] * x3.shape[2]
@@ -417,7 +423,7 @@ def batch_norm_backward(ctx, gy):
     gx = _empty_like(x)
     _norm.bn_backward_apply(x3, g3, y3, mean.astype(dt), invstd.astype(dt),
                             (gamma * invstd).astype(dt), b.astype(dt), k.astype(dt),
-                            gx.reshape(N, C, -1), nt)
+                            _per_channel(gx), nt)
     return gx, sum_dy_xhat, sum_dy
 
 

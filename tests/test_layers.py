@@ -136,3 +136,22 @@ def test_cross_entropy_errors():
         crit(np.zeros((2, 3), np.float32), np.array([-1, 0]))
     with pytest.raises(TypeError, match="integer class indices"):
         crit(np.zeros((2, 3), np.float32), np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("make,c", [
+    (lambda: fc.nn.Conv2d(3, 16, 3, padding=1), 3), (lambda: fc.nn.Conv2d(16, 16, 3, padding=1), 16),
+    (lambda: fc.nn.Conv2d(4, 8, 3, groups=4), 4), (lambda: fc.nn.ConvTranspose2d(3, 4, 3, 2), 3),
+    (lambda: fc.nn.MaxPool2d(2), 3), (lambda: fc.nn.AvgPool2d(2), 3), (lambda: fc.nn.BatchNorm2d(3), 3),
+    (lambda: fc.nn.AdaptiveAvgPool2d(1), 3), (lambda: fc.nn.Upsample(scale_factor=2, mode="bilinear"), 3),
+    (lambda: fc.nn.ReLU(), 3)])
+def test_empty_batch_matches_torch(make, c):
+    """N = 0: torch's output shape, an empty input gradient, zero parameter gradients."""
+    torch = torch_or_skip()
+    m = make()
+    t = __import__("fastconv.interop", fromlist=["to_torch"]).to_torch(m)
+    x = np.zeros((0, c, 8, 8), np.float32)
+    y = m(x)
+    assert y.shape == tuple(t(torch.zeros(0, c, 8, 8)).shape)
+    assert m.backward(np.zeros_like(y)).shape == x.shape
+    for p in m.parameters():
+        assert p.grad is not None and not p.grad.any()

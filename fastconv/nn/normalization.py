@@ -76,14 +76,14 @@ class BatchNorm2d(Module):
         x = self._input(x)
         batch_stats = self.training or not self.track_running_stats
         n = x.shape[0] * x.shape[2] * x.shape[3]
-        if self.training and n <= 1:
+        if self.training and n == 1:
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
                              f"training, got input shape {x.shape}")
         w = self.weight.data if self.weight is not None else None
         b = self.bias.data if self.bias is not None else None
         y, ctx, mean, var = F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
                                          batch_stats, relu)
-        if self.training and self.track_running_stats:
+        if self.training and self.track_running_stats and n > 0:   # empty batch: no update
             self.num_batches_tracked = np.array(self.num_batches_tracked + 1, np.int64)
             f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
             unbiased = var * n / (n - 1)

@@ -102,7 +102,10 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
     pt, pb, pl, pr = pads
     geom = (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)
     if (big.dtype == np.float32 and (KH, KW, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1)
-            and groups == 1 and C >= 16 and M >= 16 and min(pads) >= 0):
+            and groups == 1 and C >= 16 and M >= 16 and min(pads) >= 0
+            and _norm.plane_sums_finite(big.reshape(N * C, H * W), nt)):
+        # (Winograd's input transform subtracts inputs: an Inf would become NaN where a
+        # direct convolution gives +-Inf, so non-finite inputs take the direct path)
         U = np.empty((16, M, C), np.float32)
         _gemm.winograd_weights(w, U)
         y = _empty((N, M, OH, OW), np.float32)

@@ -221,3 +221,20 @@ def test_winograd_3x3_matches_float64_and_torch(shape, pad, bias, rng):
     m64.load_state_dict(m.state_dict())
     m64.double()
     assert_close(m(x), m64(x.astype(np.float64)), 1e-5, "winograd vs float64")
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_non_finite_inputs_propagate_like_torch(value, rng):
+    """Winograd's transforms would turn an Inf into NaN; non-finite inputs take the
+    direct path, so NaN/Inf land exactly where torch puts them."""
+    torch = torch_or_skip()
+    m = fc.nn.Conv2d(16, 8, 3, padding=1)
+    t = torch.nn.Conv2d(16, 8, 3, padding=1)
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
+    x = rng.standard_normal((2, 16, 9, 9)).astype(np.float32)
+    x[1, 3, 4, 5] = value
+    y = m(x)
+    ty = t(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ty))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(ty))
+    np.testing.assert_array_equal(y[np.isinf(ty)], ty[np.isinf(ty)])

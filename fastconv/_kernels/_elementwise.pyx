@@ -79,3 +79,4 @@ def dropout_backward(const floating[::1] dy, const uint8_t[::1] mask, double p, 
     with nogil:
         for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
             dx[i] = dy[i] * scale * mask[i]
+

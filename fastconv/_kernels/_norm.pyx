@@ -214,3 +214,20 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
             dr = &dx[0, 0, 0] + p * HW
             for q in range(HW):
                 dr[q] = ac * (gr[q] - bc - (xr[q] - mc) * ic * kc)
+
+
+def plane_sums_finite(const float[:, ::1] x, int n_threads):
+    """True when every plane's float sum is finite, i.e. x holds no NaN/Inf (a huge
+    finite x may overflow a sum and answer False: callers only use this to prefer a
+    fast path).  x (planes, HW) IN.  Vectorised fixed-lane sums, one pass."""
+    cdef Py_ssize_t P = x.shape[0], HW = x.shape[1], p
+    cdef int bad = 0
+    cdef double s
+    if P * HW == 0:
+        return True
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * HW, n_threads)):
+            s = fc_bn_sum(&x[p, 0], HW)
+            if not (s - s == 0):        # NaN or +-Inf
+                bad += 1
+    return bad == 0

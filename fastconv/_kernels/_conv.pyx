@@ -51,6 +51,20 @@ cdef enum:
     MAX_WGRAD_CHUNKS = 8
 
 
+cdef void _sum_chunks(floating[:, ::1] part, Py_ssize_t nchunk, floating[:, ::1] out,
+                      int nt) except *:
+    """out = part[0] + part[1] + ... in chunk order (the fixed-order batch reduction)."""
+    cdef Py_ssize_t wsize = out.shape[0] * out.shape[1], i, c
+    cdef floating acc
+    cdef floating *o = &out[0, 0]
+    with nogil:
+        for i in prange(wsize, schedule='static', num_threads=nthreads_for(wsize, nt)):
+            acc = part[0, i]
+            for c in range(1, nchunk):
+                acc = acc + part[c, i]
+            o[i] = acc
+
+
 def wgrad_chunks(Py_ssize_t n):
     """Number of batch chunks the weight gradient is reduced over (depends on N only)."""
     return min(n, MAX_WGRAD_CHUNKS)
@@ -257,7 +271,6 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
         return
     if part.shape[0] < nchunk or part.shape[1] != wsize:
         raise ValueError("weight_grad: scratch must be (wgrad_chunks(N), dw2.size)")
-    cdef floating acc
     if outer:
         with nogil:
             for ch in prange(nchunk, schedule='static', num_threads=nt):
@@ -270,13 +283,7 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
                 _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
                              ch * N // nchunk, (ch + 1) * N // nchunk, sstride, bstride,
                              &g, groups, Mg, nt)
-    cdef floating *out = &dw2[0, 0]
-    with nogil:
-        for i in prange(wsize, schedule='static', num_threads=nthreads_for(wsize, nt)):
-            acc = part[0, i]
-            for c in range(1, nchunk):
-                acc = acc + part[c, i]
-            out[i] = acc
+    _sum_chunks(part, nchunk, dw2, nt)
     check_gemm()
 
 
@@ -682,7 +689,6 @@ def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad
     cdef Py_ssize_t Kg = dw2.shape[1], wsize = dw2.shape[0] * dw2.shape[1], ch, i, c
     cdef Py_ssize_t nchunk = min(N, MAX_WGRAD_CHUNKS), dstride = dypad.shape[1] * Q
     cdef int nt = max(1, n_threads)
-    cdef floating acc
     if N == 0 or Q == 0 or wsize == 0:
         dw2[...] = 0
         return
@@ -700,13 +706,7 @@ def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad
                 _padded_wgrad_chunk(&dypad[0, 0, 0], &xpad[0], &part[ch, 0], ch * N // nchunk,
                                     (ch + 1) * N // nchunk, dstride, image_size, &off[0], groups,
                                     group_size, Mg, Kg, Q, nt)
-    cdef floating *out = &dw2[0, 0]
-    with nogil:
-        for i in prange(wsize, schedule='static', num_threads=nthreads_for(wsize, nt)):
-            acc = part[0, i]
-            for c in range(1, nchunk):
-                acc = acc + part[c, i]
-            out[i] = acc
+    _sum_chunks(part, nchunk, dw2, nt)
     check_gemm()
 
 

@@ -1,4 +1,4 @@
-"""Element-wise kernels: ReLU, residual add, dropout, gradient accumulation.
+"""Element-wise kernels: ReLU, residual add, dropout.
 
 Notes
 -----
@@ -40,14 +40,6 @@ def add(const floating[::1] a, const floating[::1] b, floating[::1] out, int n_t
     with nogil:
         for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
             out[i] = a[i] + b[i]
-
-
-def accumulate(floating[::1] acc, const floating[::1] g, int n_threads):
-    """acc += g.  Both (n,) flat."""
-    cdef Py_ssize_t n = acc.shape[0], i
-    with nogil:
-        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
-            acc[i] = acc[i] + g[i]
 
 
 cdef inline uint64_t mix64(uint64_t z) noexcept nogil:

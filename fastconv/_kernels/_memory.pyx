@@ -141,12 +141,6 @@ def empty(shape, dtype=np.float64):
     return np.frombuffer(_take(nbytes), dtype=dt, count=n).reshape(shape)
 
 
-def zeros(shape, dtype=np.float64):
-    a = empty(shape, dtype)
-    a.fill(0)
-    return a
-
-
 def empty_cache():
     """Free every idle cached block (live arrays are untouched)."""
     while _order:

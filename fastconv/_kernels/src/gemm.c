@@ -59,13 +59,8 @@ void fc_gemm_release_workspace(int nthreads)
 }
 
 /* The micro-kernel table for the ISA in use (cpu.c). */
-static const fc_skernel_t *g_sk_override = NULL;
-
-void fc_skernel_override(const fc_skernel_t *k) { g_sk_override = k; }
-
 const fc_skernel_t *fc_skernel(void)
 {
-    if (g_sk_override) return g_sk_override;
     switch (fc_isa()) {
     case FC_ISA_AVX512: return &fc_skernel_avx512;
     case FC_ISA_AVX2: return &fc_skernel_avx2;

@@ -110,8 +110,6 @@ int fc_gemm_take_error(void);
  * thread's and, with nthreads > 1, those of an OpenMP team of that size. */
 size_t fc_gemm_workspace_bytes(void);
 void fc_gemm_release_workspace(int nthreads);
-/* Tuning hook: use this float kernel instead of the dispatched one (NULL: back to it). */
-void fc_skernel_override(const fc_skernel_t *k);
 
 /* dwconv.c: depthwise convolution, one (image, channel) plane per call. */
 typedef struct { fc_int sh, sw, ph, pw, dh, dw; } fc_dwgeom_t;

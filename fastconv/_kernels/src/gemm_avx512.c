@@ -52,9 +52,9 @@ static void NAME(fc_int k, const float *restrict a, const float *restrict b,    
     }                                                                                      \
 }
 
-DEFINE_SUKR_AVX512(sukr_avx512_12x32, 12, 2)
+/* 8x48 measured best here (12x32, 6x64 and 4x96 were tried): it divides the common
+ * 64/128/256 channel counts and needs 8 broadcasts per 24 FMAs. */
 DEFINE_SUKR_AVX512(sukr_avx512_8x48, 8, 3)
-DEFINE_SUKR_AVX512(sukr_avx512_6x64, 6, 4)
 
 #define UKR_T double
 #define UKR_MR 8
@@ -65,13 +65,6 @@ DEFINE_SUKR_AVX512(sukr_avx512_6x64, 6, 4)
 #pragma GCC pop_options
 
 const fc_skernel_t fc_skernel_avx512 = {"avx512_8x48", 8, 48, 240, 256, 1536, sukr_avx512_8x48};
-/* Other tile shapes, for tuning with fc_skernel_override (8x48 measured best here: it
- * divides the common 64/128/256 channel counts and needs 8 broadcasts per 24 FMAs). */
-const fc_skernel_t fc_skernel_avx512_alt[] = {
-    {"avx512_12x32", 12, 32, 240, 384, 3072, sukr_avx512_12x32},
-    {"avx512_8x48", 8, 48, 240, 256, 3072, sukr_avx512_8x48},
-    {"avx512_6x64", 6, 64, 240, 256, 3072, sukr_avx512_6x64},
-};
 const fc_dkernel_t fc_dkernel_avx512 = {"avx512_8x16", 8, 16, 128, 256, 2048, dukr_avx512_8x16};
 #else
 const fc_skernel_t fc_skernel_avx512 = {"generic_4x8", 4, 8, 128, 256, 2048, 0};

@@ -94,6 +94,24 @@ static inline void FC_CAT(gather_row_, FC_T)(const FC_T *plane, fc_int H, fc_int
     }
 }
 
+/* The im2col values of tap (kh, kw) for `count` consecutive output pixels from q0, into
+ * d[t * dstride]: walked one output row at a time so interior segments are copies. */
+static void FC_CAT(gather_pixels_, FC_T)(const fc_conv_geom_t *g, const FC_T *plane, fc_int kh,
+                                         fc_int kw, fc_int q0, fc_int count, FC_T *d,
+                                         fc_int dstride)
+{
+    fc_int oh = q0 / g->OW, ow = q0 % g->OW, t = 0;
+    while (t < count) {
+        fc_int len = g->OW - ow < count - t ? g->OW - ow : count - t;
+        FC_CAT(gather_row_, FC_T)(plane, g->H, g->W, oh * g->sh - g->ph + kh * g->dh,
+                                  ow * g->sw - g->pw + kw * g->dw, g->sw, len, d + t * dstride,
+                                  dstride);
+        t += len;
+        oh++;
+        ow = 0;
+    }
+}
+
 /* im2col rows (c, kh, kw) = p0.., columns pixels j0..: walk each row's pixel range one
  * output row at a time so interior segments are plain copies. */
 static void FC_CAT(pack_b_im2col_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0,
@@ -104,17 +122,8 @@ static void FC_CAT(pack_b_im2col_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int k
     fc_int KK = g->KH * g->KW;
     for (fc_int p = 0; p < kc; p++) {
         fc_int q = p0 + p, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
-        const FC_T *plane = x + c * g->H * g->W;
         FC_T *d = dst + p * nr;
-        fc_int oh = j0 / g->OW, ow = j0 % g->OW, t = 0;
-        while (t < n) {
-            fc_int len = g->OW - ow < n - t ? g->OW - ow : n - t;
-            FC_CAT(gather_row_, FC_T)(plane, g->H, g->W, oh * g->sh - g->ph + kh * g->dh,
-                                      ow * g->sw - g->pw + kw * g->dw, g->sw, len, d + t, 1);
-            t += len;
-            oh++;
-            ow = 0;
-        }
+        FC_CAT(gather_pixels_, FC_T)(g, x + c * g->H * g->W, kh, kw, j0, n, d, 1);
         for (int j = n; j < nr; j++) d[j] = 0;
     }
 }
@@ -128,17 +137,7 @@ static void FC_CAT(pack_b_im2col_t_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int
     fc_int KK = g->KH * g->KW;
     for (int j = 0; j < n; j++) {
         fc_int q = j0 + j, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
-        const FC_T *plane = x + c * g->H * g->W;
-        fc_int oh = p0 / g->OW, ow = p0 % g->OW, t = 0;
-        while (t < kc) {
-            fc_int len = g->OW - ow < kc - t ? g->OW - ow : kc - t;
-            FC_CAT(gather_row_, FC_T)(plane, g->H, g->W, oh * g->sh - g->ph + kh * g->dh,
-                                      ow * g->sw - g->pw + kw * g->dw, g->sw, len,
-                                      dst + t * nr + j, nr);
-            t += len;
-            oh++;
-            ow = 0;
-        }
+        FC_CAT(gather_pixels_, FC_T)(g, x + c * g->H * g->W, kh, kw, p0, kc, dst + j, nr);
     }
     for (fc_int p = 0; p < kc; p++)
         for (int j = n; j < nr; j++) dst[p * nr + j] = 0;

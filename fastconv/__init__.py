@@ -39,9 +39,13 @@ def memory_stats():
 
 
 def show_config():
-    """Print version, ISA path, GEMM micro-kernels, OpenMP status and thread count."""
+    """Print version, compiler, ISA path, GEMM micro-kernels, OpenMP runtime and thread
+    count (like ``numpy.show_config()``)."""
+    import platform
     from ._kernels import _gemm, _openmp_helpers
-    print(f"fastconv {__version__}")
+    print(f"fastconv {__version__}  (Python {platform.python_version()}, "
+          f"NumPy {__import__('numpy').__version__}, {platform.machine()})")
+    print(f"  compiler:       {_gemm.compiler()}")
     print(f"  ISA path:       {_gemm.isa_name()}  (FASTCONV_ISA may force avx2 or generic)")
     print(f"  GEMM kernels:   float {_gemm.kernel_names()[0]}, double {_gemm.kernel_names()[1]}")
     print(f"  OpenMP:         {'enabled' if _openmp_helpers.openmp_enabled() else 'disabled'}")

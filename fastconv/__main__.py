@@ -1,9 +1,22 @@
 """Command line: ``python -m fastconv <command>``.
 
+    train     train the camera classifier (built-in synthetic data by default)
+    predict   classify image files with a saved checkpoint
     summary   print the camera classifier's per-layer summary
+    bench     time fastconv against PyTorch CPU (when torch is installed)
+
+Each command has --help; bad arguments give a one-line error and exit status 2.
 """
 import argparse
+import os
 import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line: 'python -m fastconv X: error: ...'."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _cmd_summary(args):
@@ -13,24 +26,161 @@ def _cmd_summary(args):
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastconv",
-                                     description="fastconv: CNN building blocks for the CPU")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+# train options that define the run; with --resume they must match the checkpoint
+_RUN_OPTIONS = ("data", "image_size", "epochs", "batch_size", "lr", "optimizer", "seed",
+                "val_split", "weight_decay", "model", "synthetic_size", "label_smoothing",
+                "augment", "fresh", "out")
+
+
+def _cmd_train(args):
+    from . import train as T
+    given = {k: getattr(args, k) for k in _RUN_OPTIONS if getattr(args, k) is not None}
+    if args.resume is not None:
+        if not os.path.isfile(args.resume):
+            raise ValueError(f"--resume: no checkpoint file {args.resume!r}")
+        meta, _, _ = T.load_checkpoint(args.resume)
+        saved = meta["config"]
+        for k, v in given.items():
+            if saved.get(k) != v:
+                raise ValueError(f"--resume continues the run saved in {args.resume}; "
+                                 f"--{k.replace('_', '-')} {v} differs from its {saved.get(k)}")
+        config = None
+    else:
+        config = T.TrainConfig(**given).check()
+    try:
+        result = T.train(config, resume=args.resume, progress=not args.no_progress,
+                         threads=args.threads)
+    except KeyboardInterrupt:            # a second Ctrl-C: the last checkpoint stands
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 130 if result["interrupted"] else 0
+
+
+def _cmd_predict(args):
+    import numpy as np
+    from . import data
+    from ._grad import no_grad
+    from .train import load_model
+    if not os.path.isfile(args.checkpoint):
+        raise ValueError(f"no checkpoint file {args.checkpoint!r}")
+    model, meta = load_model(args.checkpoint)
+    classes, size = meta["classes"], meta["image_size"]
+    failed = 0
+    for path in args.images:
+        try:
+            img = data.read_image(path, size)
+        except ValueError as e:
+            print(f"{path}: error: {str(e).split(': ', 1)[-1]}", file=sys.stderr)
+            failed += 1
+            continue
+        with no_grad():
+            logits = model(data.normalize(img[None]))[0].astype(np.float64)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        k = int(p.argmax())
+        print(f"{path}: {classes[k]} {p[k]:.3f}")
+    return 1 if failed else 0
+
+
+def _cmd_bench(args):
+    from . import bench
+    bench.run(threads=args.threads, reps=args.reps)
+    return 0
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _float(s):
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+
+
+def build_parser():
+    from .train import TrainConfig
+    d = TrainConfig()
+    parser = _Parser(prog="python -m fastconv",
+                     description="fastconv: CNN building blocks for the CPU")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train the camera classifier",
+                       description="Train the camera classifier (person / no person). With no "
+                       "arguments: the built-in synthetic scenes at 64x64. Writes "
+                       "<out>/checkpoint.npz every epoch (and on Ctrl-C), metrics.json, "
+                       "curve.png and sample images.")
+    p.add_argument("--data", help="'synthetic' or a folder root/<class>/*.png|jpg "
+                   f"(default {d.data})")
+    p.add_argument("--image-size", type=_positive_int, help=f"input height and width ({d.image_size})")
+    p.add_argument("--epochs", type=_positive_int, help=f"epochs ({d.epochs})")
+    p.add_argument("--batch-size", type=_positive_int, help=f"batch size ({d.batch_size})")
+    p.add_argument("--lr", type=_float, help=f"peak learning rate ({d.lr:g})")
+    p.add_argument("--optimizer", choices=["adamw", "adam", "sgd"], help=f"({d.optimizer})")
+    p.add_argument("--weight-decay", type=_float, help=f"({d.weight_decay:g})")
+    p.add_argument("--label-smoothing", type=_float, help=f"({d.label_smoothing:g})")
+    p.add_argument("--threads", type=_positive_int, help="OpenMP threads (default: all cores "
+                   "or OMP_NUM_THREADS)")
+    p.add_argument("--seed", type=int, help=f"seed for data, init, shuffling ({d.seed})")
+    p.add_argument("--out", help=f"output folder ({d.out})")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
+    p.add_argument("--val-split", type=_float, help=f"held-out fraction ({d.val_split:g})")
+    p.add_argument("--model", choices=["camera", "linear"],
+                   help="camera classifier, or the linear baseline on pixels (camera)")
+    p.add_argument("--synthetic-size", type=_positive_int,
+                   help=f"synthetic scenes per epoch, validation included ({d.synthetic_size})")
+    p.add_argument("--augment", dest="augment", action="store_const", const=True,
+                   help="random crops, flips and brightness in the loader (default for "
+                   "image folders)")
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False,
+                   help="no augmentation (default for the synthetic scenes, which the "
+                   "renderer already varies)")
+    p.add_argument("--fixed-scenes", dest="fresh", action="store_const", const=False,
+                   help="synthetic data: train on the same scenes every epoch (default: "
+                   "new scenes each epoch)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="classify image files with a checkpoint",
+                       description="Print each image's predicted class and probability. "
+                       "Unreadable files get a one-line error and a non-zero exit status.")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by train")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (png, jpg, ...)")
+    p.set_defaults(func=_cmd_predict)
+
     p = sub.add_parser("summary", help="print the camera classifier's per-layer summary",
                        description="Per-layer output shapes, parameters, multiply-adds and "
                                    "receptive fields of the camera classifier.")
-    p.add_argument("--image-size", type=int, default=64, help="input height and width (64)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (1)")
-    p.add_argument("--num-classes", type=int, default=2, help="output classes (2)")
+    p.add_argument("--image-size", type=_positive_int, default=64, help="input height and width (64)")
+    p.add_argument("--batch", type=_positive_int, default=1, help="batch size (1)")
+    p.add_argument("--num-classes", type=_positive_int, default=2, help="output classes (2)")
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("bench", help="time fastconv against PyTorch CPU",
+                       description="The camera classifier's training step and inference, and "
+                       "its main layers, timed side by side with PyTorch (when installed).")
+    p.add_argument("--threads", type=_positive_int, help="threads for both libraries")
+    p.add_argument("--reps", type=_positive_int, default=7, help="interleaved runs (7)")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     try:
         return args.func(args)
-    except (ValueError, TypeError) as e:      # bad arguments: one line, no traceback
+    except (ValueError, TypeError, ImportError, FloatingPointError) as e:   # one line
         print(f"python -m fastconv {args.command}: error: {e}", file=sys.stderr)
         return 2
 

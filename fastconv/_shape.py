@@ -106,6 +106,9 @@ def checked_pool_output(layer, dim, size, k, s, p, d, ceil_mode):
 
 
 def checked_conv_transpose_output(layer, dim, size, k, s, p, op, d):
+    if size < 1:            # the formula would give an output for no input (torch refuses)
+        raise ValueError(f"{layer}: input {dim} is {size}; a transposed convolution needs "
+                         f"a non-empty input")
     out = conv_transpose_output_size(size, k, s, p, op, d)
     if out < 1:
         formula = (f"({dim} - 1)*stride - 2*padding + dilation*(kernel_size-1) + output_padding"

@@ -10,8 +10,7 @@ import fastconv
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 SCRIPTS = sorted(p for p in glob.glob(os.path.join(EXAMPLES, "*.py"))
-                 if not os.path.basename(p).startswith("_")
-                 and os.path.basename(p) != "train_random.py")
+                 if not os.path.basename(p).startswith("_"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[os.path.basename(p) for p in SCRIPTS])

@@ -16,6 +16,7 @@ cdef extern from "gemm.h":
         const char *name
     int fc_isa() nogil
     const char *fc_isa_name() nogil
+    const char *fc_compiler() nogil
     const fc_skernel_t *fc_skernel() nogil
     const fc_dkernel_t *fc_dkernel() nogil
     void fc_sgemm(fc_int M, fc_int N, fc_int K, float alpha,
@@ -90,6 +91,11 @@ def workspace_bytes():
 def isa_name():
     """The ISA path in use: 'avx512', 'avx2' or 'generic'."""
     return fc_isa_name().decode()
+
+
+def compiler():
+    """The compiler (and version) that built the kernels."""
+    return fc_compiler().decode()
 
 
 def kernel_names():

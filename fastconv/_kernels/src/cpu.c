@@ -46,3 +46,18 @@ const char *fc_isa_name(void)
     default: return "generic";
     }
 }
+
+const char *fc_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+#define FC_STR2(x) #x
+#define FC_STR(x) FC_STR2(x)
+    return "msvc " FC_STR(_MSC_VER);
+#else
+    return "unknown";
+#endif
+}

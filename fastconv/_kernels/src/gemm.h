@@ -47,6 +47,7 @@ enum { FC_ISA_GENERIC = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
 /* cpu.c: detect once; FASTCONV_ISA=generic|avx2|avx512 may force a lower path. */
 int fc_isa(void);
 const char *fc_isa_name(void);
+const char *fc_compiler(void);   /* the compiler that built the kernels */
 int fc_cpu_supports(int isa);
 const fc_skernel_t *fc_skernel(void);
 const fc_dkernel_t *fc_dkernel(void);

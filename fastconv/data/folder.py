@@ -1,0 +1,112 @@
+"""Real images from disk: ``root/<class>/*.png|jpg`` (Pillow, an optional extra)."""
+import os
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("reading image files needs Pillow: pip install 'fastconv[images]'"
+                          ) from None
+    return Image
+
+
+def read_image(path, image_size):
+    """Read an image file as uint8 (H, W, 3): RGB, centre-cropped to the target aspect
+    ratio and resized (bilinear).  image_size: int or (H, W).  Raises ValueError naming
+    the file when it cannot be read or decoded."""
+    Image = _pil()
+    H, W = (image_size, image_size) if np.isscalar(image_size) else image_size
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            # crop the centre to H:W, then resize, so nothing is stretched
+            if w * H > h * W:
+                cw = max(1, round(h * W / H))
+                box = ((w - cw) // 2, 0, (w - cw) // 2 + cw, h)
+            else:
+                ch = max(1, round(w * H / W))
+                box = (0, (h - ch) // 2, w, (h - ch) // 2 + ch)
+            im = im.resize((W, H), Image.BILINEAR, box=box)
+            return np.asarray(im, dtype=np.uint8).copy()
+    except (OSError, ValueError, SyntaxError) as e:   # PIL raises all three on bad files
+        raise ValueError(f"cannot read image {os.fspath(path)!r}: {e}") from None
+
+
+def write_image(path, image):
+    """Write a uint8 (H, W, 3) array as an image file (format from the extension)."""
+    _pil().fromarray(np.asarray(image, np.uint8)).save(path)
+
+
+class ImageFolder:
+    """Images in ``root/<class>/*.png|jpg|...``: one sub-folder per class, classes in
+    sorted order (label = position).  ``ds[i]`` -> (uint8 (H, W, 3), label), resized
+    to ``image_size``; ``ds.labels`` -> int64 (n,), ``ds.classes``, ``ds.files``.
+
+    Decoded images are cached when they fit in ``max_cache_bytes``.  An empty root,
+    a class folder with no images, or an unreadable file raises ValueError naming it."""
+
+    def __init__(self, root, image_size=64, max_cache_bytes=1 << 30):
+        _pil()                                          # fail early without Pillow
+        root = os.fspath(root)
+        if not os.path.isdir(root):
+            raise ValueError(f"ImageFolder: {root!r} is not a directory")
+        self.root = root
+        self.image_size = (image_size, image_size) if np.isscalar(image_size) else \
+            tuple(image_size)
+        classes = sorted(d for d in os.listdir(root)
+                         if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+        if not classes:
+            raise ValueError(f"ImageFolder: no class folders in {root!r} "
+                             "(expected root/<class>/*.png|jpg)")
+        files, labels = [], []
+        for k, c in enumerate(classes):
+            found = sorted(f for f in os.listdir(os.path.join(root, c))
+                           if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+            if not found:
+                raise ValueError(f"ImageFolder: class folder {os.path.join(root, c)!r} holds "
+                                 f"no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)})")
+            files += [os.path.join(root, c, f) for f in found]
+            labels += [k] * len(found)
+        if len(classes) < 2:
+            raise ValueError(f"ImageFolder: {root!r} has one class folder ({classes[0]!r}); "
+                             "a classifier needs at least two")
+        self.classes = tuple(classes)
+        self.files = files
+        self.labels = np.asarray(labels, np.int64)
+        n = len(files)
+        nbytes = n * self.image_size[0] * self.image_size[1] * 3
+        self._cache = np.empty((n, *self.image_size, 3), np.uint8) \
+            if nbytes <= max_cache_bytes else None
+        self._done = np.zeros(n, bool)
+
+    def __len__(self):
+        return len(self.files)
+
+    def image(self, i):
+        i = int(i)
+        if self._cache is not None and self._done[i]:
+            return self._cache[i]
+        img = read_image(self.files[i], self.image_size)
+        if self._cache is not None:
+            self._cache[i], self._done[i] = img, True
+        return img
+
+    def __getitem__(self, i):
+        return self.image(i), int(self.labels[i])
+
+    def images(self, indices):
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        out = np.empty((len(idx), *self.image_size, 3), np.uint8)
+        for k, i in enumerate(idx):
+            out[k] = self.image(i)
+        return out
+
+    def __repr__(self):
+        return (f"ImageFolder({self.root!r}, {len(self)} images, classes={list(self.classes)}, "
+                f"image_size={self.image_size})")

@@ -1,0 +1,203 @@
+"""fastconv.data: the synthetic scenes, image folders, augmentation and the loader."""
+import threading
+
+import numpy as np
+import pytest
+
+from fastconv import data
+from fastconv.data import (Augment, DataLoader, ImageFolder, SyntheticCameraDataset,
+                           train_val_split)
+
+
+def test_synthetic_is_deterministic_and_order_free():
+    a = SyntheticCameraDataset(24, 32, seed=3)
+    b = SyntheticCameraDataset(24, 32, seed=3)
+    forward = a.images(range(24))
+    backward = b.images(range(23, -1, -1))[::-1]        # other order, other instance
+    assert np.array_equal(forward, backward)
+    assert np.array_equal(a.labels, b.labels)
+    c = SyntheticCameraDataset(24, 32, seed=4)
+    assert not np.array_equal(forward, c.images(range(24)))
+    # the cache returns what a fresh render gives
+    assert np.array_equal(a.image(5), (a.render(5) * 255 + 0.5).astype(np.uint8))
+
+
+@pytest.mark.parametrize("n", [10, 11, 200])
+def test_synthetic_classes_balanced(n):
+    ds = SyntheticCameraDataset(n, 16, seed=1, cache=False)
+    counts = np.bincount(ds.labels, minlength=2)
+    assert counts.sum() == n and abs(counts[0] - counts[1]) <= 1
+    assert ds.classes == ("no_person", "person")
+    assert 0 < np.mean(ds.labels[: n // 2]) < 1 or n < 20        # shuffled, not blocked
+
+
+@pytest.mark.parametrize("size", [16, 64, (48, 80), 128])
+def test_synthetic_shapes(size):
+    ds = SyntheticCameraDataset(4, size, seed=0)
+    hw = (size, size) if np.isscalar(size) else size
+    img, label = ds[1]
+    assert img.shape == (*hw, 3) and img.dtype == np.uint8 and label in (0, 1)
+    assert ds.images([0, 3]).shape == (2, *hw, 3)
+    assert img.std() > 5                                     # a scene, not a flat fill
+
+
+def _auc(score, labels):
+    """Probability that a random "person" image scores above a random other one."""
+    r = score.argsort().argsort()
+    pos = labels == 1
+    n1, n0 = pos.sum(), (~pos).sum()
+    return (r[pos].sum() - n1 * (n1 - 1) / 2) / (n1 * n0)
+
+
+def test_synthetic_classes_not_separable_by_global_statistics():
+    """No whole-image statistic gives the label away: mean brightness, each channel's
+    mean and the contrast all separate the classes barely better than a coin (AUC
+    within 0.4..0.6; a person is a small part of a scene)."""
+    ds = SyntheticCameraDataset(400, 32, seed=0)
+    imgs = ds.images(range(400)).astype(np.float64)
+    stats = [imgs.mean(axis=(1, 2, 3)), imgs.std(axis=(1, 2, 3))] + \
+        [imgs[..., c].mean(axis=(1, 2)) for c in range(3)]
+    for s in stats:
+        assert 0.4 < _auc(s, ds.labels) < 0.6
+
+
+def test_synthetic_bad_arguments():
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        SyntheticCameraDataset(0)
+    with pytest.raises(ValueError, match="image_size must be"):
+        SyntheticCameraDataset(4, 4)
+    with pytest.raises(ValueError, match="seed must be"):
+        SyntheticCameraDataset(4, 16, seed=-1)
+    with pytest.raises(IndexError, match="out of range"):
+        SyntheticCameraDataset(4, 16).render(4)
+
+
+def test_split_is_stratified_disjoint_and_complete():
+    ds = SyntheticCameraDataset(200, 16, seed=0, cache=False)
+    tr, va = train_val_split(ds, 0.25, seed=1)
+    assert len(tr) + len(va) == 200 and len(va) == 50
+    assert not set(tr.indices) & set(va.indices)
+    assert np.bincount(va.labels).tolist() == [25, 25]
+    tr2, va2 = train_val_split(ds, 0.25, seed=1)
+    assert np.array_equal(va.indices, va2.indices)
+    with pytest.raises(ValueError, match="val_fraction"):
+        train_val_split(ds, 1.0)
+
+
+def test_augment_identity_and_flip():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (6, 12, 10, 3), dtype=np.uint8)
+    ident = Augment(scale=(1, 1), ratio=(1, 1), flip=False, brightness=0, contrast=0)
+    np.testing.assert_allclose(ident(imgs, rng), imgs / 255.0, atol=1e-6)
+    flip = Augment(scale=(1, 1), ratio=(1, 1), flip=True, brightness=0, contrast=0)
+    out = flip(imgs, np.random.default_rng(1))
+    mirrored = 0
+    for o, i in zip(out, imgs / 255.0):
+        same, mirror = np.allclose(o, i, atol=1e-6), np.allclose(o, i[:, ::-1], atol=1e-6)
+        assert same or mirror
+        mirrored += mirror
+    assert 0 < mirrored < 6
+    full = Augment()(imgs, np.random.default_rng(2))
+    assert full.shape == imgs.shape and full.dtype == np.float32
+    assert full.min() >= 0 and full.max() <= 1
+
+
+def test_augment_bad_arguments():
+    with pytest.raises(ValueError, match="scale"):
+        Augment(scale=(0, 1))
+    with pytest.raises(ValueError, match="ratio"):
+        Augment(ratio=(2, 1))
+
+
+def test_loader_batches_and_restart():
+    ds = SyntheticCameraDataset(40, 16, seed=0)
+    dl = DataLoader(ds, 16, shuffle=True, augment=Augment(), seed=5)
+    assert len(dl) == 3 and len(DataLoader(ds, 16, drop_last=True)) == 2
+    batches = list(dl.epoch(2))
+    assert [len(y) for _, y in batches] == [16, 16, 8]
+    x, y = batches[0]
+    assert x.shape == (16, 3, 16, 16) and x.dtype == np.float32 and y.dtype == np.int64
+    assert x.flags.c_contiguous
+    # every image once per epoch; epochs differ in order
+    seen = np.concatenate([dl.order(2)])
+    assert sorted(seen.tolist()) == list(range(40))
+    assert not np.array_equal(dl.order(2), dl.order(3))
+    # restarting at batch 2 gives the same bits as the full pass
+    (x2, y2), = list(dl.epoch(2, start=2))
+    assert np.array_equal(x2, batches[2][0]) and np.array_equal(y2, batches[2][1])
+
+
+def test_loader_thread_stops_on_break_and_raises_worker_errors():
+    before = threading.active_count()
+    dl = DataLoader(SyntheticCameraDataset(64, 16, seed=0), 8)
+    for _ in dl.epoch(0):
+        break
+    assert threading.active_count() == before
+
+    class Broken(SyntheticCameraDataset):
+        def images(self, idx):
+            raise OSError("disk on fire")
+
+    with pytest.raises(OSError, match="disk on fire"):
+        list(DataLoader(Broken(16, 16), 8).epoch(0))
+    assert threading.active_count() == before
+    with pytest.raises(ValueError, match="batch_size"):
+        DataLoader(Broken(16, 16), 0)
+
+
+def test_normalize():
+    img = np.array([[[[0, 128, 255]]]], np.uint8)
+    x = data.normalize(img)
+    assert x.shape == (1, 3, 1, 1)
+    np.testing.assert_allclose(x.ravel(), (np.array([0, 128, 255]) / 255 - 0.5) / 0.25, atol=1e-6)
+
+
+# ------------------------------------------------------------------ image folders
+
+PIL = pytest.importorskip("PIL.Image")
+
+
+def _write(path, arr):
+    PIL.fromarray(arr).save(path)
+
+
+def test_image_folder_loads_classes(tmp_path):
+    rng = np.random.default_rng(0)
+    for c, n in (("cat", 2), ("dog", 3)):
+        (tmp_path / c).mkdir()
+        for i in range(n):
+            _write(tmp_path / c / f"{i}.png", rng.integers(0, 256, (20, 30, 3), np.uint8))
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    ds = ImageFolder(tmp_path, image_size=16)
+    assert ds.classes == ("cat", "dog") and len(ds) == 5
+    assert ds.labels.tolist() == [0, 0, 1, 1, 1]
+    img, label = ds[3]
+    assert img.shape == (16, 16, 3) and img.dtype == np.uint8 and label == 1
+    assert ds.images([0, 4]).shape == (2, 16, 16, 3)
+
+
+def test_read_image_crops_centre_and_converts(tmp_path):
+    arr = np.zeros((10, 20), np.uint8)           # grey, 2:1: the centre 10x10 is white
+    arr[:, 5:15] = 255
+    _write(tmp_path / "a.png", arr)
+    img = data.read_image(tmp_path / "a.png", 10)
+    assert img.shape == (10, 10, 3)
+    assert img.min() == 255
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(ValueError, match="is not a directory"):
+        ImageFolder(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no class folders"):
+        ImageFolder(tmp_path)
+    (tmp_path / "a").mkdir()
+    with pytest.raises(ValueError, match="holds no images"):
+        ImageFolder(tmp_path)
+    _write(tmp_path / "a" / "x.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="one class folder"):
+        ImageFolder(tmp_path)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "broken.jpg").write_bytes(b"this is not a jpeg")
+    ds = ImageFolder(tmp_path, 8)
+    with pytest.raises(ValueError, match="cannot read image .*broken.jpg"):
+        ds[1]

@@ -96,6 +96,8 @@ def checked_conv_output(layer, dim, size, k, s, p, d):
 
 
 def checked_pool_output(layer, dim, size, k, s, p, d, ceil_mode):
+    if size < 1:            # padding would make windows of nothing (torch refuses)
+        raise ValueError(f"{layer}: input {dim} is {size}; pooling needs a non-empty input")
     out = pool_output_size(size, k, s, p, d, ceil_mode)
     if out < 1:
         rnd = "ceil" if ceil_mode else "floor"

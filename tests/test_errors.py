@@ -105,3 +105,26 @@ def test_threads_api_errors():
         fc.set_num_threads(0)
     with pytest.raises(TypeError):
         fc.set_num_threads(1.5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Conv2d(1, 1, 1, padding=1, padding_mode="replicate"),
+    lambda: nn.Conv2d(1, 1, 3, padding=1),
+    lambda: nn.ConvTranspose2d(1, 1, 2),
+    lambda: nn.MaxPool2d(4, padding=2),
+    lambda: nn.AvgPool2d(4, padding=2, count_include_pad=False),
+])
+@pytest.mark.parametrize("shape", [(1, 1, 0, 0), (1, 1, 0, 3), (2, 1, 4, 0)])
+def test_empty_planes_rejected_like_torch(make, shape):
+    """Found by the fuzzer: padding made outputs out of no pixels (replicate padding
+    read outside the array); torch refuses these inputs, and so does fastconv."""
+    m = make()
+    with pytest.raises(ValueError, match=type(m).__name__ + r": (.*non-empty|output .* would be 0)"):
+        m(np.ones(shape, np.float32))
+
+
+def test_empty_batch_with_empty_planes_zero_padding_is_allowed():
+    y = nn.Conv2d(1, 2, 1, padding=1)(np.ones((0, 1, 0, 3), np.float32))
+    assert y.shape == (0, 2, 2, 5)           # torch gives the same
+    with pytest.raises(ValueError, match="replicate padding"):
+        nn.Conv2d(1, 1, 1, padding=1, padding_mode="replicate")(np.ones((0, 1, 0, 3), np.float32))

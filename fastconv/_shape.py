@@ -107,6 +107,17 @@ def checked_pool_output(layer, dim, size, k, s, p, d, ceil_mode):
     return out
 
 
+def check_conv_planes(layer, shape, padding_mode, padded):
+    """Empty planes are allowed only in an empty batch with zero padding (as in torch):
+    otherwise padding would invent an output from no pixels, and replicate padding
+    would read outside the array."""
+    N, C, H, W = shape
+    if (H == 0 or W == 0) and (N * C or (padding_mode != "zeros" and padded)):
+        raise ValueError(f"{layer}: input planes are {H}x{W}; a convolution needs non-empty "
+                         "planes (only an empty batch may have them, and not with "
+                         f"{padding_mode} padding)")
+
+
 def checked_conv_transpose_output(layer, dim, size, k, s, p, op, d):
     if size < 1:            # the formula would give an output for no input (torch refuses)
         raise ValueError(f"{layer}: input {dim} is {size}; a transposed convolution needs "

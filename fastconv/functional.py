@@ -56,12 +56,7 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     pt, pb, pl, pr = padding
     OH = _shape.checked_conv_output(layer, "height", H, KH, sh, (pt, pb), dh)
     OW = _shape.checked_conv_output(layer, "width", W, KW, sw, (pl, pr), dw)
-    if (H == 0 or W == 0) and (N * C or (padding_mode != "zeros" and any(padding))):
-        # padding would invent an output from no pixels (replicate would read outside
-        # the array); torch refuses these inputs too
-        raise ValueError(f"{layer}: input planes are {H}x{W}; a convolution needs non-empty "
-                         "planes (only an empty batch may have them, and not with "
-                         f"{padding_mode} padding)")
+    _shape.check_conv_planes(layer, x.shape, padding_mode, any(padding))
     nt = _nt()
     src, ph, pw = x, pt, pl
     if padding_mode != "zeros" and any(padding):

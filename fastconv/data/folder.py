@@ -3,6 +3,8 @@ import os
 
 import numpy as np
 
+from ._cached import CachedImages
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
@@ -43,7 +45,7 @@ def write_image(path, image):
     _pil().fromarray(np.asarray(image, np.uint8)).save(path)
 
 
-class ImageFolder:
+class ImageFolder(CachedImages):
     """Images in ``root/<class>/*.png|jpg|...``: one sub-folder per class, classes in
     sorted order (label = position).  ``ds[i]`` -> (uint8 (H, W, 3), label), resized
     to ``image_size``; ``ds.labels`` -> int64 (n,), ``ds.classes``, ``ds.files``.
@@ -79,33 +81,13 @@ class ImageFolder:
         self.classes = tuple(classes)
         self.files = files
         self.labels = np.asarray(labels, np.int64)
-        n = len(files)
-        nbytes = n * self.image_size[0] * self.image_size[1] * 3
-        self._cache = np.empty((n, *self.image_size, 3), np.uint8) \
-            if nbytes <= max_cache_bytes else None
-        self._done = np.zeros(n, bool)
+        self._init_cache(True, max_cache_bytes)
 
     def __len__(self):
         return len(self.files)
 
-    def image(self, i):
-        i = int(i)
-        if self._cache is not None and self._done[i]:
-            return self._cache[i]
-        img = read_image(self.files[i], self.image_size)
-        if self._cache is not None:
-            self._cache[i], self._done[i] = img, True
-        return img
-
-    def __getitem__(self, i):
-        return self.image(i), int(self.labels[i])
-
-    def images(self, indices):
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        out = np.empty((len(idx), *self.image_size, 3), np.uint8)
-        for k, i in enumerate(idx):
-            out[k] = self.image(i)
-        return out
+    def _load(self, i):
+        return read_image(self.files[i], self.image_size)
 
     def __repr__(self):
         return (f"ImageFolder({self.root!r}, {len(self)} images, classes={list(self.classes)}, "

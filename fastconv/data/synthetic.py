@@ -14,6 +14,7 @@ answer away: a linear model on pixels does poorly, a small CNN does well."""
 import numpy as np
 
 from . import _draw as D
+from ._cached import CachedImages
 
 CLASSES = ("no_person", "person")
 
@@ -398,7 +399,7 @@ def _camera(rng, img):
     return np.clip(img, 0, 1)
 
 
-class SyntheticCameraDataset:
+class SyntheticCameraDataset(CachedImages):
     """The built-in "person / no person" data set: ``n`` scenes of ``image_size``
     pixels, rendered deterministically from ``seed``.
 
@@ -426,10 +427,7 @@ class SyntheticCameraDataset:
         # exactly, and label i does not depend on n (a prefix of the same stream)
         first = np.random.default_rng([self.seed, 0x1abe1]).random((self.n + 1) // 2) < 0.5
         self.labels = np.stack([first, ~first], axis=1).reshape(-1)[:self.n].astype(np.int64)
-        nbytes = self.n * hw[0] * hw[1] * 3
-        self._cache = np.empty((self.n, *self.image_size, 3), np.uint8) \
-            if cache and nbytes <= max_cache_bytes else None
-        self._done = np.zeros(self.n, bool)
+        self._init_cache(cache, max_cache_bytes)
 
     def __len__(self):
         return self.n
@@ -442,27 +440,8 @@ class SyntheticCameraDataset:
         rng = np.random.default_rng([self.seed, i, 0x5ce7e])
         return render_scene(rng, self.image_size, bool(self.labels[i]))
 
-    def image(self, i):
-        """Scene i as uint8 (H, W, 3)."""
-        i = int(i)
-        if self._cache is not None and -self.n <= i < self.n and self._done[i % self.n]:
-            return self._cache[i % self.n]
-        img = (self.render(i) * 255 + 0.5).astype(np.uint8)
-        if self._cache is not None:
-            self._cache[i % self.n] = img
-            self._done[i % self.n] = True
-        return img
-
-    def __getitem__(self, i):
-        return self.image(i), int(self.labels[i])
-
-    def images(self, indices):
-        """uint8 (len(indices), H, W, 3)."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        out = np.empty((len(idx), *self.image_size, 3), np.uint8)
-        for k, i in enumerate(idx):
-            out[k] = self.image(i)
-        return out
+    def _load(self, i):
+        return (self.render(i) * 255 + 0.5).astype(np.uint8)
 
     def __repr__(self):
         return (f"SyntheticCameraDataset(n={self.n}, image_size={self.image_size}, "

@@ -7,18 +7,24 @@ from fastconv.interop import to_torch
 from helpers import assert_close, torch_or_skip
 
 
-def test_to_torch_camera_classifier_same_outputs(rng):
+def _assert_same_outputs(m, t, rng):
+    """fastconv module m and torch module t (both in eval mode) agree on a batch."""
     torch = torch_or_skip()
-    m = models.camera_classifier()
-    m.eval()
-    t = to_torch(m)
-    assert list(t.state_dict()) == list(m.state_dict())
-    assert not t.training
     x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
     with fc.no_grad():
         y = m(x)
     with torch.no_grad():
         assert_close(y, t(torch.from_numpy(x)).numpy(), 1e-4)
+
+
+def test_to_torch_camera_classifier_same_outputs(rng):
+    torch_or_skip()
+    m = models.camera_classifier()
+    m.eval()
+    t = to_torch(m)
+    assert list(t.state_dict()) == list(m.state_dict())
+    assert not t.training
+    _assert_same_outputs(m, t, rng)
 
 
 def test_to_torch_blocks(rng):
@@ -53,11 +59,7 @@ def test_export_to_torch_file_runs_identically(tmp_path, rng):
     t = to_torch(models.camera_classifier())           # different init ...
     t.load_state_dict(torch.load(path))                # ... replaced by the file
     t.eval()
-    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
-    with fc.no_grad():
-        y = m(x)
-    with torch.no_grad():
-        assert_close(y, t(torch.from_numpy(x)).numpy(), 1e-4)
+    _assert_same_outputs(m, t, rng)
 
 
 def test_import_from_torch_file_runs_identically(tmp_path, rng):
@@ -72,11 +74,7 @@ def test_import_from_torch_file_runs_identically(tmp_path, rng):
     m = models.camera_classifier()
     fc.import_torch(m, path)
     m.eval()
-    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
-    with fc.no_grad():
-        y = m(x)
-    with torch.no_grad():
-        assert_close(y, t(torch.from_numpy(x)).numpy(), 1e-4)
+    _assert_same_outputs(m, t, rng)
     torch.save(t, tmp_path / "whole.pt")                # a pickled module works too
     fc.import_torch(models.camera_classifier(), tmp_path / "whole.pt")
 

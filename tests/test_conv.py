@@ -223,6 +223,46 @@ def test_winograd_3x3_matches_float64_and_torch(shape, pad, bias, rng):
     assert_close(m(x), m64(x.astype(np.float64)), 1e-5, "winograd vs float64")
 
 
+@pytest.mark.parametrize("shape,cout,pad", [((3, 16, 33, 70), 20, 1), ((2, 64, 17, 9), 32, 0),
+                                             ((20, 16, 30, 30), 24, (2, 1)), ((1, 32, 1, 1), 16, 1)])
+def test_winograd_weight_grad_matches_float64(shape, cout, pad, rng):
+    """The weight gradient of a Winograd layer runs the F(2x2, 3x3) transforms too, summed
+    over several tile chunks: against the float64 (direct) gradient, no torch needed."""
+    c = shape[1]
+    m = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=True)
+    m64 = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=True)
+    m64.load_state_dict(m.state_dict())
+    m64.double()
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = m(x)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    m.backward(gy)
+    m64(x.astype(np.float64))
+    m64.backward(gy.astype(np.float64))
+    assert_close(m.weight.grad, m64.weight.grad, 1e-5, "winograd weight grad vs float64")
+    assert_close(m.bias.grad, m64.bias.grad, 1e-5, "bias grad")
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_non_finite_output_grad_reaches_weight_grad_like_torch(value, rng):
+    """Winograd's gradient transform subtracts neighbours (Inf - Inf = NaN): a non-finite
+    output gradient takes the direct weight gradient, so NaN/Inf land where torch's do."""
+    torch = torch_or_skip()
+    m = fc.nn.Conv2d(16, 16, 3, padding=1, bias=False)
+    t = torch.nn.Conv2d(16, 16, 3, padding=1, bias=False)
+    t.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
+    x = np.abs(rng.standard_normal((2, 16, 8, 8))).astype(np.float32)
+    y = m(x)
+    gy = np.zeros_like(y)
+    gy[0, 2, 3, 4] = value
+    m.backward(gy)
+    t(torch.from_numpy(x)).backward(torch.from_numpy(gy))
+    tg = t.weight.grad.numpy()
+    np.testing.assert_array_equal(np.isnan(m.weight.grad), np.isnan(tg))
+    np.testing.assert_array_equal(np.isinf(m.weight.grad), np.isinf(tg))
+    np.testing.assert_array_equal(m.weight.grad[np.isfinite(tg)], tg[np.isfinite(tg)])
+
+
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 def test_non_finite_inputs_propagate_like_torch(value, rng):
     """Winograd's transforms would turn an Inf into NaN; non-finite inputs take the

@@ -38,10 +38,14 @@ cdef extern from "gemm.h":
     int fc_gemm_take_error() nogil
     void fc_gemm_release_workspace(int nthreads) nogil
     double fc_fma_probe(fc_int iters, double *sink) nogil
-    void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U) nogil
+    void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U, int nthreads) nogil
     int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *U,
                         fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
                         const float *bias, int relu, int nthreads) nogil
+    fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW) nogil
+    int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
+                              const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt,
+                              fc_int pl, float *S, float *dw, int nthreads) nogil
 
 fc_isa()  # fill the dispatch table now, single-threaded
 
@@ -135,13 +139,13 @@ def fma_peak_gflops(int n_threads=1, Py_ssize_t iters=20_000_000):
     return float(np.sum(flops)) / dt / 1e9
 
 
-def winograd_weights(const float[:, :, :, ::1] w, float[:, :, ::1] U):
+def winograd_weights(const float[:, :, :, ::1] w, float[:, :, ::1] U, int n_threads=1):
     """U[xi, m, c] = (G w[m, c] G^T)[xi] for 3x3 weights w (M, C, 3, 3); U (16, M, C) OUT."""
     if w.shape[2] != 3 or w.shape[3] != 3 or U.shape[0] != 16 or U.shape[1] != w.shape[0] \
             or U.shape[2] != w.shape[1]:
         raise ValueError("winograd_weights: expected w (M, C, 3, 3) and U (16, M, C)")
     with nogil:
-        fc_winograd_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], &U[0, 0, 0])
+        fc_winograd_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], &U[0, 0, 0], n_threads)
 
 
 def winograd_conv3x3(const float[:, :, :, ::1] x, const float[:, :, ::1] U, const float[::1] bias,
@@ -159,4 +163,35 @@ def winograd_conv3x3(const float[:, :, :, ::1] x, const float[:, :, ::1] U, cons
                              pt, pl, bp, relu, n_threads)
     if rc != 0:
         raise MemoryError("winograd_conv3x3: cannot allocate scratch")
+    check_gemm()
+
+
+def winograd_wgrad_scratch_shape(Py_ssize_t N, Py_ssize_t C, Py_ssize_t M, Py_ssize_t OH,
+                                 Py_ssize_t OW):
+    """Shape of winograd_conv3x3_wgrad's scratch: (chunks, 16, M, C), chunks fixed by shapes."""
+    return (max(1, fc_winograd_wgrad_chunks(N, C, M, OH, OW)), 16, M, C)
+
+
+def winograd_conv3x3_wgrad(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dy,
+                           float[:, :, :, ::1] S, float[:, ::1] dw, Py_ssize_t pt,
+                           Py_ssize_t pl, int n_threads):
+    """Weight gradient of winograd_conv3x3 by the same F(2x2, 3x3) transforms.
+
+    x (N, C, H, W) IN; dy (N, M, OH, OW) IN; S winograd_wgrad_scratch_shape() scratch;
+    dw (M, C*9) OUT.  Bits do not depend on n_threads."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = dy.shape[1], rc
+    if dy.shape[0] != N or dw.shape[0] != M or dw.shape[1] != C * 9 \
+            or (S.shape[0], S.shape[1], S.shape[2], S.shape[3]) != winograd_wgrad_scratch_shape(N, C, M, dy.shape[2], dy.shape[3]):
+        raise ValueError("winograd_conv3x3_wgrad: inconsistent shapes")
+    if M * C == 0:
+        return
+    if N * dy.shape[2] * dy.shape[3] == 0 or C * x.shape[2] * x.shape[3] == 0:
+        dw[...] = 0
+        return
+    with nogil:
+        rc = fc_winograd_f23_wgrad(&x[0, 0, 0, 0], N, C, x.shape[2], x.shape[3], &dy[0, 0, 0, 0],
+                                   M, dy.shape[2], dy.shape[3], pt, pl, &S[0, 0, 0, 0],
+                                   &dw[0, 0], n_threads)
+    if rc != 0:
+        raise MemoryError("winograd_conv3x3_wgrad: cannot allocate scratch")
     check_gemm()

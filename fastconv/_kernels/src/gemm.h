@@ -135,11 +135,17 @@ void fc_dw_bwd_padded_f32(const float *xp, float *dxp, fc_int PWD, const float *
                           fc_int dw, double *dw_acc, float *row, float *lanes);
 
 /* winograd.c: F(2x2, 3x3) convolution (stride 1, dilation 1, groups 1, float32). */
-void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U);
+void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U, int nthreads);
 fc_int fc_winograd_block(fc_int C, fc_int M);
 int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *U,
                     fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
                     const float *bias, int relu, int nthreads);
+/* Its weight gradient; S is scratch of fc_winograd_wgrad_chunks() * 16 * M * C floats. */
+#define FC_WGRAD_CHUNKS 8
+fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW);
+int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
+                          const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                          float *S, float *dw, int nthreads);
 
 /* pool.c: 2x2 / stride-2 pooling planes (float32). */
 void fc_max2x2_fwd(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,

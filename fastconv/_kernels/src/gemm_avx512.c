@@ -8,8 +8,10 @@
 #pragma GCC target("avx512f,fma")
 #include <immintrin.h>
 
-/* MR rows x NV zmm columns of accumulators (MR*NV <= 28).  Instantiated below. */
-#define DEFINE_SUKR_AVX512(NAME, MR, NV)                                                   \
+/* MR rows x NV zmm columns of accumulators (MR*NV <= 28), reading packed B rows BS
+ * floats apart (BS >= 16*NV: a narrow kernel can sweep the left part of a wider panel).
+ * Instantiated below. */
+#define DEFINE_SUKR_AVX512(NAME, MR, NV, BS)                                               \
 static void NAME(fc_int k, const float *restrict a, const float *restrict b,               \
                  float *restrict c, fc_int ldc, int m, int n, float alpha, float beta)     \
 {                                                                                          \
@@ -22,7 +24,7 @@ static void NAME(fc_int k, const float *restrict a, const float *restrict b,    
         __m512 bv[NV];                                                                     \
         _Pragma("GCC unroll 4")                                                            \
         for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);                  \
-        _mm_prefetch((const char *)(b + 8 * 16 * NV), _MM_HINT_T0);                        \
+        _mm_prefetch((const char *)(b + 8 * BS), _MM_HINT_T0);                             \
         _Pragma("GCC unroll 16")                                                           \
         for (int i = 0; i < MR; i++) {                                                     \
             __m512 ai = _mm512_set1_ps(a[i]);                                              \
@@ -30,7 +32,7 @@ static void NAME(fc_int k, const float *restrict a, const float *restrict b,    
             for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);\
         }                                                                                  \
         a += MR;                                                                           \
-        b += 16 * NV;                                                                      \
+        b += BS;                                                                           \
     }                                                                                      \
     __mmask16 km[NV];                                                                      \
     for (int v = 0; v < NV; v++) {                                                         \
@@ -54,7 +56,23 @@ static void NAME(fc_int k, const float *restrict a, const float *restrict b,    
 
 /* 8x48 measured best here (12x32, 6x64 and 4x96 were tried): it divides the common
  * 64/128/256 channel counts and needs 8 broadcasts per 24 FMAs. */
-DEFINE_SUKR_AVX512(sukr_avx512_8x48, 8, 3)
+DEFINE_SUKR_AVX512(sukr_avx512_8x48_full, 8, 3, 48)
+DEFINE_SUKR_AVX512(sukr_avx512_8x32_of48, 8, 2, 48)
+DEFINE_SUKR_AVX512(sukr_avx512_8x16_of48, 8, 1, 48)
+
+/* An edge panel of 16 or 32 live columns (64- and 128-channel outputs: 48 + 16,
+ * 96 + 32) skips the all-zero vectors instead of multiplying them.  Each column's
+ * arithmetic is the same in all three, so the bits do not depend on the panel width. */
+static void sukr_avx512_8x48(fc_int k, const float *restrict a, const float *restrict b,
+                             float *restrict c, fc_int ldc, int m, int n, float alpha, float beta)
+{
+    if (n <= 16)
+        sukr_avx512_8x16_of48(k, a, b, c, ldc, m, n, alpha, beta);
+    else if (n <= 32)
+        sukr_avx512_8x32_of48(k, a, b, c, ldc, m, n, alpha, beta);
+    else
+        sukr_avx512_8x48_full(k, a, b, c, ldc, m, n, alpha, beta);
+}
 
 #define UKR_T double
 #define UKR_MR 8

@@ -19,6 +19,15 @@ static void FC_CAT(pack_a_, FC_T)(fc_int mc, fc_int kc, const FC_T *A, fc_int rs
     FC_T *dst = Ap + ip * mr * kc;
     const FC_T *src = A + i0 * rsa;
     if (csa == 1) {
+#ifdef FC_TRANSPOSE8
+        if (mr == 8 && m == 8 && FC_HAS_TRANSPOSE8()) {
+            fc_int p = 0;
+            for (; p + 8 <= kc; p += 8) FC_TRANSPOSE8(src + p, rsa, dst + p * 8, 8);
+            for (; p < kc; p++)
+                for (int i = 0; i < 8; i++) dst[p * 8 + i] = src[i * rsa + p];
+            return;
+        }
+#endif
         for (int i = 0; i < m; i++) {
             const FC_T *row = src + i * rsa;
             for (fc_int p = 0; p < kc; p++) dst[p * mr + i] = row[p];
@@ -48,7 +57,17 @@ static void FC_CAT(pack_b_matrix_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int k
             for (int j = n; j < nr; j++) d[j] = 0;
         }
     } else if (rs == 1) {           /* transposed operand: read columns contiguously */
-        for (int j = 0; j < n; j++) {
+        int j = 0;
+#ifdef FC_TRANSPOSE8
+        if (FC_HAS_TRANSPOSE8())
+            for (; j + 8 <= n; j += 8) {
+                fc_int p = 0;
+                for (; p + 8 <= kc; p += 8) FC_TRANSPOSE8(src + j * cs + p, cs, dst + p * nr + j, nr);
+                for (; p < kc; p++)
+                    for (int r = 0; r < 8; r++) dst[p * nr + j + r] = src[(j + r) * cs + p];
+            }
+#endif
+        for (; j < n; j++) {
             const FC_T *col = src + j * cs;
             for (fc_int p = 0; p < kc; p++) dst[p * nr + j] = col[p];
         }

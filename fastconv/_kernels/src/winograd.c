@@ -100,6 +100,37 @@ static void w_output_tiles_avx512(const float *restrict Mx, fc_int ms, int n, fl
         _mm512_mask_storeu_ps(dst + 16, k1, _mm512_permutex2var_ps(a, hi, b));
     }
 }
+static void w_grad_tiles_avx512(const float *restrict dy, fc_int OH, fc_int OW, fc_int oh0,
+                                fc_int ow0, int n, float *restrict Z, fc_int zs)
+{
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    fc_int cols = 2 * (fc_int)n;
+    if (ow0 + cols > OW) cols = OW - ow0;
+    __mmask16 k0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    __mmask16 k1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+    __m512 h[2][4], zero = _mm512_setzero_ps();
+    for (int r = 0; r < 2; r++) {
+        __m512 a = zero, b = zero;
+        if (oh0 + r < OH) {
+            const float *row = dy + (oh0 + r) * OW + ow0;
+            a = _mm512_maskz_loadu_ps(k0, row);
+            b = _mm512_maskz_loadu_ps(k1, row + 16);
+        }
+        __m512 e = _mm512_permutex2var_ps(a, ev, b), o = _mm512_permutex2var_ps(a, od, b);
+        h[r][0] = e;
+        h[r][1] = _mm512_add_ps(e, o);
+        h[r][2] = _mm512_sub_ps(e, o);
+        h[r][3] = _mm512_sub_ps(zero, o);
+    }
+    __mmask16 km = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    for (int k = 0; k < 4; k++) {
+        _mm512_mask_storeu_ps(Z + (0 * 4 + k) * zs, km, h[0][k]);
+        _mm512_mask_storeu_ps(Z + (1 * 4 + k) * zs, km, _mm512_add_ps(h[0][k], h[1][k]));
+        _mm512_mask_storeu_ps(Z + (2 * 4 + k) * zs, km, _mm512_sub_ps(h[0][k], h[1][k]));
+        _mm512_mask_storeu_ps(Z + (3 * 4 + k) * zs, km, _mm512_sub_ps(zero, h[1][k]));
+    }
+}
 #pragma GCC pop_options
 #define WPICK(fn) (fc_isa() == FC_ISA_AVX512 ? w_##fn##_avx512 : \
                    fc_isa() == FC_ISA_AVX2 ? w_##fn##_avx2 : w_##fn##_generic)
@@ -108,8 +139,10 @@ static void w_output_tiles_avx512(const float *restrict Mx, fc_int ms, int n, fl
 #endif
 
 /* U[xi][m][c] = (G g[m][c] G^T)[xi] */
-void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U)
+void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U, int nthreads)
 {
+    if (nthreads < 1 || (double)M * C < 4096) nthreads = 1;
+    #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
     for (fc_int m = 0; m < M; m++)
         for (fc_int c = 0; c < C; c++) {
             const float *k = g + (m * C + c) * 9;
@@ -196,6 +229,90 @@ int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
                                         y + (n * M + m) * OH * OW, OH, OW, 2 * th, 2 * tw,
                                         bias ? bias[m] : 0.0f, relu);
                 t += run;
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW)
+{
+    fc_int T = N * ((OH + 1) / 2) * ((OW + 1) / 2), TB = fc_winograd_block(C, M);
+    fc_int nblocks = (T + TB - 1) / TB;
+    return nblocks < FC_WGRAD_CHUNKS ? nblocks : FC_WGRAD_CHUNKS;
+}
+
+/* dw (M, C, 3, 3) = the weight gradient of fc_winograd_f23, dL/dg = G^T S G with
+ * S[xi][m][c] = sum over tiles of (A dY A^T)[xi] (B^T d B)[xi].  Tiles go in the forward's
+ * blocks; the blocks are dealt in fc_winograd_wgrad_chunks() contiguous chunks (a count
+ * fixed by the shapes), each summed by one thread into its own S slice, and the slices
+ * are added in chunk order: the bits never depend on the thread count.
+ * S: scratch of chunks * 16 * M * C floats.  Returns 0, or -1 if scratch failed. */
+int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
+                          const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                          float *S, float *dw, int nthreads)
+{
+    fc_int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = N * TH * TW;
+    fc_int TB = fc_winograd_block(C, M), nblocks = (T + TB - 1) / TB;
+    fc_int nchunk = fc_winograd_wgrad_chunks(N, C, M, OH, OW), MC = M * C;
+    int failed = 0;
+    if (T == 0) {
+        memset(dw, 0, (size_t)MC * 9 * sizeof(float));
+        return 0;
+    }
+    if (nthreads < 1) nthreads = 1;
+    if (nchunk < nthreads) nthreads = (int)nchunk;
+    #pragma omp parallel num_threads(nthreads) if (nthreads > 1) reduction(|:failed)
+    {
+        float *V = w_scratch((size_t)16 * (C + M) * TB);
+        float *Z = V ? V + (size_t)16 * C * TB : NULL;
+        if (!V) failed = 1;
+        #pragma omp for schedule(static)
+        for (fc_int ch = 0; ch < nchunk; ch++) {
+            if (!V) continue;
+            float *Sc = S + ch * 16 * MC;
+            fc_int b0 = ch * nblocks / nchunk, b1 = (ch + 1) * nblocks / nchunk;
+            for (fc_int blk = b0; blk < b1; blk++) {
+                fc_int t0 = blk * TB, t1 = t0 + TB < T ? t0 + TB : T, nt = t1 - t0;
+                for (fc_int t = t0; t < t1;) {
+                    fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
+                    int run = (int)(TW - tw < 16 ? TW - tw : 16);
+                    if (run > t1 - t) run = (int)(t1 - t);
+                    for (fc_int c = 0; c < C; c++)
+                        WPICK(input_tiles)(x + (n * C + c) * H * W, H, W, 2 * th - pt,
+                                           2 * tw - pl, run, V + c * TB + (t - t0), C * TB);
+                    for (fc_int m = 0; m < M; m++)
+                        WPICK(grad_tiles)(dy + (n * M + m) * OH * OW, OH, OW, 2 * th, 2 * tw,
+                                          run, Z + m * TB + (t - t0), M * TB);
+                    t += run;
+                }
+                /* S[xi] (M x C) += Z[xi] (M x nt) @ V[xi]^T (nt x C) */
+                for (int xi = 0; xi < 16; xi++)
+                    fc_sgemm(M, C, nt, 1.0f, Z + (fc_int)xi * M * TB, TB, 1,
+                             V + (fc_int)xi * C * TB, 1, TB, blk == b0 ? 0.0f : 1.0f,
+                             Sc + xi * MC, C, 1);
+            }
+        }
+        #pragma omp for schedule(static)
+        for (fc_int e = 0; e < MC; e++) {
+            float s[16], r[3][4];
+            for (int xi = 0; xi < 16; xi++) {
+                float acc = S[xi * MC + e];
+                for (fc_int ch = 1; ch < nchunk; ch++) acc += S[(ch * 16 + xi) * MC + e];
+                s[xi] = acc;
+            }
+            for (int j = 0; j < 4; j++) {        /* G^T S */
+                float p = s[4 + j] + s[8 + j], q = s[4 + j] - s[8 + j];
+                r[0][j] = s[j] + 0.5f * p;
+                r[1][j] = 0.5f * q;
+                r[2][j] = 0.5f * p + s[12 + j];
+            }
+            float *o = dw + e * 9;
+            for (int a = 0; a < 3; a++) {        /* (G^T S) G */
+                float p = r[a][1] + r[a][2], q = r[a][1] - r[a][2];
+                o[a * 3 + 0] = r[a][0] + 0.5f * p;
+                o[a * 3 + 1] = 0.5f * q;
+                o[a * 3 + 2] = 0.5f * p + r[a][3];
             }
         }
     }

@@ -99,4 +99,36 @@ static void W_NAME(output_tiles)(const float *restrict Mx, fc_int ms, int n, flo
         }
     }
 }
+/* Z[xi*zs + j] = (A dY A^T)[xi] for j < n tiles of one row of tiles (weight gradients):
+ * the 2x2 output-gradient tile at rows oh0, oh0+1 and columns ow0.., zero past OH, OW. */
+static void W_NAME(grad_tiles)(const float *restrict dy, fc_int OH, fc_int OW, fc_int oh0,
+                               fc_int ow0, int n, float *restrict Z, fc_int zs)
+{
+    float h[2][4][WL];
+    fc_int cols = 2 * (fc_int)n;
+    if (ow0 + cols > OW) cols = OW - ow0;
+    for (int r = 0; r < 2; r++) {
+        float buf[2 * WL];
+        for (int q = 0; q < 2 * WL; q++) buf[q] = 0;
+        if (oh0 + r < OH)
+            for (fc_int q = 0; q < cols; q++) buf[q] = dy[(oh0 + r) * OW + ow0 + q];
+        for (int q = 0; q < WL; q++) {
+            float e = buf[2 * q], o = buf[2 * q + 1];
+            h[r][0][q] = e;
+            h[r][1][q] = e + o;
+            h[r][2][q] = e - o;
+            h[r][3][q] = 0.0f - o;
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        float *z0 = Z + (0 * 4 + k) * zs, *z1 = Z + (1 * 4 + k) * zs;
+        float *z2 = Z + (2 * 4 + k) * zs, *z3 = Z + (3 * 4 + k) * zs;
+        for (int q = 0; q < n; q++) {
+            z0[q] = h[0][k][q];
+            z1[q] = h[0][k][q] + h[1][k][q];
+            z2[q] = h[0][k][q] - h[1][k][q];
+            z3[q] = 0.0f - h[1][k][q];
+        }
+    }
+}
 #undef WL

@@ -93,8 +93,10 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
     left, right), possibly negative.  Returns y (N, M, OH, OW) and the state its
     gradients need: (kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)).
 
-    Paths: 3x3 stride-1 float32 layers with >= 16 channels use Winograd F(2x2, 3x3)
-    (16 instead of 36 multiplies per output pair of rows and columns); other stride-1
+    Paths: 3x3 stride-1 float32 layers with >= 16 channels use Winograd: F(4x4, 3x3)
+    (36 multiplies per 4x4 outputs instead of 144) on planes of at least 32x32 with
+    enough tiles, F(2x2, 3x3) (16 per 2x2 instead of 36) on smaller ones, whose short
+    tile rows would leave most of F(4x4)'s 16-lane transforms idle; other stride-1
     layers run on the padded width (im2col packing becomes plain copies); the rest
     gather im2col patches inside the GEMM's packing."""
     N, C, H, W = big.shape
@@ -107,10 +109,15 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
             and _norm.plane_sums_finite(big.reshape(N * C, H * W), nt)):
         # (Winograd's input transform subtracts inputs: an Inf would become NaN where a
         # direct convolution gives +-Inf, so non-finite inputs take the direct path)
-        U = np.empty((16, M, C), np.float32)
-        _gemm.winograd_weights(w, U, nt)
         y = _empty((N, M, OH, OW), np.float32)
-        _gemm.winograd_conv3x3(big, U, b, y, pt, pl, relu, nt)
+        if min(OH, OW) >= 32 and N * ((OH + 3) // 4) * ((OW + 3) // 4) >= 256:
+            Up = np.empty(_gemm.winograd43_weights_size(M, C), np.float32)
+            _gemm.winograd43_weights(w, Up, nt)
+            _gemm.winograd43_conv3x3(big, Up, M, b, y, pt, pl, relu, nt)
+        else:
+            U = np.empty((16, M, C), np.float32)
+            _gemm.winograd_weights(w, U, nt)
+            _gemm.winograd_conv3x3(big, U, b, y, pt, pl, relu, nt)
         # weight grads read straight from the input: no padded copy to keep or build
         return y, ("winograd", big, geom)
     w2 = w.reshape(M, -1)

@@ -223,6 +223,54 @@ def test_winograd_3x3_matches_float64_and_torch(shape, pad, bias, rng):
     assert_close(m(x), m64(x.astype(np.float64)), 1e-5, "winograd vs float64")
 
 
+@pytest.mark.parametrize("shape,cout,pad,bias", [((3, 16, 33, 40), 20, 1, True),
+                                                  ((2, 24, 32, 70), 26, 2, False),
+                                                  ((3, 32, 35, 37), 16, (0, 2), True),
+                                                  ((1, 64, 64, 64), 64, 1, False)])
+def test_winograd_f4x4_planes_match_float64_and_torch(shape, cout, pad, bias, rng, monkeypatch):
+    """Planes of 32x32 and more (with >= 256 tiles) take Winograd F(4x4, 3x3), whose
+    weights go straight into the micro-kernel's panels: partial tiles at the right and
+    bottom, output channels that do not fill a panel, every padding."""
+    from fastconv._kernels import _gemm
+    calls = []
+    real = _gemm.winograd43_conv3x3
+    monkeypatch.setattr(_gemm, "winograd43_conv3x3",
+                        lambda *a: calls.append(a[0].shape) or real(*a))
+    c = shape[1]
+    m = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
+    m64 = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
+    m64.load_state_dict(m.state_dict())
+    m64.double()
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = m(x)
+    assert calls, "expected the F(4x4, 3x3) path"
+    assert_close(y, m64(x.astype(np.float64)), 1e-5, "winograd F(4x4) vs float64")
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = m.backward(gy)
+    assert_close(gx, m64.backward(gy.astype(np.float64)), 1e-5, "grad input vs float64")
+    assert_close(m.weight.grad, m64.weight.grad, 1e-5, "grad weight vs float64")
+    torch = pytest.importorskip("torch")
+    t = torch.nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
+    check_vs_torch(m, t, x)
+
+
+def test_winograd_f4x4_folded_relu_inference(rng):
+    """Eval-mode ConvBlock folds BatchNorm into the F(4x4, 3x3) weights and applies bias
+    and ReLU in the output transform."""
+    blk = fc.models.ConvBlock(16, 24)
+    blk.bn.running_mean[:] = rng.standard_normal(24).astype(np.float32)
+    blk.bn.running_var[:] = rng.uniform(0.5, 2, 24).astype(np.float32)
+    blk.eval()
+    x = rng.standard_normal((3, 16, 40, 48)).astype(np.float32)
+    with fc.no_grad():
+        y = blk(x)
+    ref = blk.double()
+    with fc.no_grad():
+        r = ref(x.astype(np.float64))
+    assert (y >= 0).all()
+    assert_close(y, r, 1e-5, "folded conv-bn-relu")
+
+
 @pytest.mark.parametrize("shape,cout,pad", [((3, 16, 33, 70), 20, 1), ((2, 64, 17, 9), 32, 0),
                                              ((20, 16, 30, 30), 24, (2, 1)), ((1, 32, 1, 1), 16, 1)])
 def test_winograd_weight_grad_matches_float64(shape, cout, pad, rng):

@@ -54,6 +54,7 @@ def test_training_bitwise_identical_for_1_2_and_3_threads():
 @pytest.mark.parametrize("make,shape", [
     (lambda: fc.nn.Conv2d(8, 16, 3, padding=1, groups=2), (20, 8, 9, 9)),
     (lambda: fc.nn.Conv2d(16, 24, 3, padding=1), (20, 16, 30, 30)),
+    (lambda: fc.nn.Conv2d(16, 20, 3, padding=1), (6, 16, 40, 36)),        # Winograd F(4x4)
     (lambda: fc.nn.Conv2d(16, 32, 3, padding=1, groups=16), (20, 16, 30, 30)),
     (lambda: fc.nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=16), (20, 16, 30, 30)),
     (lambda: fc.nn.MaxPool2d(2), (20, 8, 30, 30)),

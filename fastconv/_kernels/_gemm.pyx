@@ -42,6 +42,11 @@ cdef extern from "gemm.h":
     int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *U,
                         fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
                         const float *bias, int relu, int nthreads) nogil
+    size_t fc_winograd43_weights_size(fc_int M, fc_int C) nogil
+    void fc_winograd43_weights(const float *g, fc_int M, fc_int C, float *Up, int nthreads) nogil
+    int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
+                        fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                        const float *bias, int relu, int nthreads) nogil
     fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW) nogil
     int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
                               const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt,
@@ -164,6 +169,44 @@ def winograd_conv3x3(const float[:, :, :, ::1] x, const float[:, :, ::1] U, cons
     if rc != 0:
         raise MemoryError("winograd_conv3x3: cannot allocate scratch")
     check_gemm()
+
+
+def winograd43_weights_size(Py_ssize_t M, Py_ssize_t C):
+    """Length of winograd43_weights' output for M output and C input channels."""
+    return fc_winograd43_weights_size(M, C)
+
+
+def winograd43_weights(const float[:, :, :, ::1] w, float[::1] Up, int n_threads=1):
+    """The F(4x4, 3x3) transform of 3x3 weights w (M, C, 3, 3) IN, written into the GEMM
+    micro-kernel's packed panels: Up (winograd43_weights_size(M, C),) OUT."""
+    if w.shape[2] != 3 or w.shape[3] != 3 \
+            or <size_t>Up.shape[0] != fc_winograd43_weights_size(w.shape[0], w.shape[1]):
+        raise ValueError("winograd43_weights: expected w (M, C, 3, 3) and Up of "
+                         "winograd43_weights_size(M, C)")
+    if Up.shape[0] == 0:
+        return
+    with nogil:
+        fc_winograd43_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], &Up[0], n_threads)
+
+
+def winograd43_conv3x3(const float[:, :, :, ::1] x, const float[::1] Up, Py_ssize_t M,
+                       const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
+                       Py_ssize_t pl, bint relu, int n_threads):
+    """y = relu?(conv3x3(x) + bias), stride 1, by Winograd F(4x4, 3x3).  x (N, C, H, W) IN;
+    Up from winograd43_weights IN; bias (M,) or None; y (N, M, OH, OW) OUT; the padding
+    is (pt, pl) at the top/left, the bottom/right implied by OH, OW."""
+    cdef const float *bp = &bias[0] if bias is not None else NULL
+    cdef int rc
+    if y.shape[1] != M or <size_t>Up.shape[0] != fc_winograd43_weights_size(M, x.shape[1]):
+        raise ValueError("winograd43_conv3x3: inconsistent shapes")
+    if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
+        return
+    with nogil:
+        rc = fc_winograd_f43(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                             &Up[0], M, &y[0, 0, 0, 0], y.shape[2], y.shape[3], pt, pl, bp,
+                             relu, n_threads)
+    if rc != 0:
+        raise MemoryError("winograd43_conv3x3: cannot allocate scratch")
 
 
 def winograd_wgrad_scratch_shape(Py_ssize_t N, Py_ssize_t C, Py_ssize_t M, Py_ssize_t OH,

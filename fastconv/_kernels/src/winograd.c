@@ -11,19 +11,27 @@
 #include <string.h>
 #include "gemm.h"
 
+/* The transforms copy 16-lane rows in loops: keep them as vector moves, not memcpy calls */
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+
 #define W_NAME(x) w_##x##_generic
 #include "winograd_impl.h"
+#include "winograd43_impl.h"
 #undef W_NAME
 #if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define W_NAME(x) w_##x##_avx2
 #include "winograd_impl.h"
+#include "winograd43_impl.h"
 #undef W_NAME
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl")
 #include <immintrin.h>
+#define W_NAME(x) w_##x##_avx512
+#include "winograd43_impl.h"
+#undef W_NAME
 /* AVX-512: the even/odd column split and the output interleave are two-source permutes
  * (GCC leaves them scalar); everything else is the template's arithmetic. */
 static void w_input_tiles_avx512(const float *restrict plane, fc_int H, fc_int W, fc_int ih0,
@@ -313,6 +321,141 @@ int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W
                 o[a * 3 + 0] = r[a][0] + 0.5f * p;
                 o[a * 3 + 1] = 0.5f * q;
                 o[a * 3 + 2] = 0.5f * p + r[a][3];
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- F(4x4, 3x3)
+ * Same plan as F(2x2, 3x3) with 36 transformed planes, but no GEMM packing at all:
+ * the weight transform writes U straight into the micro-kernel's A panels (once per
+ * call), the input transform writes V straight into its B panels, and the driver
+ * calls the micro-kernel itself.  A block of tiles is owned by one thread, so the
+ * bits never depend on the thread count. */
+
+static fc_int w43_panels(fc_int M, int mr) { return (M + mr - 1) / mr; }
+
+size_t fc_winograd43_weights_size(fc_int M, fc_int C)
+{
+    const fc_skernel_t *kd = fc_skernel();
+    return (size_t)36 * w43_panels(M, kd->mr) * kd->mr * (size_t)C;
+}
+
+/* G x for the three taps x0, x1, x2 (one column or row of a kernel). */
+#define W43_G(x0, x1, x2, o)                                             \
+    do {                                                                 \
+        const float s6 = 1.0f / 6.0f, s12 = 1.0f / 12.0f, s24 = 1.0f / 24.0f; \
+        float e = (x0) + (x2);                                           \
+        o[0] = 0.25f * (x0);                                             \
+        o[1] = -s6 * (e + (x1));                                         \
+        o[2] = -s6 * (e - (x1));                                         \
+        o[3] = s24 * (x0) + s12 * (x1) + s6 * (x2);                      \
+        o[4] = s24 * (x0) - s12 * (x1) + s6 * (x2);                      \
+        o[5] = (x2);                                                     \
+    } while (0)
+
+/* Up[((xi * panels + ip) * C + c) * mr + i] = (G g[ip*mr + i][c] G^T)[xi], zero rows
+ * past M.  The 36 planes lie a power of two apart, and scattering each filter's values
+ * across them thrashes the cache sets: filters are transformed 16 channels at a time
+ * into a small buffer, then copied out plane by plane. */
+void fc_winograd43_weights(const float *g, fc_int M, fc_int C, float *Up, int nthreads)
+{
+    enum { CB = 16, MRMAX = 16 };
+    const int mr = fc_skernel()->mr;
+    const fc_int np = w43_panels(M, mr);
+    if (nthreads < 1 || (double)M * C < 4096) nthreads = 1;
+    #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
+    for (fc_int ip = 0; ip < np; ip++)
+        for (fc_int c0 = 0; c0 < C; c0 += CB) {
+            float buf[36][CB * MRMAX];
+            int cb = (int)(C - c0 < CB ? C - c0 : CB);
+            for (int cc = 0; cc < cb; cc++)
+                for (int i = 0; i < mr; i++) {
+                    fc_int m = ip * mr + i;
+                    float u[6][6];
+                    if (m < M) {
+                        const float *k = g + (m * C + c0 + cc) * 9;
+                        float t[3][6];                   /* t[j] = G (column j of g) */
+                        for (int j = 0; j < 3; j++) W43_G(k[j], k[3 + j], k[6 + j], t[j]);
+                        for (int r = 0; r < 6; r++) W43_G(t[0][r], t[1][r], t[2][r], u[r]);
+                    } else {
+                        memset(u, 0, sizeof u);
+                    }
+                    for (int xi = 0; xi < 36; xi++) buf[xi][cc * mr + i] = u[xi / 6][xi % 6];
+                }
+            for (int xi = 0; xi < 36; xi++)
+                memcpy(Up + ((xi * np + ip) * C + c0) * mr, buf[xi], (size_t)cb * mr * sizeof(float));
+        }
+}
+
+/* Tiles per block: a multiple of the micro-kernel's NR, V and Mx near the L2 size. */
+static fc_int w43_block(fc_int C, fc_int M, int nr)
+{
+    fc_int tb = (fc_int)(2048 * 1024 / (144 * (C + M))) / nr * nr;
+    fc_int lo = nr * ((48 + nr - 1) / nr), hi = nr * (480 / nr);
+    return tb < lo ? lo : tb > hi ? hi : tb;
+}
+
+int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
+                    fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                    const float *bias, int relu, int nthreads)
+{
+    const fc_skernel_t *kd = fc_skernel();
+    const int mr = kd->mr, nr = kd->nr;
+    fc_int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = N * TH * TW;
+    fc_int TB = w43_block(C, M, nr), nblocks = (T + TB - 1) / TB;
+    fc_int njp = TB / nr, nip = w43_panels(M, mr);
+    fc_int vs = njp * C * nr;                       /* between transformed planes of V */
+    int failed = 0;
+    if (T == 0) return 0;
+    if (nthreads < 1) nthreads = 1;
+    if (nblocks < nthreads) nthreads = (int)nblocks;
+    #pragma omp parallel num_threads(nthreads) if (nthreads > 1) reduction(|:failed)
+    {
+        float *V = w_scratch((size_t)36 * (C + M) * TB);
+        float *Mx = V ? V + (size_t)36 * C * TB : NULL;
+        if (!V) failed = 1;
+        #pragma omp for schedule(static)
+        for (fc_int blk = 0; blk < nblocks; blk++) {
+            if (!V) continue;
+            fc_int t0 = blk * TB, t1 = t0 + TB < T ? t0 + TB : T, nt = t1 - t0;
+            /* input transform into B panels: runs of tiles along a tile row that stay
+             * inside one 16-lane group and one panel */
+            for (fc_int t = t0; t < t1;) {
+                fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
+                fc_int tt = t - t0, run = TW - tw;
+                if (run > t1 - t) run = t1 - t;
+                if (run > 16 - tt % 16) run = 16 - tt % 16;
+                if (run > nr - tt % nr) run = nr - tt % nr;
+                float *dst = V + (tt / nr) * C * nr + tt % nr;
+                for (fc_int c = 0; c < C; c++)
+                    WPICK(input43)(x + (n * C + c) * H * W, H, W, 4 * th - pt, 4 * tw - pl,
+                                   (int)run, dst + c * nr, vs);
+                t += run;
+            }
+            /* Mx[xi] (M x nt) = U[xi] (M x C) @ V[xi] (C x nt), panel by panel */
+            for (int xi = 0; xi < 36; xi++)
+                for (fc_int jp = 0; jp * nr < nt; jp++) {
+                    int n = (int)(nt - jp * nr < nr ? nt - jp * nr : nr);
+                    const float *b = V + (fc_int)xi * vs + jp * C * nr;
+                    for (fc_int ip = 0; ip < nip; ip++) {
+                        int m = (int)(M - ip * mr < mr ? M - ip * mr : mr);
+                        kd->ukr(C, Up + ((xi * nip + ip) * C) * mr, b,
+                                Mx + ((fc_int)xi * M + ip * mr) * TB + jp * nr, TB, m, n,
+                                1.0f, 0.0f);
+                    }
+                }
+            /* output transform */
+            for (fc_int t = t0; t < t1;) {
+                fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
+                int run = (int)(TW - tw < 16 ? TW - tw : 16);
+                if (run > t1 - t) run = (int)(t1 - t);
+                for (fc_int m = 0; m < M; m++)
+                    WPICK(output43)(Mx + m * TB + (t - t0), M * TB, run,
+                                    y + (n * M + m) * OH * OW, OH, OW, 4 * th, 4 * tw,
+                                    bias ? bias[m] : 0.0f, relu);
+                t += run;
             }
         }
     }

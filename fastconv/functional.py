@@ -88,7 +88,7 @@ def _dw_scratch(OH, OW, KH, KW, dh, dw, nt):
     return _empty((nt, _conv.dw_padded_geometry(OH, OW, KH, KW, dh, dw)[3]), np.float32)
 
 
-def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
+def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt, finite=None):
     """GEMM convolution of big (N, C, H, W) with w (M, C/G, KH, KW); pads (top, bottom,
     left, right), possibly negative.  Returns y (N, M, OH, OW) and the state its
     gradients need: (kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)).
@@ -98,7 +98,8 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
     enough tiles, F(2x2, 3x3) (16 per 2x2 instead of 36) on smaller ones, whose short
     tile rows would leave most of F(4x4)'s 16-lane transforms idle; other stride-1
     layers run on the padded width (im2col packing becomes plain copies); the rest
-    gather im2col patches inside the GEMM's packing."""
+    gather im2col patches inside the GEMM's packing.  finite: whether big is known to
+    hold no NaN/Inf (None: check when it matters)."""
     N, C, H, W = big.shape
     M, Cg, KH, KW = w.shape
     (sh, sw), (dh, dw) = stride, dilation
@@ -106,7 +107,7 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt):
     geom = (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw)
     if (big.dtype == np.float32 and (KH, KW, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1)
             and groups == 1 and C >= 16 and M >= 16 and min(pads) >= 0
-            and _norm.plane_sums_finite(big.reshape(N * C, H * W), nt)):
+            and (_all_finite(big, nt) if finite is None else finite)):
         # (Winograd's input transform subtracts inputs: an Inf would become NaN where a
         # direct convolution gives +-Inf, so non-finite inputs take the direct path)
         y = _empty((N, M, OH, OW), np.float32)
@@ -152,7 +153,13 @@ def _padded_source(big, pads, Cg, KH, KW, dh, dw, nt):
     return flat, image, _conv.padded_offsets(Cg, KH, KW, PH, PW, dh, dw), PW, gsize
 
 
-def _conv_gemm_wgrad(state, gy, groups, wshape, nt):
+def _all_finite(a, nt):
+    """No NaN/Inf in a float32 (N, C, H, W) array (one pass)."""
+    N, C, H, W = a.shape
+    return _norm.plane_sums_finite(a.reshape(N * C, H * W), nt)
+
+
+def _conv_gemm_wgrad(state, gy, groups, wshape, nt, finite=None):
     """Weight gradient (M, C/G, KH, KW) of a _conv_gemm call, given d out (N, M, OH, OW)."""
     kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw) = state
     dw2 = _empty((wshape[0], int(np.prod(wshape[1:]))), gy.dtype)
@@ -161,7 +168,7 @@ def _conv_gemm_wgrad(state, gy, groups, wshape, nt):
     # the per-chunk partial sums (chunks x 16 x M x C) stay small next to the work; a
     # non-finite gy goes direct, as non-finite inputs do in the forward
     if (kind == "winograd" and M * C <= 128 * 128
-            and _norm.plane_sums_finite(gy.reshape(-1, gy.shape[2] * gy.shape[3]), nt)):
+            and (_all_finite(gy, nt) if finite is None else finite)):
         S = _empty(_gemm.winograd_wgrad_scratch_shape(gy.shape[0], C, M, gy.shape[2],
                                                       gy.shape[3]), np.float32)
         _gemm.winograd_conv3x3_wgrad(data, gy, S, dw2, pt, pl, nt)
@@ -181,7 +188,7 @@ def _conv_gemm_wgrad(state, gy, groups, wshape, nt):
     return dw2.reshape(wshape)
 
 
-def _conv_gemm_input_grad(state, w, gy, groups, big_shape, nt):
+def _conv_gemm_input_grad(state, w, gy, groups, big_shape, nt, finite=None):
     """d big of a _conv_gemm call: at stride 1 the flipped-weight convolution of gy
     (the same fast path as a forward); otherwise a GEMM then col2im."""
     kind, data, (KH, KW, sh, sw, pt, pb, pl, pr, dh, dw) = state
@@ -190,7 +197,7 @@ def _conv_gemm_input_grad(state, w, gy, groups, big_shape, nt):
     if sh == sw == 1 and big_shape[1] // groups >= 8:
         pads = (dh * (KH - 1) - pt, dh * (KH - 1) - pb, dw * (KW - 1) - pl, dw * (KW - 1) - pr)
         gx, _ = _conv_gemm(gy, _flip_transpose(w, groups), None, big_shape[2], big_shape[3],
-                           groups, (1, 1), pads, (dh, dw), False, nt)
+                           groups, (1, 1), pads, (dh, dw), False, nt, finite)
         return gx
     gx = _empty(big_shape, gy.dtype)
     geom = (KH, KW, sh, sw, pt, pl, dh, dw)
@@ -239,10 +246,13 @@ def conv2d_backward(ctx, gy, need_input=True, need_weight=True, need_bias=True):
         gb = db_acc.astype(dt) if need_bias else None
         gsrc = gsrc if need_input else None
     else:
+        # both Winograd gradients need gy to be finite: check it once
+        fin = _all_finite(gy, nt) if state[0] == "winograd" and need_input and need_weight \
+            else None
         if need_input:
-            gsrc = _conv_gemm_input_grad(state, w, gy, groups, src_shape, nt)
+            gsrc = _conv_gemm_input_grad(state, w, gy, groups, src_shape, nt, fin)
         if need_weight:
-            gw = _conv_gemm_wgrad(state, gy, groups, w.shape, nt)
+            gw = _conv_gemm_wgrad(state, gy, groups, w.shape, nt, fin)
         if need_bias:
             gb = channel_sum(gy)
     if gsrc is not None:

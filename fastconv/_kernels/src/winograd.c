@@ -149,23 +149,33 @@ static void w_grad_tiles_avx512(const float *restrict dy, fc_int OH, fc_int OW, 
 /* U[xi][m][c] = (G g[m][c] G^T)[xi] */
 void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U, int nthreads)
 {
+    /* the 16 planes lie M*C apart (often a power of two): one filter's 16 values would
+     * land in one cache set, so 64 channels at a time are staged and copied out per plane */
+    enum { CB = 64 };
     if (nthreads < 1 || (double)M * C < 4096) nthreads = 1;
     #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
     for (fc_int m = 0; m < M; m++)
-        for (fc_int c = 0; c < C; c++) {
-            const float *k = g + (m * C + c) * 9;
-            float t[4][3];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = k[j];
-                t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
-                t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
-                t[3][j] = k[6 + j];
+        for (fc_int c0 = 0; c0 < C; c0 += CB) {
+            float buf[16][CB];
+            int cb = (int)(C - c0 < CB ? C - c0 : CB);
+            for (int cc = 0; cc < cb; cc++) {
+                const float *k = g + (m * C + c0 + cc) * 9;
+                float t[4][3];
+                for (int j = 0; j < 3; j++) {
+                    t[0][j] = k[j];
+                    t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
+                    t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
+                    t[3][j] = k[6 + j];
+                }
+                for (int i = 0; i < 4; i++) {
+                    buf[i * 4 + 0][cc] = t[i][0];
+                    buf[i * 4 + 1][cc] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                    buf[i * 4 + 2][cc] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                    buf[i * 4 + 3][cc] = t[i][2];
+                }
             }
-            for (int i = 0; i < 4; i++) {
-                float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
-                              0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-                for (int j = 0; j < 4; j++) U[((i * 4 + j) * M + m) * C + c] = u[j];
-            }
+            for (int xi = 0; xi < 16; xi++)
+                memcpy(U + (xi * M + m) * C + c0, buf[xi], (size_t)cb * sizeof(float));
         }
 }
 

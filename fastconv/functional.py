@@ -173,7 +173,6 @@ def _conv_gemm_wgrad(state, gy, groups, wshape, nt, finite=None):
                                                       gy.shape[3]), np.float32)
         _gemm.winograd_conv3x3_wgrad(data, gy, S, dw2, pt, pl, nt)
         return dw2.reshape(wshape)
-    scratch = _empty((_conv.wgrad_chunks(gy.shape[0]), dw2.size), gy.dtype)
     if kind == "padded":
         flat, image, off, PW, gsize = data
         N, M, OH, OW = gy.shape
@@ -182,8 +181,11 @@ def _conv_gemm_wgrad(state, gy, groups, wshape, nt, finite=None):
         else:                                    # junk columns must hold zeros
             dypad = _empty((N, M, OH * PW), gy.dtype)
             _conv.widen_columns(gy.reshape(N * M, OH, OW), dypad.reshape(N * M, OH, PW), nt)
+        scratch = _empty((_conv.wgrad_chunks(N), dw2.size), gy.dtype)
         _conv.padded_weight_grad(dypad, flat, image, dw2, scratch, off, groups, gsize, nt)
     else:
+        N, _, OH, OW = gy.shape
+        scratch = _empty((_conv.wgrad_chunks(N, OH * OW), dw2.size), gy.dtype)
         _conv.weight_grad(gy, data, dw2, scratch, groups, KH, KW, sh, sw, pt, pl, dh, dw, nt)
     return dw2.reshape(wshape)
 

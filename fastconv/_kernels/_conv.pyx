@@ -32,13 +32,14 @@ from cython.parallel cimport prange, parallel, threadid
 
 from ._openmp_helpers cimport nthreads_for
 from libc.string cimport memset, memcpy
+from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 
 import numpy as np
 
 from ._gemm cimport (check_gemm, FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, FC_B_OFFSETS, FC_B_OFFSETS_T,
                      fc_bsrc_t, fc_epilogue_t, fc_int,
-                     gemm, gemm_ex)
+                     gemm, gemm_ex, gemm_flag_error)
 
 
 cdef struct Geom:
@@ -47,6 +48,9 @@ cdef struct Geom:
     Py_ssize_t KH, KW, sh, sw, ph, pw, dh, dw
 
 # Chunks for the weight-gradient batch reduction: fixed, so bits do not depend on threads.
+# Output planes under WGRAD_STACK_BELOW pixels stack a chunk's images along K.
+cdef enum:
+    WGRAD_STACK_BELOW = 256
 cdef enum:
     MAX_WGRAD_CHUNKS = 8
 
@@ -65,8 +69,12 @@ cdef void _sum_chunks(floating[:, ::1] part, Py_ssize_t nchunk, floating[:, ::1]
             o[i] = acc
 
 
-def wgrad_chunks(Py_ssize_t n):
-    """Number of batch chunks the weight gradient is reduced over (depends on N only)."""
+def wgrad_chunks(Py_ssize_t n, Py_ssize_t ohw=WGRAD_STACK_BELOW):
+    """Number of batch chunks the weight gradient is reduced over (depends on the batch n
+    and output plane size ohw only); 0 for small planes, whose images all stack into one
+    GEMM that writes the gradient directly."""
+    if ohw < WGRAD_STACK_BELOW:
+        return 0
     return min(n, MAX_WGRAD_CHUNKS)
 
 
@@ -130,6 +138,7 @@ cdef inline fc_bsrc_t conv_source(const floating *big, const Geom *g, Py_ssize_t
     b.g.C = Cg; b.g.H = g.H; b.g.W = g.W; b.g.OH = g.OH; b.g.OW = g.OW
     b.g.KH = g.KH; b.g.KW = g.KW; b.g.sh = g.sh; b.g.sw = g.sw
     b.g.ph = g.ph; b.g.pw = g.pw; b.g.dh = g.dh; b.g.dw = g.dw
+    b.g.nimg = 1; b.g.istride = 0
     return b
 
 
@@ -240,8 +249,30 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
 cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
                        Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t sstride, Py_ssize_t bstride,
                        const Geom *g, Py_ssize_t G, Py_ssize_t Mg, int nt) noexcept nogil:
-    cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, n, grp
+    cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, n, grp, m
+    cdef Py_ssize_t nimg = n1 - n0
     cdef fc_bsrc_t b
+    cdef floating *a
+    if OHW < WGRAD_STACK_BELOW and nimg > 1 and not is_pointwise(g):
+        # small planes: the images stacked along K, one GEMM (a GEMM per image would
+        # have K = OH*OW, and read and write the whole dW block for each)
+        a = <floating *>malloc(Mg * nimg * OHW * sizeof(floating))
+        if a == NULL:
+            gemm_flag_error()
+            return
+        for grp in range(G):
+            for n in range(nimg):
+                for m in range(Mg):
+                    memcpy(a + m * nimg * OHW + n * OHW,
+                           small + (n0 + n) * sstride + (grp * Mg + m) * OHW,
+                           OHW * sizeof(floating))
+            b = conv_source(big + n0 * bstride + grp * Cg * g.H * g.W, g, Cg, True)
+            b.g.nimg = nimg
+            b.g.istride = bstride
+            gemm_ex(Mg, Kg, nimg * OHW, <floating>1, a, nimg * OHW, 1, &b, <floating>0,
+                    dw + grp * Mg * Kg, Kg, NULL, nt)
+        free(a)
+        return
     for n in range(n0, n1):
         for grp in range(G):
             b = conv_source(big + n * bstride + grp * Cg * g.H * g.W, g, Cg, True)
@@ -256,7 +287,7 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
     """dW2_g = sum_n small[n, g] @ im2col(big[n, g])^T, reduced in fixed batch chunks.
 
     small (N, G*Mg, OH, OW) IN; big (N, C, H, W) IN; dw2 (G*Mg, (C/G)*KH*KW) OUT;
-    part (wgrad_chunks(N), dw2.size) scratch for the per-chunk partial sums."""
+    part (wgrad_chunks(N, OH*OW), dw2.size) scratch for the per-chunk partial sums."""
     cdef Py_ssize_t N = big.shape[0], ch, i, n0, n1, c
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
@@ -269,8 +300,16 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
     if N == 0 or sstride == 0 or wsize == 0:
         dw2[...] = 0
         return
+    if g.OH * g.OW < WGRAD_STACK_BELOW:
+        # small planes: every image stacked along K in one GEMM, threaded over its output
+        # tiles (each dW element has one owner and one K order, so no partial sums)
+        with nogil:
+            _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &dw2[0, 0], 0, N, sstride,
+                         bstride, &g, groups, Mg, nt)
+        check_gemm()
+        return
     if part.shape[0] < nchunk or part.shape[1] != wsize:
-        raise ValueError("weight_grad: scratch must be (wgrad_chunks(N), dw2.size)")
+        raise ValueError("weight_grad: scratch must be (wgrad_chunks(N, OH*OW), dw2.size)")
     if outer:
         with nogil:
             for ch in prange(nchunk, schedule='static', num_threads=nt):

@@ -12,7 +12,7 @@ cdef extern from "gemm.h":
         FC_B_OFFSETS
         FC_B_OFFSETS_T
     ctypedef struct fc_conv_geom_t:
-        fc_int C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw
+        fc_int C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, nimg, istride
     ctypedef struct fc_bsrc_t:
         int kind
         const void *ptr
@@ -24,6 +24,7 @@ cdef extern from "gemm.h":
         int relu
 
 cdef int gemm_failed() noexcept nogil    # take (and clear) the allocation-failure flag
+cdef void gemm_flag_error() noexcept nogil   # raise it (a caller's scratch failed)
 
 cdef void sgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float alpha,
                 const float *A, Py_ssize_t rsa, Py_ssize_t csa,

@@ -36,6 +36,7 @@ cdef extern from "gemm.h":
                      double beta, double *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads) nogil
     size_t fc_gemm_workspace_bytes() nogil
     int fc_gemm_take_error() nogil
+    void fc_gemm_flag_error() nogil
     void fc_gemm_release_workspace(int nthreads) nogil
     double fc_fma_probe(fc_int iters, double *sink) nogil
     void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U, int nthreads) nogil
@@ -57,6 +58,10 @@ fc_isa()  # fill the dispatch table now, single-threaded
 
 cdef int gemm_failed() noexcept nogil:
     return fc_gemm_take_error()
+
+
+cdef void gemm_flag_error() noexcept nogil:
+    fc_gemm_flag_error()
 
 
 cdef void sgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float alpha,

@@ -69,6 +69,9 @@ typedef struct {
     fc_int C, H, W;            /* channels of this group, input plane */
     fc_int OH, OW;             /* output plane */
     fc_int KH, KW, sh, sw, ph, pw, dh, dw;
+    /* FC_B_IM2COL_T only: nimg images (istride elements apart) stacked along the pixel
+     * rows, so small planes make one long K instead of one short GEMM per image */
+    fc_int nimg, istride;
 } fc_conv_geom_t;
 
 typedef struct {

@@ -154,9 +154,16 @@ static void FC_CAT(pack_b_im2col_t_, FC_T)(const fc_bsrc_t *B, fc_int p0, fc_int
     const fc_conv_geom_t *g = &B->g;
     const FC_T *x = (const FC_T *)B->ptr;
     fc_int KK = g->KH * g->KW;
+    fc_int OHW = g->OH * g->OW;
     for (int j = 0; j < n; j++) {
         fc_int q = j0 + j, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
-        FC_CAT(gather_pixels_, FC_T)(g, x + c * g->H * g->W, kh, kw, p0, kc, dst + j, nr);
+        for (fc_int p = p0; p < p0 + kc;) {          /* one segment per stacked image */
+            fc_int img = g->nimg > 1 ? p / OHW : 0, q0 = p - img * OHW;
+            fc_int len = OHW - q0 < p0 + kc - p ? OHW - q0 : p0 + kc - p;
+            FC_CAT(gather_pixels_, FC_T)(g, x + img * g->istride + c * g->H * g->W, kh, kw,
+                                         q0, len, dst + (p - p0) * nr + j, nr);
+            p += len;
+        }
     }
     for (fc_int p = 0; p < kc; p++)
         for (int j = n; j < nr; j++) dst[p * nr + j] = 0;

@@ -6,9 +6,10 @@
  *          0 4 0 -5 0 1]
  *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
- * Sixteen horizontally consecutive tiles go through at once (one 16-lane vector per
- * line below); the compiler vectorises the lane loops for the ISA it is built for. */
-#define WL 16
+ * W43_WL (16 or 8, set by the includer) horizontally consecutive tiles go through at
+ * once, one vector per line below; the compiler vectorises the lane loops for the ISA
+ * it is built for.  The 8-lane build serves planes whose tile rows are 8 tiles long. */
+#define WL W43_WL
 
 /* B^T applied to six values (one column or row of a patch), in place of d[0..5]. */
 #define W43_BT(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)   \

@@ -423,6 +423,7 @@ int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W
     fc_int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = N * TH * TW;
     fc_int TB = fc_winograd_block(C, M), nblocks = (T + TB - 1) / TB;
     fc_int nchunk = fc_winograd_wgrad_chunks(N, C, M, OH, OW), MC = M * C;
+    enum { EB = 64 };
     int failed = 0;
     if (T == 0) {
         memset(dw, 0, (size_t)MC * 9 * sizeof(float));
@@ -462,25 +463,33 @@ int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W
             }
         }
         #pragma omp for schedule(static)
-        for (fc_int e = 0; e < MC; e++) {
-            float s[16], r[3][4];
+        for (fc_int e0 = 0; e0 < MC; e0 += EB) {
+            /* chunk sums in runs of EB elements (one stream at a time rather than
+             * 16 * chunks interleaved), in chunk order for every element */
+            float acc[16][EB];
+            int eb = (int)(MC - e0 < EB ? MC - e0 : EB);
             for (int xi = 0; xi < 16; xi++) {
-                float acc = S[xi * MC + e];
-                for (fc_int ch = 1; ch < nchunk; ch++) acc += S[(ch * 16 + xi) * MC + e];
-                s[xi] = acc;
+                memcpy(acc[xi], S + xi * MC + e0, (size_t)eb * sizeof(float));
+                for (fc_int ch = 1; ch < nchunk; ch++) {
+                    const float *src = S + (ch * 16 + xi) * MC + e0;
+                    for (int i = 0; i < eb; i++) acc[xi][i] += src[i];
+                }
             }
-            for (int j = 0; j < 4; j++) {        /* G^T S */
-                float p = s[4 + j] + s[8 + j], q = s[4 + j] - s[8 + j];
-                r[0][j] = s[j] + 0.5f * p;
-                r[1][j] = 0.5f * q;
-                r[2][j] = 0.5f * p + s[12 + j];
-            }
-            float *o = dw + e * 9;
-            for (int a = 0; a < 3; a++) {        /* (G^T S) G */
-                float p = r[a][1] + r[a][2], q = r[a][1] - r[a][2];
-                o[a * 3 + 0] = r[a][0] + 0.5f * p;
-                o[a * 3 + 1] = 0.5f * q;
-                o[a * 3 + 2] = 0.5f * p + r[a][3];
+            for (int i = 0; i < eb; i++) {
+                float r[3][4];
+                for (int j = 0; j < 4; j++) {    /* G^T S */
+                    float p = acc[4 + j][i] + acc[8 + j][i], q = acc[4 + j][i] - acc[8 + j][i];
+                    r[0][j] = acc[j][i] + 0.5f * p;
+                    r[1][j] = 0.5f * q;
+                    r[2][j] = 0.5f * p + acc[12 + j][i];
+                }
+                float *o = dw + (e0 + i) * 9;
+                for (int a = 0; a < 3; a++) {    /* (G^T S) G */
+                    float p = r[a][1] + r[a][2], q = r[a][1] - r[a][2];
+                    o[a * 3 + 0] = r[a][0] + 0.5f * p;
+                    o[a * 3 + 1] = 0.5f * q;
+                    o[a * 3 + 2] = 0.5f * p + r[a][3];
+                }
             }
         }
     }

@@ -112,11 +112,11 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt, fini
         # direct convolution gives +-Inf, so non-finite inputs take the direct path)
         y = _empty((N, M, OH, OW), np.float32)
         if min(OH, OW) >= 32 and N * ((OH + 3) // 4) * ((OW + 3) // 4) >= 256:
-            Up = np.empty(_gemm.winograd43_weights_size(M, C), np.float32)
+            Up = _empty((_gemm.winograd43_weights_size(M, C),), np.float32)
             _gemm.winograd43_weights(w, Up, nt)
             _gemm.winograd43_conv3x3(big, Up, M, b, y, pt, pl, relu, nt)
         else:
-            U = np.empty((16, M, C), np.float32)
+            U = _empty((16, M, C), np.float32)
             _gemm.winograd_weights(w, U, nt)
             _gemm.winograd_conv3x3(big, U, b, y, pt, pl, relu, nt)
         # weight grads read straight from the input: no padded copy to keep or build

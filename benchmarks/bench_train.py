@@ -5,8 +5,9 @@
 
 Same model (torch's copy is built from fastconv's initial weights with
 ``fastconv.to_torch``), same data and augmentation (one DataLoader per library over
-the same seeded batches), same optimiser, schedule and loss.  Epochs alternate
-(fastconv epoch 1, torch epoch 1, fastconv epoch 2, ...) so a shared machine's
+the same seeded batches, each over its own copy of the data set, so both render the
+same scenes inside their timed epochs), same optimiser, schedule and loss.  Epochs
+alternate (fastconv epoch 1, torch epoch 1, fastconv epoch 2, ...) so a shared machine's
 drift hits both; each prints its wall time per epoch and validation accuracy, and
 the ratio is torch time / fastconv time (> 1: fastconv faster).
 """
@@ -91,17 +92,19 @@ def main():
     threads = fc.get_num_threads()
     torch.set_num_threads(threads)
 
-    ds = build_dataset(config)
-    train_for, val_set = build_splits(config, ds)
+    # one copy of the (identical, seeded) scenes per library: each renders its epoch's
+    # fresh scenes inside its own timed epoch, and neither reads the other's cache
+    train_fc, val_set = build_splits(config, build_dataset(config))
+    train_th, _ = build_splits(config, build_dataset(config))
 
-    def loader(epoch):
+    def loader(train_for, epoch):
         return data.DataLoader(train_for(epoch), config.batch_size, shuffle=True,
                                seed=config.seed,
                                augment=data.Augment() if config.augment_on else None,
                                drop_last=True)
     val_loader = data.DataLoader(val_set, 256)
-    train_set = train_for(0)
-    steps = len(loader(0))
+    train_set = train_fc(0)
+    steps = len(loader(train_fc, 0))
 
     model = build_model(config, 2)
     tmodel = fc.to_torch(model)
@@ -117,10 +120,10 @@ def main():
     rows = []
     for e in range(config.epochs):
         t = time.perf_counter()
-        fc_loss, _ = fc_epoch(model, opt, crit, loader(e), config, e, steps)
+        fc_loss, _ = fc_epoch(model, opt, crit, loader(train_fc, e), config, e, steps)
         t_fc = time.perf_counter() - t
         t = time.perf_counter()
-        th_loss, _ = torch_epoch(tmodel, topt, loader(e), config, e, steps)
+        th_loss, _ = torch_epoch(tmodel, topt, loader(train_th, e), config, e, steps)
         t_th = time.perf_counter() - t
         fc_acc = evaluate(model, val_loader, crit)[1]
         th_acc = torch_eval(tmodel, val_loader)

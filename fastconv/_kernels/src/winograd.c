@@ -47,16 +47,6 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl")
 #include <immintrin.h>
-#define W43_WL 16
-#define W_NAME(x) w_##x##_16_avx512
-#include "winograd43_impl.h"
-#undef W_NAME
-#undef W43_WL
-#define W43_WL 8
-#define W_NAME(x) w_##x##_8_avx512
-#include "winograd43_impl.h"
-#undef W_NAME
-#undef W43_WL
 /* AVX-512: the even/odd column split and the output interleave are two-source permutes
  * (GCC leaves them scalar); everything else is the template's arithmetic. */
 static void w_input_tiles_avx512(const float *restrict plane, fc_int H, fc_int W, fc_int ih0,
@@ -292,8 +282,14 @@ static void w_output43_avx512(const float *restrict Mx, fc_int ms, int n, float 
 #pragma GCC pop_options
 #define WPICK(fn) (fc_isa() == FC_ISA_AVX512 ? w_##fn##_avx512 : \
                    fc_isa() == FC_ISA_AVX2 ? w_##fn##_avx2 : w_##fn##_generic)
+/* F(4x4, 3x3) transforms: hand-written for AVX-512; otherwise the template, in
+ * half-width vectors when tile rows are short (32-wide planes) */
+#define W43PICK(fn, short_rows) (fc_isa() == FC_ISA_AVX512 ? w_##fn##_avx512 : \
+    fc_isa() == FC_ISA_AVX2 ? (short_rows ? w_##fn##_8_avx2 : w_##fn##_16_avx2) : \
+    (short_rows ? w_##fn##_8_generic : w_##fn##_16_generic))
 #else
 #define WPICK(fn) w_##fn##_generic
+#define W43PICK(fn, short_rows) (short_rows ? w_##fn##_8_generic : w_##fn##_16_generic)
 #endif
 
 /* U[xi][m][c] = (G g[m][c] G^T)[xi] */
@@ -576,18 +572,10 @@ int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
     fc_int TB = w43_block(C, M, nr), nblocks = (T + TB - 1) / TB;
     fc_int njp = TB / nr, nip = w43_panels(M, mr);
     fc_int vs = njp * C * nr;                       /* between transformed planes of V */
-    /* transforms: hand-written for AVX-512; otherwise the template, in half-width
-     * vectors when tile rows are short (32-wide planes) */
     void (*input43)(const float *, fc_int, fc_int, fc_int, fc_int, int, float *, fc_int) =
-        TW <= 8 ? WPICK(input43_8) : WPICK(input43_16);
+        W43PICK(input43, TW <= 8);
     void (*output43)(const float *, fc_int, int, float *, fc_int, fc_int, fc_int, fc_int,
-                     float, int) = TW <= 8 ? WPICK(output43_8) : WPICK(output43_16);
-#if defined(__x86_64__)
-    if (fc_isa() == FC_ISA_AVX512) {
-        input43 = w_input43_avx512;
-        output43 = w_output43_avx512;
-    }
-#endif
+                     float, int) = W43PICK(output43, TW <= 8);
     int failed = 0;
     if (T == 0) return 0;
     if (nthreads < 1) nthreads = 1;

@@ -8,7 +8,8 @@
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
  * W43_WL (16 or 8, set by the includer) horizontally consecutive tiles go through at
  * once, one vector per line below; the compiler vectorises the lane loops for the ISA
- * it is built for.  The 8-lane build serves planes whose tile rows are 8 tiles long. */
+ * it is built for (generic and AVX2: AVX-512 has hand-written versions in winograd.c).
+ * The 8-lane build serves planes whose tile rows are 8 tiles long. */
 #define WL W43_WL
 
 /* B^T applied to six values (one column or row of a patch), in place of d[0..5]. */

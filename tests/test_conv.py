@@ -205,6 +205,15 @@ def test_frozen_parameter_gets_no_grad(rng):
     assert m.weight.grad is None and m.bias.grad is not None
 
 
+def _with_float64_twin(c, cout, pad, bias):
+    """A float32 3x3 Conv2d and a float64 copy with the same weights (the reference)."""
+    m = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
+    m64 = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
+    m64.load_state_dict(m.state_dict())
+    m64.double()
+    return m, m64
+
+
 @pytest.mark.parametrize("shape,pad,bias", [((2, 16, 9, 7), 1, True), ((1, 32, 1, 1), 1, False),
                                             ((3, 16, 33, 70), 1, True), ((1, 24, 5, 40), 0, True),
                                             ((2, 16, 6, 6), 2, False), ((1, 64, 4, 3), (0, 2), True)])
@@ -213,13 +222,10 @@ def test_winograd_3x3_matches_float64_and_torch(shape, pad, bias, rng):
     sizes (partial tiles), tiny planes, every padding, forward and backward."""
     torch = torch_or_skip()
     c = shape[1]
-    m = fc.nn.Conv2d(c, 20, 3, padding=pad, bias=bias)
+    m, m64 = _with_float64_twin(c, 20, pad, bias)
     t = torch.nn.Conv2d(c, 20, 3, padding=pad, bias=bias)
     x = rng.standard_normal(shape).astype(np.float32)
     check_vs_torch(m, t, x)
-    m64 = fc.nn.Conv2d(c, 20, 3, padding=pad, bias=bias)
-    m64.load_state_dict(m.state_dict())
-    m64.double()
     assert_close(m(x), m64(x.astype(np.float64)), 1e-5, "winograd vs float64")
 
 
@@ -237,10 +243,7 @@ def test_winograd_f4x4_planes_match_float64_and_torch(shape, cout, pad, bias, rn
     monkeypatch.setattr(_gemm, "winograd43_conv3x3",
                         lambda *a: calls.append(a[0].shape) or real(*a))
     c = shape[1]
-    m = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
-    m64 = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
-    m64.load_state_dict(m.state_dict())
-    m64.double()
+    m, m64 = _with_float64_twin(c, cout, pad, bias)
     x = rng.standard_normal(shape).astype(np.float32)
     y = m(x)
     assert calls, "expected the F(4x4, 3x3) path"
@@ -249,8 +252,7 @@ def test_winograd_f4x4_planes_match_float64_and_torch(shape, cout, pad, bias, rn
     gx = m.backward(gy)
     assert_close(gx, m64.backward(gy.astype(np.float64)), 1e-5, "grad input vs float64")
     assert_close(m.weight.grad, m64.weight.grad, 1e-5, "grad weight vs float64")
-    torch = pytest.importorskip("torch")
-    t = torch.nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
+    t = torch_or_skip().nn.Conv2d(c, cout, 3, padding=pad, bias=bias)
     check_vs_torch(m, t, x)
 
 
@@ -276,11 +278,7 @@ def test_winograd_f4x4_folded_relu_inference(rng):
 def test_winograd_weight_grad_matches_float64(shape, cout, pad, rng):
     """The weight gradient of a Winograd layer runs the F(2x2, 3x3) transforms too, summed
     over several tile chunks: against the float64 (direct) gradient, no torch needed."""
-    c = shape[1]
-    m = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=True)
-    m64 = fc.nn.Conv2d(c, cout, 3, padding=pad, bias=True)
-    m64.load_state_dict(m.state_dict())
-    m64.double()
+    m, m64 = _with_float64_twin(shape[1], cout, pad, True)
     x = rng.standard_normal(shape).astype(np.float32)
     y = m(x)
     gy = rng.standard_normal(y.shape).astype(np.float32)

@@ -14,6 +14,36 @@
 /* The transforms copy 16-lane rows in loops: keep them as vector moves, not memcpy calls */
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 
+/* Row ih of an input patch whose `width` columns start at iw0: a pointer into the plane
+ * when they all lie inside it, else buf holding them, zero outside the plane and past
+ * the `used` columns the tiles read. */
+static inline const float *w_patch_row(const float *plane, fc_int H, fc_int W, fc_int ih,
+                                       fc_int iw0, int width, fc_int used, float *buf)
+{
+    int row_in = ih >= 0 && ih < H;
+    if (row_in && iw0 >= 0 && iw0 + width <= W) return plane + ih * W + iw0;
+    for (int q = 0; q < width; q++) buf[q] = 0;
+    if (row_in) {
+        fc_int lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0;
+        if (hi > used) hi = used;
+        for (fc_int q = lo; q < hi; q++) buf[q] = plane[ih * W + iw0 + q];
+    }
+    return buf;
+}
+
+/* The run of tiles from tile t: its image n, tile row th and column tw; the run stays in
+ * one tile row, is at most 16 tiles (one transform call) and ends by t1. */
+static inline fc_int w_run(fc_int t, fc_int t1, fc_int TH, fc_int TW, fc_int *n, fc_int *th,
+                           fc_int *tw)
+{
+    fc_int r = t % (TH * TW), run;
+    *n = t / (TH * TW);
+    *th = r / TW;
+    *tw = r % TW;
+    run = TW - *tw < 16 ? TW - *tw : 16;
+    return run < t1 - t ? run : t1 - t;
+}
+
 #define W_NAME(x) w_##x##_generic
 #include "winograd_impl.h"
 #undef W_NAME
@@ -370,9 +400,8 @@ int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
             fc_int t0 = blk * TB, t1 = t0 + TB < T ? t0 + TB : T, nt = t1 - t0;
             /* input transform, in runs of up to 16 tiles along a tile row */
             for (fc_int t = t0; t < t1;) {
-                fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
-                int run = (int)(TW - tw < 16 ? TW - tw : 16);
-                if (run > t1 - t) run = (int)(t1 - t);
+                fc_int n, th, tw;
+                int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
                 for (fc_int c = 0; c < C; c++)
                     WPICK(input_tiles)(x + (n * C + c) * H * W, H, W, 2 * th - pt, 2 * tw - pl,
                                        run, V + c * TB + (t - t0), C * TB);
@@ -385,9 +414,8 @@ int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
                          TB, 1, 0.0f, Mx + (fc_int)xi * M * TB, TB, 1);
             /* output transform */
             for (fc_int t = t0; t < t1;) {
-                fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
-                int run = (int)(TW - tw < 16 ? TW - tw : 16);
-                if (run > t1 - t) run = (int)(t1 - t);
+                fc_int n, th, tw;
+                int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
                 for (fc_int m = 0; m < M; m++)
                     WPICK(output_tiles)(Mx + m * TB + (t - t0), M * TB, run,
                                         y + (n * M + m) * OH * OW, OH, OW, 2 * th, 2 * tw,
@@ -440,9 +468,8 @@ int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W
             for (fc_int blk = b0; blk < b1; blk++) {
                 fc_int t0 = blk * TB, t1 = t0 + TB < T ? t0 + TB : T, nt = t1 - t0;
                 for (fc_int t = t0; t < t1;) {
-                    fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
-                    int run = (int)(TW - tw < 16 ? TW - tw : 16);
-                    if (run > t1 - t) run = (int)(t1 - t);
+                    fc_int n, th, tw;
+                    int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
                     for (fc_int c = 0; c < C; c++)
                         WPICK(input_tiles)(x + (n * C + c) * H * W, H, W, 2 * th - pt,
                                            2 * tw - pl, run, V + c * TB + (t - t0), C * TB);
@@ -592,9 +619,7 @@ int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
             /* input transform into B panels: runs of tiles along a tile row that stay
              * inside one 16-lane group and one panel */
             for (fc_int t = t0; t < t1;) {
-                fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
-                fc_int tt = t - t0, run = TW - tw;
-                if (run > t1 - t) run = t1 - t;
+                fc_int n, th, tw, tt = t - t0, run = w_run(t, t1, TH, TW, &n, &th, &tw);
                 if (run > 16 - tt % 16) run = 16 - tt % 16;
                 if (run > nr - tt % nr) run = nr - tt % nr;
                 float *dst = V + (tt / nr) * C * nr + tt % nr;
@@ -618,9 +643,8 @@ int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
                 }
             /* output transform */
             for (fc_int t = t0; t < t1;) {
-                fc_int n = t / (TH * TW), r = t % (TH * TW), th = r / TW, tw = r % TW;
-                int run = (int)(TW - tw < 16 ? TW - tw : 16);
-                if (run > t1 - t) run = (int)(t1 - t);
+                fc_int n, th, tw;
+                int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
                 for (fc_int m = 0; m < M; m++) {
                     const float *src = Mx + m * TB + (t - t0);
                     float *plane = y + (n * M + m) * OH * OW, b = bias ? bias[m] : 0.0f;

@@ -30,24 +30,10 @@ static void W_NAME(input43)(const float *restrict plane, fc_int H, fc_int W, fc_
                             fc_int iw0, int n, float *restrict V, fc_int vs)
 {
     float h[6][6][WL];            /* h[r][k] = (row r of the patch) B, column k */
-    int inside_w = iw0 >= 0 && iw0 + 4 * WL + 2 <= W;
     float buf[4 * WL + 2];
     for (int r = 0; r < 6; r++) {
-        fc_int ih = ih0 + r;
-        const float *row;
-        if (ih < 0 || ih >= H) {
-            for (int q = 0; q < 4 * WL + 2; q++) buf[q] = 0;
-            row = buf;
-        } else if (inside_w) {
-            row = plane + ih * W + iw0;
-        } else {                  /* edge of the plane: stage through a zero-filled buffer */
-            const float *src = plane + ih * W;
-            fc_int lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0;
-            if (hi > 4 * (fc_int)n + 2) hi = 4 * (fc_int)n + 2;
-            for (int q = 0; q < 4 * WL + 2; q++) buf[q] = 0;
-            for (fc_int q = lo; q < hi; q++) buf[q] = src[iw0 + q];
-            row = buf;
-        }
+        const float *row = w_patch_row(plane, H, W, ih0 + r, iw0, 4 * WL + 2, 4 * (fc_int)n + 2,
+                                       buf);
         float c[6][WL];           /* patch columns 4q + k: stride-4 loads */
         for (int q = 0; q < WL; q++)
             for (int k = 0; k < 6; k++) c[k][q] = row[4 * q + k];

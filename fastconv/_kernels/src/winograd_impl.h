@@ -10,24 +10,10 @@ static void W_NAME(input_tiles)(const float *restrict plane, fc_int H, fc_int W,
                                 fc_int iw0, int n, float *restrict V, fc_int vs)
 {
     float h[4][4][WL];            /* h[r] = row r of the patch times B (horizontal pass) */
-    int inside_w = iw0 >= 0 && iw0 + 2 * WL + 2 <= W;
     float buf[2 * WL + 2];
     for (int r = 0; r < 4; r++) {
-        fc_int ih = ih0 + r;
-        const float *row;
-        if (ih < 0 || ih >= H) {
-            for (int q = 0; q < 2 * WL + 2; q++) buf[q] = 0;
-            row = buf;
-        } else if (inside_w) {
-            row = plane + ih * W + iw0;
-        } else {                  /* edge of the plane: stage through a zero-filled buffer */
-            const float *src = plane + ih * W;
-            fc_int lo = iw0 < 0 ? -iw0 : 0, hi = W - iw0;
-            if (hi > 2 * n + 2) hi = 2 * n + 2;
-            for (int q = 0; q < 2 * WL + 2; q++) buf[q] = 0;
-            for (fc_int q = lo; q < hi; q++) buf[q] = src[iw0 + q];
-            row = buf;
-        }
+        const float *row = w_patch_row(plane, H, W, ih0 + r, iw0, 2 * WL + 2, 2 * (fc_int)n + 2,
+                                       buf);
         float e[WL + 1], o[WL + 1];   /* even / odd patch columns: a stride-2 load pair */
         for (int q = 0; q < WL; q++) { e[q] = row[2 * q]; o[q] = row[2 * q + 1]; }
         e[WL] = row[2 * WL];

@@ -110,15 +110,11 @@ def _conv_gemm(big, w, b, OH, OW, groups, stride, pads, dilation, relu, nt, fini
             and (_all_finite(big, nt) if finite is None else finite)):
         # (Winograd's input transform subtracts inputs: an Inf would become NaN where a
         # direct convolution gives +-Inf, so non-finite inputs take the direct path)
+        tile = 4 if min(OH, OW) >= 32 and N * ((OH + 3) // 4) * ((OW + 3) // 4) >= 256 else 2
+        Up = _empty((_gemm.winograd_weights_size(M, C, tile),), np.float32)
+        _gemm.winograd_weights(w, Up, tile, nt)
         y = _empty((N, M, OH, OW), np.float32)
-        if min(OH, OW) >= 32 and N * ((OH + 3) // 4) * ((OW + 3) // 4) >= 256:
-            Up = _empty((_gemm.winograd43_weights_size(M, C),), np.float32)
-            _gemm.winograd43_weights(w, Up, nt)
-            _gemm.winograd43_conv3x3(big, Up, M, b, y, pt, pl, relu, nt)
-        else:
-            U = _empty((16, M, C), np.float32)
-            _gemm.winograd_weights(w, U, nt)
-            _gemm.winograd_conv3x3(big, U, b, y, pt, pl, relu, nt)
+        _gemm.winograd_conv3x3(big, Up, M, tile, b, y, pt, pl, relu, nt)
         # weight grads read straight from the input: no padded copy to keep or build
         return y, ("winograd", big, geom)
     w2 = w.reshape(M, -1)

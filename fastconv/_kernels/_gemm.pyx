@@ -39,15 +39,12 @@ cdef extern from "gemm.h":
     void fc_gemm_flag_error() nogil
     void fc_gemm_release_workspace(int nthreads) nogil
     double fc_fma_probe(fc_int iters, double *sink) nogil
-    void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U, int nthreads) nogil
-    int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *U,
-                        fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                        const float *bias, int relu, int nthreads) nogil
-    size_t fc_winograd43_weights_size(fc_int M, fc_int C) nogil
-    void fc_winograd43_weights(const float *g, fc_int M, fc_int C, float *Up, int nthreads) nogil
-    int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
-                        fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                        const float *bias, int relu, int nthreads) nogil
+    size_t fc_winograd_weights_size(fc_int M, fc_int C, int tile) nogil
+    void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up,
+                             int nthreads) nogil
+    int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
+                         fc_int M, int tile, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                         const float *bias, int relu, int nthreads) nogil
     fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW) nogil
     int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
                               const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt,
@@ -149,69 +146,51 @@ def fma_peak_gflops(int n_threads=1, Py_ssize_t iters=20_000_000):
     return float(np.sum(flops)) / dt / 1e9
 
 
-def winograd_weights(const float[:, :, :, ::1] w, float[:, :, ::1] U, int n_threads=1):
-    """U[xi, m, c] = (G w[m, c] G^T)[xi] for 3x3 weights w (M, C, 3, 3); U (16, M, C) OUT."""
-    if w.shape[2] != 3 or w.shape[3] != 3 or U.shape[0] != 16 or U.shape[1] != w.shape[0] \
-            or U.shape[2] != w.shape[1]:
-        raise ValueError("winograd_weights: expected w (M, C, 3, 3) and U (16, M, C)")
-    with nogil:
-        fc_winograd_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], &U[0, 0, 0], n_threads)
+def _check_tile(int tile):
+    if tile != 2 and tile != 4:
+        raise ValueError(f"winograd: tile must be 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)), got {tile}")
 
 
-def winograd_conv3x3(const float[:, :, :, ::1] x, const float[:, :, ::1] U, const float[::1] bias,
-                     float[:, :, :, ::1] y, Py_ssize_t pt, Py_ssize_t pl, bint relu, int n_threads):
-    """y = relu?(conv3x3(x) + bias), stride 1, by Winograd F(2x2, 3x3).  x (N, C, H, W) IN;
-    U (16, M, C) from winograd_weights IN; bias (M,) or None; y (N, M, OH, OW) OUT; the
-    padding is (pt, pl) at the top/left, the bottom/right implied by OH, OW."""
-    cdef const float *bp = &bias[0] if bias is not None else NULL
-    cdef int rc
-    if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
-        return
-    with nogil:
-        rc = fc_winograd_f23(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
-                             &U[0, 0, 0], U.shape[1], &y[0, 0, 0, 0], y.shape[2], y.shape[3],
-                             pt, pl, bp, relu, n_threads)
-    if rc != 0:
-        raise MemoryError("winograd_conv3x3: cannot allocate scratch")
-    check_gemm()
+def winograd_weights_size(Py_ssize_t M, Py_ssize_t C, int tile):
+    """Length of winograd_weights' output for M output and C input channels."""
+    _check_tile(tile)
+    return fc_winograd_weights_size(M, C, tile)
 
 
-def winograd43_weights_size(Py_ssize_t M, Py_ssize_t C):
-    """Length of winograd43_weights' output for M output and C input channels."""
-    return fc_winograd43_weights_size(M, C)
-
-
-def winograd43_weights(const float[:, :, :, ::1] w, float[::1] Up, int n_threads=1):
-    """The F(4x4, 3x3) transform of 3x3 weights w (M, C, 3, 3) IN, written into the GEMM
-    micro-kernel's packed panels: Up (winograd43_weights_size(M, C),) OUT."""
+def winograd_weights(const float[:, :, :, ::1] w, float[::1] Up, int tile, int n_threads=1):
+    """The F(tile x tile, 3x3) transform of 3x3 weights w (M, C, 3, 3) IN, written into the
+    GEMM micro-kernel's packed panels: Up (winograd_weights_size(M, C, tile),) OUT."""
+    _check_tile(tile)
     if w.shape[2] != 3 or w.shape[3] != 3 \
-            or <size_t>Up.shape[0] != fc_winograd43_weights_size(w.shape[0], w.shape[1]):
-        raise ValueError("winograd43_weights: expected w (M, C, 3, 3) and Up of "
-                         "winograd43_weights_size(M, C)")
+            or <size_t>Up.shape[0] != fc_winograd_weights_size(w.shape[0], w.shape[1], tile):
+        raise ValueError("winograd_weights: expected w (M, C, 3, 3) and Up of "
+                         "winograd_weights_size(M, C, tile)")
     if Up.shape[0] == 0:
         return
     with nogil:
-        fc_winograd43_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], &Up[0], n_threads)
+        fc_winograd_weights(&w[0, 0, 0, 0], w.shape[0], w.shape[1], tile, &Up[0], n_threads)
 
 
-def winograd43_conv3x3(const float[:, :, :, ::1] x, const float[::1] Up, Py_ssize_t M,
-                       const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
-                       Py_ssize_t pl, bint relu, int n_threads):
-    """y = relu?(conv3x3(x) + bias), stride 1, by Winograd F(4x4, 3x3).  x (N, C, H, W) IN;
-    Up from winograd43_weights IN; bias (M,) or None; y (N, M, OH, OW) OUT; the padding
-    is (pt, pl) at the top/left, the bottom/right implied by OH, OW."""
+def winograd_conv3x3(const float[:, :, :, ::1] x, const float[::1] Up, Py_ssize_t M, int tile,
+                     const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt, Py_ssize_t pl,
+                     bint relu, int n_threads):
+    """y = relu?(conv3x3(x) + bias), stride 1, by Winograd F(tile x tile, 3x3), tile 2 or
+    4.  x (N, C, H, W) IN; Up from winograd_weights(.., tile) IN; bias (M,) or None;
+    y (N, M, OH, OW) OUT; the padding is (pt, pl) at the top/left, the bottom/right
+    implied by OH, OW."""
     cdef const float *bp = &bias[0] if bias is not None else NULL
     cdef int rc
-    if y.shape[1] != M or <size_t>Up.shape[0] != fc_winograd43_weights_size(M, x.shape[1]):
-        raise ValueError("winograd43_conv3x3: inconsistent shapes")
+    _check_tile(tile)
+    if y.shape[1] != M or <size_t>Up.shape[0] != fc_winograd_weights_size(M, x.shape[1], tile):
+        raise ValueError("winograd_conv3x3: inconsistent shapes")
     if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
         return
     with nogil:
-        rc = fc_winograd_f43(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
-                             &Up[0], M, &y[0, 0, 0, 0], y.shape[2], y.shape[3], pt, pl, bp,
-                             relu, n_threads)
+        rc = fc_winograd_conv(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                              &Up[0], M, tile, &y[0, 0, 0, 0], y.shape[2], y.shape[3], pt, pl,
+                              bp, relu, n_threads)
     if rc != 0:
-        raise MemoryError("winograd43_conv3x3: cannot allocate scratch")
+        raise MemoryError("winograd_conv3x3: cannot allocate scratch")
 
 
 def winograd_wgrad_scratch_shape(Py_ssize_t N, Py_ssize_t C, Py_ssize_t M, Py_ssize_t OH,
@@ -223,13 +202,14 @@ def winograd_wgrad_scratch_shape(Py_ssize_t N, Py_ssize_t C, Py_ssize_t M, Py_ss
 def winograd_conv3x3_wgrad(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dy,
                            float[:, :, :, ::1] S, float[:, ::1] dw, Py_ssize_t pt,
                            Py_ssize_t pl, int n_threads):
-    """Weight gradient of winograd_conv3x3 by the same F(2x2, 3x3) transforms.
+    """Weight gradient of winograd_conv3x3 (either tile) by the F(2x2, 3x3) transforms.
 
     x (N, C, H, W) IN; dy (N, M, OH, OW) IN; S winograd_wgrad_scratch_shape() scratch;
     dw (M, C*9) OUT.  Bits do not depend on n_threads."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = dy.shape[1], rc
     if dy.shape[0] != N or dw.shape[0] != M or dw.shape[1] != C * 9 \
-            or (S.shape[0], S.shape[1], S.shape[2], S.shape[3]) != winograd_wgrad_scratch_shape(N, C, M, dy.shape[2], dy.shape[3]):
+            or (S.shape[0], S.shape[1], S.shape[2], S.shape[3]) \
+            != winograd_wgrad_scratch_shape(N, C, M, dy.shape[2], dy.shape[3]):
         raise ValueError("winograd_conv3x3_wgrad: inconsistent shapes")
     if M * C == 0:
         return

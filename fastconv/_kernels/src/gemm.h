@@ -139,18 +139,16 @@ void fc_dw_bwd_padded_f32(const float *xp, float *dxp, fc_int PWD, const float *
 
 /* winograd.c: F(2x2, 3x3) and F(4x4, 3x3) convolution (stride 1, dilation 1, groups 1,
  * float32). */
-void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U, int nthreads);
-fc_int fc_winograd_block(fc_int C, fc_int M);
-int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *U,
-                    fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                    const float *bias, int relu, int nthreads);
-/* F(4x4, 3x3): weights pre-transformed into the micro-kernel's packed A panels. */
-size_t fc_winograd43_weights_size(fc_int M, fc_int C);
-void fc_winograd43_weights(const float *g, fc_int M, fc_int C, float *Up, int nthreads);
-int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
-                    fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                    const float *bias, int relu, int nthreads);
-/* The F(2x2, 3x3) weight gradient (for either forward); S is scratch of fc_winograd_wgrad_chunks() * 16 * M * C floats. */
+/* Weights transformed for F(2x2, 3x3) (tile 2) or F(4x4, 3x3) (tile 4), written into
+ * the GEMM micro-kernel's packed A panels; then the convolution (0, or -1 if scratch
+ * failed). */
+size_t fc_winograd_weights_size(fc_int M, fc_int C, int tile);
+void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up, int nthreads);
+int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
+                     fc_int M, int tile, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                     const float *bias, int relu, int nthreads);
+/* The weight gradient by F(2x2, 3x3) (for either forward); S is scratch of
+ * fc_winograd_wgrad_chunks() * 16 * M * C floats. */
 #define FC_WGRAD_CHUNKS 8
 fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW);
 int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,

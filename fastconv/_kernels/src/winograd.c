@@ -1,11 +1,10 @@
-/* Winograd F(2x2, 3x3) convolution driver: stride 1, dilation 1, groups 1, float32.
+/* Winograd convolution, 3x3 stride 1, dilation 1, groups 1, float32: the forward by
+ * F(2x2, 3x3) or F(4x4, 3x3) (one driver, below), the weight gradient by F(2x2, 3x3).
  *
- * Tiles (image, tile row, tile column) are processed in blocks of TB, fixed by the
- * channel counts (never by the thread count): per block, the input transform writes
- * V[16][C][TB], 16 GEMMs (M x C) @ (C x TB) give Mx[16][M][TB], and the output
- * transform writes the 2x2 tiles with bias and ReLU fused.  A block is owned by one
- * thread from start to end, so results do not depend on the thread count; V and Mx
- * are sized to stay in L2. */
+ * Tiles (image, tile row, tile column) are processed in blocks fixed by the shapes
+ * (never by the thread count): per block, the input transform writes V[P][C][TB], P
+ * GEMMs (M x C) @ (C x TB) give Mx[P][M][TB], and the output transform writes the
+ * output tiles with bias and ReLU fused.  V and Mx are sized to stay near L2. */
 #define _POSIX_C_SOURCE 200112L
 #include <stdlib.h>
 #include <string.h>
@@ -323,39 +322,7 @@ static void w_output43_avx512(const float *restrict Mx, fc_int ms, int n, float 
 #endif
 
 /* U[xi][m][c] = (G g[m][c] G^T)[xi] */
-void fc_winograd_weights(const float *g, fc_int M, fc_int C, float *U, int nthreads)
-{
-    /* the 16 planes lie M*C apart (often a power of two): one filter's 16 values would
-     * land in one cache set, so 64 channels at a time are staged and copied out per plane */
-    enum { CB = 64 };
-    if (nthreads < 1 || (double)M * C < 4096) nthreads = 1;
-    #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
-    for (fc_int m = 0; m < M; m++)
-        for (fc_int c0 = 0; c0 < C; c0 += CB) {
-            float buf[16][CB];
-            int cb = (int)(C - c0 < CB ? C - c0 : CB);
-            for (int cc = 0; cc < cb; cc++) {
-                const float *k = g + (m * C + c0 + cc) * 9;
-                float t[4][3];
-                for (int j = 0; j < 3; j++) {
-                    t[0][j] = k[j];
-                    t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
-                    t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
-                    t[3][j] = k[6 + j];
-                }
-                for (int i = 0; i < 4; i++) {
-                    buf[i * 4 + 0][cc] = t[i][0];
-                    buf[i * 4 + 1][cc] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                    buf[i * 4 + 2][cc] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                    buf[i * 4 + 3][cc] = t[i][2];
-                }
-            }
-            for (int xi = 0; xi < 16; xi++)
-                memcpy(U + (xi * M + m) * C + c0, buf[xi], (size_t)cb * sizeof(float));
-        }
-}
-
-fc_int fc_winograd_block(fc_int C, fc_int M)
+static fc_int w_wgrad_block(fc_int C, fc_int M)
 {
     fc_int tb = (fc_int)(1536 * 1024 / (64 * (C + M))) / 48 * 48;
     return tb < 48 ? 48 : tb > 480 ? 480 : tb;
@@ -378,74 +345,25 @@ static float *w_scratch(size_t floats)
     return tl_wbuf;
 }
 
-/* Returns 0, or -1 if a scratch allocation failed (nothing written then). */
-int fc_winograd_f23(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *U,
-                    fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                    const float *bias, int relu, int nthreads)
-{
-    fc_int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = N * TH * TW;
-    fc_int TB = fc_winograd_block(C, M), nblocks = (T + TB - 1) / TB;
-    int failed = 0;
-    if (T == 0) return 0;
-    if (nthreads < 1) nthreads = 1;
-    if (nblocks < nthreads) nthreads = (int)nblocks;
-    #pragma omp parallel num_threads(nthreads) if (nthreads > 1) reduction(|:failed)
-    {
-        float *V = w_scratch((size_t)16 * (C + M) * TB);
-        float *Mx = V ? V + (size_t)16 * C * TB : NULL;
-        if (!V) failed = 1;
-        #pragma omp for schedule(static)
-        for (fc_int blk = 0; blk < nblocks; blk++) {
-            if (!V) continue;
-            fc_int t0 = blk * TB, t1 = t0 + TB < T ? t0 + TB : T, nt = t1 - t0;
-            /* input transform, in runs of up to 16 tiles along a tile row */
-            for (fc_int t = t0; t < t1;) {
-                fc_int n, th, tw;
-                int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
-                for (fc_int c = 0; c < C; c++)
-                    WPICK(input_tiles)(x + (n * C + c) * H * W, H, W, 2 * th - pt, 2 * tw - pl,
-                                       run, V + c * TB + (t - t0), C * TB);
-                t += run;
-            }
-            /* 16 GEMMs: Mx[xi] (M x nt) = U[xi] (M x C) @ V[xi] (C x nt); a workspace
-             * failure inside them is flagged and reported by the caller */
-            for (int xi = 0; xi < 16; xi++)
-                fc_sgemm(M, nt, C, 1.0f, U + (fc_int)xi * M * C, C, 1, V + (fc_int)xi * C * TB,
-                         TB, 1, 0.0f, Mx + (fc_int)xi * M * TB, TB, 1);
-            /* output transform */
-            for (fc_int t = t0; t < t1;) {
-                fc_int n, th, tw;
-                int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
-                for (fc_int m = 0; m < M; m++)
-                    WPICK(output_tiles)(Mx + m * TB + (t - t0), M * TB, run,
-                                        y + (n * M + m) * OH * OW, OH, OW, 2 * th, 2 * tw,
-                                        bias ? bias[m] : 0.0f, relu);
-                t += run;
-            }
-        }
-    }
-    return failed ? -1 : 0;
-}
-
 fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW)
 {
-    fc_int T = N * ((OH + 1) / 2) * ((OW + 1) / 2), TB = fc_winograd_block(C, M);
+    fc_int T = N * ((OH + 1) / 2) * ((OW + 1) / 2), TB = w_wgrad_block(C, M);
     fc_int nblocks = (T + TB - 1) / TB;
     return nblocks < FC_WGRAD_CHUNKS ? nblocks : FC_WGRAD_CHUNKS;
 }
 
-/* dw (M, C, 3, 3) = the weight gradient of fc_winograd_f23, dL/dg = G^T S G with
- * S[xi][m][c] = sum over tiles of (A dY A^T)[xi] (B^T d B)[xi].  Tiles go in the forward's
- * blocks; the blocks are dealt in fc_winograd_wgrad_chunks() contiguous chunks (a count
- * fixed by the shapes), each summed by one thread into its own S slice, and the slices
- * are added in chunk order: the bits never depend on the thread count.
+/* dw (M, C, 3, 3) = the weight gradient of a 3x3 stride-1 convolution by F(2x2, 3x3):
+ * dL/dg = G^T S G with S[xi][m][c] = sum over tiles of (A dY A^T)[xi] (B^T d B)[xi].
+ * Tiles go in blocks; the blocks are dealt in fc_winograd_wgrad_chunks() contiguous
+ * chunks (a count fixed by the shapes), each summed by one thread into its own S slice,
+ * and the slices are added in chunk order: the bits never depend on the thread count.
  * S: scratch of chunks * 16 * M * C floats.  Returns 0, or -1 if scratch failed. */
 int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
                           const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
                           float *S, float *dw, int nthreads)
 {
     fc_int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = N * TH * TW;
-    fc_int TB = fc_winograd_block(C, M), nblocks = (T + TB - 1) / TB;
+    fc_int TB = w_wgrad_block(C, M), nblocks = (T + TB - 1) / TB;
     fc_int nchunk = fc_winograd_wgrad_chunks(N, C, M, OH, OW), MC = M * C;
     enum { EB = 64 };
     int failed = 0;
@@ -519,43 +437,56 @@ int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W
     return failed ? -1 : 0;
 }
 
-/* ---------------------------------------------------------------- F(4x4, 3x3)
- * Same plan as F(2x2, 3x3) with 36 transformed planes, but no GEMM packing at all:
- * the weight transform writes U straight into the micro-kernel's A panels (once per
- * call), the input transform writes V straight into its B panels, and the driver
- * calls the micro-kernel itself.  A block of tiles is owned by one thread, so the
- * bits never depend on the thread count. */
+/* ---------------------------------------------------------------- forward
+ * Both variants, F(2x2, 3x3) (tile 2, P = 16 transformed planes) and F(4x4, 3x3)
+ * (tile 4, P = 36), without GEMM packing: the weight transform writes U straight into
+ * the micro-kernel's A panels (once per call), the input transform writes V straight
+ * into its B panels, and the driver calls the micro-kernel itself.  Tiles are processed
+ * in blocks fixed by the shapes; a block is owned by one thread from start to end, so
+ * the bits never depend on the thread count. */
 
-static fc_int w43_panels(fc_int M, int mr) { return (M + mr - 1) / mr; }
+static int w_planes(int tile) { return (tile + 2) * (tile + 2); }
 
-size_t fc_winograd43_weights_size(fc_int M, fc_int C)
+static fc_int w_panels(fc_int M, int mr) { return (M + mr - 1) / mr; }
+
+size_t fc_winograd_weights_size(fc_int M, fc_int C, int tile)
 {
     const fc_skernel_t *kd = fc_skernel();
-    return (size_t)36 * w43_panels(M, kd->mr) * kd->mr * (size_t)C;
+    return (size_t)w_planes(tile) * w_panels(M, kd->mr) * kd->mr * (size_t)C;
 }
 
-/* G x for the three taps x0, x1, x2 (one column or row of a kernel). */
-#define W43_G(x0, x1, x2, o)                                             \
-    do {                                                                 \
-        const float s6 = 1.0f / 6.0f, s12 = 1.0f / 12.0f, s24 = 1.0f / 24.0f; \
-        float e = (x0) + (x2);                                           \
-        o[0] = 0.25f * (x0);                                             \
-        o[1] = -s6 * (e + (x1));                                         \
-        o[2] = -s6 * (e - (x1));                                         \
-        o[3] = s24 * (x0) + s12 * (x1) + s6 * (x2);                      \
-        o[4] = s24 * (x0) - s12 * (x1) + s6 * (x2);                      \
-        o[5] = (x2);                                                     \
-    } while (0)
+/* G x for the three taps x0, x1, x2 (one column or row of a kernel): 4 values for
+ * F(2x2, 3x3), 6 for F(4x4, 3x3). */
+static inline void w_g2(float x0, float x1, float x2, float *o)
+{
+    o[0] = x0;
+    o[1] = 0.5f * (x0 + x1 + x2);
+    o[2] = 0.5f * (x0 - x1 + x2);
+    o[3] = x2;
+}
+
+static inline void w_g4(float x0, float x1, float x2, float *o)
+{
+    const float s6 = 1.0f / 6.0f, s12 = 1.0f / 12.0f, s24 = 1.0f / 24.0f;
+    float e = x0 + x2;
+    o[0] = 0.25f * x0;
+    o[1] = -s6 * (e + x1);
+    o[2] = -s6 * (e - x1);
+    o[3] = s24 * x0 + s12 * x1 + s6 * x2;
+    o[4] = s24 * x0 - s12 * x1 + s6 * x2;
+    o[5] = x2;
+}
 
 /* Up[((xi * panels + ip) * C + c) * mr + i] = (G g[ip*mr + i][c] G^T)[xi], zero rows
- * past M.  The 36 planes lie a power of two apart, and scattering each filter's values
+ * past M.  The P planes lie a power of two apart, and scattering each filter's values
  * across them thrashes the cache sets: filters are transformed 16 channels at a time
  * into a small buffer, then copied out plane by plane. */
-void fc_winograd43_weights(const float *g, fc_int M, fc_int C, float *Up, int nthreads)
+void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up, int nthreads)
 {
     enum { CB = 16, MRMAX = 16 };
-    const int mr = fc_skernel()->mr;
-    const fc_int np = w43_panels(M, mr);
+    const int mr = fc_skernel()->mr, a = tile + 2, P = a * a;
+    const fc_int np = w_panels(M, mr);
+    void (*gt)(float, float, float, float *) = tile == 2 ? w_g2 : w_g4;
     if (nthreads < 1 || (double)M * C < 4096) nthreads = 1;
     #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
     for (fc_int ip = 0; ip < np; ip++)
@@ -565,52 +496,54 @@ void fc_winograd43_weights(const float *g, fc_int M, fc_int C, float *Up, int nt
             for (int cc = 0; cc < cb; cc++)
                 for (int i = 0; i < mr; i++) {
                     fc_int m = ip * mr + i;
-                    float u[6][6];
+                    float u[6][6] = {{0}};
                     if (m < M) {
                         const float *k = g + (m * C + c0 + cc) * 9;
                         float t[3][6];                   /* t[j] = G (column j of g) */
-                        for (int j = 0; j < 3; j++) W43_G(k[j], k[3 + j], k[6 + j], t[j]);
-                        for (int r = 0; r < 6; r++) W43_G(t[0][r], t[1][r], t[2][r], u[r]);
-                    } else {
-                        memset(u, 0, sizeof u);
+                        for (int j = 0; j < 3; j++) gt(k[j], k[3 + j], k[6 + j], t[j]);
+                        for (int r = 0; r < a; r++) gt(t[0][r], t[1][r], t[2][r], u[r]);
                     }
-                    for (int xi = 0; xi < 36; xi++) buf[xi][cc * mr + i] = u[xi / 6][xi % 6];
+                    for (int xi = 0; xi < P; xi++) buf[xi][cc * mr + i] = u[xi / a][xi % a];
                 }
-            for (int xi = 0; xi < 36; xi++)
-                memcpy(Up + ((xi * np + ip) * C + c0) * mr, buf[xi], (size_t)cb * mr * sizeof(float));
+            for (int xi = 0; xi < P; xi++)
+                memcpy(Up + ((xi * np + ip) * C + c0) * mr, buf[xi],
+                       (size_t)cb * mr * sizeof(float));
         }
 }
 
 /* Tiles per block: a multiple of the micro-kernel's NR, V and Mx near the L2 size. */
-static fc_int w43_block(fc_int C, fc_int M, int nr)
+static fc_int w_block(fc_int C, fc_int M, int nr, int tile)
 {
-    fc_int tb = (fc_int)(2048 * 1024 / (144 * (C + M))) / nr * nr;
+    fc_int budget = tile == 2 ? 1536 * 1024 : 2048 * 1024;
+    fc_int tb = budget / (4 * w_planes(tile) * (C + M)) / nr * nr;
     fc_int lo = nr * ((48 + nr - 1) / nr), hi = nr * (480 / nr);
     return tb < lo ? lo : tb > hi ? hi : tb;
 }
 
-int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
-                    fc_int M, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                    const float *bias, int relu, int nthreads)
+typedef void (*w_input_fn)(const float *, fc_int, fc_int, fc_int, fc_int, int, float *, fc_int);
+typedef void (*w_output_fn)(const float *, fc_int, int, float *, fc_int, fc_int, fc_int, fc_int,
+                            float, int);
+
+int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
+                     fc_int M, int tile, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
+                     const float *bias, int relu, int nthreads)
 {
     const fc_skernel_t *kd = fc_skernel();
-    const int mr = kd->mr, nr = kd->nr;
-    fc_int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = N * TH * TW;
-    fc_int TB = w43_block(C, M, nr), nblocks = (T + TB - 1) / TB;
-    fc_int njp = TB / nr, nip = w43_panels(M, mr);
+    const int mr = kd->mr, nr = kd->nr, P = w_planes(tile);
+    fc_int TH = (OH + tile - 1) / tile, TW = (OW + tile - 1) / tile, T = N * TH * TW;
+    fc_int TB = w_block(C, M, nr, tile), nblocks = (T + TB - 1) / TB;
+    fc_int njp = TB / nr, nip = w_panels(M, mr);
     fc_int vs = njp * C * nr;                       /* between transformed planes of V */
-    void (*input43)(const float *, fc_int, fc_int, fc_int, fc_int, int, float *, fc_int) =
-        W43PICK(input43, TW <= 8);
-    void (*output43)(const float *, fc_int, int, float *, fc_int, fc_int, fc_int, fc_int,
-                     float, int) = W43PICK(output43, TW <= 8);
+    w_input_fn input = tile == 2 ? WPICK(input_tiles) : W43PICK(input43, TW <= 8);
+    w_output_fn output = tile == 2 ? WPICK(output_tiles) : W43PICK(output43, TW <= 8);
     int failed = 0;
     if (T == 0) return 0;
     if (nthreads < 1) nthreads = 1;
     if (nblocks < nthreads) nthreads = (int)nblocks;
     #pragma omp parallel num_threads(nthreads) if (nthreads > 1) reduction(|:failed)
     {
-        float *V = w_scratch((size_t)36 * (C + M) * TB);
-        float *Mx = V ? V + (size_t)36 * C * TB : NULL;
+        float *V = w_scratch((size_t)P * (C + M) * TB);
+        float *Mx = V ? V + (size_t)P * C * TB : NULL;
         if (!V) failed = 1;
         #pragma omp for schedule(static)
         for (fc_int blk = 0; blk < nblocks; blk++) {
@@ -623,14 +556,13 @@ int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
                 if (run > 16 - tt % 16) run = 16 - tt % 16;
                 if (run > nr - tt % nr) run = nr - tt % nr;
                 float *dst = V + (tt / nr) * C * nr + tt % nr;
-                for (fc_int c = 0; c < C; c++) {
-                    const float *plane = x + (n * C + c) * H * W;
-                    input43(plane, H, W, 4 * th - pt, 4 * tw - pl, (int)run, dst + c * nr, vs);
-                }
+                for (fc_int c = 0; c < C; c++)
+                    input(x + (n * C + c) * H * W, H, W, tile * th - pt, tile * tw - pl,
+                          (int)run, dst + c * nr, vs);
                 t += run;
             }
             /* Mx[xi] (M x nt) = U[xi] (M x C) @ V[xi] (C x nt), panel by panel */
-            for (int xi = 0; xi < 36; xi++)
+            for (int xi = 0; xi < P; xi++)
                 for (fc_int jp = 0; jp * nr < nt; jp++) {
                     int n = (int)(nt - jp * nr < nr ? nt - jp * nr : nr);
                     const float *b = V + (fc_int)xi * vs + jp * C * nr;
@@ -641,15 +573,13 @@ int fc_winograd_f43(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, cons
                                 1.0f, 0.0f);
                     }
                 }
-            /* output transform */
+            /* output transform, bias and ReLU */
             for (fc_int t = t0; t < t1;) {
                 fc_int n, th, tw;
                 int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
-                for (fc_int m = 0; m < M; m++) {
-                    const float *src = Mx + m * TB + (t - t0);
-                    float *plane = y + (n * M + m) * OH * OW, b = bias ? bias[m] : 0.0f;
-                    output43(src, M * TB, run, plane, OH, OW, 4 * th, 4 * tw, b, relu);
-                }
+                for (fc_int m = 0; m < M; m++)
+                    output(Mx + m * TB + (t - t0), M * TB, run, y + (n * M + m) * OH * OW, OH,
+                           OW, tile * th, tile * tw, bias ? bias[m] : 0.0f, relu);
                 t += run;
             }
         }

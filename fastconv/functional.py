@@ -450,9 +450,7 @@ def batch_norm_backward(ctx, gy):
     else:
         b = k = np.zeros(C)
     gx = _empty_like(x)
-    _norm.bn_backward_apply(x3, g3, y3, mean.astype(dt), invstd.astype(dt),
-                            (gamma * invstd).astype(dt), b.astype(dt), k.astype(dt),
-                            _per_channel(gx), nt)
+    _norm.bn_backward_apply(x3, g3, y3, mean, gamma * invstd, b, invstd * k, _per_channel(gx), nt)
     return gx, sum_dy_xhat, sum_dy
 
 

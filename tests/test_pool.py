@@ -1,4 +1,6 @@
 """Pooling parity with torch and finite differences."""
+import os
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,75 @@ def test_maxpool_2x2_fast_path_nan_ties_odd_sizes_match_torch(shape, rng):
     check_vs_torch(fc.nn.MaxPool2d(2), torch.nn.MaxPool2d(2), x, rtol=0)
     check_vs_torch(fc.nn.AvgPool2d(2), torch.nn.AvgPool2d(2), np.nan_to_num(x, neginf=-1),
                    rtol=1e-6)
+
+
+def naive_max_pool(x, k, s, p, d, ceil):
+    """Loops over the taps that lie in the input: (y, argmax) per window, -inf and no
+    argmax (-1) for a window wholly in padding; ties keep the first tap, as torch."""
+    N, C, H, W = x.shape
+    OH = _shape.pool_output_size(H, k[0], s[0], p[0], d[0], ceil)
+    OW = _shape.pool_output_size(W, k[1], s[1], p[1], d[1], ceil)
+    y = np.full((N, C, OH, OW), -np.inf)
+    arg = np.full((N, C, OH, OW), -1)
+    for oh in range(OH):
+        for ow in range(OW):
+            for i in range(k[0]):
+                for j in range(k[1]):
+                    h, w = oh * s[0] - p[0] + i * d[0], ow * s[1] - p[1] + j * d[1]
+                    if 0 <= h < H and 0 <= w < W:
+                        v = x[:, :, h, w]
+                        better = (v > y[:, :, oh, ow]) | (arg[:, :, oh, ow] < 0)
+                        y[:, :, oh, ow] = np.where(better, v, y[:, :, oh, ow])
+                        arg[:, :, oh, ow] = np.where(better, h * W + w, arg[:, :, oh, ow])
+    return y, arg
+
+
+# Windows wholly in padding (dilation pushes every tap past a 1-pixel plane): the
+# argmax pointed past the plane and the backward wrote outside its buffer (heap
+# corruption).  The first two are issue 19's reproducers, the third the case the
+# fuzzer found at seed 11 (pool family).
+EMPTY_WINDOW_CASES = [
+    ((3, 1, 1, 2), (2, 2), (2, 2), (1, 1), (2, 2), False),
+    ((2, 4, 1, 8), (2, 3), (2, 3), (1, 1), (2, 2), False),
+    ((3, 2, 1, 1), (4, 2), (3, 3), (2, 1), (2, 2), True),
+]
+
+
+@pytest.mark.parametrize("shape, k, s, p, d, ceil", EMPTY_WINDOW_CASES)
+def test_maxpool_window_wholly_in_padding(shape, k, s, p, d, ceil, rng):
+    x = rng.standard_normal(shape)
+    ref_y, ref_arg = naive_max_pool(x, k, s, p, d, ceil)
+    for dt in (np.float32, np.float64):
+        y, (idx, _) = fc.functional.max_pool2d(x.astype(dt), k, s, p, d, ceil)
+        assert np.isneginf(ref_y).any()             # the case has an empty window
+        np.testing.assert_array_equal(y, ref_y.astype(dt))
+        np.testing.assert_array_equal(idx, ref_arg)  # -1 there, never past the plane
+        m = fc.nn.MaxPool2d(k, s, p, d, ceil)
+        gy = rng.standard_normal(ref_y.shape).astype(dt)
+        m(x.astype(dt))
+        gx = m.backward(gy)
+        want = np.zeros(shape)
+        flat = want.reshape(shape[0] * shape[1], -1)
+        for pl, a, g in zip(np.repeat(np.arange(flat.shape[0]), ref_arg[0, 0].size),
+                            ref_arg.reshape(-1), gy.reshape(-1)):
+            if a >= 0:
+                flat[pl, a] += g
+        np.testing.assert_allclose(gx, want, rtol=1e-6, atol=1e-6)
+
+
+def test_maxpool_empty_window_reproducer_exits_cleanly():
+    """Issue 19's five lines in a fresh process: heap corruption aborted it at exit."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, fastconv as fc\n"
+            "x = np.random.rand(3, 1, 1, 2).astype(np.float32)\n"
+            "m = fc.nn.MaxPool2d(2, padding=1, dilation=2)\n"
+            "y = m(x)\n"
+            "g = m.backward(np.ones_like(y))\n"
+            "for _ in range(200): m(np.random.rand(64, 8, 9, 9).astype(np.float32))\n"
+            "assert np.isneginf(y).all() and not g.any()\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fc.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr

@@ -28,7 +28,7 @@ cdef extern from "gemm.h":
                         double *s1, double *s2) nogil
     void fc_bn_affine(const float *x, float *y, fc_int n, float m, float a, float b, int relu) nogil
     void fc_bn_bwd_apply(const float *x, const float *dy, const float *y, float *dx, fc_int n,
-                         float m, float istd, float a, float b, float k) nogil
+                         double m, double a, double b, double ik) nogil
 
 fc_isa()  # resolve the ISA once, before any parallel region
 
@@ -175,15 +175,16 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
 
 
 def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
-                      const floating[:, :, ::1] y, const floating[::1] mean,
-                      const floating[::1] invstd, const floating[::1] a, const floating[::1] b,
-                      const floating[::1] k, floating[:, :, ::1] dx, int n_threads):
-    """dx = a[c] * (g - b[c] - xhat * k[c]) with xhat = (x - mean[c]) * invstd[c] and
+                      const floating[:, :, ::1] y, const double[::1] mean, const double[::1] a,
+                      const double[::1] b, const double[::1] ik, floating[:, :, ::1] dx,
+                      int n_threads):
+    """dx = a[c] * (g - b[c] - (x - mean[c]) * ik[c]), evaluated in double, with
     g = dy (masked by y > 0 when the fused-ReLU output y is given, else None).
 
-    Training: a = gamma*invstd, b = mean(g), k = mean(g*xhat); eval: b = k = 0."""
+    Training: a = gamma*invstd, b = mean(g), ik = invstd * mean(g*xhat); eval: b = ik = 0.
+    x, dy, y (N, C, HW) IN; mean, a, b, ik (C,) IN; dx (N, C, HW) OUT."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], p, q, c
-    cdef floating ac, bc, kc, mc, ic
+    cdef double ac, bc, kc, mc
     cdef const floating *xr
     cdef const floating *gr
     cdef floating *dr
@@ -197,7 +198,7 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
                 c = p % C
                 fc_bn_bwd_apply(&x[0, 0, 0] + p * HW, &dy[0, 0, 0] + p * HW,
                                 (yp + p * HW) if yp != NULL else NULL, &dx[0, 0, 0] + p * HW, HW,
-                                mean[c], invstd[c], a[c], b[c], k[c])
+                                mean[c], a[c], b[c], ik[c])
         return
     if yp != NULL:
         raise ValueError("bn_backward_apply: the fused-ReLU mask is float32-only")
@@ -206,14 +207,13 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
             c = p % C
             ac = a[c]
             bc = b[c]
-            kc = k[c]
+            kc = ik[c]
             mc = mean[c]
-            ic = invstd[c]
             xr = &x[0, 0, 0] + p * HW
             gr = &dy[0, 0, 0] + p * HW
             dr = &dx[0, 0, 0] + p * HW
             for q in range(HW):
-                dr[q] = ac * (gr[q] - bc - (xr[q] - mc) * ic * kc)
+                dr[q] = ac * (gr[q] - bc - (xr[q] - mc) * kc)
 
 
 def plane_sums_finite(const float[:, ::1] x, int n_threads):

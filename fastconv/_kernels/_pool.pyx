@@ -6,7 +6,8 @@ Every kernel parallelises over the N*C planes, so backward scatters (overlapping
 windows) stay inside one thread and results do not depend on the thread count.
 Max pooling follows PyTorch: padding counts as -inf, NaN wins (``val > max or
 isnan(val)``), the argmax is the flat index in the input plane (int32: planes are
-checked to hold fewer than 2**31 pixels by the caller).
+checked to hold fewer than 2**31 pixels by the caller), or -1 for a window that lies
+wholly in padding (its output is -inf and its gradient goes nowhere).
 Average pooling follows PyTorch's divisor rule: the window is clipped to the padded
 input for ``count_include_pad``, to the input otherwise, unless ``divisor_override``.
 """
@@ -54,7 +55,9 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t
                     while w0 < 0:
                         w0 = w0 + dw
                     m = -INFINITY
-                    best = h0 * W + w0
+                    # a window whose every tap lies in padding has no argmax: -1, which
+                    # the backward skips (h0 * W + w0 would point past the plane)
+                    best = h0 * W + w0 if (h0 < h1 and w0 < w1) else -1
                     ih = h0
                     while ih < h1:
                         iw = w0
@@ -89,7 +92,8 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, 
             g = &dy[0, 0, 0, 0] + p * OHW
             ix = &idx[0, 0, 0, 0] + p * OHW
             for q in range(OHW):
-                d[ix[q]] += g[q]
+                if ix[q] >= 0:
+                    d[ix[q]] += g[q]
 
 
 cdef struct Window:

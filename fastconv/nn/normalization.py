@@ -76,7 +76,7 @@ class BatchNorm2d(Module):
         x = self._input(x)
         batch_stats = self.training or not self.track_running_stats
         n = x.shape[0] * x.shape[2] * x.shape[3]
-        if self.training and n == 1:
+        if batch_stats and n == 1:      # torch too: eval without running stats is batch stats
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
                              f"training, got input shape {x.shape}")
         w = self.weight.data if self.weight is not None else None

@@ -170,7 +170,7 @@ void fc_bn_bwd_sums(const float *x, const float *dy, const float *y, fc_int n, f
                     double *s1, double *s2);
 void fc_bn_affine(const float *x, float *y, fc_int n, float m, float a, float b, int relu);
 void fc_bn_bwd_apply(const float *x, const float *dy, const float *y, float *dx, fc_int n,
-                     float m, float istd, float a, float b, float k);
+                     double m, double a, double b, double ik);
 
 /* peak.c: FMA throughput probe; returns the FLOPs done, accumulates a result into *sink. */
 double fc_fma_probe(fc_int iters, double *sink);

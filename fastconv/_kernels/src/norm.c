@@ -32,5 +32,5 @@ void fc_bn_bwd_sums(const float *x, const float *dy, const float *y, fc_int n, f
 void fc_bn_affine(const float *x, float *y, fc_int n, float m, float a, float b, int relu)
 { PICK(affine)(x, y, n, m, a, b, relu); }
 void fc_bn_bwd_apply(const float *x, const float *dy, const float *y, float *dx, fc_int n,
-                     float m, float istd, float a, float b, float k)
-{ PICK(bwd_apply)(x, dy, y, dx, n, m, istd, a, b, k); }
+                     double m, double a, double b, double ik)
+{ PICK(bwd_apply)(x, dy, y, dx, n, m, a, b, ik); }

@@ -71,17 +71,21 @@ static void N_NAME(affine)(const float *restrict x, float *y, fc_int n, float m,
         for (fc_int i = 0; i < n; i++) y[i] = (x[i] - m) * a + b;
 }
 
-/* dx = a * (g - b - (x - m) * istd * k), g = dy masked by y > 0 when y != NULL */
+/* dx = a * (g - b - (x - m) * ik), g = dy masked by y > 0 when y != NULL.  In double:
+ * with few values per channel the three terms nearly cancel (two values: the result is
+ * eps / (var + eps) of them), and float32 rounding of m, b and ik then costs whole digits;
+ * the pass is memory-bound, so the wider arithmetic is free. */
 static void N_NAME(bwd_apply)(const float *restrict x, const float *restrict dy,
-                              const float *restrict y, float *restrict dx, fc_int n, float m,
-                              float istd, float a, float b, float k)
+                              const float *restrict y, float *restrict dx, fc_int n, double m,
+                              double a, double b, double ik)
 {
     if (y)
         for (fc_int i = 0; i < n; i++) {
-            float g = y[i] <= 0 ? 0.0f : dy[i];
-            dx[i] = a * (g - b - (x[i] - m) * istd * k);
+            double g = y[i] <= 0 ? 0.0 : dy[i];
+            dx[i] = (float)(a * (g - b - ((double)x[i] - m) * ik));
         }
     else
-        for (fc_int i = 0; i < n; i++) dx[i] = a * (dy[i] - b - (x[i] - m) * istd * k);
+        for (fc_int i = 0; i < n; i++)
+            dx[i] = (float)(a * ((double)dy[i] - b - ((double)x[i] - m) * ik));
 }
 #undef LANES

@@ -218,8 +218,10 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays (or anything np.asarray takes, e.g. torch tensors) into this module.
 
-        Shape mismatch -> ValueError naming the key; with strict, missing or unexpected
-        keys -> KeyError listing them.  Returns (missing_keys, unexpected_keys)."""
+        Shape mismatch or a non-numeric dtype -> ValueError naming the key; with strict,
+        missing or unexpected keys -> KeyError listing them.  Every entry is checked
+        before any is copied, so on error the module is unchanged.  Returns
+        (missing_keys, unexpected_keys)."""
         targets = {}
         for mname, m in self.named_modules():
             pre = f"{mname}." if mname else ""
@@ -243,6 +245,9 @@ class Module:
                 value = value.detach().cpu().numpy()
             arr = np.asarray(value)
             cur = m._parameters[k].data if is_param else m._buffers[k]
+            if arr.dtype.kind not in "biuf":        # no strings, objects, complex numbers
+                raise ValueError(f"{type(self).__name__}.load_state_dict: '{key}' must hold "
+                                 f"real numbers, got dtype {arr.dtype}")
             if arr.shape != cur.shape:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: shape mismatch for "
                                  f"'{key}': expected {cur.shape}, got {arr.shape}")

@@ -118,6 +118,22 @@ def check_conv_planes(layer, shape, padding_mode, padded):
                          f"{padding_mode} padding)")
 
 
+def padding_mode_code(mode):
+    """The kernels' code for a padding mode: its index in PADDING_MODES."""
+    return PADDING_MODES.index(mode)
+
+
+def check_padding_fits(layer, mode, pads, h, w):
+    """reflect padding must be smaller than the plane, circular no larger (torch's rules)."""
+    pt, pb, pl, pr = pads
+    if mode == "reflect" and (max(pt, pb) >= h or max(pl, pr) >= w):
+        raise ValueError(f"{layer}: reflect padding ({pt}, {pb}, {pl}, {pr}) must be smaller "
+                         f"than the input size {h}x{w}")
+    if mode == "circular" and (max(pt, pb) > h or max(pl, pr) > w):
+        raise ValueError(f"{layer}: circular padding ({pt}, {pb}, {pl}, {pr}) must not exceed "
+                         f"the input size {h}x{w}")
+
+
 def checked_conv_transpose_output(layer, dim, size, k, s, p, op, d):
     if size < 1:            # the formula would give an output for no input (torch refuses)
         raise ValueError(f"{layer}: input {dim} is {size}; a transposed convolution needs "
@@ -165,7 +181,7 @@ def as_grad(layer, g, shape, dtype):
     if g.shape != tuple(shape):
         raise ValueError(f"{layer}.backward: gradient shape {g.shape} does not match the "
                          f"last output's shape {tuple(shape)}")
-    return np.ascontiguousarray(g, dtype=dtype)
+    return np.asarray(g, dtype=dtype, order="C")     # (keeps a 0-d loss gradient 0-d)
 
 
 def plane_limit(layer, h, w):

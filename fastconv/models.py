@@ -12,7 +12,6 @@ class ConvBlock(Module):
     """Conv2d(bias=False) -> BatchNorm2d -> ReLU: (N, in_ch, H, W) -> (N, out_ch, H', W')."""
 
     _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
-    _skips_input_grad = True
 
     def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, padding=1):
         super().__init__()
@@ -36,8 +35,8 @@ class ConvBlock(Module):
         return F.conv2d(x, w, b, c.stride, c._pads(x.shape[2], x.shape[3]), c.dilation, c.groups,
                         c.padding_mode, "ConvBlock", relu=True)[0]
 
-    def _backward(self, ctx, g, input_grad=True):
-        return self.conv.backward(self.bn.backward(g), input_grad=input_grad)
+    def _backward(self, ctx, g, needs):
+        return (self.conv.backward(self.bn.backward(g), input_grad=needs[0]),)
 
 
 class DepthwiseSeparableConv(Module):
@@ -45,7 +44,6 @@ class DepthwiseSeparableConv(Module):
     in_ch*k*k + in_ch*out_ch weights instead of in_ch*out_ch*k*k."""
 
     _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
-    _skips_input_grad = True
 
     def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, padding=1):
         super().__init__()
@@ -56,8 +54,8 @@ class DepthwiseSeparableConv(Module):
     def forward(self, x):
         return self._remember(self.pointwise(self.depthwise(x)), True)
 
-    def _backward(self, ctx, g, input_grad=True):
-        return self.depthwise.backward(self.pointwise.backward(g), input_grad=input_grad)
+    def _backward(self, ctx, g, needs):
+        return (self.depthwise.backward(self.pointwise.backward(g), input_grad=needs[0]),)
 
 
 def Bottleneck(channels=256, mid=64):
@@ -76,7 +74,6 @@ class SmoothUpsample(Module):
     alternative to ConvTranspose2d(k=3, s=2).  (N, in_ch, H, W) -> (N, out_ch, 2H, 2W)."""
 
     _torch_chain = True     # forward = children in order (fastconv.interop.to_torch)
-    _skips_input_grad = True
 
     def __init__(self, in_ch, out_ch):
         super().__init__()
@@ -86,8 +83,8 @@ class SmoothUpsample(Module):
     def forward(self, x):
         return self._remember(self.conv(self.up(x)), True)
 
-    def _backward(self, ctx, g, input_grad=True):
-        return self.up.backward(self.conv.backward(g), input_grad=input_grad)
+    def _backward(self, ctx, g, needs):
+        return (self.up.backward(self.conv.backward(g), input_grad=needs[0]),)
 
 
 def camera_classifier(num_classes=2):

@@ -30,16 +30,16 @@ class ReLU(Module):
                 raise ValueError(f"{name}(inplace=True): the input array is read-only")
             orig = x
             x = _any_input(name, x)
-            y = F.relu(x, inplace=True)
+            y, ctx = F.relu(x, inplace=True)
             if y is not orig:           # non-contiguous input: write the result back
                 orig[...] = y
                 y = orig
         else:
-            y = F.relu(_any_input(name, x))
-        return self._remember(y, y)
+            y, ctx = F.relu(_any_input(name, x))
+        return self._remember(y, ctx)
 
-    def _backward(self, y, gy):
-        return F.relu_backward(np.ascontiguousarray(y), gy)
+    def _backward(self, ctx, gy, needs):
+        return F.relu_backward(ctx, gy, needs)
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
@@ -60,11 +60,11 @@ class Dropout(Module):
         x = _any_input(type(self).__name__, x)
         if not self.training or self.p == 0:
             return self._remember(x, None)
-        y, mask = F.dropout(x, self.p, generator().integers(0, 2 ** 63))
-        return self._remember(y, mask)
+        y, ctx = F.dropout(x, self.p, generator().integers(0, 2 ** 63))
+        return self._remember(y, ctx)
 
-    def _backward(self, mask, gy):
-        return gy if mask is None else F.dropout_backward(mask, self.p, gy)
+    def _backward(self, ctx, gy, needs):
+        return (gy,) if ctx is None else F.dropout_backward(ctx, gy, needs)
 
     def extra_repr(self):
         return f"p={self.p}, inplace=False"
@@ -77,8 +77,8 @@ class Identity(Module):
         x = _any_input(type(self).__name__, x)
         return self._remember(x, True)
 
-    def _backward(self, ctx, gy):
-        return gy
+    def _backward(self, ctx, gy, needs):
+        return (gy,)
 
 
 class Flatten(Module):
@@ -100,8 +100,8 @@ class Flatten(Module):
         shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
         return self._remember(x.reshape(shape), x.shape)
 
-    def _backward(self, xshape, gy):
-        return gy.reshape(xshape)
+    def _backward(self, xshape, gy, needs):
+        return (gy.reshape(xshape),)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

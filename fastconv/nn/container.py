@@ -43,13 +43,11 @@ class Sequential(Module):
             x = m(x)
         return self._remember(np.asarray(x), True)
 
-    _skips_input_grad = True
-
-    def _backward(self, ctx, g, input_grad=True):
+    def _backward(self, ctx, g, needs):
         mods = list(self._modules.values())
         for i in range(len(mods) - 1, -1, -1):
-            g = mods[i].backward(g, input_grad=input_grad or i > 0)
-        return g
+            g = mods[i].backward(g, input_grad=needs[0] or i > 0)
+        return (g,)
 
 
 class Residual(Module):
@@ -72,12 +70,10 @@ class Residual(Module):
         if b.shape != s.shape:
             raise ValueError(f"Residual: body output shape {b.shape} does not match shortcut "
                              f"output shape {s.shape}")
-        dt = np.result_type(b.dtype, s.dtype)
-        y = F.add(np.ascontiguousarray(b, dt), np.ascontiguousarray(s, dt))
+        y, _ = F.add(b, s)
         return self._remember(y, True)
 
-    def _backward(self, ctx, g):
+    def _backward(self, ctx, g, needs):
         gb = self.body.backward(g)
         gs = self.shortcut.backward(g) if self.shortcut is not None else g
-        dt = np.result_type(gb.dtype, gs.dtype)
-        return F.add(np.ascontiguousarray(gb, dt), np.ascontiguousarray(gs, dt))
+        return (F.add(gb, gs)[0],)

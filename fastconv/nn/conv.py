@@ -8,7 +8,7 @@ from .module import Module, Parameter
 
 
 class _ConvBase(Module):
-    _skips_input_grad = True
+    _grad_params = ("weight", "bias")
 
     def _init_params(self, wshape, fan_in, bias):
         bound = _init.kaiming_uniform_bound(fan_in)
@@ -45,14 +45,6 @@ class _ConvBase(Module):
         x = _shape.as_input(name, x, 4)
         _shape.check_channels(name, x, self.in_channels)
         return x
-
-    def _grads(self, gw, gb):
-        self.weight.accumulate(gw)
-        if self.bias is not None:
-            self.bias.accumulate(gb)
-
-    def _needs(self):
-        return self.weight.requires_grad, self.bias is not None and self.bias.requires_grad
 
     def extra_repr(self):
         """torch's format: the non-default arguments only."""
@@ -125,11 +117,9 @@ class Conv2d(_ConvBase):
                           self.dilation, self.groups, self.padding_mode, type(self).__name__)
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy, input_grad=True):
-        need_w, need_b = self._needs()
-        gx, gw, gb = F.conv2d_backward(ctx, gy, input_grad, need_w, need_b)
-        self._grads(gw, gb)
-        return gx
+    def _backward(self, ctx, gy, needs):
+        return F.conv2d_backward(ctx, gy, needs)
+
 
 class ConvTranspose2d(_ConvBase):
     """2-D transposed convolution, torch.nn.ConvTranspose2d's signature and defaults.
@@ -173,8 +163,5 @@ class ConvTranspose2d(_ConvBase):
                                     type(self).__name__)
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy, input_grad=True):
-        need_w, need_b = self._needs()
-        gx, gw, gb = F.conv_transpose2d_backward(ctx, gy, input_grad, need_w, need_b)
-        self._grads(gw, gb)
-        return gx
+    def _backward(self, ctx, gy, needs):
+        return F.conv_transpose2d_backward(ctx, gy, needs)

@@ -36,17 +36,12 @@ class Linear(Module):
         y, ctx = F.linear(x.reshape(-1, self.in_features), self.weight.data, b)
         return self._remember(y.reshape(lead + (self.out_features,)), ctx)
 
-    _skips_input_grad = True
+    _grad_params = ("weight", "bias")
 
-    def _backward(self, ctx, gy, input_grad=True):
+    def _backward(self, ctx, gy, needs):
         lead = gy.shape[:-1]
-        need_b = self.bias is not None and self.bias.requires_grad
-        gx, gw, gb = F.linear_backward(ctx, gy.reshape(-1, self.out_features), input_grad,
-                                       self.weight.requires_grad, need_b)
-        self.weight.accumulate(gw)
-        if self.bias is not None:
-            self.bias.accumulate(gb)
-        return None if gx is None else gx.reshape(lead + (self.in_features,))
+        gx, gw, gb = F.linear_backward(ctx, gy.reshape(-1, self.out_features), needs)
+        return None if gx is None else gx.reshape(lead + (self.in_features,)), gw, gb
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

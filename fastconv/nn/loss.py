@@ -3,8 +3,7 @@ import numpy as np
 
 from .. import _shape
 from .. import functional as F
-from .._grad import is_grad_enabled
-from .module import _NO_GRAD, _NOT_RUN, Module
+from .module import Module
 
 
 class CrossEntropyLoss(Module):
@@ -36,19 +35,13 @@ class CrossEntropyLoss(Module):
                              f"[{target.min()}, {target.max()}]")
         loss, ctx = F.cross_entropy(logits, np.ascontiguousarray(target, np.int64),
                                     self.label_smoothing)
-        object.__setattr__(self, "_ctx", ctx if is_grad_enabled() else _NO_GRAD)
+        self._remember(np.float64(loss), ctx)
         return loss
 
     def backward(self, grad_output=1.0):
         """d loss / d logits, shape (N, C), times the scalar grad_output."""
-        ctx = self._ctx
-        if ctx is _NOT_RUN:
-            raise RuntimeError("CrossEntropyLoss.backward called before any forward")
-        if ctx is _NO_GRAD:
-            raise RuntimeError("CrossEntropyLoss.backward: the last forward ran under "
-                               "fastconv.no_grad()")
-        g = F.cross_entropy_backward(ctx)
-        return g if grad_output == 1.0 else g * np.asarray(grad_output, g.dtype)
+        ctx, g = self._take_ctx(grad_output)
+        return F.cross_entropy_backward(ctx, float(g))[0]
 
     def extra_repr(self):
         return f"label_smoothing={self.label_smoothing}" if self.label_smoothing else ""

@@ -298,8 +298,9 @@ class Module:
         self.__dict__["_ctx"] = _USED       # free the activations as soon as they are used
         return ctx, g
 
-    # Layers whose _backward takes input_grad (and can skip computing it) set this.
-    _skips_input_grad = False
+    # The parameters a layer's op takes after its input, in the op's order: backward
+    # adds the op's gradients for them to their .grad (the one place that does).
+    _grad_params = ()
 
     def backward(self, grad_output, input_grad=True):
         """Gradient w.r.t. the input of the last forward; parameter grads are added.
@@ -308,12 +309,17 @@ class Module:
         a network: nothing consumes it) and returns None.  Like torch, a backward
         releases the forward's saved activations: a second backward needs a new forward."""
         ctx, g = self._take_ctx(grad_output)
-        if self._skips_input_grad:
-            return self._backward(ctx, g, input_grad=input_grad)
-        gx = self._backward(ctx, g)
-        return gx if input_grad else None
+        params = [self._parameters.get(n) for n in self._grad_params]
+        needs = (bool(input_grad),) + tuple(p is not None and p.requires_grad for p in params)
+        grads = self._backward(ctx, g, needs)
+        for p, gp in zip(params, grads[1:]):
+            if p is not None:
+                p.accumulate(gp)
+        return grads[0] if input_grad else None
 
-    def _backward(self, ctx, grad_output):
+    def _backward(self, ctx, grad_output, needs):
+        """Gradients w.r.t. (input, *_grad_params) of the forward that saved ctx, None
+        where needs (one bool each) says False: a layer's op_backward."""
         raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
 
     # ------------------------------------------------------------ repr

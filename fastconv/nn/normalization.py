@@ -81,8 +81,9 @@ class BatchNorm2d(Module):
                              f"training, got input shape {x.shape}")
         w = self.weight.data if self.weight is not None else None
         b = self.bias.data if self.bias is not None else None
-        y, ctx, mean, var = F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
-                                         batch_stats, relu)
+        y, ctx = F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
+                              batch_stats, relu)
+        mean, var = ctx.mean, ctx.var
         if self.training and self.track_running_stats and n > 0:   # empty batch: no update
             self.num_batches_tracked = np.array(self.num_batches_tracked + 1, np.int64)
             f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
@@ -92,13 +93,10 @@ class BatchNorm2d(Module):
             self.running_var[...] = ((1 - f) * self.running_var + f * unbiased).astype(dt)
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy):
-        gx, gw, gb = F.batch_norm_backward(ctx, gy)
-        if self.weight is not None:
-            self.weight.accumulate(gw)
-        if self.bias is not None:
-            self.bias.accumulate(gb)
-        return gx
+    _grad_params = ("weight", "bias")
+
+    def _backward(self, ctx, gy, needs):
+        return F.batch_norm_backward(ctx, gy, needs)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

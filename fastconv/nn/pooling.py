@@ -37,8 +37,8 @@ class MaxPool2d(Module):
         y, ctx = F.max_pool2d(x, k, s, p, d, self.ceil_mode, is_grad_enabled(), name)
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy):
-        return F.max_pool2d_backward(ctx, gy)
+    def _backward(self, ctx, gy, needs):
+        return F.max_pool2d_backward(ctx, gy, needs)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -73,8 +73,8 @@ class AvgPool2d(Module):
                               self.divisor_override, name)
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy):
-        return F.avg_pool2d_backward(ctx, gy)
+    def _backward(self, ctx, gy, needs):
+        return F.avg_pool2d_backward(ctx, gy, needs)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -102,8 +102,8 @@ class AdaptiveAvgPool2d(Module):
         y, ctx = F.adaptive_avg_pool2d(x, self._size, name)
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy):
-        return F.adaptive_avg_pool2d_backward(ctx, gy)
+    def _backward(self, ctx, gy, needs):
+        return F.adaptive_avg_pool2d_backward(ctx, gy, needs)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"

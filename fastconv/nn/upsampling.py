@@ -58,8 +58,8 @@ class Upsample(Module):
         y, ctx = F.upsample(x, size, self._scale, self.mode, bool(self.align_corners))
         return self._remember(y, ctx)
 
-    def _backward(self, ctx, gy):
-        return F.upsample_backward(ctx, gy)
+    def _backward(self, ctx, gy, needs):
+        return F.upsample_backward(ctx, gy, needs)
 
     def extra_repr(self):
         info = (f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None

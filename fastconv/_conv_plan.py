@@ -1,0 +1,156 @@
+"""The convolution planner: one frozen geometry, one pure choice of algorithm.
+
+``functional.conv2d`` builds a :class:`ConvGeometry` from the shapes once, asks
+:func:`choose_algorithm` which kernel runs it, allocates and calls that kernel; its
+backward asks :func:`input_grad_algorithm` and :func:`weight_grad_algorithm`.  Nothing
+here touches data or kernels, so every rule can be read, tested and changed in one
+place, and a test can force any algorithm that :func:`accepts` a geometry.
+"""
+import enum
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Algorithm(enum.Enum):
+    """How a convolution's forward runs."""
+    WINOGRAD4 = "winograd4"         # F(4x4, 3x3): 36 multiplies per 16 outputs, not 144
+    WINOGRAD2 = "winograd2"         # F(2x2, 3x3): 16 per 4 outputs, not 36
+    PADDED = "padded"               # stride 1 on a zero-padded copy: im2col rows are copies
+    GATHER = "gather"               # implicit GEMM gathering im2col patches while packing
+    DEPTHWISE_S1 = "depthwise_s1"   # groups == channels, stride 1, float32: padded planes
+    DEPTHWISE = "depthwise"         # groups == channels, any stride and dtype: direct loops
+
+
+class InputGrad(enum.Enum):
+    """How d input is computed."""
+    FLIPPED = "flipped"     # stride 1: the convolution of dy with flipped weights (planned)
+    FOLD = "fold"           # GEMM W^T dy then col2im
+    DEPTHWISE_S1 = "depthwise_s1"
+    DEPTHWISE = "depthwise"
+
+
+class WeightGrad(enum.Enum):
+    """How d weight is computed."""
+    WINOGRAD = "winograd"   # F(2x2, 3x3) over tiles, fixed chunks
+    PADDED = "padded"       # GEMM over the forward's padded copy
+    GATHER = "gather"       # GEMM gathering im2col patches
+    DEPTHWISE_S1 = "depthwise_s1"
+    DEPTHWISE = "depthwise"
+
+
+WINOGRAD = (Algorithm.WINOGRAD4, Algorithm.WINOGRAD2)
+DEPTHWISE = (Algorithm.DEPTHWISE_S1, Algorithm.DEPTHWISE)
+
+
+class ConvGeometry(NamedTuple):
+    """Everything about a convolution but its data.  Pads may be negative (a crop: the
+    adjoint of a transposed convolution's padding)."""
+    N: int
+    C: int
+    H: int
+    W: int
+    M: int              # output channels
+    KH: int
+    KW: int
+    sh: int = 1
+    sw: int = 1
+    pt: int = 0
+    pb: int = 0
+    pl: int = 0
+    pr: int = 0
+    dh: int = 1
+    dw: int = 1
+    groups: int = 1
+    dtype: str = "float32"
+
+    @classmethod
+    def of(cls, x_shape, w_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1),
+           groups=1, dtype=np.float32):
+        """From x (N, C, H, W), w (M, C/groups, KH, KW) and the arguments."""
+        N, C, H, W = (int(v) for v in x_shape)
+        M, _, KH, KW = (int(v) for v in w_shape)
+        return cls(N, C, H, W, M, KH, KW, int(stride[0]), int(stride[1]),
+                   *(int(p) for p in pads), int(dilation[0]), int(dilation[1]), int(groups),
+                   np.dtype(dtype).name)
+
+    @property
+    def OH(self):
+        return (self.H + self.pt + self.pb - self.dh * (self.KH - 1) - 1) // self.sh + 1
+
+    @property
+    def OW(self):
+        return (self.W + self.pl + self.pr - self.dw * (self.KW - 1) - 1) // self.sw + 1
+
+    @property
+    def Cg(self):
+        """Input channels per group."""
+        return self.C // self.groups
+
+    @property
+    def pads(self):
+        return self.pt, self.pb, self.pl, self.pr
+
+    @property
+    def is_depthwise(self):
+        return self.groups == self.C and self.C > 1
+
+
+def accepts(algorithm, g):
+    """Whether `algorithm` computes geometry g correctly (speed aside)."""
+    f32 = g.dtype == "float32"
+    s1 = g.sh == g.sw == 1
+    if algorithm in WINOGRAD:
+        return (f32 and (g.KH, g.KW, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1)
+                and g.groups == 1 and min(g.pads) >= 0)
+    if algorithm is Algorithm.PADDED:
+        return s1 and min(g.pads) >= 0
+    if algorithm is Algorithm.DEPTHWISE_S1:
+        return f32 and s1 and g.is_depthwise and min(g.pads) >= 0
+    if algorithm is Algorithm.DEPTHWISE:
+        return g.is_depthwise and min(g.pads) >= 0
+    return algorithm is Algorithm.GATHER
+
+
+def choose_algorithm(g, finite=True):
+    """The fastest algorithm for g.  finite: the input holds no NaN/Inf (Winograd's
+    transforms subtract inputs, so an Inf would become NaN where a direct convolution
+    gives +-Inf: non-finite inputs take another path)."""
+    if g.is_depthwise and min(g.pads) >= 0:
+        return Algorithm.DEPTHWISE_S1 if accepts(Algorithm.DEPTHWISE_S1, g) else Algorithm.DEPTHWISE
+    if finite and g.C >= 16 and g.M >= 16 and accepts(Algorithm.WINOGRAD4, g):
+        # F(4x4)'s 16-lane transforms want long tile rows and enough tiles to fill them
+        tiles = g.N * ((g.OH + 3) // 4) * ((g.OW + 3) // 4)
+        return Algorithm.WINOGRAD4 if min(g.OH, g.OW) >= 32 and tiles >= 256 else \
+            Algorithm.WINOGRAD2
+    # the padded width pays a crop pass over the output: worth it when each output has
+    # enough of K (Cg*KH*KW) behind it that the gathers it saves dominate
+    if accepts(Algorithm.PADDED, g) and (g.KH, g.KW) != (1, 1) and g.Cg * g.KH * g.KW >= 64:
+        return Algorithm.PADDED
+    return Algorithm.GATHER
+
+
+def input_grad_algorithm(g, forward):
+    """d input of a forward run with `forward`."""
+    if forward in DEPTHWISE:
+        return InputGrad.DEPTHWISE_S1 if _depthwise_s1_backward(g) else InputGrad.DEPTHWISE
+    # the flipped convolution has M = C/G rows: under 8 (a first layer's 3 colour
+    # channels) most of each 8-row GEMM tile would be idle, so go through col2im
+    return InputGrad.FLIPPED if g.sh == g.sw == 1 and g.Cg >= 8 else InputGrad.FOLD
+
+
+def weight_grad_algorithm(g, forward, finite=True):
+    """d weight of a forward run with `forward`; finite: dy holds no NaN/Inf."""
+    if forward in DEPTHWISE:
+        return WeightGrad.DEPTHWISE_S1 if _depthwise_s1_backward(g) else WeightGrad.DEPTHWISE
+    # Winograd F(2x2, 3x3) while the per-chunk partial sums (chunks x 16 x M x C) stay
+    # small next to the work
+    if forward in WINOGRAD and g.M * g.C <= 128 * 128 and finite:
+        return WeightGrad.WINOGRAD
+    return WeightGrad.PADDED if forward is Algorithm.PADDED else WeightGrad.GATHER
+
+
+def _depthwise_s1_backward(g):
+    # the padded-plane backward needs the padding inside the dilated kernel's reach
+    return (g.dtype == "float32" and g.sh == g.sw == 1
+            and g.pt <= g.dh * (g.KH - 1) and g.pl <= g.dw * (g.KW - 1))

@@ -1,0 +1,34 @@
+"""Stateless operations, one contract for all of them.
+
+Every op returns ``(out, ctx)``: ``ctx`` is a small typed record (a NamedTuple per
+family) of what its backward needs.  Every ``op_backward(ctx, grad_out, needs=None)``
+returns the gradients w.r.t. the op's array inputs, in input order, with None where
+``needs`` (one bool per input; None: all) says False.  Layers in ``fastconv.nn`` own
+parameters, call these, and accumulate the parameter gradients in one place
+(``Module.backward``).
+
+Shapes follow PyTorch (NCHW).  Arguments are assumed validated by ``fastconv._shape``
+helpers (the layers do that), except what depends on the input's shape, which is
+checked here.
+"""
+from .activation import (AddCtx, DropoutCtx, ReluCtx, add, add_backward, dropout,
+                         dropout_backward, relu, relu_backward)
+from .conv import (Conv2dCtx, ConvTranspose2dCtx, conv2d, conv2d_backward, conv_transpose2d,
+                   conv_transpose2d_backward)
+from .linear import LinearCtx, linear, linear_backward
+from .loss import CrossEntropyCtx, cross_entropy, cross_entropy_backward
+from .norm import BatchNormCtx, batch_norm, batch_norm_backward
+from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, adaptive_avg_pool2d,
+                   adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d,
+                   max_pool2d_backward)
+from .upsample import UpsampleCtx, upsample, upsample_backward
+from ._common import channel_sum
+
+__all__ = [
+    "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
+    "relu", "relu_backward", "add", "add_backward", "dropout", "dropout_backward",
+    "linear", "linear_backward", "upsample", "upsample_backward",
+    "cross_entropy", "cross_entropy_backward", "channel_sum",
+]

@@ -1,0 +1,69 @@
+"""Element-wise ops: relu, add, dropout."""
+from typing import NamedTuple
+
+import numpy as np
+
+from .._kernels import _elementwise
+from ._common import cast, empty, empty_like, flat, nthreads, wants
+
+
+class ReluCtx(NamedTuple):
+    y: np.ndarray               # the output: its sign is the mask
+
+
+class AddCtx(NamedTuple):
+    a_dtype: np.dtype
+    b_dtype: np.dtype
+
+
+class DropoutCtx(NamedTuple):
+    mask: np.ndarray            # uint8, 1 where kept
+    p: float
+
+
+def relu(x, inplace=False):
+    """max(x, 0), NaN propagated; ``(y, ctx)``.  inplace writes into x (writeable)."""
+    y = x if inplace else empty_like(x)
+    _elementwise.relu(flat(x), flat(y), nthreads())
+    return y, ReluCtx(y)
+
+
+def relu_backward(ctx, gy, needs=None):
+    """(d x,): gy where the output is positive."""
+    if not wants(needs, 1)[0]:
+        return (None,)
+    gx = empty_like(gy)
+    _elementwise.relu_backward(flat(ctx.y), flat(gy), flat(gx), nthreads())
+    return (gx,)
+
+
+def add(a, b):
+    """a + b for arrays of one shape, in their promoted dtype; ``(out, ctx)``."""
+    dt = np.result_type(a.dtype, b.dtype)
+    a2, b2 = np.ascontiguousarray(cast(a, dt)), np.ascontiguousarray(cast(b, dt))
+    out = empty(a2.shape, dt)
+    _elementwise.add(flat(a2), flat(b2), flat(out), nthreads())
+    return out, AddCtx(a.dtype, b.dtype)
+
+
+def add_backward(ctx, g, needs=None):
+    """(d a, d b): g itself, in each operand's dtype."""
+    need_a, need_b = wants(needs, 2)
+    return (cast(g, ctx.a_dtype) if need_a else None, cast(g, ctx.b_dtype) if need_b else None)
+
+
+def dropout(x, p, seed):
+    """Zero each element with probability p, scale the rest by 1/(1-p); ``(y, ctx)``."""
+    y = empty_like(x)
+    mask = empty(x.shape, np.uint8)
+    _elementwise.dropout(flat(x), flat(y), flat(mask), float(p), int(seed), nthreads())
+    return y, DropoutCtx(mask, float(p))
+
+
+def dropout_backward(ctx, gy, needs=None):
+    """(d x,): gy through the kept elements, scaled by 1/(1-p)."""
+    if not wants(needs, 1)[0]:
+        return (None,)
+    gx = empty_like(gy)
+    _elementwise.dropout_backward(flat(gy), flat(ctx.mask), ctx.p, flat(gx), nthreads())
+    return (gx,)

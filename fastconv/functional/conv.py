@@ -1,0 +1,312 @@
+"""Convolutions: ``conv2d`` and ``conv_transpose2d``, forward and backward.
+
+Each call builds a :class:`~fastconv._conv_plan.ConvGeometry`, lets the planner choose
+the algorithm, allocates and calls the kernel.  ``padding`` for ``conv2d`` is a
+4-tuple (top, bottom, left, right), so asymmetric 'same' padding needs no special
+case.  The compute dtype is the promotion of the input's and the weight's.
+"""
+from typing import NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from .. import _shape
+from .._conv_plan import (DEPTHWISE, WINOGRAD, Algorithm, ConvGeometry, InputGrad, WeightGrad,
+                          accepts, choose_algorithm, input_grad_algorithm,
+                          weight_grad_algorithm)
+from .._kernels import _conv, _gemm, _norm
+from ._common import cast, channel_sum, empty, nthreads, per_channel, wants
+
+
+class ConvState(NamedTuple):
+    """A planned convolution as its gradients need it."""
+    geom: ConvGeometry
+    algorithm: Algorithm
+    w: np.ndarray               # (M, C/groups, KH, KW)
+    src: Optional[np.ndarray]   # the input the kernel read (None for PADDED: see padded)
+    padded: Optional[tuple]     # PADDED: (flat copy, image size, offsets, width, group size)
+
+
+class Conv2dCtx(NamedTuple):
+    conv: ConvState
+    x_shape: Tuple[int, ...]
+    padding_mode: str
+    pt: int                     # explicit (non-zero mode) padding to fold back
+    pl: int
+
+
+class ConvTranspose2dCtx(NamedTuple):
+    x: np.ndarray
+    w: np.ndarray               # (C_in, C_out/groups, KH, KW)
+    groups: int
+    stride: Tuple[int, int]
+    padding: Tuple[int, int]
+    dilation: Tuple[int, int]
+
+
+# ===================================================================== public ops
+
+def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1,
+           padding_mode="zeros", layer="conv2d", relu=False, algorithm=None):
+    """2-D cross-correlation.  Returns ``(y, ctx)``.
+
+    x (N, C_in, H, W); weight (C_out, C_in/groups, K_h, K_w); bias (C_out,) or None;
+    padding (top, bottom, left, right).  y (N, C_out, H_out, W_out),
+    H_out = floor((H + top + bottom - d_h*(K_h-1) - 1)/s_h) + 1.  relu=True applies
+    max(., 0) in the kernel's epilogue (inference of a folded Conv-BN-ReLU).
+    algorithm: force one of :class:`~fastconv._conv_plan.Algorithm` (tests)."""
+    dt = np.result_type(x.dtype, weight.dtype)
+    x, w, b = cast(x, dt), cast(weight, dt), cast(bias, dt)
+    H, W = x.shape[2:]
+    KH, KW = w.shape[2:]
+    pt, pb, pl, pr = padding
+    _shape.checked_conv_output(layer, "height", H, KH, stride[0], (pt, pb), dilation[0])
+    _shape.checked_conv_output(layer, "width", W, KW, stride[1], (pl, pr), dilation[1])
+    _shape.check_conv_planes(layer, x.shape, padding_mode, any(padding))
+    nt = nthreads()
+    src, pads = x, padding
+    if padding_mode != "zeros" and any(padding):
+        _shape.check_padding_fits(layer, padding_mode, padding, H, W)
+        src = empty((x.shape[0], x.shape[1], H + pt + pb, W + pl + pr), dt)
+        _conv.pad2d(x, src, pt, pl, _shape.padding_mode_code(padding_mode), nt)
+        pads = (0, 0, 0, 0)
+    g = ConvGeometry.of(src.shape, w.shape, stride, pads, dilation, groups, dt)
+    y, state = _run(src, w, b, g, _plan(g, src, nt, algorithm, layer), relu, nt)
+    return y, Conv2dCtx(state, x.shape, padding_mode, pt if src is not x else 0,
+                        pl if src is not x else 0)
+
+
+def conv2d_backward(ctx, gy, needs=None):
+    """Gradients of conv2d w.r.t. (x, weight, bias); None where ``needs`` says False."""
+    need_x, need_w, need_b = wants(needs, 3)
+    nt = nthreads()
+    gsrc, gw, gb = _grads(ctx.conv, gy, need_x, need_w, need_b, nt)
+    gx = gsrc
+    if gsrc is not None and gsrc.shape != ctx.x_shape:      # fold the explicit padding back
+        gx = empty(ctx.x_shape, gsrc.dtype)
+        _conv.pad2d_backward(gsrc, gx, ctx.pt, ctx.pl, _shape.padding_mode_code(ctx.padding_mode),
+                             nt)
+    return gx, gw, gb
+
+
+def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                     groups=1, dilation=(1, 1), layer="conv_transpose2d"):
+    """Transposed convolution (the adjoint of conv2d with the same geometry).
+    Returns ``(y, ctx)``.
+
+    x (N, C_in, H, W); weight (C_in, C_out/groups, K_h, K_w); bias (C_out,) or None.
+    H_out = (H - 1)*s_h - 2*p_h + d_h*(K_h - 1) + output_padding_h + 1."""
+    dt = np.result_type(x.dtype, weight.dtype)
+    x, w, b = cast(x, dt), cast(weight, dt), cast(bias, dt)
+    N, C_in, H, W = x.shape
+    _, Cg_out, KH, KW = w.shape
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    OH = _shape.checked_conv_transpose_output(layer, "height", H, KH, sh, ph, oph, dh)
+    OW = _shape.checked_conv_transpose_output(layer, "width", W, KW, sw, pw, opw, dw)
+    C_out = Cg_out * groups
+    nt = nthreads()
+    if sh == sw == 1:           # a stride-1 convolution with the flipped weights
+        q = (dh * (KH - 1) - ph, dh * (KH - 1) - ph + oph, dw * (KW - 1) - pw,
+             dw * (KW - 1) - pw + opw)
+        wf = _flip_transpose(w, groups)
+        g = ConvGeometry.of(x.shape, wf.shape, (1, 1), q, dilation, groups, dt)
+        y, _ = _run(x, wf, b, g, _plan(g, x, nt), False, nt)
+    else:                       # GEMM, then col2im onto the output
+        y = empty((N, C_out, OH, OW), dt)
+        geom = (KH, KW, sh, sw, ph, pw, dh, dw)
+        _conv.gemm_fold(x, w.reshape(C_in, -1), y, _fold_scratch(x, y, groups, geom, nt), groups,
+                        *geom, nt)
+        if b is not None:
+            y3 = per_channel(y)
+            _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
+    return y, ConvTranspose2dCtx(x, w, groups, tuple(stride), tuple(padding), tuple(dilation))
+
+
+def conv_transpose2d_backward(ctx, gy, needs=None):
+    """Gradients of conv_transpose2d w.r.t. (x, weight, bias).  d x is the convolution
+    of gy with the same weight and geometry; the weight gradient reuses its plan."""
+    need_x, need_w, need_b = wants(needs, 3)
+    x, w, groups, (sh, sw), (ph, pw), (dh, dw) = ctx
+    KH, KW = w.shape[2:]
+    H, W = x.shape[2:]
+    OH, OW = gy.shape[2:]
+    nt = nthreads()
+    pads = (ph, (H - 1) * sh + dh * (KH - 1) + 1 - OH - ph,
+            pw, (W - 1) * sw + dw * (KW - 1) + 1 - OW - pw)
+    g = ConvGeometry.of(gy.shape, w.shape, (sh, sw), pads, (dh, dw), groups, gy.dtype)
+    gx = gw = None
+    state = None
+    if need_x:
+        gx, state = _run(gy, w, None, g, _plan(g, gy, nt), False, nt)
+    if need_w:
+        if state is None:
+            state = ConvState(g, Algorithm.GATHER, w, gy, None)
+        gw = _grads(state, x, False, True, False, nt)[1]    # that convolution's output is x
+    return gx, gw, channel_sum(gy) if need_b else None
+
+
+# ===================================================================== planned kernels
+
+def _plan(g, src, nt, algorithm=None, layer="conv2d", finite=None):
+    """The algorithm for g: forced (checked), or the planner's, checking the input for
+    NaN/Inf only when Winograd would run.  finite: known finiteness of src, or None."""
+    if algorithm is not None:
+        algorithm = Algorithm(algorithm)
+        if not accepts(algorithm, g):
+            raise ValueError(f"{layer}: algorithm '{algorithm.value}' does not accept {g}")
+        return algorithm
+    algo = choose_algorithm(g)
+    if algo in WINOGRAD and not (_all_finite(src, nt) if finite is None else finite):
+        algo = choose_algorithm(g, finite=False)
+    return algo
+
+
+def _run(src, w, b, g, algorithm, relu, nt):
+    """Forward of the planned convolution g on src (N, C, H, W): (y, ConvState)."""
+    N, M, OH, OW = g.N, g.M, g.OH, g.OW
+    dt = src.dtype
+    if algorithm in DEPTHWISE:
+        y = empty((N, M, OH, OW), dt)
+        if algorithm is Algorithm.DEPTHWISE_S1:
+            _conv.depthwise_forward_s1(src, w, b, y, g.pt, g.pl, g.dh, g.dw, relu,
+                                       _dw_scratch(g, nt), nt)
+        else:
+            _conv.depthwise_forward(src, w, b, y, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, relu, nt)
+        return y, ConvState(g, algorithm, w, src, None)
+    if algorithm in WINOGRAD:
+        tile = 4 if algorithm is Algorithm.WINOGRAD4 else 2
+        Up = empty((_gemm.winograd_weights_size(M, g.C, tile),), np.float32)
+        _gemm.winograd_weights(w, Up, tile, nt)
+        y = empty((N, M, OH, OW), np.float32)
+        _gemm.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt)
+        # weight grads read straight from the input: no padded copy to keep or build
+        return y, ConvState(g, algorithm, w, src, None)
+    w2 = w.reshape(M, -1)
+    if algorithm is Algorithm.PADDED:
+        data = _padded_source(src, g, nt)
+        flat, image, off, PW, gsize = data
+        ypad = empty((N, M, OH * PW), dt)
+        _conv.padded_conv(flat, image, w2, b, ypad, off, g.groups, gsize, relu, nt)
+        state = ConvState(g, algorithm, w, None, data)
+        if PW == OW:
+            return ypad.reshape(N, M, OH, OW), state
+        y = empty((N, M, OH, OW), dt)
+        _conv.crop_columns(ypad.reshape(N * M, OH, PW), y.reshape(N * M, OH, OW), nt)
+        return y, state
+    y = empty((N, M, OH, OW), dt)
+    _conv.unfold_gemm(src, w2, b, y, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,
+                      relu, nt)
+    return y, ConvState(g, algorithm, w, src, None)
+
+
+def _grads(state, gy, need_input, need_weight, need_bias, nt):
+    """(d src, d w, d b) of a planned convolution, given d y (N, M, OH, OW)."""
+    g, algo, w = state.geom, state.algorithm, state.w
+    if algo in DEPTHWISE:
+        return _depthwise_grads(state, gy, need_input, need_weight, need_bias, nt)
+    # both Winograd gradients need gy to be finite: check it once
+    fin = _all_finite(gy, nt) if algo in WINOGRAD and need_input and need_weight else None
+    gsrc = _input_grad(state, gy, nt, fin) if need_input else None
+    gw = _weight_grad(state, gy, nt, fin) if need_weight else None
+    return gsrc, gw, channel_sum(gy) if need_bias else None
+
+
+def _input_grad(state, gy, nt, finite):
+    g, w = state.geom, state.w
+    if input_grad_algorithm(g, state.algorithm) is InputGrad.FLIPPED:
+        pads = (g.dh * (g.KH - 1) - g.pt, g.dh * (g.KH - 1) - g.pb,
+                g.dw * (g.KW - 1) - g.pl, g.dw * (g.KW - 1) - g.pr)
+        wf = _flip_transpose(w, g.groups)
+        gg = ConvGeometry.of(gy.shape, wf.shape, (1, 1), pads, (g.dh, g.dw), g.groups, gy.dtype)
+        return _run(gy, wf, None, gg, _plan(gg, gy, nt, finite=finite), False, nt)[0]
+    gx = empty((g.N, g.C, g.H, g.W), gy.dtype)
+    geom = (g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw)
+    _conv.gemm_fold(gy, w.reshape(g.M, -1), gx, _fold_scratch(gy, gx, g.groups, geom, nt),
+                    g.groups, *geom, nt)
+    return gx
+
+
+def _weight_grad(state, gy, nt, finite):
+    g = state.geom
+    dw2 = empty((g.M, g.Cg * g.KH * g.KW), gy.dtype)
+    wg = weight_grad_algorithm(g, state.algorithm)
+    if wg is WeightGrad.WINOGRAD and not (_all_finite(gy, nt) if finite is None else finite):
+        wg = weight_grad_algorithm(g, state.algorithm, finite=False)
+    if wg is WeightGrad.WINOGRAD:
+        S = empty(_gemm.winograd_wgrad_scratch_shape(g.N, g.C, g.M, g.OH, g.OW), np.float32)
+        _gemm.winograd_conv3x3_wgrad(state.src, gy, S, dw2, g.pt, g.pl, nt)
+    elif wg is WeightGrad.PADDED:
+        flat, image, off, PW, gsize = state.padded
+        N, M, OH, OW = gy.shape
+        if PW == OW:
+            dypad = gy.reshape(N, M, OH * PW)
+        else:                                    # junk columns must hold zeros
+            dypad = empty((N, M, OH * PW), gy.dtype)
+            _conv.widen_columns(gy.reshape(N * M, OH, OW), dypad.reshape(N * M, OH, PW), nt)
+        scratch = empty((_conv.wgrad_chunks(N), dw2.size), gy.dtype)
+        _conv.padded_weight_grad(dypad, flat, image, dw2, scratch, off, g.groups, gsize, nt)
+    else:
+        scratch = empty((_conv.wgrad_chunks(g.N, g.OH * g.OW), dw2.size), gy.dtype)
+        _conv.weight_grad(gy, state.src, dw2, scratch, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt,
+                          g.pl, g.dh, g.dw, nt)
+    return dw2.reshape(state.w.shape)
+
+
+def _depthwise_grads(state, gy, need_input, need_weight, need_bias, nt):
+    """The fused depthwise backward: one pass over gy for all three gradients."""
+    g, w, src = state.geom, state.w, state.src
+    dt = src.dtype
+    gsrc = empty(src.shape, dt) if need_input else src
+    # zeros, not empty: an empty batch never reaches the kernel's own initialisation
+    dw_acc = np.zeros((g.M, g.KH * g.KW)) if need_weight else np.zeros((1, 1))
+    db_acc = np.zeros(g.M) if need_bias else np.zeros(1)
+    if input_grad_algorithm(g, state.algorithm) is InputGrad.DEPTHWISE_S1:
+        per = (_conv.dw_padded_geometry(g.OH, g.OW, g.KH, g.KW, g.dh, g.dw)[3]
+               + _conv.dw_padded_geometry(g.H, g.W, g.KH, g.KW, g.dh, g.dw)[3] + g.H * g.W)
+        _conv.depthwise_backward_s1(src, w, np.ascontiguousarray(w[:, :, ::-1, ::-1]), gy, gsrc,
+                                    dw_acc, db_acc, g.pt, g.pl, g.dh, g.dw, need_input,
+                                    need_weight, need_bias, empty((nt, per), np.float32), nt)
+    else:
+        _conv.depthwise_backward(src, w, gy, gsrc, dw_acc, db_acc, g.sh, g.sw, g.pt, g.pl, g.dh,
+                                 g.dw, need_input, need_weight, need_bias, nt)
+    return (gsrc if need_input else None,
+            dw_acc.reshape(w.shape).astype(dt) if need_weight else None,
+            db_acc.astype(dt) if need_bias else None)
+
+
+# ===================================================================== helpers
+
+def _dw_scratch(g, nt):
+    return empty((nt, _conv.dw_padded_geometry(g.OH, g.OW, g.KH, g.KW, g.dh, g.dw)[3]),
+                 np.float32)
+
+
+def _padded_source(big, g, nt):
+    """Zero-padded copy of big (flat, with slack for the last image's junk columns) and
+    the im2col row offsets: (flat, image size, offsets, padded width, group size)."""
+    N, C, H, W = big.shape
+    PH, PW = H + g.pt + g.pb, W + g.pl + g.pr
+    image, gsize = C * PH * PW, g.Cg * PH * PW
+    flat = empty(N * image + (g.KW - 1) * g.dw + 16, big.dtype)
+    flat[N * image:] = 0          # the last image's junk columns read zeros
+    _conv.pad2d(big, flat[:N * image].reshape(N, C, PH, PW), g.pt, g.pl, 0, nt)
+    return flat, image, _conv.padded_offsets(g.Cg, g.KH, g.KW, PH, PW, g.dh, g.dw), PW, gsize
+
+
+def _all_finite(a, nt):
+    """No NaN/Inf in a float32 (N, C, H, W) array (one pass)."""
+    N, C, H, W = a.shape
+    return _norm.plane_sums_finite(a.reshape(N * C, H * W), nt)
+
+
+def _fold_scratch(small, big, groups, geom, nt):
+    shape = _conv.fold_scratch_shape(big.shape[0], big.shape[1], groups, geom[0], geom[1],
+                                     small.shape[2], small.shape[3], nt)
+    return empty(shape, big.dtype)
+
+
+def _flip_transpose(w, groups):
+    """(A, B, kH, kW) -> (G*B, A/G, kH, kW), spatially flipped, per group: the weight of
+    the convolution that is this one's adjoint at stride 1 (conv <-> transposed conv)."""
+    A, B, KH, KW = w.shape
+    v = w.reshape(groups, A // groups, B, KH, KW)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(v.transpose(0, 2, 1, 3, 4)).reshape(groups * B, A // groups, KH, KW)

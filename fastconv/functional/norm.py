@@ -1,0 +1,72 @@
+"""Normalisation: batch_norm forward and backward."""
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from .._kernels import _norm
+from ._common import empty, empty_like, nthreads, per_channel, wants
+from .activation import ReluCtx, relu_backward
+
+
+class BatchNormCtx(NamedTuple):
+    x: np.ndarray
+    mean: np.ndarray            # (C,) float64: the batch's (training) or the running mean
+    var: Optional[np.ndarray]   # (C,) float64 biased batch variance (training), else None
+    invstd: np.ndarray          # (C,) float64
+    gamma: np.ndarray           # (C,) float64 (ones without affine)
+    training: bool
+    y: Optional[np.ndarray]     # the output when ReLU was fused (its mask), else None
+
+
+def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, training=True,
+               relu=False):
+    """BatchNorm over (N, H, W) per channel.  x (N, C, H, W) or (N, C); weight, bias (C,)
+    or None.  Returns ``(y, ctx)``.
+
+    training: batch statistics (ctx.mean, ctx.var: the caller updates its running
+    statistics from them).  Otherwise running_mean / running_var normalise.
+    relu=True fuses max(., 0) into the normalising pass."""
+    dt = x.dtype
+    C = x.shape[1]
+    x3 = per_channel(x)
+    nt = nthreads()
+    if training:
+        mean, var = empty(C), empty(C)
+        _norm.channel_stats(x3, mean, var, nt)
+        invstd = 1.0 / np.sqrt(var + eps)
+    else:
+        mean, var = running_mean.astype(np.float64), None
+        invstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    gamma = np.ones(C) if weight is None else weight.astype(np.float64)
+    beta = np.zeros(C) if bias is None else bias.astype(np.float64)
+    y = empty_like(x)
+    _norm.channel_affine(x3, per_channel(y), mean.astype(dt), (gamma * invstd).astype(dt),
+                         beta.astype(dt), relu, nt)
+    return y, BatchNormCtx(x, mean, var, invstd, gamma, bool(training), y if relu else None)
+
+
+def batch_norm_backward(ctx, gy, needs=None):
+    """Gradients w.r.t. (x, weight, bias); weight and bias gradients in float64."""
+    need_x, need_w, need_b = wants(needs, 3)
+    x, mean, _, invstd, gamma, training, y = ctx
+    dt = x.dtype
+    C = x.shape[1]
+    nt = nthreads()
+    if y is not None and dt != np.float32:      # fused ReLU, float64: mask first
+        gy, y = relu_backward(ReluCtx(y), gy)[0], None
+    x3, g3 = per_channel(x), per_channel(gy)
+    y3 = None if y is None else per_channel(y)
+    sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
+    _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
+    gx = None
+    if need_x:
+        cnt = x3.shape[0] * x3.shape[2]
+        if training and cnt > 0:
+            b, k = sum_dy / cnt, sum_dy_xhat / cnt
+        else:
+            b = k = np.zeros(C)
+        gx = empty_like(x)
+        _norm.bn_backward_apply(x3, g3, y3, mean, gamma * invstd, b, invstd * k, per_channel(gx),
+                                nt)
+    return gx, sum_dy_xhat if need_w else None, sum_dy if need_b else None
+

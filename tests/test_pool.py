@@ -122,8 +122,9 @@ def naive_max_pool(x, k, s, p, d, ceil):
 
 # Windows wholly in padding (dilation pushes every tap past a 1-pixel plane): the
 # argmax pointed past the plane and the backward wrote outside its buffer (heap
-# corruption).  The first two are issue 19's reproducers, the third the case the
-# fuzzer found at seed 11 (pool family).
+# corruption).  The first two are issue 19's reproducers (the second is also the case
+# the old fuzzer died on at seed 11, pool family, under AddressSanitizer); the third a
+# ceil_mode case the new fuzzer's referee checks (torch's own backward corrupts the heap).
 EMPTY_WINDOW_CASES = [
     ((3, 1, 1, 2), (2, 2), (2, 2), (1, 1), (2, 2), False),
     ((2, 4, 1, 8), (2, 3), (2, 3), (1, 1), (2, 2), False),

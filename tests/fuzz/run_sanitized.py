@@ -120,7 +120,8 @@ def run_seed(seed, args, env):
     case_file = os.path.join(args.out, f"seed-{seed}.last")
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, FUZZER, "--examples", str(args.examples),
-                        "--seed", str(seed), "--case-file", case_file],
+                        "--seed", str(seed), "--case-file", case_file,
+                        "--families", args.families],
                        env=env, capture_output=True, text=True, timeout=args.timeout)
     dt = time.perf_counter() - t0
     counts = collections.Counter()
@@ -152,6 +153,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0-19", help="e.g. 0-19 or 3,5,8")
     ap.add_argument("--examples", type=int, default=1250, help="cases per family per seed")
+    ap.add_argument("--families", default="conv,conv_transpose,pool,other",
+                    help="layer families to fuzz (fuzz_layers.py --families)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--threads", type=int, default=1, help="OpenMP threads per fuzzer")
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "asan"))

@@ -10,6 +10,7 @@ Each command has --help; bad arguments give a one-line error and exit status 2.
 import argparse
 import os
 import sys
+import warnings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -178,6 +179,10 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    # read_image refuses images over Pillow's pixel limit with its own one-line error;
+    # Pillow's warning about them would only repeat it
+    warnings.filterwarnings("ignore", message=r".*could be decompression bomb",
+                            module=r"PIL\.")
     try:
         return args.func(args)
     except (ValueError, TypeError, ImportError, FloatingPointError) as e:   # one line

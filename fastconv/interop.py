@@ -8,9 +8,17 @@ identical outputs.  ``export_torch`` / ``import_torch`` write and read ``torch.s
 files of the state_dict; ``save_state_dict`` / ``load_state_dict`` do the same with
 NumPy's ``.npz`` (no torch needed).  Files are written atomically (a temporary file
 renamed into place), so a crash never leaves a half-written file.
+
+Loading never runs code from a file: ``.npz`` files are read with
+``allow_pickle=False`` and torch files with ``weights_only=True`` (tensors, dicts,
+lists, numbers and strings only) unless the caller passes ``trusted=True``.  A file
+is read and checked in full before the model changes, so a truncated, corrupted or
+mismatched file raises ValueError naming it and leaves the model as it was.
 """
 import os
+import pickle
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -49,10 +57,56 @@ def save_state_dict(model, path):
     _atomic_write(path, lambda fh: np.savez(fh, **state))
 
 
+def _why(e):
+    """One line saying what went wrong: e's message, after its type when that helps."""
+    lines = str(e).strip().splitlines()
+    if lines and isinstance(e, (OSError, ValueError)):
+        return lines[0]
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+def _read_npz(path, what):
+    """{name: ndarray} of every array in a ``.npz`` file, read in full without
+    unpickling anything (object arrays are refused).  Raises ValueError naming the
+    file and the problem: missing, unreadable, truncated, corrupted, not an .npz."""
+    path = os.fspath(path)
+    try:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("expected an .npz archive, got a single .npy array")
+        with f:
+            arrays = {k: f[k] for k in f.files}
+    # without pickles np.load runs nothing from the file, so whatever it raises means a
+    # bad file (BadZipFile, zlib.error, tokenize.TokenError, MemoryError for a huge
+    # header, ...)
+    except Exception as e:
+        raise ValueError(f"cannot read {what} {path!r}: {_why(e)}") from None
+    for k, v in arrays.items():
+        if not isinstance(v, np.ndarray):        # NpzFile returns other members as bytes
+            raise ValueError(f"cannot read {what} {path!r}: entry {k!r} is not a .npy array")
+    return arrays
+
+
+def _load_into(model, state, path, strict):
+    """model.load_state_dict(state, strict) with errors as ValueError naming the file;
+    on any error the model is unchanged (everything is checked before anything is
+    copied)."""
+    try:
+        return model.load_state_dict(state, strict=strict)
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:   # RuntimeError: torch
+        reason = e.args[0] if e.args else type(e).__name__
+        raise ValueError(f"{os.fspath(path)!r} does not fit this {type(model).__name__}: "
+                         f"{reason}") from None
+
+
 def load_state_dict(model, path, strict=True):
-    """Load a ``.npz`` state_dict written by save_state_dict (or numpy) into model."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        return model.load_state_dict({k: data[k] for k in data.files}, strict=strict)
+    """Load a ``.npz`` state_dict written by save_state_dict (or numpy) into model.
+
+    Never unpickles (object arrays are refused).  A missing, unreadable, truncated or
+    corrupted file, or one whose keys, shapes or dtypes do not fit the model, raises
+    ValueError naming the file, and the model is left unchanged.  Returns
+    (missing_keys, unexpected_keys) like Module.load_state_dict."""
+    return _load_into(model, _read_npz(path, "state_dict"), path, strict)
 
 
 def export_torch(model, path):
@@ -63,17 +117,56 @@ def export_torch(model, path):
     _atomic_write(path, lambda fh: torch.save(state, fh))
 
 
-def import_torch(model, path, strict=True):
-    """Load a ``torch.save`` file holding a state_dict (or a whole nn.Module) into a
-    fastconv model with the same structure."""
+def _weights_only_reason(e):
+    """The telling part of torch's long weights_only error, e.g. 'Unsupported global:
+    GLOBAL torch.nn.modules.linear.Linear'."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    text = " ".join(text.split("Check the documentation of torch.load")[0].split())
+    return text.split(" was not an allowed global")[0]
+
+
+def import_torch(model, path, strict=True, trusted=False):
+    """Load a ``torch.save`` file holding a state_dict into a fastconv model with the
+    same structure.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors, dicts, lists,
+    numbers and strings only, so loading it cannot run code.  A whole pickled
+    ``nn.Module`` needs ``trusted=True``, which unpickles the file as is and so
+    **executes any code in it**: use it only for files from a source you trust, or
+    better convert them once with ``torch.save(module.state_dict(), path)``.
+
+    Any problem (unreadable, truncated or corrupted file, Python objects without
+    trusted=True, keys, shapes or dtypes that do not fit) raises ValueError naming
+    the file, and the model is left unchanged."""
     torch = _torch()
-    obj = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
-    if hasattr(obj, "state_dict") and not isinstance(obj, dict):
+    path = os.fspath(path)
+    try:
+        if zipfile.is_zipfile(path):      # torch.save's zip: torch does not check its CRCs
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+            if bad is not None:
+                raise ValueError(f"corrupted: bad CRC-32 for {bad!r}")
+        obj = torch.load(path, map_location="cpu", weights_only=not trusted)
+    # weights_only runs nothing from the file, so whatever torch raises means a bad
+    # file (UnpicklingError, RuntimeError from the zip reader, KeyError, EOFError, ...)
+    except Exception as e:
+        reason = _weights_only_reason(e) if isinstance(e, pickle.UnpicklingError) else _why(e)
+        if not trusted and "Unsupported global" in reason:
+            raise ValueError(
+                f"import_torch: refusing {path!r}: it holds pickled Python objects, not only "
+                f"tensors ({reason}), and unpickling them would run code from the file. "
+                f"Where the model was saved, save its weights instead: "
+                f"torch.save(model.state_dict(), path); or, only if you trust the file's "
+                f"source, pass trusted=True") from None
+        raise ValueError(f"import_torch: cannot read {path!r}: {reason}") from None
+    if trusted and isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
     if not isinstance(obj, dict):
-        raise TypeError(f"import_torch: {path} holds a {type(obj).__name__}, expected a "
-                        f"state_dict or an nn.Module")
-    return model.load_state_dict(obj, strict=strict)
+        raise ValueError(f"import_torch: {path!r} holds a {type(obj).__name__}, expected "
+                         f"a state_dict (a dict of tensors)")
+    return _load_into(model, obj, path, strict)
 
 
 def torch_state_dict(model):

@@ -23,7 +23,7 @@ from . import __version__, data, models, nn, optim
 from ._grad import no_grad
 from ._random import manual_seed
 from ._threads import get_num_threads, set_num_threads
-from .interop import _atomic_write
+from .interop import _atomic_write, _load_into, _read_npz
 
 CHECKPOINT = "checkpoint.npz"
 _FORMAT = 1
@@ -65,8 +65,9 @@ class TrainConfig:
     def augment_on(self):
         return self.data != "synthetic" if self.augment is None else bool(self.augment)
 
-    def check(self):
-        """Raise ValueError naming the first bad field."""
+    def check(self, require_data=True):
+        """Raise ValueError naming the first bad field.  require_data=False skips the
+        check that an image folder exists (not needed to rebuild a saved model)."""
         def positive_int(name):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -94,7 +95,9 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
                 or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if self.data != "synthetic" and not os.path.isdir(self.data):
+        if not isinstance(self.data, str):
+            raise ValueError(f"data must be 'synthetic' or an image folder, got {self.data!r}")
+        if require_data and self.data != "synthetic" and not os.path.isdir(self.data):
             raise ValueError(f"data must be 'synthetic' or an image folder, got {self.data!r} "
                              "(no such directory)")
         return self
@@ -179,38 +182,106 @@ def save_checkpoint(path, model, optimizer, meta):
 
 def load_checkpoint(path):
     """-> (meta dict, model state dict, optimiser state dict) from save_checkpoint's file.
-    Raises ValueError when the file is not a fastconv checkpoint."""
+
+    Reads plain arrays and JSON only (never unpickles) and checks the file's structure,
+    so a missing, truncated, corrupted or foreign file raises ValueError naming it."""
     path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            files = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"cannot read checkpoint {path!r}: {e}") from None
+    files = _read_npz(path, "checkpoint")
     if "meta" not in files:
         raise ValueError(f"{path!r} is not a fastconv checkpoint (no 'meta' entry)")
-    meta = json.loads(str(files.pop("meta")))
-    model_state = {k[6:]: v for k, v in files.items() if k.startswith("model/")}
-    state = {}
+    try:
+        return _parse_checkpoint(files)
+    except (KeyError, TypeError, ValueError, RecursionError) as e:   # JSON of the wrong shape
+        reason = f"no {e}" if isinstance(e, KeyError) else e
+        raise ValueError(f"{path!r} is not a valid fastconv checkpoint: {reason}") from None
+
+
+def _parse_checkpoint(files):
+    """load_checkpoint's work on the file's arrays; raises on anything malformed."""
+    raw = files.pop("meta")
+    if raw.ndim != 0 or raw.dtype.kind != "U":
+        raise ValueError(f"'meta' must be a JSON string, got {raw.dtype} {raw.shape}")
+    try:
+        meta = json.loads(str(raw))
+    except ValueError as e:
+        raise ValueError(f"'meta' is not valid JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"'meta' must be a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != _FORMAT:
+        raise ValueError(f"format {meta.get('format')!r}, expected {_FORMAT} (written by "
+                         f"fastconv {meta.get('fastconv')})")
+    config = TrainConfig(**meta["config"]).check(require_data=False)
+    count, epoch, step = meta["num_params"], meta["epoch"], meta["step"]
+    for name, v in (("num_params", count), ("epoch", epoch), ("step", step)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"'{name}' must be an integer >= 0, got {v!r}")
+    classes = meta["classes"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"'classes' must be a list of class names, got {classes!r:.80}")
+    if meta["image_size"] != config.image_size:
+        raise ValueError(f"'image_size' {meta['image_size']!r} differs from the config's "
+                         f"{config.image_size}")
+    if not isinstance(meta["metrics"], list):
+        raise ValueError(f"'metrics' must be a list, got {meta['metrics']!r:.80}")
+    partial = meta["partial"]
+    if partial is not None and not (isinstance(partial, dict) and all(
+            isinstance(partial.get(k), (int, float)) for k in ("loss_sum", "correct", "seen",
+                                                              "time"))):
+        raise ValueError(f"'partial' must be null or hold loss_sum, correct, seen, time; "
+                         f"got {partial!r:.80}")
+    model_state, state = {}, {}
     for k, v in files.items():
-        if k.startswith("optim/"):
-            _, i, name = k.split("/", 2)
-            state.setdefault(int(i), {})[name] = v
+        kind, _, rest = k.partition("/")
+        if kind == "model":
+            model_state[rest] = v
+            continue
+        i, _, name = rest.partition("/")
+        if kind != "optim" or not i.isdecimal() or int(i) >= count or not name:
+            raise ValueError(f"unexpected entry {k!r}")
+        state.setdefault(int(i), {})[name] = v
     for i, k, v in meta.pop("optimizer_scalars"):
-        state.setdefault(int(i), {})[k] = v
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < count:
+            raise ValueError(f"optimizer scalar {k!r}: no parameter {i!r} of {count}")
+        state.setdefault(i, {})[k] = v
     defaults = meta.pop("optimizer_defaults")
+    if not isinstance(defaults, dict):
+        raise ValueError(f"'optimizer_defaults' must be an object, got {defaults!r:.80}")
     if "betas" in defaults:
         defaults["betas"] = tuple(defaults["betas"])
-    count = meta["num_params"]
     opt_state = {"defaults": defaults, "state": [state.get(i, {}) for i in range(count)]}
     return meta, model_state, opt_state
 
 
+def _restore(checkpoint, path, model, optimizer=None):
+    """Copy a load_checkpoint() result into model (and optimizer), all or nothing."""
+    _, model_state, opt_state = checkpoint
+    try:    # the optimiser state is checked first, the model checks its own before copying
+        opt = None if optimizer is None else optimizer._parse_state(opt_state)
+    except ValueError as e:
+        raise ValueError(f"checkpoint {os.fspath(path)!r} does not fit this optimiser: "
+                         f"{e}") from None
+    _load_into(model, model_state, path, strict=True)
+    if optimizer is not None:
+        optimizer.defaults, optimizer.state = opt
+
+
+def restore_checkpoint(path, model, optimizer=None):
+    """Load checkpoint ``path`` into model (and optimizer) and return its meta dict.
+
+    All or nothing: the file is read and every array checked against the model and the
+    optimiser before either changes, so a truncated, corrupted or mismatched
+    checkpoint raises ValueError naming it and leaves both untouched."""
+    checkpoint = load_checkpoint(path)
+    _restore(checkpoint, path, model, optimizer)
+    return checkpoint[0]
+
+
 def load_model(path):
     """-> (model in eval mode, meta) from a checkpoint: what ``predict`` uses."""
-    meta, model_state, _ = load_checkpoint(path)
-    config = TrainConfig(**meta["config"])
-    model = build_model(config, len(meta["classes"]))
-    model.load_state_dict(model_state)
+    checkpoint = load_checkpoint(path)
+    meta = checkpoint[0]
+    model = build_model(TrainConfig(**meta["config"]), len(meta["classes"]))
+    _restore(checkpoint, path, model)
     model.eval()
     return model, meta
 
@@ -319,11 +390,13 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
 
     epoch, start, metrics, partial = 0, 0, [], None
     if state is not None:
-        meta, model_state, opt_state = state
-        model.load_state_dict(model_state)
-        opt.load_state_dict(opt_state)
+        _restore(state, resume, model, opt)
+        meta = state[0]
         epoch, start, metrics, partial = meta["epoch"], meta["step"], meta["metrics"], \
             meta["partial"]
+        if start > steps:
+            raise ValueError(f"checkpoint {resume!r}: batch {start} is past the epoch's "
+                             f"{steps} batches")
         log(f"resuming {resume}: epoch {epoch + 1}/{config.epochs}, batch {start}/{steps}")
 
     def meta(epoch, step, partial):

@@ -1,5 +1,6 @@
 """fastconv -> torch model conversion keeps structure, keys and outputs."""
 import numpy as np
+import pytest
 
 import fastconv as fc
 from fastconv import models
@@ -75,13 +76,17 @@ def test_import_from_torch_file_runs_identically(tmp_path, rng):
     fc.import_torch(m, path)
     m.eval()
     _assert_same_outputs(m, t, rng)
-    torch.save(t, tmp_path / "whole.pt")                # a pickled module works too
-    fc.import_torch(models.camera_classifier(), tmp_path / "whole.pt")
+    torch.save(t, tmp_path / "whole.pt")                # a pickled module: only when trusted
+    with pytest.raises(ValueError, match=r"torch.save\(model.state_dict\(\), path\)"):
+        fc.import_torch(models.camera_classifier(), tmp_path / "whole.pt")
+    m2 = models.camera_classifier()
+    fc.import_torch(m2, tmp_path / "whole.pt", trusted=True)
+    m2.eval()
+    _assert_same_outputs(m2, t, rng)
 
 
 def test_torch_missing_gives_a_clear_error(monkeypatch):
     import sys
-    import pytest
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"pip install torch==2.13.0"):
         fc.export_torch(models.camera_classifier(), "x.pt")

@@ -17,16 +17,28 @@ def _pil():
     return Image
 
 
+# the decoders Image.open may pick (it goes by content, not extension): the formats of
+# IMAGE_EXTENSIONS, so no other plugin (e.g. EPS, which runs Ghostscript) ever sees a file
+_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")   # JPEG covers MPO
+
+
 def read_image(path, image_size):
     """Read an image file as uint8 (H, W, 3): RGB, centre-cropped to the target aspect
     ratio and resized (bilinear).  image_size: int or (H, W).  Raises ValueError naming
-    the file when it cannot be read or decoded."""
+    the file when it cannot be read or decoded, or when it has more pixels than
+    Pillow's decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS`` (checked before
+    anything is decoded)."""
     Image = _pil()
     H, W = (image_size, image_size) if np.isscalar(image_size) else image_size
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
+        with Image.open(path, formats=_FORMATS) as im:
             w, h = im.size
+            # Pillow only warns between 1x and 2x its limit; refuse those too
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and w * h > limit:
+                raise ValueError(f"{w}x{h} = {w * h} pixels exceeds Pillow's limit of {limit} "
+                                 "(PIL.Image.MAX_IMAGE_PIXELS), could be a decompression bomb")
+            im = im.convert("RGB")
             # crop the centre to H:W, then resize, so nothing is stretched
             if w * H > h * W:
                 cw = max(1, round(h * W / H))
@@ -36,7 +48,10 @@ def read_image(path, image_size):
                 box = (0, (h - ch) // 2, w, (h - ch) // 2 + ch)
             im = im.resize((W, H), Image.BILINEAR, box=box)
             return np.asarray(im, dtype=np.uint8).copy()
-    except (OSError, ValueError, SyntaxError) as e:   # PIL raises all three on bad files
+    # PIL raises all of OSError, ValueError, SyntaxError on bad files; beyond its pixel
+    # limit DecompressionBombError, or its warning when warnings are made errors
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
         raise ValueError(f"cannot read image {os.fspath(path)!r}: {e}") from None
 
 

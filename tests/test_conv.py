@@ -233,20 +233,16 @@ def test_winograd_3x3_matches_float64_and_torch(shape, pad, bias, rng):
                                                   ((2, 24, 32, 70), 26, 2, False),
                                                   ((3, 32, 35, 37), 16, (0, 2), True),
                                                   ((1, 64, 64, 64), 64, 1, False)])
-def test_winograd_f4x4_planes_match_float64_and_torch(shape, cout, pad, bias, rng, monkeypatch):
+def test_winograd_f4x4_planes_match_float64_and_torch(shape, cout, pad, bias, rng):
     """Planes of 32x32 and more (with >= 256 tiles) take Winograd F(4x4, 3x3), whose
     weights go straight into the micro-kernel's panels: partial tiles at the right and
     bottom, output channels that do not fill a panel, every padding."""
-    from fastconv._kernels import _gemm
-    calls = []
-    real = _gemm.winograd_conv3x3
-    monkeypatch.setattr(_gemm, "winograd_conv3x3",
-                        lambda *a: (a[3] == 4 and calls.append(a[0].shape)) or real(*a))
+    from fastconv._conv_plan import Algorithm
     c = shape[1]
     m, m64 = _with_float64_twin(c, cout, pad, bias)
     x = rng.standard_normal(shape).astype(np.float32)
     y = m(x)
-    assert calls, "expected the F(4x4, 3x3) path"
+    assert m._ctx.conv.algorithm is Algorithm.WINOGRAD4, "expected the F(4x4, 3x3) path"
     assert_close(y, m64(x.astype(np.float64)), 1e-5, "winograd F(4x4) vs float64")
     gy = rng.standard_normal(y.shape).astype(np.float32)
     gx = m.backward(gy)

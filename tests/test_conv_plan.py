@@ -1,0 +1,111 @@
+"""The convolution planner: its rules, and every algorithm forced through the plan
+against torch (forward, input gradient, weight and bias gradients) on every geometry
+of a random set that it accepts."""
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import _conv_plan as plan
+from fastconv._conv_plan import Algorithm, ConvGeometry
+from fastconv.functional import conv2d, conv2d_backward
+from helpers import assert_close, torch_or_skip
+
+
+def random_geometries(n, seed):
+    """Geometries of every kind: depthwise, grouped, 3x3 stride 1, strided, dilated,
+    asymmetric padding, 1x1, 1-pixel planes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        C = int(rng.choice([1, 3, 4, 8, 16, 20]))
+        groups = int(rng.choice([1, 1, 2, C])) if C % 2 == 0 else int(rng.choice([1, C]))
+        M = groups * int(rng.integers(1, 3)) if groups > 1 else int(rng.choice([2, 8, 16, 24]))
+        K = int(rng.choice([1, 3, 3, 3, 5]))
+        s = (int(rng.choice([1, 1, 2])), int(rng.choice([1, 1, 2])))
+        d = (int(rng.choice([1, 1, 2])),) * 2
+        pads = tuple(int(rng.integers(0, K)) for _ in range(4))
+        H, W = int(rng.integers(1, 14)), int(rng.integers(1, 14))
+        g = ConvGeometry(int(rng.integers(1, 3)), C, H, W, M, K, K, *s, *pads, *d, groups)
+        if g.OH >= 1 and g.OW >= 1:
+            out.append(g)
+    return out
+
+
+GEOMS = random_geometries(60, 11) + [
+    ConvGeometry(2, 16, 12, 12, 16, 3, 3, 1, 1, 1, 1, 1, 1),           # Winograd F(2x2)
+    ConvGeometry(1, 16, 34, 36, 20, 3, 3, 1, 1, 1, 1, 1, 1),           # Winograd F(4x4) sized
+    ConvGeometry(2, 8, 9, 7, 8, 3, 3, 1, 1, 0, 2, 1, 0, 1, 1, 8),      # depthwise, asymmetric
+    ConvGeometry(1, 6, 5, 5, 12, 3, 3, 2, 2, 1, 1, 1, 1, 2, 2, 6),     # depthwise x2, strided
+]
+CASES = [(i, a) for i, g in enumerate(GEOMS) for a in Algorithm if plan.accepts(a, g)]
+
+
+def test_every_algorithm_is_exercised():
+    assert {a for _, a in CASES} == set(Algorithm)
+
+
+@pytest.mark.parametrize("i, algorithm", CASES, ids=[f"g{i}-{a.value}" for i, a in CASES])
+def test_forced_algorithm_matches_torch(i, algorithm):
+    torch = torch_or_skip()
+    g = GEOMS[i]
+    rng = np.random.default_rng(i)
+    dt = np.float32
+    x = rng.standard_normal((g.N, g.C, g.H, g.W)).astype(dt)
+    w = (rng.standard_normal((g.M, g.Cg, g.KH, g.KW)) / np.sqrt(g.Cg * g.KH * g.KW)).astype(dt)
+    b = rng.standard_normal(g.M).astype(dt)
+    y, ctx = conv2d(x, w, b, (g.sh, g.sw), g.pads, (g.dh, g.dw), g.groups, algorithm=algorithm)
+    assert ctx.conv.algorithm is algorithm
+    gy = rng.standard_normal(y.shape).astype(dt)
+    gx, gw, gb = conv2d_backward(ctx, gy)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    tF = torch.nn.functional
+    ty = tF.conv2d(tF.pad(tx, (g.pl, g.pr, g.pt, g.pb)), tw, tb, (g.sh, g.sw), 0, (g.dh, g.dw),
+                   g.groups)
+    ty.backward(torch.from_numpy(gy))
+    rtol = 2e-5 if algorithm is Algorithm.WINOGRAD4 else 1e-5
+    assert_close(y, ty.detach().numpy(), rtol, "forward")
+    assert_close(gx, tx.grad.numpy(), rtol, "grad input")
+    assert_close(gw, tw.grad.numpy(), rtol, "grad weight")
+    assert_close(gb, tb.grad.numpy(), rtol, "grad bias")
+
+
+def test_float64_takes_no_float32_only_path():
+    g = ConvGeometry(2, 16, 12, 12, 16, 3, 3, 1, 1, 1, 1, 1, 1, dtype="float64")
+    assert plan.choose_algorithm(g) is Algorithm.PADDED
+    assert not plan.accepts(Algorithm.WINOGRAD2, g)
+    assert plan.choose_algorithm(g._replace(groups=16, M=16)) is Algorithm.DEPTHWISE
+
+
+def test_planner_rules():
+    wino = ConvGeometry(8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert plan.choose_algorithm(wino) is Algorithm.WINOGRAD4
+    assert plan.choose_algorithm(wino._replace(H=14, W=14)) is Algorithm.WINOGRAD2
+    assert plan.choose_algorithm(wino, finite=False) is Algorithm.PADDED   # NaN/Inf: no Winograd
+    assert plan.choose_algorithm(wino._replace(C=3)) is Algorithm.GATHER  # K = 27 < 64
+    assert plan.choose_algorithm(wino._replace(sh=2, sw=2)) is Algorithm.GATHER
+    assert plan.choose_algorithm(wino._replace(KH=1, KW=1, pt=0, pb=0, pl=0, pr=0)) \
+        is Algorithm.GATHER
+    dw = wino._replace(groups=64)
+    assert plan.choose_algorithm(dw) is Algorithm.DEPTHWISE_S1
+    assert plan.choose_algorithm(dw._replace(sh=2)) is Algorithm.DEPTHWISE
+    # backward choices follow the forward
+    assert plan.weight_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.WeightGrad.WINOGRAD
+    assert plan.weight_grad_algorithm(wino._replace(C=256, M=256), Algorithm.WINOGRAD4) \
+        is plan.WeightGrad.GATHER
+    assert plan.input_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.InputGrad.FLIPPED
+    assert plan.input_grad_algorithm(wino._replace(C=3), Algorithm.GATHER) is plan.InputGrad.FOLD
+
+
+def test_forcing_an_algorithm_that_does_not_accept_the_geometry_raises():
+    x = np.zeros((1, 4, 8, 8), np.float32)
+    w = np.zeros((4, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="winograd4.*does not accept"):
+        conv2d(x, w, None, (2, 2), (1, 1, 1, 1), algorithm="winograd4")
+
+
+def test_module_forward_runs_what_the_planner_chose(rng):
+    m = fc.nn.Conv2d(16, 16, 3, padding=1)
+    x = rng.standard_normal((1, 16, 40, 40)).astype(np.float32)
+    m(x)
+    g = ConvGeometry.of(x.shape, m.weight.shape, (1, 1), (1, 1, 1, 1))
+    assert m._ctx.conv.algorithm is plan.choose_algorithm(g)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from ._kernels import _optim
-from ._threads import get_num_threads
+from ._runtime import get_num_threads
 from .nn.module import Parameter
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .._kernels import _memory, _norm
-from .._threads import get_num_threads as nthreads
+from .._runtime import get_num_threads as nthreads
 
 empty = _memory.empty       # outputs of >= 1 MiB come from the caching allocator
 

@@ -22,7 +22,7 @@ import numpy as np
 from . import __version__, data, models, nn, optim
 from ._grad import no_grad
 from ._random import manual_seed
-from ._threads import get_num_threads, set_num_threads
+from ._runtime import get_num_threads, set_num_threads
 from .interop import _atomic_write, _load_into, _read_npz
 
 CHECKPOINT = "checkpoint.npz"

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import models, nn
 from ._grad import no_grad
-from ._threads import get_num_threads, set_num_threads
+from ._runtime import get_num_threads, set_num_threads
 
 # name, factory, input shape, kind: "layer" (fwd + bwd), "train" (step), "eval"
 CASES = [

@@ -1,11 +1,11 @@
 """Optimisers with PyTorch's update rules: SGD (momentum, Nesterov, weight decay),
-Adam and AdamW.  The element-wise updates run in compiled kernels."""
+Adam and AdamW.  The element-wise updates are fused ops of ``fastconv.functional``
+(``sgd_``, ``adam_``), compiled and OpenMP-parallel."""
 import math
 
 import numpy as np
 
-from ._kernels import _optim
-from ._runtime import get_num_threads
+from .functional.optim import adam_, sgd_
 from .nn.module import Parameter
 
 
@@ -137,14 +137,13 @@ class SGD(Optimizer):
 
     def step(self):
         d = self.defaults
-        nt = get_num_threads()
         for p, g, s in self._active():
             first = "momentum_buffer" not in s
             if d["momentum"] != 0 and first:
                 s["momentum_buffer"] = np.empty_like(g)
             buf = s.get("momentum_buffer")
-            _optim.sgd(p.data.reshape(-1), g, buf, d["lr"], d["momentum"], d["dampening"],
-                       d["weight_decay"], d["nesterov"], first, nt)
+            sgd_(p.data.reshape(-1), g, buf, d["lr"], d["momentum"], d["dampening"],
+                 d["weight_decay"], d["nesterov"], first)
 
 
 class Adam(Optimizer):
@@ -163,16 +162,14 @@ class Adam(Optimizer):
 
     def step(self):
         d = self.defaults
-        nt = get_num_threads()
         for p, g, s in self._active():
             if "step" not in s:
                 s["step"] = 0
                 s["exp_avg"] = np.zeros_like(g)
                 s["exp_avg_sq"] = np.zeros_like(g)
             s["step"] += 1
-            _optim.adam(p.data.reshape(-1), g, s["exp_avg"], s["exp_avg_sq"], d["lr"],
-                        d["betas"][0], d["betas"][1], d["eps"], d["weight_decay"],
-                        self._decoupled, s["step"], nt)
+            adam_(p.data.reshape(-1), g, s["exp_avg"], s["exp_avg_sq"], d["lr"], d["betas"][0],
+                  d["betas"][1], d["eps"], d["weight_decay"], self._decoupled, s["step"])
 
 
 class AdamW(Adam):

@@ -18,6 +18,7 @@ from .conv import (Conv2dCtx, ConvTranspose2dCtx, conv2d, conv2d_backward, conv_
 from .linear import LinearCtx, linear, linear_backward
 from .loss import CrossEntropyCtx, cross_entropy, cross_entropy_backward
 from .norm import BatchNormCtx, batch_norm, batch_norm_backward
+from .optim import adam_, sgd_
 from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, adaptive_avg_pool2d,
                    adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d,
                    max_pool2d_backward)
@@ -30,5 +31,5 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
     "relu", "relu_backward", "add", "add_backward", "dropout", "dropout_backward",
     "linear", "linear_backward", "upsample", "upsample_backward",
-    "cross_entropy", "cross_entropy_backward", "channel_sum",
+    "cross_entropy", "cross_entropy_backward", "channel_sum", "sgd_", "adam_",
 ]

@@ -165,10 +165,28 @@ def as_input(layer, x, ndim, layout="(N, C, H, W)"):
     return x
 
 
+def as_shape(layer, shape, ndim, channels=None, layout="(N, C, H, W)"):
+    """Validate an input *shape* (for ``output_shape``): ndim ints >= 0, and the
+    channel count at axis 1 when given.  Returns a tuple of ints."""
+    try:
+        shape = tuple(int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{layer}: expected an input shape {layout}, got {shape!r}") from None
+    if len(shape) != ndim or min(shape, default=0) < 0:
+        raise ValueError(f"{layer}: expected a {ndim}-D input shape {layout}, got {shape}")
+    if channels is not None and shape[1] != channels:
+        raise _channels_error(layer, channels, "(N, {c}, H, W)", shape)
+    return shape
+
+
 def check_channels(layer, x, channels, layout="(N, {c}, H, W)", axis=1):
     if x.shape[axis] != channels:
-        raise ValueError(f"{layer}: expected input with {channels} channels, shape "
-                         f"{layout.format(c=channels)}, got shape {x.shape}")
+        raise _channels_error(layer, channels, layout, x.shape)
+
+
+def _channels_error(layer, channels, layout, shape):
+    return ValueError(f"{layer}: expected input with {channels} channels, shape "
+                      f"{layout.format(c=channels)}, got shape {tuple(shape)}")
 
 
 def as_grad(layer, g, shape, dtype):

@@ -4,9 +4,9 @@ receptive fields (theoretical and effective) and checkerboard artefacts.
     >>> from fastconv import analysis, models
     >>> print(analysis.summary(models.camera_classifier(), (1, 3, 64, 64)))
 
-Shapes are inferred layer by layer from the same formulas the layers use
-(``fastconv._shape``); a leaf module this file does not know is run once on zeros to
-learn its output shape.
+Shapes come from each layer's ``output_shape`` (the formulas of ``fastconv._shape``);
+a leaf module this file does not know is asked for its ``output_shape`` too, or, if
+it has none, run once on zeros to learn it.
 """
 import math
 
@@ -42,81 +42,62 @@ class _RF:
                    tuple(j * si for j, si in zip(self.jump, s)))
 
 
-def _pad_pair(m, h, w):
-    if isinstance(m.padding, str):
-        pads = m._pads(h, w)
-        return (pads[0], pads[1]), (pads[2], pads[3])
-    return (m.padding[0],) * 2, (m.padding[1],) * 2
+def _window(m):
+    """(kernel, stride, dilation) pairs of a pooling layer, normalised as the layer does."""
+    name = type(m).__name__
+    k = _shape.pair(m.kernel_size, "kernel_size", name, 1)
+    s = _shape.pair(m.stride, "stride", name, 1)
+    d = _shape.pair(getattr(m, "dilation", 1), "dilation", name, 1)
+    return k, s, d
 
 
 def _leaf(m, shape, rf):
-    """(output shape, parameters, multiply-adds, receptive field) of a known leaf."""
+    """(output shape, parameters, multiply-adds, receptive field) of a known leaf; the
+    shape comes from the layer's own ``output_shape``."""
     params = sum(p.data.size for p in m.parameters())
+    if not isinstance(m, (Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
+                          Upsample, BatchNorm2d, ReLU, Dropout, Identity, Flatten, Linear)):
+        return None
+    out = m.output_shape(shape)
     if isinstance(m, Conv2d):
-        n, c, h, w = shape
-        (pth, pbh), (ptw, pbw) = _pad_pair(m, h, w)
-        name = type(m).__name__
-        oh = _shape.checked_conv_output(name, "height", h, m.kernel_size[0], m.stride[0],
-                                        (pth, pbh), m.dilation[0])
-        ow = _shape.checked_conv_output(name, "width", w, m.kernel_size[1], m.stride[1],
-                                        (ptw, pbw), m.dilation[1])
+        n, c = shape[:2]
         k = [d * (ki - 1) + 1 for ki, d in zip(m.kernel_size, m.dilation)]
-        macs = n * oh * ow * m.out_channels * (c // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        return (n, m.out_channels, oh, ow), params, macs, rf.through(k, m.stride)
+        macs = int(np.prod(out)) * (c // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        return out, params, macs, rf.through(k, m.stride)
     if isinstance(m, ConvTranspose2d):
         n, c, h, w = shape
-        oh, ow = (_shape.checked_conv_transpose_output(
-            type(m).__name__, dim, x, m.kernel_size[i], m.stride[i], m.padding[i],
-            m.output_padding[i], m.dilation[i]) for i, (dim, x) in enumerate((("height", h),
-                                                                               ("width", w))))
         macs = n * h * w * c * (m.out_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
         # each output sees ceil(k_eff / s) inputs; outputs are 1/s input pixels apart
         k = [math.ceil((d * (ki - 1) + 1) / s) for ki, d, s in zip(m.kernel_size, m.dilation,
                                                                      m.stride)]
         grown = rf.through(k, (1, 1))
-        return (n, m.out_channels, oh, ow), params, macs, _RF(
-            grown.size, tuple(j / s for j, s in zip(rf.jump, m.stride)))
+        return out, params, macs, _RF(grown.size, tuple(j / s for j, s in zip(rf.jump, m.stride)))
     if isinstance(m, (MaxPool2d, AvgPool2d)):
-        n, c, h, w = shape
-        k, s, p = m._args[:3]
-        d = m._args[3] if isinstance(m, MaxPool2d) else (1, 1)
-        name = type(m).__name__
-        oh = _shape.checked_pool_output(name, "height", h, k[0], s[0], p[0], d[0], m.ceil_mode)
-        ow = _shape.checked_pool_output(name, "width", w, k[1], s[1], p[1], d[1], m.ceil_mode)
+        k, s, d = _window(m)
         keff = [di * (ki - 1) + 1 for ki, di in zip(k, d)]
-        return (n, c, oh, ow), params, n * c * oh * ow * k[0] * k[1], rf.through(keff, s)
+        return out, params, int(np.prod(out)) * k[0] * k[1], rf.through(keff, s)
     if isinstance(m, AdaptiveAvgPool2d):
-        n, c, h, w = shape
-        oh = h if m._size[0] is None else m._size[0]
-        ow = w if m._size[1] is None else m._size[1]
+        h, w = shape[2:]
+        oh, ow = out[2:]
         k = (math.ceil(h / oh), math.ceil(w / ow))   # the widest window
-        return (n, c, oh, ow), params, n * c * h * w, rf.through(k, (h // oh or 1, w // ow or 1))
+        return out, params, int(np.prod(shape)), rf.through(k, (h // oh or 1, w // ow or 1))
     if isinstance(m, Upsample):
-        n, c, h, w = shape
-        if m._size is not None:
-            oh, ow = m._size
-        else:
-            oh, ow = math.floor(h * m._scale[0]), math.floor(w * m._scale[1])
+        h, w = shape[2:]
+        oh, ow = out[2:]
         taps = (1, 1) if m.mode == "nearest" else (2, 2)
         grown = rf.through(taps, (1, 1))
-        return (n, c, oh, ow), params, 0, _RF(grown.size, (rf.jump[0] * h / oh,
-                                                           rf.jump[1] * w / ow))
+        return out, params, 0, _RF(grown.size, (rf.jump[0] * h / oh, rf.jump[1] * w / ow))
     if isinstance(m, BatchNorm2d):
-        return shape, params, int(np.prod(shape)), rf
-    if isinstance(m, (ReLU, Dropout, Identity)):
-        return shape, params, 0, rf
+        return out, params, int(np.prod(shape)), rf
     if isinstance(m, Flatten):
         nd = len(shape)
-        s = m.start_dim % nd
-        e = m.end_dim % nd
-        out = shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+        s, e = m.start_dim % nd, m.end_dim % nd
         if len(shape) == 4 and s <= 2 <= e:   # spatial axes merged: a later Linear sees all
             rf = rf.through((shape[2], shape[3]), (1, 1))
         return out, params, 0, rf
     if isinstance(m, Linear):
-        lead = int(np.prod(shape[:-1]))
-        return shape[:-1] + (m.out_features,), params, lead * m.in_features * m.out_features, rf
-    return None
+        return out, params, int(np.prod(shape[:-1])) * m.in_features * m.out_features, rf
+    return out, params, 0, rf                       # ReLU, Dropout, Identity
 
 
 class Summary:
@@ -173,10 +154,13 @@ def _walk(m, shape, rf, prefix, rows):
             shape, rf = _walk(child, shape, rf, f"{prefix}.{name}" if prefix else name, rows)
         return shape, rf
     got = _leaf(m, shape, rf)
-    if got is None:                      # unknown leaf: learn its output shape by running it
-        with no_grad():
-            out = m(np.zeros(shape, np.float32))
-        got = (tuple(out.shape), sum(p.data.size for p in m.parameters()), 0, rf)
+    if got is None:                      # unknown leaf: its own output_shape, or a run
+        try:
+            out = m.output_shape(shape)
+        except NotImplementedError:
+            with no_grad():
+                out = m(np.zeros(shape, np.float32)).shape
+        got = (tuple(out), sum(p.data.size for p in m.parameters()), 0, rf)
     out, params, macs, rf = got
     rows.append(dict(name=prefix or type(m).__name__, type=type(m).__name__,
                      output_shape=tuple(int(v) for v in out), params=int(params),

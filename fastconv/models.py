@@ -2,7 +2,6 @@
 
 Submodule names match the article's PyTorch code, so state_dict keys are identical
 to the equivalent torch model's."""
-from . import functional as F
 from ._grad import is_grad_enabled
 from .nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module,
                  ReLU, Sequential, Upsample)
@@ -25,15 +24,8 @@ class ConvBlock(Module):
         bias, ReLU applied in the GEMM epilogue - one pass over the output in all."""
         if not self.training and not is_grad_enabled() and self.bn.track_running_stats \
                 and self.conv.padding_mode == "zeros":
-            return self._remember(self._folded_forward(x), None)
-        return self._remember(self.bn._forward(self.conv(x), relu=True), True)
-
-    def _folded_forward(self, x):
-        c = self.conv
-        x = c._input(x)
-        w, b = self.bn.folded(c.weight.data, None if c.bias is None else c.bias.data)
-        return F.conv2d(x, w, b, c.stride, c._pads(x.shape[2], x.shape[3]), c.dilation, c.groups,
-                        c.padding_mode, "ConvBlock", relu=True)[0]
+            return self._remember(self.conv.folded_forward(x, self.bn, relu=True), None)
+        return self._remember(self.bn.forward_relu(self.conv(x)), True)
 
     def _backward(self, ctx, g, needs):
         return (self.conv.backward(self.bn.backward(g), input_grad=needs[0]),)

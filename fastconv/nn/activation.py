@@ -14,7 +14,15 @@ def _any_input(layer, x):
     return _shape.as_input(layer, x, x.ndim, "(N, ...)")
 
 
-class ReLU(Module):
+class _SameShape(Module):
+    """An element-wise layer: the output has the input's shape."""
+
+    def output_shape(self, input_shape):
+        """The input shape."""
+        return tuple(int(v) for v in input_shape)
+
+
+class ReLU(_SameShape):
     """max(x, 0) element-wise, any shape; NaN propagates as in torch.
 
     inplace=True overwrites the input array (which must be writeable)."""
@@ -45,7 +53,7 @@ class ReLU(Module):
         return "inplace=True" if self.inplace else ""
 
 
-class Dropout(Module):
+class Dropout(_SameShape):
     """Zero each element with probability p during training, scaling the rest by
     1/(1 - p); the identity in eval.  Masks come from fastconv.manual_seed's
     generator and do not depend on the thread count."""
@@ -70,7 +78,7 @@ class Dropout(Module):
         return f"p={self.p}, inplace=False"
 
 
-class Identity(Module):
+class Identity(_SameShape):
     """Returns its input unchanged (any shape)."""
 
     def forward(self, x):
@@ -88,17 +96,21 @@ class Flatten(Module):
         super().__init__()
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
-    def forward(self, x):
-        name = type(self).__name__
-        x = _any_input(name, x)
-        nd = x.ndim
+    def output_shape(self, input_shape):
+        """input_shape with dims start_dim..end_dim multiplied into one."""
+        shape = tuple(int(v) for v in input_shape)
+        nd = len(shape)
         s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
         e = self.end_dim + nd if self.end_dim < 0 else self.end_dim
         if not (0 <= s < max(nd, 1) and 0 <= e < max(nd, 1)) or s > e:
-            raise ValueError(f"{name}: start_dim={self.start_dim}, end_dim={self.end_dim} out of "
-                             f"range for a {nd}-D input of shape {x.shape}")
-        shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
-        return self._remember(x.reshape(shape), x.shape)
+            raise ValueError(f"{type(self).__name__}: start_dim={self.start_dim}, "
+                             f"end_dim={self.end_dim} out of range for a {nd}-D input of shape "
+                             f"{shape}")
+        return shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:]
+
+    def forward(self, x):
+        x = _any_input(type(self).__name__, x)
+        return self._remember(x.reshape(self.output_shape(x.shape)), x.shape)
 
     def _backward(self, xshape, gy, needs):
         return (gy.reshape(xshape),)

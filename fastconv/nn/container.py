@@ -38,6 +38,12 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
+    def output_shape(self, input_shape):
+        """The last module's output shape, through every module in turn."""
+        for m in self._modules.values():
+            input_shape = m.output_shape(input_shape)
+        return tuple(input_shape)
+
     def forward(self, x):
         for m in self._modules.values():
             x = m(x)
@@ -63,6 +69,15 @@ class Residual(Module):
             self.add_module("shortcut", None)
         else:
             self.shortcut = shortcut
+
+    def output_shape(self, input_shape):
+        """The body's output shape (the shortcut's must match)."""
+        b = self.body.output_shape(input_shape)
+        s = tuple(input_shape) if self.shortcut is None else self.shortcut.output_shape(input_shape)
+        if tuple(b) != tuple(s):
+            raise ValueError(f"Residual: body output shape {tuple(b)} does not match shortcut "
+                             f"output shape {tuple(s)}")
+        return tuple(b)
 
     def forward(self, x):
         b = self.body(x)

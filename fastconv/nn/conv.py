@@ -109,13 +109,34 @@ class Conv2d(_ConvBase):
         ph, pw = self.padding
         return ph, ph, pw, pw
 
+    def output_shape(self, input_shape):
+        """(N, C_out, H_out, W_out) for an input of shape (N, C_in, H, W)."""
+        name = type(self).__name__
+        n, _, h, w = _shape.as_shape(name, input_shape, 4, self.in_channels)
+        pt, pb, pl, pr = self._pads(h, w)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        return (n, self.out_channels,
+                _shape.checked_conv_output(name, "height", h, kh, sh, (pt, pb), dh),
+                _shape.checked_conv_output(name, "width", w, kw, sw, (pl, pr), dw))
+
     def forward(self, x):
         """x (N, C_in, H, W) -> (N, C_out, H_out, W_out)."""
         x = self._input(x)
         b = self.bias.data if self.bias is not None else None
-        y, ctx = F.conv2d(x, self.weight.data, b, self.stride, self._pads(x.shape[2], x.shape[3]),
-                          self.dilation, self.groups, self.padding_mode, type(self).__name__)
-        return self._remember(y, ctx)
+        return self._remember(*self._conv(x, self.weight.data, b))
+
+    def _conv(self, x, weight, bias, relu=False):
+        return F.conv2d(x, weight, bias, self.stride, self._pads(x.shape[2], x.shape[3]),
+                        self.dilation, self.groups, self.padding_mode, type(self).__name__,
+                        relu=relu)
+
+    def folded_forward(self, x, bn, relu=False):
+        """Inference forward of ``bn(self(x))`` (then ReLU when relu) in one convolution:
+        bn, an eval-mode BatchNorm2d with running statistics, is folded into the weights
+        and bias, and ReLU into the kernel's epilogue.  Keeps no activations."""
+        x = self._input(x)
+        w, b = bn.folded(self.weight.data, self.bias.data if self.bias is not None else None)
+        return self._conv(x, w, b, relu)[0]
 
     def _backward(self, ctx, gy, needs):
         return F.conv2d_backward(ctx, gy, needs)
@@ -153,6 +174,16 @@ class ConvTranspose2d(_ConvBase):
         kh, kw = self.kernel_size
         cg = self.out_channels // self.groups
         self._init_params((self.in_channels, cg, kh, kw), cg * kh * kw, bias)
+
+    def output_shape(self, input_shape):
+        """(N, C_out, H_out, W_out) for an input of shape (N, C_in, H, W)."""
+        name = type(self).__name__
+        n, _, h, w = _shape.as_shape(name, input_shape, 4, self.in_channels)
+        return (n, self.out_channels) + tuple(
+            _shape.checked_conv_transpose_output(name, dim, size, self.kernel_size[i],
+                                                 self.stride[i], self.padding[i],
+                                                 self.output_padding[i], self.dilation[i])
+            for i, (dim, size) in enumerate((("height", h), ("width", w))))
 
     def forward(self, x):
         """x (N, C_in, H, W) -> (N, C_out, H_out, W_out)."""

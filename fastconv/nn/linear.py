@@ -21,6 +21,16 @@ class Linear(Module):
         else:
             self.register_parameter("bias", None)
 
+    def output_shape(self, input_shape):
+        """(*, out_features) for an input of shape (*, in_features)."""
+        name = type(self).__name__
+        shape = _shape.as_shape(name, input_shape, max(len(tuple(input_shape)), 1),
+                                layout="(N, in_features)")
+        if shape[-1] != self.in_features:
+            raise ValueError(f"{name}: expected input with {self.in_features} features, shape "
+                             f"(N, {self.in_features}), got shape {shape}")
+        return shape[:-1] + (self.out_features,)
+
     def forward(self, x):
         """x (N, in_features) (or (*, in_features)) -> (N, out_features)."""
         name = type(self).__name__

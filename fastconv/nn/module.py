@@ -266,6 +266,16 @@ class Module:
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
+    def output_shape(self, input_shape):
+        """The output shape for an input of ``input_shape``, from the shape formulas
+        alone (no data, no kernels): layers define it; a module whose forward runs its
+        children in order (``_torch_chain``) chains theirs."""
+        if getattr(self, "_torch_chain", False):
+            for m in self.children():
+                input_shape = m.output_shape(input_shape)
+            return tuple(input_shape)
+        raise NotImplementedError(f"{type(self).__name__}.output_shape is not implemented")
+
     def _remember(self, y, ctx):
         """Keep ctx for backward (unless no_grad) and the output's shape; return y."""
         d = self.__dict__

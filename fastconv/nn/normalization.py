@@ -66,13 +66,20 @@ class BatchNorm2d(Module):
         _shape.check_channels(name, x, self.num_features)
         return x
 
+    def output_shape(self, input_shape):
+        """The input shape (N, C, H, W)."""
+        return _shape.as_shape(type(self).__name__, input_shape, 4, self.num_features)
+
     def forward(self, x):
         """x (N, C, H, W) -> (N, C, H, W)."""
         return self._forward(x, False)
 
+    def forward_relu(self, x):
+        """relu(self(x)) in one pass over the data (Conv-BN-ReLU blocks); its backward
+        masks by the output.  x (N, C, H, W) -> (N, C, H, W)."""
+        return self._forward(x, True)
+
     def _forward(self, x, relu):
-        """Forward, with ReLU fused into the normalising pass when relu is True (the
-        backward then masks by the output); used by Conv-BN-ReLU blocks."""
         x = self._input(x)
         batch_stats = self.training or not self.track_running_stats
         n = x.shape[0] * x.shape[2] * x.shape[3]

@@ -30,6 +30,15 @@ class MaxPool2d(Module):
         self.ceil_mode = bool(ceil_mode)
         self._args = _pool_args(type(self).__name__, kernel_size, stride, padding, dilation)
 
+    def output_shape(self, input_shape):
+        """(N, C, H_out, W_out) for an input of shape (N, C, H, W)."""
+        name = type(self).__name__
+        n, c, h, w = _shape.as_shape(name, input_shape, 4)
+        k, s, p, d = self._args
+        return (n, c) + tuple(_shape.checked_pool_output(name, dim, size, k[i], s[i], p[i], d[i],
+                                                         self.ceil_mode)
+                              for i, (dim, size) in enumerate((("height", h), ("width", w))))
+
     def forward(self, x):
         name = type(self).__name__
         x = _shape.as_input(name, x, 4)
@@ -62,13 +71,14 @@ class AvgPool2d(Module):
         if divisor_override is not None:
             divisor_override = _shape.positive_int(divisor_override, "divisor_override", name)
         self.divisor_override = divisor_override
-        k, s, p, _ = _pool_args(name, kernel_size, stride, padding, 1)
-        self._args = (k, s, p)
+        self._args = _pool_args(name, kernel_size, stride, padding, 1)
+
+    output_shape = MaxPool2d.output_shape         # dilation 1: the same formula
 
     def forward(self, x):
         name = type(self).__name__
         x = _shape.as_input(name, x, 4)
-        k, s, p = self._args
+        k, s, p, _ = self._args
         y, ctx = F.avg_pool2d(x, k, s, p, self.ceil_mode, self.count_include_pad,
                               self.divisor_override, name)
         return self._remember(y, ctx)
@@ -95,6 +105,12 @@ class AdaptiveAvgPool2d(Module):
         else:
             v = _shape.positive_int(output_size, "output_size", name)
             self._size = (v, v)
+
+    def output_shape(self, input_shape):
+        """(N, C, OH, OW) for an input of shape (N, C, H, W)."""
+        n, c, h, w = _shape.as_shape(type(self).__name__, input_shape, 4)
+        return (n, c, h if self._size[0] is None else self._size[0],
+                w if self._size[1] is None else self._size[1])
 
     def forward(self, x):
         name = type(self).__name__

@@ -42,10 +42,9 @@ class Upsample(Module):
             self.scale_factor = None
             self._scale = None
 
-    def forward(self, x):
+    def _out_size(self, shape):
         name = type(self).__name__
-        x = _shape.as_input(name, x, 4)
-        H, W = x.shape[2:]
+        H, W = shape[2:]
         if self._size is not None:
             size = self._size
         else:
@@ -54,7 +53,17 @@ class Upsample(Module):
                 raise ValueError(f"{name}: output size {size} from input {H}x{W} and "
                                  f"scale_factor={self.scale_factor} is empty")
         if min(H, W) < 1:
-            raise ValueError(f"{name}: expected a non-empty plane, got input shape {x.shape}")
+            raise ValueError(f"{name}: expected a non-empty plane, got input shape {shape}")
+        return size
+
+    def output_shape(self, input_shape):
+        """(N, C, H_out, W_out) for an input of shape (N, C, H, W)."""
+        shape = _shape.as_shape(type(self).__name__, input_shape, 4)
+        return shape[:2] + tuple(self._out_size(shape))
+
+    def forward(self, x):
+        x = _shape.as_input(type(self).__name__, x, 4)
+        size = self._out_size(x.shape)
         y, ctx = F.upsample(x, size, self._scale, self.mode, bool(self.align_corners))
         return self._remember(y, ctx)
 

@@ -329,7 +329,7 @@ def main():
         with open(args.replay) as f:
             layer, inp = ast.literal_eval(f.read().strip())
         run_case(layer, inp)
-        print(f"replayed {args.replay}: " + ", ".join(f"{v} {k}" for k, v in COUNTS.items()))
+        print(f"replayed {args.replay}: " + "; ".join(f"{v} {k}" for k, v in COUNTS.items()))
         return 0
 
     def family(layer):
@@ -351,7 +351,7 @@ def main():
         family(FAMILIES[name])()
         print(f"{name}: done", flush=True)
     total = COUNTS.pop("cases")
-    print(f"fuzz: {total} cases tried, " + ", ".join(f"{v} {k}" for k, v in COUNTS.items()))
+    print(f"fuzz: {total} cases tried; " + "; ".join(f"{v} {k}" for k, v in COUNTS.items()))
     for what, case, names in VERIFIED:
         print(f"  {what}: gradient of {', '.join(names)} in {case}")
     return 0

@@ -125,10 +125,10 @@ def run_seed(seed, args, env):
                        env=env, capture_output=True, text=True, timeout=args.timeout)
     dt = time.perf_counter() - t0
     counts = collections.Counter()
-    m = re.search(r"fuzz: (\d+) cases tried, (.*)", p.stdout)
+    m = re.search(r"fuzz: (\d+) cases tried; (.*)", p.stdout)
     if m:
         counts["cases"] = int(m.group(1))
-        for part in m.group(2).split(", "):
+        for part in m.group(2).split("; "):
             n, _, what = part.partition(" ")
             counts[what] += int(n)
     verified = [ln.strip() for ln in p.stdout.splitlines() if "fastconv verified:" in ln]

@@ -17,6 +17,8 @@ def _any_input(layer, x):
 class _SameShape(Module):
     """An element-wise layer: the output has the input's shape."""
 
+    _leaf = True
+
     def output_shape(self, input_shape):
         """The input shape."""
         return tuple(int(v) for v in input_shape)
@@ -91,6 +93,8 @@ class Identity(_SameShape):
 
 class Flatten(Module):
     """Flatten dims start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
+
+    _leaf = True
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()

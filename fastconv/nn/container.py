@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import functional as F
+from ..autograd import Tensor, apply
 from .module import Module
 
 
@@ -47,7 +48,7 @@ class Sequential(Module):
     def forward(self, x):
         for m in self._modules.values():
             x = m(x)
-        return self._remember(np.asarray(x), True)
+        return self._remember(x if isinstance(x, Tensor) else np.asarray(x), True)
 
     def _backward(self, ctx, g, needs):
         mods = list(self._modules.values())
@@ -81,12 +82,12 @@ class Residual(Module):
 
     def forward(self, x):
         b = self.body(x)
-        s = self.shortcut(x) if self.shortcut is not None else np.asarray(x)
+        s = self.shortcut(x) if self.shortcut is not None else (
+            x if isinstance(x, Tensor) else np.asarray(x))
         if b.shape != s.shape:
             raise ValueError(f"Residual: body output shape {b.shape} does not match shortcut "
                              f"output shape {s.shape}")
-        y, _ = F.add(b, s)
-        return self._remember(y, True)
+        return self._remember(apply(F.add, F.add_backward, b, s), True)
 
     def _backward(self, ctx, g, needs):
         gb = self.body.backward(g)

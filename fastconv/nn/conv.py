@@ -3,11 +3,13 @@ import numpy as np
 
 from .. import _shape
 from .. import functional as F
+from ..autograd import Tensor
 from . import _init
 from .module import Module, Parameter
 
 
 class _ConvBase(Module):
+    _leaf = True
     _grad_params = ("weight", "bias")
 
     def _init_params(self, wshape, fan_in, bias):
@@ -134,9 +136,9 @@ class Conv2d(_ConvBase):
         """Inference forward of ``bn(self(x))`` (then ReLU when relu) in one convolution:
         bn, an eval-mode BatchNorm2d with running statistics, is folded into the weights
         and bias, and ReLU into the kernel's epilogue.  Keeps no activations."""
-        x = self._input(x)
         w, b = bn.folded(self.weight.data, self.bias.data if self.bias is not None else None)
-        return self._conv(x, w, b, relu)[0]
+        y = self._conv(self._input(x), w, b, relu)[0]
+        return Tensor(y) if isinstance(x, Tensor) else y
 
     def _backward(self, ctx, gy, needs):
         return F.conv2d_backward(ctx, gy, needs)

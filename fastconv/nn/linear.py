@@ -46,6 +46,7 @@ class Linear(Module):
         y, ctx = F.linear(x.reshape(-1, self.in_features), self.weight.data, b)
         return self._remember(y.reshape(lead + (self.out_features,)), ctx)
 
+    _leaf = True
     _grad_params = ("weight", "bias")
 
     def _backward(self, ctx, gy, needs):

@@ -38,10 +38,15 @@ class CrossEntropyLoss(Module):
         self._remember(np.float64(loss), ctx)
         return loss
 
+    _leaf = True        # on a Tensor: the loss is a 0-d Tensor with a tape node
+
     def backward(self, grad_output=1.0):
         """d loss / d logits, shape (N, C), times the scalar grad_output."""
         ctx, g = self._take_ctx(grad_output)
-        return F.cross_entropy_backward(ctx, float(g))[0]
+        return self._backward(ctx, g, (True,))[0]
+
+    def _backward(self, ctx, g, needs):
+        return F.cross_entropy_backward(ctx, float(g), (needs[0], False))[:1]
 
     def extra_repr(self):
         return f"label_smoothing={self.label_smoothing}" if self.label_smoothing else ""

@@ -12,46 +12,24 @@ import numpy as np
 
 from .. import _shape
 from .._grad import is_grad_enabled
+from ..autograd import Tensor, record
 
 _NOT_RUN = object()     # backward before any forward
 _NO_GRAD = object()     # last forward ran under no_grad
 _USED = object()        # the last forward's context was consumed by a backward
+_TAPED = object()       # the last forward was recorded on the tape (Tensor input)
 
 
-class Parameter:
-    """A trainable array: ``.data`` (ndarray) and ``.grad`` (ndarray or None).
+class Parameter(Tensor):
+    """A trainable array: ``.data`` (ndarray) and ``.grad`` (ndarray or None); a leaf
+    Tensor of the tape.
 
     ``requires_grad=False`` freezes it: backward then leaves ``.grad`` alone."""
 
-    __slots__ = ("data", "grad", "requires_grad")
+    __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        self.data = np.ascontiguousarray(data)
-        self.grad = None
-        self.requires_grad = bool(requires_grad)
-
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    def zero_grad(self, set_to_none=True):
-        if set_to_none:
-            self.grad = None
-        elif self.grad is not None:
-            self.grad[...] = 0
-
-    def accumulate(self, g):
-        """p.grad += g (g cast to p's dtype), allocating grad on first use."""
-        if not self.requires_grad or g is None:
-            return
-        if self.grad is None:
-            self.grad = np.array(g, dtype=self.data.dtype, copy=True).reshape(self.data.shape)
-        else:
-            self.grad += g.reshape(self.data.shape)
+        super().__init__(np.ascontiguousarray(data), requires_grad)
 
     def __repr__(self):
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
@@ -241,7 +219,9 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            if hasattr(value, "detach"):            # torch tensor: no autograd, on CPU
+            if isinstance(value, Tensor):
+                value = value.data
+            elif hasattr(value, "detach"):          # torch tensor: no autograd, on CPU
                 value = value.detach().cpu().numpy()
             arr = np.asarray(value)
             cur = m._parameters[k].data if is_param else m._buffers[k]
@@ -260,8 +240,26 @@ class Module:
         return missing, unexpected
 
     # ------------------------------------------------------------ forward/backward
+    # A layer (one op per call) sets this: called on a Tensor it records one tape node.
+    # Other modules (containers, user models) run their forward with the Tensors.
+    _leaf = False
+
     def __call__(self, *args, **kwargs):
+        if self._leaf and args and isinstance(args[0], Tensor):
+            return self._record(self.forward, *args, **kwargs)
         return self.forward(*args, **kwargs)
+
+    def _record(self, fn, x, *args, **kwargs):
+        """fn(x.data, *args) (fn: a forward that ends in _remember), recorded on the
+        tape as one node whose backward is this layer's _backward over (x, *params):
+        the context lives on the node, not on the module."""
+        y = fn(x.data, *args, **kwargs)
+        ctx = self.__dict__["_ctx"]
+        self.__dict__["_ctx"] = _TAPED
+        params = [self._parameters.get(n) for n in self._grad_params]
+        if ctx is _NO_GRAD or not is_grad_enabled():
+            return Tensor(y)
+        return record(self._backward, ctx, (x, *params), y, type(self).__name__)
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
@@ -277,8 +275,12 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}.output_shape is not implemented")
 
     def _remember(self, y, ctx):
-        """Keep ctx for backward (unless no_grad) and the output's shape; return y."""
+        """Keep ctx for backward (unless no_grad) and the output's shape; return y.
+        A Tensor output (a container run on the tape) keeps nothing here."""
         d = self.__dict__
+        if isinstance(y, Tensor):
+            d["_ctx"] = _TAPED
+            return y
         d["_ctx"] = ctx if is_grad_enabled() else _NO_GRAD
         d["_out_shape"] = y.shape
         d["_out_dtype"] = y.dtype
@@ -295,6 +297,9 @@ class Module:
             raise RuntimeError(f"{name}.backward: the last forward ran under fastconv.no_grad(), "
                                f"which keeps no activations; run the forward again with "
                                f"gradients enabled")
+        if ctx is _TAPED:
+            raise RuntimeError(f"{name}.backward: the last forward ran on a fastconv.Tensor and "
+                               f"was recorded on the tape; call .backward() on the loss instead")
         if ctx is _USED:
             raise RuntimeError(f"{name}.backward: the last forward's activations were released "
                                f"by an earlier backward; run the forward again")

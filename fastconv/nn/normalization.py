@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import _shape
 from .. import functional as F
+from ..autograd import Tensor
 from .module import Module, Parameter
 
 
@@ -77,6 +78,8 @@ class BatchNorm2d(Module):
     def forward_relu(self, x):
         """relu(self(x)) in one pass over the data (Conv-BN-ReLU blocks); its backward
         masks by the output.  x (N, C, H, W) -> (N, C, H, W)."""
+        if isinstance(x, Tensor):
+            return self._record(self._forward, x, True)
         return self._forward(x, True)
 
     def _forward(self, x, relu):
@@ -100,6 +103,7 @@ class BatchNorm2d(Module):
             self.running_var[...] = ((1 - f) * self.running_var + f * unbiased).astype(dt)
         return self._remember(y, ctx)
 
+    _leaf = True
     _grad_params = ("weight", "bias")
 
     def _backward(self, ctx, gy, needs):

@@ -23,6 +23,8 @@ class MaxPool2d(Module):
     (H + 2*padding - dilation*(kernel_size - 1) - 1) / stride, plus 1; with ceil_mode
     the last window must start inside the input or left padding.  Padding is -inf."""
 
+    _leaf = True
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = \
@@ -60,6 +62,8 @@ class AvgPool2d(Module):
     count_include_pad: zero padding counts in the divisor; divisor_override replaces
     the divisor.  Output size as MaxPool2d with dilation 1."""
 
+    _leaf = True
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
         super().__init__()
@@ -94,6 +98,8 @@ class AdaptiveAvgPool2d(Module):
     """Average pooling to a fixed output size (int, pair, None entries keep the input
     size); output cell i covers rows [floor(i*H/OH), ceil((i+1)*H/OH)).
     AdaptiveAvgPool2d(1) is global average pooling: (N, C, H, W) -> (N, C, 1, 1)."""
+
+    _leaf = True
 
     def __init__(self, output_size):
         super().__init__()

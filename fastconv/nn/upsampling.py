@@ -14,6 +14,8 @@ class Upsample(Module):
     floor(H * scale)).  mode 'nearest' or 'bilinear'; align_corners (bilinear only,
     default False) maps corner pixel centres onto each other."""
 
+    _leaf = True
+
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
         super().__init__()
         name = type(self).__name__

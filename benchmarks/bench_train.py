@@ -110,7 +110,7 @@ def main():
     tmodel = fc.to_torch(model)
     opt = build_optimizer(config, model.parameters())
     topt = torch.optim.AdamW(tmodel.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    crit = fc.nn.CrossEntropyLoss(config.label_smoothing)
+    crit = fc.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     print(f"camera classifier, {len(train_set)} train / {len(val_set)} val synthetic images "
           f"{config.image_size}x{config.image_size}, batch {config.batch_size}, "
           f"{config.optimizer} lr {config.lr:g}, {config.epochs} epochs, {threads} threads, "

@@ -385,7 +385,7 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     model = build_model(config, len(dataset.classes))
     params = list(model.parameters())
     opt = build_optimizer(config, params)
-    crit = nn.CrossEntropyLoss(config.label_smoothing)
+    crit = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     steps = len(train_loader(0))
 
     epoch, start, metrics, partial = 0, 0, [], None

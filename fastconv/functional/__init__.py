@@ -16,7 +16,10 @@ from .activation import (AddCtx, DropoutCtx, ReluCtx, add, add_backward, dropout
 from .conv import (Conv2dCtx, ConvTranspose2dCtx, conv2d, conv2d_backward, conv_transpose2d,
                    conv_transpose2d_backward)
 from .linear import LinearCtx, linear, linear_backward
-from .loss import CrossEntropyCtx, cross_entropy, cross_entropy_backward
+from .loss import (CrossEntropyCtx, LossCtx, bce_with_logits, bce_with_logits_backward,
+                   cross_entropy, cross_entropy_backward, l1_loss, l1_loss_backward, mse_loss,
+                   mse_loss_backward, nll_loss, nll_loss_backward, smooth_l1_loss,
+                   smooth_l1_loss_backward)
 from .norm import BatchNormCtx, batch_norm, batch_norm_backward
 from .optim import adam_, sgd_
 from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, adaptive_avg_pool2d,
@@ -31,5 +34,7 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
     "relu", "relu_backward", "add", "add_backward", "dropout", "dropout_backward",
     "linear", "linear_backward", "upsample", "upsample_backward",
-    "cross_entropy", "cross_entropy_backward", "channel_sum", "sgd_", "adam_",
+    "cross_entropy", "cross_entropy_backward", "nll_loss", "nll_loss_backward",
+    "bce_with_logits", "bce_with_logits_backward", "mse_loss", "mse_loss_backward", "l1_loss",
+    "l1_loss_backward", "smooth_l1_loss", "smooth_l1_loss_backward", "channel_sum", "sgd_", "adam_",
 ]

@@ -3,7 +3,8 @@ from .activation import Dropout, Flatten, Identity, ReLU
 from .container import Residual, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .linear import Linear
-from .loss import CrossEntropyLoss
+from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
+                   SmoothL1Loss)
 from .module import Module, Parameter
 from .normalization import BatchNorm2d
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -12,5 +13,6 @@ from .upsampling import Upsample
 __all__ = [
     "Module", "Parameter", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d",
     "AdaptiveAvgPool2d", "BatchNorm2d", "ReLU", "Linear", "Flatten", "Dropout", "Identity",
-    "Upsample", "Sequential", "Residual", "CrossEntropyLoss",
+    "Upsample", "Sequential", "Residual", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
+    "MSELoss", "L1Loss", "SmoothL1Loss",
 ]

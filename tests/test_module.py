@@ -144,3 +144,30 @@ def test_default_init_bounds_follow_torch():
     t = nn.ConvTranspose2d(4, 6, 3, groups=2)
     assert np.abs(t.weight.data).max() <= 1 / np.sqrt(3 * 9)
     assert m.weight.dtype == np.float32
+
+
+@pytest.mark.parametrize("make", [lambda: fc.nn.Conv2d(3, 4, 3, padding=1),
+                                  lambda: fc.nn.ConvTranspose2d(3, 2, 2, stride=2),
+                                  lambda: fc.nn.MaxPool2d(2), lambda: fc.nn.AvgPool2d(3, 1, 1),
+                                  lambda: fc.nn.AdaptiveAvgPool2d(2)])
+def test_unbatched_input_like_torch(make, rng):
+    """(C, H, W) inputs, as torch accepts them: same outputs and gradients as a batch
+    of one, explicit and on the tape."""
+    torch = pytest.importorskip("torch")
+    m = make()
+    x = rng.standard_normal((3, 6, 6)).astype(np.float32)
+    y = m(x)
+    t = fc.interop.to_torch(m)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = t(tx)
+    assert y.shape == tuple(ty.shape)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = m.backward(gy)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+    xt = fc.Tensor(x, requires_grad=True)
+    yt = m(xt)
+    assert yt.shape == y.shape
+    yt.backward(gy)
+    np.testing.assert_allclose(xt.grad, gx, rtol=1e-6, atol=1e-6)

@@ -10,6 +10,7 @@ from .module import Module, Parameter
 
 class _ConvBase(Module):
     _leaf = True
+    _unbatched_ndim = 3
     _grad_params = ("weight", "bias")
 
     def _init_params(self, wshape, fan_in, bias):

@@ -244,10 +244,27 @@ class Module:
     # Other modules (containers, user models) run their forward with the Tensors.
     _leaf = False
 
+    # Layers that take an unbatched input like torch (a batch of one; (C, H, W) for the
+    # 2-D layers) set this to the unbatched rank.
+    _unbatched_ndim = None
+
     def __call__(self, *args, **kwargs):
+        if self._unbatched_ndim is not None and args and np.ndim(args[0]) == self._unbatched_ndim:
+            return self._call_unbatched(*args, **kwargs)
+        self.__dict__["_unbatched"] = False
         if self._leaf and args and isinstance(args[0], Tensor):
             return self._record(self.forward, *args, **kwargs)
         return self.forward(*args, **kwargs)
+
+    def _call_unbatched(self, x, *args, **kwargs):
+        """Run on x[None] and drop the batch axis again (torch's unbatched inputs)."""
+        if isinstance(x, Tensor):
+            from ..ops import reshape
+            y = self(reshape(x, (1,) + tuple(x.shape)), *args, **kwargs)
+            return reshape(y, tuple(y.shape[1:]))
+        y = self(np.asarray(x)[None], *args, **kwargs)
+        self.__dict__["_unbatched"] = True      # backward takes and gives unbatched arrays
+        return y[0]
 
     def _record(self, fn, x, *args, **kwargs):
         """fn(x.data, *args) (fn: a forward that ends in _remember), recorded on the
@@ -323,6 +340,9 @@ class Module:
         input_grad=False skips the input gradient where a layer can (the first layer of
         a network: nothing consumes it) and returns None.  Like torch, a backward
         releases the forward's saved activations: a second backward needs a new forward."""
+        unbatched = self.__dict__.get("_unbatched", False)
+        if unbatched:
+            grad_output = np.asarray(grad_output)[None]
         ctx, g = self._take_ctx(grad_output)
         params = [self._parameters.get(n) for n in self._grad_params]
         needs = (bool(input_grad),) + tuple(p is not None and p.requires_grad for p in params)
@@ -330,7 +350,9 @@ class Module:
         for p, gp in zip(params, grads[1:]):
             if p is not None:
                 p.accumulate(gp)
-        return grads[0] if input_grad else None
+        if not input_grad:
+            return None
+        return grads[0][0] if unbatched and grads[0] is not None else grads[0]
 
     def _backward(self, ctx, grad_output, needs):
         """Gradients w.r.t. (input, *_grad_params) of the forward that saved ctx, None

@@ -24,6 +24,7 @@ class MaxPool2d(Module):
     the last window must start inside the input or left padding.  Padding is -inf."""
 
     _leaf = True
+    _unbatched_ndim = 3
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
@@ -63,6 +64,7 @@ class AvgPool2d(Module):
     the divisor.  Output size as MaxPool2d with dilation 1."""
 
     _leaf = True
+    _unbatched_ndim = 3
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
@@ -100,6 +102,7 @@ class AdaptiveAvgPool2d(Module):
     AdaptiveAvgPool2d(1) is global average pooling: (N, C, H, W) -> (N, C, 1, 1)."""
 
     _leaf = True
+    _unbatched_ndim = 3
 
     def __init__(self, output_size):
         super().__init__()

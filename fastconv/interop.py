@@ -203,6 +203,9 @@ def _convert(m, torch):
         nn.Dropout: lambda: tnn.Dropout(m.p),
         nn.Identity: lambda: tnn.Identity(),
         nn.Upsample: lambda: tnn.Upsample(m.size, m.scale_factor, m.mode, m.align_corners),
+        nn.PixelShuffle: lambda: tnn.PixelShuffle(m.upscale_factor),
+        nn.PixelUnshuffle: lambda: tnn.PixelUnshuffle(m.downscale_factor),
+        nn.Dropout2d: lambda: tnn.Dropout2d(m.p),
     }
     for cls, make in simple.items():
         if type(m) is cls:

@@ -6,7 +6,7 @@ from .autograd import Tensor, apply, record
 from .functional import compose as C
 
 __all__ = ["add", "sub", "mul", "div", "sum", "mean", "reshape", "flatten", "permute",
-           "getitem", "cat", "stack", "split", "chunk", "softmax", "log_softmax"]
+           "getitem", "cat", "stack", "split", "chunk", "softmax", "log_softmax", "interpolate"]
 
 
 def add(a, b):
@@ -109,3 +109,10 @@ def softmax(x, dim):
 def log_softmax(x, dim):
     """Log-softmax along dim."""
     return apply(C.log_softmax, C.log_softmax_backward, x, dim=dim, name="log_softmax")
+
+
+def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Resize (N, C, H, W) (torch.nn.functional.interpolate): the functional Upsample,
+    'nearest' or 'bilinear', with ``size`` or a (fractional) ``scale_factor``."""
+    from .nn import Upsample
+    return Upsample(size, scale_factor, mode, align_corners)(x)

@@ -12,7 +12,7 @@ helpers (the layers do that), except what depends on the input's shape, which is
 checked here.
 """
 from .activation import (AddCtx, DropoutCtx, ReluCtx, add, add_backward, dropout,
-                         dropout_backward, relu, relu_backward)
+                         dropout2d, dropout2d_backward, dropout_backward, relu, relu_backward)
 from .conv import (Conv2dCtx, ConvTranspose2dCtx, conv2d, conv2d_backward, conv_transpose2d,
                    conv_transpose2d_backward)
 from .linear import LinearCtx, linear, linear_backward
@@ -25,7 +25,8 @@ from .optim import adam_, sgd_
 from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, adaptive_avg_pool2d,
                    adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d,
                    max_pool2d_backward)
-from .upsample import UpsampleCtx, upsample, upsample_backward
+from .upsample import (PixelShuffleCtx, UpsampleCtx, pixel_shuffle, pixel_shuffle_backward,
+                       pixel_unshuffle, pixel_unshuffle_backward, upsample, upsample_backward)
 from ._common import channel_sum
 
 __all__ = [
@@ -33,7 +34,9 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
     "relu", "relu_backward", "add", "add_backward", "dropout", "dropout_backward",
-    "linear", "linear_backward", "upsample", "upsample_backward",
+    "linear", "linear_backward", "upsample", "upsample_backward", "pixel_shuffle",
+    "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward", "dropout2d",
+    "dropout2d_backward",
     "cross_entropy", "cross_entropy_backward", "nll_loss", "nll_loss_backward",
     "bce_with_logits", "bce_with_logits_backward", "mse_loss", "mse_loss_backward", "l1_loss",
     "l1_loss_backward", "smooth_l1_loss", "smooth_l1_loss_backward", "channel_sum", "sgd_", "adam_",

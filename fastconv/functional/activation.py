@@ -67,3 +67,21 @@ def dropout_backward(ctx, gy, needs=None):
     gx = empty_like(gy)
     _elementwise.dropout_backward(flat(gy), flat(ctx.mask), ctx.p, flat(gx), nthreads())
     return (gx,)
+
+
+def dropout2d(x, p, rng):
+    """Zero whole channels of x (N, C, ...) with probability p each (one draw of rng per
+    (n, c)), scale the rest by 1/(1-p); ``(y, ctx)``."""
+    keep = (rng.random(x.shape[:2]) >= p).astype(np.uint8)
+    scale = x.dtype.type(1.0 / (1.0 - p)) if p < 1 else x.dtype.type(0)
+    y = x * (keep.reshape(keep.shape + (1,) * (x.ndim - 2)) * scale)
+    return y.astype(x.dtype, copy=False), DropoutCtx(keep, float(p))
+
+
+def dropout2d_backward(ctx, gy, needs=None):
+    """(d x,): gy through the kept channels, scaled by 1/(1-p)."""
+    if not wants(needs, 1)[0]:
+        return (None,)
+    keep = ctx.mask.reshape(ctx.mask.shape + (1,) * (gy.ndim - 2))
+    scale = gy.dtype.type(1.0 / (1.0 - ctx.p)) if ctx.p < 1 else gy.dtype.type(0)
+    return ((gy * (keep * scale)).astype(gy.dtype, copy=False),)

@@ -72,3 +72,35 @@ def upsample_backward(ctx, gy, needs=None):
         _upsample.bilinear_backward(gy, gx, *tabs, empty((nt, xshape[2], gy.shape[3]), gy.dtype),
                                     nt)
     return (gx,)
+
+
+class PixelShuffleCtx(NamedTuple):
+    r: int
+    inverse: bool
+
+
+def pixel_shuffle(x, r):
+    """(N, C*r*r, H, W) -> (N, C, H*r, W*r): sub-pixel upsampling (each r x r block of
+    the output reads one pixel of r*r channels); ``(y, ctx)``."""
+    N, Crr, H, W = x.shape
+    C = Crr // (r * r)
+    y = np.ascontiguousarray(x.reshape(N, C, r, r, H, W).transpose(0, 1, 4, 2, 5, 3))
+    return y.reshape(N, C, H * r, W * r), PixelShuffleCtx(r, False)
+
+
+def pixel_unshuffle(x, r):
+    """(N, C, H*r, W*r) -> (N, C*r*r, H, W): the inverse of pixel_shuffle; ``(y, ctx)``."""
+    N, C, Hr, Wr = x.shape
+    H, W = Hr // r, Wr // r
+    y = np.ascontiguousarray(x.reshape(N, C, H, r, W, r).transpose(0, 1, 3, 5, 2, 4))
+    return y.reshape(N, C * r * r, H, W), PixelShuffleCtx(r, True)
+
+
+def pixel_shuffle_backward(ctx, gy, needs=None):
+    """(d x,): the inverse permutation of the gradient."""
+    if not wants(needs, 1)[0]:
+        return (None,)
+    return ((pixel_shuffle if ctx.inverse else pixel_unshuffle)(gy, ctx.r)[0],)
+
+
+pixel_unshuffle_backward = pixel_shuffle_backward

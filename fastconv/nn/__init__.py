@@ -1,5 +1,5 @@
 """Layers with a torch.nn-like API: ``y = m(x)``, ``gx = m.backward(gy)``."""
-from .activation import Dropout, Flatten, Identity, ReLU
+from .activation import Dropout, Dropout2d, Flatten, Identity, ReLU
 from .container import Residual, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .linear import Linear
@@ -8,11 +8,11 @@ from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, Parameter
 from .normalization import BatchNorm2d
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from .upsampling import Upsample
+from .upsampling import PixelShuffle, PixelUnshuffle, Upsample
 
 __all__ = [
     "Module", "Parameter", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d",
     "AdaptiveAvgPool2d", "BatchNorm2d", "ReLU", "Linear", "Flatten", "Dropout", "Identity",
     "Upsample", "Sequential", "Residual", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
-    "MSELoss", "L1Loss", "SmoothL1Loss",
+    "MSELoss", "L1Loss", "SmoothL1Loss", "Dropout2d", "PixelShuffle", "PixelUnshuffle",
 ]

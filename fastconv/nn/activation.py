@@ -80,6 +80,33 @@ class Dropout(_SameShape):
         return f"p={self.p}, inplace=False"
 
 
+class Dropout2d(_SameShape):
+    """Zero whole channels of (N, C, H, W) with probability p during training, scaling
+    the rest by 1/(1 - p) (torch.nn.Dropout2d); the identity in eval.  Masks come from
+    fastconv.manual_seed's generator."""
+
+    _unbatched_ndim = 3
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: dropout probability has to be between 0 and 1, but "
+                             f"got {p}")
+        self.p = float(p)
+
+    def forward(self, x):
+        x = _shape.as_input(type(self).__name__, x, 4)
+        if not self.training or self.p == 0:
+            return self._remember(x, None)
+        return self._remember(*F.dropout2d(x, self.p, generator()))
+
+    def _backward(self, ctx, gy, needs):
+        return (gy,) if ctx is None else F.dropout2d_backward(ctx, gy, needs)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace=False"
+
+
 class Identity(_SameShape):
     """Returns its input unchanged (any shape)."""
 

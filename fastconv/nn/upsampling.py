@@ -76,3 +76,69 @@ class Upsample(Module):
         info = (f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None
                 else f"size={self.size!r}")
         return info + f", mode={self.mode!r}"
+
+
+class PixelShuffle(Module):
+    """Sub-pixel upsampling (Shi et al. 2016): (N, C*r^2, H, W) -> (N, C, H*r, W*r),
+    torch.nn.PixelShuffle.  After a convolution to C*r^2 channels it upsamples without
+    the checkerboard artefacts of a strided transposed convolution."""
+
+    _leaf = True
+    _unbatched_ndim = 3
+
+    def __init__(self, upscale_factor):
+        super().__init__()
+        self.upscale_factor = _shape.positive_int(upscale_factor, "upscale_factor",
+                                                  type(self).__name__)
+
+    def output_shape(self, input_shape):
+        """(N, C / r^2, H*r, W*r)."""
+        name, r = type(self).__name__, self.upscale_factor
+        n, c, h, w = _shape.as_shape(name, input_shape, 4)
+        if c % (r * r):
+            raise ValueError(f"{name}: input channels {c} must be divisible by "
+                             f"upscale_factor^2 = {r * r}")
+        return (n, c // (r * r), h * r, w * r)
+
+    def forward(self, x):
+        x = _shape.as_input(type(self).__name__, x, 4)
+        self.output_shape(x.shape)
+        return self._remember(*F.pixel_shuffle(x, self.upscale_factor))
+
+    def _backward(self, ctx, gy, needs):
+        return F.pixel_shuffle_backward(ctx, gy, needs)
+
+    def extra_repr(self):
+        return f"upscale_factor={self.upscale_factor}"
+
+
+class PixelUnshuffle(Module):
+    """The inverse of PixelShuffle: (N, C, H*r, W*r) -> (N, C*r^2, H, W)."""
+
+    _leaf = True
+    _unbatched_ndim = 3
+
+    def __init__(self, downscale_factor):
+        super().__init__()
+        self.downscale_factor = _shape.positive_int(downscale_factor, "downscale_factor",
+                                                    type(self).__name__)
+
+    def output_shape(self, input_shape):
+        """(N, C*r^2, H / r, W / r)."""
+        name, r = type(self).__name__, self.downscale_factor
+        n, c, h, w = _shape.as_shape(name, input_shape, 4)
+        if h % r or w % r:
+            raise ValueError(f"{name}: input height and width ({h}, {w}) must be divisible "
+                             f"by downscale_factor {r}")
+        return (n, c * r * r, h // r, w // r)
+
+    def forward(self, x):
+        x = _shape.as_input(type(self).__name__, x, 4)
+        self.output_shape(x.shape)
+        return self._remember(*F.pixel_unshuffle(x, self.downscale_factor))
+
+    def _backward(self, ctx, gy, needs):
+        return F.pixel_unshuffle_backward(ctx, gy, needs)
+
+    def extra_repr(self):
+        return f"downscale_factor={self.downscale_factor}"

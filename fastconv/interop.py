@@ -206,6 +206,11 @@ def _convert(m, torch):
         nn.PixelShuffle: lambda: tnn.PixelShuffle(m.upscale_factor),
         nn.PixelUnshuffle: lambda: tnn.PixelUnshuffle(m.downscale_factor),
         nn.Dropout2d: lambda: tnn.Dropout2d(m.p),
+        nn.ZeroPad2d: lambda: tnn.ZeroPad2d(m.padding),
+        nn.ConstantPad2d: lambda: tnn.ConstantPad2d(m.padding, m.value),
+        nn.ReflectionPad2d: lambda: tnn.ReflectionPad2d(m.padding),
+        nn.ReplicationPad2d: lambda: tnn.ReplicationPad2d(m.padding),
+        nn.CircularPad2d: lambda: tnn.CircularPad2d(m.padding),
     }
     for cls, make in simple.items():
         if type(m) is cls:

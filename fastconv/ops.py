@@ -6,7 +6,8 @@ from .autograd import Tensor, apply, record
 from .functional import compose as C
 
 __all__ = ["add", "sub", "mul", "div", "sum", "mean", "reshape", "flatten", "permute",
-           "getitem", "cat", "stack", "split", "chunk", "softmax", "log_softmax", "interpolate"]
+           "getitem", "cat", "stack", "split", "chunk", "softmax", "log_softmax", "interpolate",
+           "pad"]
 
 
 def add(a, b):
@@ -116,3 +117,10 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     'nearest' or 'bilinear', with ``size`` or a (fractional) ``scale_factor``."""
     from .nn import Upsample
     return Upsample(size, scale_factor, mode, align_corners)(x)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """torch.nn.functional.pad of (N, C, H, W): pad = (left, right, top, bottom);
+    'constant' (value; negative pads crop), 'reflect', 'replicate', 'circular'."""
+    from .functional.pad import pad as _pad, pad_backward
+    return apply(_pad, pad_backward, x, pads=tuple(pad), mode=mode, value=value, name="pad")

@@ -22,6 +22,7 @@ from .loss import (CrossEntropyCtx, LossCtx, bce_with_logits, bce_with_logits_ba
                    smooth_l1_loss_backward)
 from .norm import BatchNormCtx, batch_norm, batch_norm_backward
 from .optim import adam_, sgd_
+from .pad import PadCtx, pad, pad_backward
 from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, adaptive_avg_pool2d,
                    adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d,
                    max_pool2d_backward)
@@ -36,7 +37,7 @@ __all__ = [
     "relu", "relu_backward", "add", "add_backward", "dropout", "dropout_backward",
     "linear", "linear_backward", "upsample", "upsample_backward", "pixel_shuffle",
     "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward", "dropout2d",
-    "dropout2d_backward",
+    "dropout2d_backward", "pad", "pad_backward",
     "cross_entropy", "cross_entropy_backward", "nll_loss", "nll_loss_backward",
     "bce_with_logits", "bce_with_logits_backward", "mse_loss", "mse_loss_backward", "l1_loss",
     "l1_loss_backward", "smooth_l1_loss", "smooth_l1_loss_backward", "channel_sum", "sgd_", "adam_",

@@ -43,9 +43,7 @@ WINOGRAD = (Algorithm.WINOGRAD4, Algorithm.WINOGRAD2)
 DEPTHWISE = (Algorithm.DEPTHWISE_S1, Algorithm.DEPTHWISE)
 
 
-class ConvGeometry(NamedTuple):
-    """Everything about a convolution but its data.  Pads may be negative (a crop: the
-    adjoint of a transposed convolution's padding)."""
+class _Fields(NamedTuple):
     N: int
     C: int
     H: int
@@ -53,16 +51,32 @@ class ConvGeometry(NamedTuple):
     M: int              # output channels
     KH: int
     KW: int
-    sh: int = 1
-    sw: int = 1
-    pt: int = 0
-    pb: int = 0
-    pl: int = 0
-    pr: int = 0
-    dh: int = 1
-    dw: int = 1
-    groups: int = 1
-    dtype: str = "float32"
+    sh: int
+    sw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+    dh: int
+    dw: int
+    groups: int
+    dtype: np.dtype     # compares equal to its name too
+    OH: int             # derived: the output size
+    OW: int
+
+
+class ConvGeometry(_Fields):
+    """Everything about a convolution but its data.  Pads may be negative (a crop: the
+    adjoint of a transposed convolution's padding).  OH and OW are derived once."""
+
+    __slots__ = ()
+
+    def __new__(cls, N, C, H, W, M, KH, KW, sh=1, sw=1, pt=0, pb=0, pl=0, pr=0, dh=1, dw=1,
+                groups=1, dtype=np.dtype(np.float32)):
+        OH = (H + pt + pb - dh * (KH - 1) - 1) // sh + 1
+        OW = (W + pl + pr - dw * (KW - 1) - 1) // sw + 1
+        return super().__new__(cls, N, C, H, W, M, KH, KW, sh, sw, pt, pb, pl, pr, dh, dw,
+                               groups, np.dtype(dtype), OH, OW)
 
     @classmethod
     def of(cls, x_shape, w_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1),
@@ -72,15 +86,13 @@ class ConvGeometry(NamedTuple):
         M, _, KH, KW = (int(v) for v in w_shape)
         return cls(N, C, H, W, M, KH, KW, int(stride[0]), int(stride[1]),
                    *(int(p) for p in pads), int(dilation[0]), int(dilation[1]), int(groups),
-                   np.dtype(dtype).name)
+                   dtype)
 
-    @property
-    def OH(self):
-        return (self.H + self.pt + self.pb - self.dh * (self.KH - 1) - 1) // self.sh + 1
-
-    @property
-    def OW(self):
-        return (self.W + self.pl + self.pr - self.dw * (self.KW - 1) - 1) // self.sw + 1
+    def _replace(self, **changes):
+        fields = self._asdict()
+        del fields["OH"], fields["OW"]
+        fields.update(changes)
+        return ConvGeometry(**fields)
 
     @property
     def Cg(self):

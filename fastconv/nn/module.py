@@ -340,6 +340,10 @@ class Module:
         input_grad=False skips the input gradient where a layer can (the first layer of
         a network: nothing consumes it) and returns None.  Like torch, a backward
         releases the forward's saved activations: a second backward needs a new forward."""
+        if type(self)._backward is Module._backward:
+            raise RuntimeError(f"{type(self).__name__} is written as a plain forward, which has "
+                               f"no explicit backward: run it on a fastconv.Tensor and call "
+                               f".backward() on the loss (fastconv.autograd)")
         unbatched = self.__dict__.get("_unbatched", False)
         if unbatched:
             grad_output = np.asarray(grad_output)[None]

@@ -2,8 +2,8 @@
 
 Submodule names match the article's PyTorch code, so state_dict keys are identical
 to the equivalent torch model's."""
-from ._grad import is_grad_enabled
-from .nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module,
+from .._grad import is_grad_enabled
+from ..nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module,
                  ReLU, Sequential, Upsample)
 
 

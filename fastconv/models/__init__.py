@@ -1,0 +1,14 @@
+"""Models: the article's building blocks and camera classifier (chains with an explicit
+backward), and networks people train (plain forwards, trained on the tape) with
+torchvision's state_dict keys where torchvision has the model.
+
+    ConvBlock, DepthwiseSeparableConv, Bottleneck, SmoothUpsample, camera_classifier
+    resnet18, resnet34 (torchvision keys), unet
+"""
+from .article import (Bottleneck, ConvBlock, DepthwiseSeparableConv, SmoothUpsample,
+                      camera_classifier)
+from .resnet import BasicBlock, ResNet, resnet18, resnet34
+from .unet import UNet, unet
+
+__all__ = ["ConvBlock", "DepthwiseSeparableConv", "Bottleneck", "SmoothUpsample",
+           "camera_classifier", "BasicBlock", "ResNet", "resnet18", "resnet34", "UNet", "unet"]

@@ -153,6 +153,8 @@ def _walk(m, shape, rf, prefix, rows):
         for name, child in m.named_children():
             shape, rf = _walk(child, shape, rf, f"{prefix}.{name}" if prefix else name, rows)
         return shape, rf
+    if not m._leaf and any(True for _ in m.children()):
+        return _trace(m, shape, rf, prefix, rows)
     got = _leaf(m, shape, rf)
     if got is None:                      # unknown leaf: its own output_shape, or a run
         try:
@@ -167,6 +169,47 @@ def _walk(m, shape, rf, prefix, rows):
                      macs=int(macs), rf=rf.size, jump=rf.jump,
                      activation_bytes=int(np.prod(out)) * 4))
     return tuple(out), rf
+
+
+def _trace(model, shape, rf, prefix, rows):
+    """A module with a plain forward (branches, concatenations, shared layers): run it
+    once on zeros under no_grad and record every layer call and op on the way.  A
+    layer's receptive field grows from the union (the largest) of its inputs' fields,
+    so a field through branches covers every path."""
+    names = {id(m): name for name, m in model.named_modules(prefix)}
+    fields, keep, seen = {}, [], {}
+
+    def hook(module, name, inputs, outputs):
+        keep.extend(outputs)              # ids stay unique while the trace runs
+        ins = [fields.get(id(t), rf) for t in inputs if t is not None]
+        base = _RF(*(tuple(max(v) for v in zip(*(getattr(r, a) for r in ins)))
+                     for a in ("size", "jump"))) if ins else rf
+        out = base
+        if module is not None:
+            got = _leaf(module, tuple(inputs[0].shape), base)
+            params = sum(p.data.size for p in module.parameters())
+            out_shape, macs = tuple(outputs[0].shape), 0
+            if got is not None:
+                out_shape, params, macs, out = got
+            row = names.get(id(module), type(module).__name__) or type(module).__name__
+            seen[row] = seen.get(row, 0) + 1
+            rows.append(dict(name=row if seen[row] == 1 else f"{row} (call {seen[row]})",
+                             type=type(module).__name__,
+                             output_shape=tuple(int(v) for v in out_shape),
+                             params=int(params) if seen[row] == 1 else 0, macs=int(macs),
+                             rf=out.size, jump=out.jump,
+                             activation_bytes=int(np.prod(out_shape)) * 4))
+        for t in outputs:
+            fields[id(t)] = out
+
+    from . import autograd
+    prev, autograd._tracer = autograd._tracer, hook
+    try:
+        with no_grad():
+            y = model(autograd.Tensor(np.zeros(shape, np.float32)))
+    finally:
+        autograd._tracer = prev
+    return tuple(y.shape), fields.get(id(y), rf)
 
 
 def summary(model, input_shape):

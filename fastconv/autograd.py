@@ -200,10 +200,16 @@ def _arrays(args):
     return tuple(a.data if isinstance(a, Tensor) else a for a in args)
 
 
-def record(backward, ctx, inputs, out, name):
+# analysis.summary sets this while it traces a forward: called with (module or None,
+# name, inputs, outputs) for every recorded call
+_tracer = None
+
+
+def record(backward, ctx, inputs, out, name, module=None):
     """Wrap out (an array, or a tuple of arrays) as Tensor(s) made by one node whose
     backward is ``backward(ctx, grads, needs)``, when gradients are enabled and some
-    input requires one; else as plain, gradient-free Tensors."""
+    input requires one; else as plain, gradient-free Tensors.  module: the layer whose
+    call this is (None for an op)."""
     multi = isinstance(out, tuple)
     outs = out if multi else (out,)
     inputs = tuple(a if isinstance(a, Tensor) else None for a in inputs)
@@ -214,6 +220,8 @@ def record(backward, ctx, inputs, out, name):
         t = Tensor(o if isinstance(o, np.ndarray) else np.asarray(o), requires_grad=track)
         t._node, t._index = node, i
         res.append(t)
+    if _tracer is not None:
+        _tracer(module, name, inputs, res)
     return tuple(res) if multi else res[0]
 
 

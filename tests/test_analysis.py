@@ -132,3 +132,26 @@ def test_summary_command_line():
     assert "1,146,818" in r.stdout and "receptive field" in r.stdout
     r = _run_cli("summary", "--image-size", "2")
     assert r.returncode != 0 and "Traceback" not in r.stderr and "error" in r.stderr
+
+
+def test_summary_traces_plain_forward_graphs():
+    """ResNet-18 (residual branches): every layer call is a row, the receptive field
+    follows the longest path (435 px at the last 3x3 conv, the published figure), the
+    parameter total counts each parameter once."""
+    m = fc.models.resnet18(num_classes=10)
+    s = analysis.summary(m, (1, 3, 224, 224))
+    rows = {r["name"]: r for r in s.rows}
+    assert rows["layer4.1.conv2"]["rf"] == (435, 435) and rows["layer4.1.conv2"]["jump"] == (32, 32)
+    assert rows["layer4.1.relu (call 2)"]["output_shape"] == (1, 512, 7, 7)
+    assert s.total_params == sum(p.data.size for p in m.parameters()) == 11181642
+    assert s.rows[-1]["output_shape"] == (1, 10)
+
+
+def test_summary_of_a_unet_follows_the_skips():
+    u = fc.models.unet(3, 2, width=8, depth=2)
+    s = analysis.summary(u, (1, 3, 32, 32))
+    assert s.rows[-1]["output_shape"] == (1, 2, 32, 32)
+    rf = {r["name"]: r["rf"] for r in s.rows}
+    # the decoder's first conv sees the concatenation: its field is the deeper path's
+    assert rf["dec.0.0"] > rf["down.1.5"]
+    assert s.total_params == sum(p.data.size for p in u.parameters())

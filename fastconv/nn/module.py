@@ -274,9 +274,8 @@ class Module:
         ctx = self.__dict__["_ctx"]
         self.__dict__["_ctx"] = _TAPED
         params = [self._parameters.get(n) for n in self._grad_params]
-        if ctx is _NO_GRAD or not is_grad_enabled():
-            return Tensor(y)
-        return record(self._backward, ctx, (x, *params), y, type(self).__name__)
+        # (under no_grad record makes a plain Tensor and keeps no context)
+        return record(self._backward, ctx, (x, *params), y, type(self).__name__, self)
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")

@@ -68,16 +68,24 @@ def extensions():
         # Python's CFLAGS carry -g: a release wheel ships no debug info (about 4x smaller)
         base_c += ["-g0"]
         omp_l = omp_l + ["-Wl,--strip-all"]
-    gemm_sources = [os.path.join(SRC, f) for f in
-                    ("gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c", "cpu.c", "peak.c",
-                     "winograd.c")]
+    # every C source links into _cpu, which fills the dispatch table the other modules
+    # call through (one copy of the CPU flags, the kernels and the workspace)
+    kernel_sources = [os.path.join(SRC, f) for f in (
+        "cpu.c", "dispatch.c", "workspace.c", "peak.c",
+        "gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c",
+        "winograd.c", "winograd_generic.c", "winograd_avx2.c", "winograd_avx512.c",
+        "depthwise.c", "pool.c", "norm.c")]
     families = {
         "_openmp_helpers": [],
         "_memory": [],
-        "_gemm": gemm_sources,
-        "_conv": [os.path.join(SRC, f) for f in ("dwconv.c", "cpu.c")],
-        "_pool": [os.path.join(SRC, f) for f in ("pool.c", "cpu.c")],
-        "_norm": [os.path.join(SRC, f) for f in ("norm.c", "cpu.c")],
+        "_cpu": kernel_sources,
+        "_gemm": [],
+        "_winograd": [],
+        "_conv": [],
+        "_pad": [],
+        "_depthwise": [],
+        "_pool": [],
+        "_norm": [],
         "_elementwise": [],
         "_upsample": [],
         "_linear": [],

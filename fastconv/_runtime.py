@@ -5,7 +5,7 @@ Threads are resolved here and read per call (never cached), so OMP_NUM_THREADS,
 immediately.  All three set the same OpenMP runtime's ICV: the extensions link the
 runtime threadpoolctl sees (libgomp under GCC).
 """
-from ._kernels import _gemm, _memory, _openmp_helpers
+from ._kernels import _cpu, _gemm, _memory, _openmp_helpers
 
 
 def get_num_threads():
@@ -32,7 +32,7 @@ def empty_cache():
     fastconv keeps freed arrays of >= 1 MiB for reuse (a fresh large array costs a
     page fault per 4 KiB on first touch); live arrays are never affected."""
     _memory.empty_cache()
-    _gemm.release_workspace(get_num_threads())
+    _cpu.release_workspace(get_num_threads())
 
 
 def memory_stats():
@@ -50,8 +50,9 @@ def show_config():
     from . import __version__
     print(f"fastconv {__version__}  (Python {platform.python_version()}, "
           f"NumPy {numpy.__version__}, {platform.machine()})")
-    print(f"  compiler:       {_gemm.compiler()}")
-    print(f"  ISA path:       {_gemm.isa_name()}  (FASTCONV_ISA may force avx2 or generic)")
+    print(f"  compiler:       {_cpu.compiler()}")
+    print(f"  ISA path:       {_cpu.isa_name()}  (FASTCONV_ISA may force avx2 or generic)")
+    print(f"  CPU flags:      {' '.join(_cpu.features()) or 'none'}")
     print(f"  GEMM kernels:   float {_gemm.kernel_names()[0]}, double {_gemm.kernel_names()[1]}")
     print(f"  OpenMP:         {'enabled' if _openmp_helpers.openmp_enabled() else 'disabled'}")
     print(f"  threads:        {get_num_threads()}")

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastconv._kernels import _gemm
+from fastconv._kernels import _cpu, _gemm
 
 SHAPES = [(1, 1, 1), (7, 13, 5), (12, 32, 1), (13, 33, 17), (64, 300, 576), (250, 97, 400),
           (5, 3100, 9), (700, 20, 33), (64, 64, 200), (40, 112, 37)]
@@ -59,7 +59,7 @@ def test_matmul_shape_error():
 
 
 def _supported_paths():
-    best = _gemm.isa_name()
+    best = _cpu.isa_name()
     order = ["generic", "avx2", "avx512"]
     return order[:order.index(best) + 1]
 
@@ -72,8 +72,8 @@ def test_isa_path_forced_by_env_runs_conv_correctly(isa):
         pytest.skip(f"CPU lacks {isa}")
     code = (
         "import numpy as np, fastconv as fc\n"
-        "from fastconv._kernels import _gemm\n"
-        "assert _gemm.isa_name() == %r, _gemm.isa_name()\n"
+        "from fastconv._kernels import _cpu\n"
+        "assert _cpu.isa_name() == %r, _cpu.isa_name()\n"
         "rng = np.random.default_rng(0)\n"
         "m = fc.nn.Conv2d(5, 37, 3, padding=1)\n"
         "x = rng.standard_normal((3, 5, 19, 23)).astype(np.float32)\n"

@@ -1,4 +1,5 @@
-"""Convolution kernels: im2col/col2im + GEMM engine, direct depthwise, explicit padding.
+"""Convolution kernels over the GEMM framework: implicit-GEMM convolution, col2im, weight
+gradients, and the padded-width stride-1 path.
 
 Notes
 -----
@@ -30,16 +31,16 @@ so results are bitwise thread-invariant.
 from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 
+from ._cpu cimport FC_WS_SCRATCH, check_workspace, fc_dispatch_t, kernels
+from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, FC_B_OFFSETS, FC_B_OFFSETS_T,
+                     fc_bsrc_t, fc_epilogue_t, fc_int, gemm, gemm_ex)
 from ._openmp_helpers cimport nthreads_for
 from libc.string cimport memset, memcpy
-from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 
 import numpy as np
 
-from ._gemm cimport (check_gemm, FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, FC_B_OFFSETS, FC_B_OFFSETS_T,
-                     fc_bsrc_t, fc_epilogue_t, fc_int,
-                     gemm, gemm_ex, gemm_flag_error)
+cdef const fc_dispatch_t *KT = kernels()    # the kernel table
 
 
 cdef struct Geom:
@@ -152,7 +153,7 @@ cdef void _unfold_gemm_image(const floating *big, const floating *w, const float
     for grp in range(G):
         b = conv_source(big + grp * Cg * g.H * g.W, g, Cg, False)
         ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
-        gemm_ex(Mg, OHW, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
+        gemm_ex(&KT.gemm, Mg, OHW, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
                 <floating>0, small + grp * Mg * OHW, OHW, &ep, nt)
 
 
@@ -184,7 +185,7 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
             for n in range(N):
                 _unfold_gemm_image(&big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
                                    &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg, relu, nt)
-    check_gemm()
+    check_workspace()
 
 
 cdef void _gemm_fold_image(const floating *small, const floating *w, floating *big, const Geom *g,
@@ -193,13 +194,13 @@ cdef void _gemm_fold_image(const floating *small, const floating *w, floating *b
     cdef Py_ssize_t grp
     if is_pointwise(g):
         for grp in range(G):
-            gemm(Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, small + grp * Mg * OHW, OHW, 1,
-                 <floating>0, big + grp * Cg * g.H * g.W, OHW, nt)
+            gemm(&KT.gemm, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
+                 small + grp * Mg * OHW, OHW, 1, <floating>0, big + grp * Cg * g.H * g.W, OHW, nt)
         return
     memset(big, 0, g.C * g.H * g.W * sizeof(floating))
     for grp in range(G):
-        gemm(Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, small + grp * Mg * OHW, OHW, 1,
-             <floating>0, col, OHW, nt)
+        gemm(&KT.gemm, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
+             small + grp * Mg * OHW, OHW, 1, <floating>0, col, OHW, nt)
         col2im(col, Cg, g, big + grp * Cg * g.H * g.W)
 
 
@@ -243,7 +244,7 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
             for n in range(N):
                 _gemm_fold_image(&small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
                                  &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg, &cols[0, 0], nt)
-    check_gemm()
+    check_workspace()
 
 
 cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
@@ -255,10 +256,11 @@ cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
     cdef floating *a
     if OHW < WGRAD_STACK_BELOW and nimg > 1 and not is_pointwise(g):
         # small planes: the images stacked along K, one GEMM (a GEMM per image would
-        # have K = OH*OW, and read and write the whole dW block for each)
-        a = <floating *>malloc(Mg * nimg * OHW * sizeof(floating))
+        # have K = OH*OW, and read and write the whole dW block for each); the stacked
+        # output gradient goes in the workspace's scratch slot (the GEMM packs in another)
+        a = <floating *>KT.workspace.get(FC_WS_SCRATCH, Mg * nimg * OHW * sizeof(floating))
         if a == NULL:
-            gemm_flag_error()
+            KT.workspace.flag_error()
             return
         for grp in range(G):
             for n in range(nimg):
@@ -269,15 +271,14 @@ cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
             b = conv_source(big + n0 * bstride + grp * Cg * g.H * g.W, g, Cg, True)
             b.g.nimg = nimg
             b.g.istride = bstride
-            gemm_ex(Mg, Kg, nimg * OHW, <floating>1, a, nimg * OHW, 1, &b, <floating>0,
+            gemm_ex(&KT.gemm, Mg, Kg, nimg * OHW, <floating>1, a, nimg * OHW, 1, &b, <floating>0,
                     dw + grp * Mg * Kg, Kg, NULL, nt)
-        free(a)
         return
     for n in range(n0, n1):
         for grp in range(G):
             b = conv_source(big + n * bstride + grp * Cg * g.H * g.W, g, Cg, True)
-            gemm_ex(Mg, Kg, OHW, <floating>1, small + n * sstride + grp * Mg * OHW, OHW, 1, &b,
-                    <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, NULL, nt)
+            gemm_ex(&KT.gemm, Mg, Kg, OHW, <floating>1, small + n * sstride + grp * Mg * OHW, OHW,
+                    1, &b, <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, NULL, nt)
 
 
 def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1] big,
@@ -306,7 +307,7 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
         with nogil:
             _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &dw2[0, 0], 0, N, sstride,
                          bstride, &g, groups, Mg, nt)
-        check_gemm()
+        check_workspace()
         return
     if part.shape[0] < nchunk or part.shape[1] != wsize:
         raise ValueError("weight_grad: scratch must be (wgrad_chunks(N, OH*OW), dw2.size)")
@@ -323,317 +324,7 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
                              ch * N // nchunk, (ch + 1) * N // nchunk, sstride, bstride,
                              &g, groups, Mg, nt)
     _sum_chunks(part, nchunk, dw2, nt)
-    check_gemm()
-
-
-# ---------------------------------------------------------------- explicit padding
-# mode: 0 zeros, 1 reflect, 2 replicate, 3 circular
-
-cdef inline Py_ssize_t src_index(Py_ssize_t i, Py_ssize_t n, int mode) noexcept nogil:
-    """Map a padded coordinate (relative to the unpadded origin) to the source, or -1."""
-    if 0 <= i < n:
-        return i
-    if mode == 0:
-        return -1
-    if mode == 1:       # reflect without repeating the edge; caller ensured pad < n
-        if i < 0:
-            return -i
-        return 2 * (n - 1) - i
-    if mode == 2:
-        return 0 if i < 0 else n - 1
-    # circular; caller ensured pad <= n
-    if i < 0:
-        return i + n
-    return i - n
-
-
-def pad2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
-          Py_ssize_t pt, Py_ssize_t pl, int mode, int n_threads):
-    """out[n, c, i, j] = x[n, c, map(i - pt), map(j - pl)] for the padding mode.
-
-    x (N, C, H, W) IN; out (N, C, H + pt + pb, W + pl + pr) OUT."""
-    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3], pidx, i, j, si, sj
-    cdef const floating *src
-    cdef floating *dst
-    cdef Py_ssize_t pr = OW - W - pl
-    if P == 0 or OH * OW == 0:
-        return
-    if mode == 0 and pt >= 0 and pl >= 0 and pr >= 0 and OH - H - pt >= 0:
-        with nogil:        # zeros: row copies and zero borders
-            for pidx in prange(P, schedule='static',
-                               num_threads=nthreads_for(P * OH * OW, n_threads)):
-                src = &x[0, 0, 0, 0] + pidx * H * W
-                dst = &out[0, 0, 0, 0] + pidx * OH * OW
-                memset(dst, 0, pt * OW * sizeof(floating))
-                for i in range(H):
-                    memset(dst + (i + pt) * OW, 0, pl * sizeof(floating))
-                    memcpy(dst + (i + pt) * OW + pl, src + i * W, W * sizeof(floating))
-                    memset(dst + (i + pt) * OW + pl + W, 0, pr * sizeof(floating))
-                memset(dst + (H + pt) * OW, 0, (OH - H - pt) * OW * sizeof(floating))
-        return
-    with nogil:
-        for pidx in prange(P, schedule='static', num_threads=nthreads_for(P * OH * OW, n_threads)):
-            src = &x[0, 0, 0, 0] + pidx * H * W
-            dst = &out[0, 0, 0, 0] + pidx * OH * OW
-            for i in range(OH):
-                si = src_index(i - pt, H, mode)
-                for j in range(OW):
-                    sj = src_index(j - pl, W, mode)
-                    dst[i * OW + j] = src[si * W + sj] if (si >= 0 and sj >= 0) else 0
-
-
-def pad2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
-                   Py_ssize_t pt, Py_ssize_t pl, int mode, int n_threads):
-    """Adjoint of pad2d: dx[n, c, map(i), map(j)] += dout[n, c, i, j].  dx OUT (zeroed here)."""
-    cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], H = dx.shape[2], W = dx.shape[3]
-    cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3], pidx, i, j, si, sj
-    cdef const floating *src
-    cdef floating *dst
-    if P == 0 or H * W == 0:
-        return
-    with nogil:
-        for pidx in prange(P, schedule='static', num_threads=nthreads_for(P * OH * OW, n_threads)):
-            src = &dout[0, 0, 0, 0] + pidx * OH * OW
-            dst = &dx[0, 0, 0, 0] + pidx * H * W
-            memset(dst, 0, H * W * sizeof(floating))
-            for i in range(OH):
-                si = src_index(i - pt, H, mode)
-                if si < 0:
-                    continue
-                for j in range(OW):
-                    sj = src_index(j - pl, W, mode)
-                    if sj >= 0:
-                        dst[si * W + sj] += src[i * OW + j]
-
-
-# ---------------------------------------------------------------- direct depthwise
-# groups == C_in: each output channel co reads only input channel co // mult.  A GEMM
-# would have M = mult, K = K_h*K_w: all packing, no arithmetic.  These loops work a row
-# at a time: for each tap, a contiguous axpy over the valid output range (stride 1).
-
-cdef extern from "gemm.h":
-    ctypedef struct fc_dwgeom_t:
-        fc_int sh, sw, ph, pw, dh, dw
-    int fc_isa() nogil
-    void fc_dw_fwd_plane_f32(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
-                             fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
-                             float bias, int relu) nogil
-    void fc_dw_bwd_plane_f32(const float *x, const float *dy, fc_int H, fc_int W, const float *w,
-                             fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
-                             float *dx, double *dw_acc) nogil
-    void fc_dw_fwd_plane_f64(const double *x, fc_int H, fc_int W, const double *w, fc_int KH,
-                             fc_int KW, double *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
-                             double bias, int relu) nogil
-    void fc_dw_bwd_plane_f64(const double *x, const double *dy, fc_int H, fc_int W,
-                             const double *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
-                             const fc_dwgeom_t *g, double *dx, double *dw_acc) nogil
-
-    void fc_dw_fwd_padded_f32(const float *xp, fc_int PWD, const float *w, fc_int KH, fc_int KW,
-                              float *y, fc_int OH, fc_int OW, fc_int dh, fc_int dw, float bias,
-                              int relu, float *row) nogil
-    void fc_dw_bwd_padded_f32(const float *xp, float *dxp, fc_int PWD, const float *dy,
-                              const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
-                              fc_int dh, fc_int dw, double *dw_acc, float *row, float *lanes) nogil
-
-fc_isa()  # resolve the ISA (and FASTCONV_ISA) once, before any parallel region
-
-
-def dw_padded_geometry(Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
-                       Py_ssize_t dh, Py_ssize_t dw):
-    """(PH, PWD, OWR, floats) of one padded plane of the stride-1 depthwise path: rows,
-    row width, the output width rounded up to 16, and PH*PWD + OWR + 16*KH*KW (the
-    plane, one output row and the weight-gradient lanes)."""
-    OWR = (OW + 15) // 16 * 16
-    PH, PWD = OH + dh * (KH - 1), OWR + dw * (KW - 1)
-    return PH, PWD, OWR, PH * PWD + OWR + KH * KW * 16
-
-
-cdef inline void _load_padded(const float *x, Py_ssize_t H, Py_ssize_t W, float *xp,
-                              Py_ssize_t PWD, Py_ssize_t pt, Py_ssize_t pl) noexcept nogil:
-    """Copy an H x W plane into the interior of a zeroed padded plane at (pt, pl)."""
-    cdef Py_ssize_t r
-    for r in range(H):
-        memcpy(xp + (r + pt) * PWD + pl, x + r * W, W * sizeof(float))
-
-
-def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
-                         const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
-                         Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, bint relu,
-                         float[:, ::1] scratch, int n_threads):
-    """Stride-1 depthwise forward on padded planes (float32); see depthwise_forward.
-    scratch (threads, >= dw_padded_geometry(OH, OW, ...)[3])."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t CO = y.shape[1], OH = y.shape[2], OW = y.shape[3], KH = w.shape[2], KW = w.shape[3]
-    cdef Py_ssize_t mult = CO // C, P = N * CO, p, co
-    cdef Py_ssize_t OWR = (OW + 15) // 16 * 16, PH = OH + dh * (KH - 1), PWD = OWR + dw * (KW - 1)
-    cdef float *xp
-    cdef const float *bp = &bias[0] if bias is not None else NULL
-    cdef int nt = n_threads if P * OH * OW > 16384 else 1
-    if P * OH * OW == 0:
-        return
-    with nogil:
-        for p in prange(P, schedule='static', num_threads=nt):
-            xp = &scratch[threadid(), 0]
-            co = p % CO
-            memset(xp, 0, PH * PWD * sizeof(float))
-            _load_padded(&x[0, 0, 0, 0] + ((p // CO) * C + co // mult) * H * W, H, W, xp, PWD,
-                         pt, pl)
-            fc_dw_fwd_padded_f32(xp, PWD, &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
-                                 &y[0, 0, 0, 0] + p * OH * OW, OH, OW, dh, dw,
-                                 bp[co] if bp != NULL else 0, relu, xp + PH * PWD)
-
-
-def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
-                          const float[:, :, :, ::1] wflip, const float[:, :, :, ::1] dy,
-                          float[:, :, :, ::1] dx, double[:, ::1] dw_acc, double[::1] db_acc,
-                          Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dwl,
-                          bint need_dx, bint need_dw, bint need_db, float[:, ::1] scratch,
-                          int n_threads):
-    """Stride-1 depthwise backward (float32), parallel over input channels (fixed-order
-    sums).  dw: lane sums of dy against the padded x plane.  dx: the forward kernel on
-    the padded dy plane with flipped weights (gather form: each output row accumulates
-    in one aligned scratch row - the scatter form's overlapping stores stall store
-    forwarding).  wflip = w[:, :, ::-1, ::-1]; pt, pl <= d*(K-1) (else the generic path).
-    scratch (threads, geometry(OH, OW)[3] + geometry(H, W)[3] + H*W)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t CO = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], KH = w.shape[2], KW = w.shape[3]
-    cdef Py_ssize_t mult = CO // C, ci, j, n, co, t
-    cdef Py_ssize_t OWR = (OW + 15) // 16 * 16, PH = OH + dh * (KH - 1), PWD = OWR + dwl * (KW - 1)
-    cdef Py_ssize_t WR = (W + 15) // 16 * 16, QH = H + dh * (KH - 1), QWD = WR + dwl * (KW - 1)
-    cdef Py_ssize_t qt = dh * (KH - 1) - pt, ql = dwl * (KW - 1) - pl
-    cdef float *xp
-    cdef float *gq
-    cdef float *tmp
-    cdef float *dxo
-    cdef const float *gp
-    cdef double sb
-    cdef int nt = n_threads if N * C * H * W > 16384 else 1
-    if C * N == 0:
-        return
-    with nogil:
-        for ci in prange(C, schedule='static', num_threads=nt):
-            xp = &scratch[threadid(), 0]
-            gq = xp + PH * PWD + OWR + KH * KW * 16
-            tmp = gq + QH * QWD + WR + KH * KW * 16
-            for j in range(mult):
-                co = ci * mult + j
-                if need_dw:
-                    for t in range(KH * KW):
-                        dw_acc[co, t] = 0
-                if need_db:
-                    db_acc[co] = 0
-            for n in range(N):
-                if need_dw:
-                    memset(xp, 0, PH * PWD * sizeof(float))
-                    _load_padded(&x[0, 0, 0, 0] + (n * C + ci) * H * W, H, W, xp, PWD, pt, pl)
-                dxo = &dx[0, 0, 0, 0] + (n * C + ci) * H * W
-                for j in range(mult):
-                    co = ci * mult + j
-                    gp = &dy[0, 0, 0, 0] + (n * CO + co) * OH * OW
-                    if need_db:
-                        sb = 0
-                        for t in range(OH * OW):
-                            sb = sb + gp[t]
-                        db_acc[co] += sb
-                    if need_dw:
-                        fc_dw_bwd_padded_f32(xp, NULL, PWD, gp, &w[0, 0, 0, 0] + co * KH * KW,
-                                             KH, KW, OH, OW, dh, dwl, &dw_acc[co, 0],
-                                             xp + PH * PWD, xp + PH * PWD + OWR)
-                    if need_dx:
-                        memset(gq, 0, QH * QWD * sizeof(float))
-                        _load_padded(gp, OH, OW, gq, QWD, qt, ql)
-                        fc_dw_fwd_padded_f32(gq, QWD, &wflip[0, 0, 0, 0] + co * KH * KW, KH, KW,
-                                             dxo if j == 0 else tmp, H, W, dh, dwl, 0, 0,
-                                             gq + QH * QWD)
-                        if j > 0:
-                            for t in range(H * W):
-                                dxo[t] += tmp[t]
-
-
-def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                      const floating[::1] bias, floating[:, :, :, ::1] y,
-                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                      Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
-    """y[n, co] = relu?(sum_{kh,kw} w[co, 0, kh, kw] x[n, co // mult, ...] + bias[co]).
-
-    x (N, C, H, W) IN; w (C*mult, 1, KH, KW) IN; bias or None IN; y (N, C*mult, OH, OW) OUT."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t CO = y.shape[1], OH = y.shape[2], OW = y.shape[3], KH = w.shape[2], KW = w.shape[3]
-    cdef Py_ssize_t mult = CO // C, P = N * CO, p, n, co
-    cdef fc_dwgeom_t g
-    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw
-    cdef const floating *bp = &bias[0] if bias is not None else NULL
-    if P * OH * OW == 0:
-        return
-    with nogil:
-        for p in prange(P, schedule='static', num_threads=n_threads if P * OH * OW > 16384 else 1):
-            n = p // CO
-            co = p % CO
-            if floating is float:
-                fc_dw_fwd_plane_f32(&x[0, 0, 0, 0] + (n * C + co // mult) * H * W, H, W,
-                                    &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
-                                    &y[0, 0, 0, 0] + p * OH * OW, OH, OW, &g,
-                                    bp[co] if bp != NULL else 0, relu)
-            else:
-                fc_dw_fwd_plane_f64(&x[0, 0, 0, 0] + (n * C + co // mult) * H * W, H, W,
-                                    &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
-                                    &y[0, 0, 0, 0] + p * OH * OW, OH, OW, &g,
-                                    bp[co] if bp != NULL else 0, relu)
-
-
-def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                       const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
-                       double[:, ::1] dw_acc, double[::1] db_acc,
-                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                       Py_ssize_t dh, Py_ssize_t dwl, bint need_dx, bint need_dw, bint need_db,
-                       int n_threads):
-    """One pass over dy for all three gradients, parallel over input channels (each
-    channel's sums run in one thread, in a fixed order: thread-count invariant).
-
-    dx (N, C, H, W) OUT (if need_dx); dw_acc (C*mult, KH*KW) float64 OUT; db_acc (C*mult,)
-    float64 OUT."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t CO = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], KH = w.shape[2], KW = w.shape[3]
-    cdef Py_ssize_t mult = CO // C, ci, j, n, co, t
-    cdef fc_dwgeom_t g
-    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dwl
-    cdef floating *dxp
-    cdef const floating *gp
-    cdef double sb
-    if C * N == 0:
-        return
-    with nogil:
-        for ci in prange(C, schedule='static', num_threads=n_threads if N * C * H * W > 16384 else 1):
-            for j in range(mult):
-                co = ci * mult + j
-                if need_dw:
-                    for t in range(KH * KW):
-                        dw_acc[co, t] = 0
-                if need_db:
-                    db_acc[co] = 0
-            for n in range(N):
-                dxp = &dx[0, 0, 0, 0] + (n * C + ci) * H * W if need_dx else NULL
-                if need_dx:
-                    for t in range(H * W):
-                        dxp[t] = 0
-                for j in range(mult):
-                    co = ci * mult + j
-                    gp = &dy[0, 0, 0, 0] + (n * CO + co) * OH * OW
-                    if need_db:
-                        sb = 0
-                        for t in range(OH * OW):
-                            sb = sb + gp[t]
-                        db_acc[co] += sb
-                    if need_dx or need_dw:
-                        if floating is float:
-                            fc_dw_bwd_plane_f32(&x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
-                                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g,
-                                                dxp, &dw_acc[co, 0] if need_dw else NULL)
-                        else:
-                            fc_dw_bwd_plane_f64(&x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
-                                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g,
-                                                dxp, &dw_acc[co, 0] if need_dw else NULL)
+    check_workspace()
 
 
 # ---------------------------------------------------------------- padded-width stride-1 path
@@ -678,7 +369,7 @@ def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[
             for n in range(N):
                 _padded_conv_image(&xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
                                    groups, group_size, Mg, Kg, Q, relu, nt)
-    check_gemm()
+    check_workspace()
 
 
 cdef void _padded_conv_image(const floating *x, const floating *w, const floating *bias,
@@ -696,7 +387,7 @@ cdef void _padded_conv_image(const floating *x, const floating *w, const floatin
     for grp in range(G):
         b.ptr = x + grp * gsize
         ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
-        gemm_ex(Mg, Q, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b, <floating>0,
+        gemm_ex(&KT.gemm, Mg, Q, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b, <floating>0,
                 y + grp * Mg * Q, Q, &ep, nt)
 
 
@@ -714,7 +405,7 @@ cdef void _padded_wgrad_chunk(const floating *dyp, const floating *x, floating *
     for n in range(n0, n1):
         for grp in range(G):
             b.ptr = x + n * image_size + grp * gsize
-            gemm_ex(Mg, Kg, Q, <floating>1, dyp + n * dstride + grp * Mg * Q, Q, 1, &b,
+            gemm_ex(&KT.gemm, Mg, Kg, Q, <floating>1, dyp + n * dstride + grp * Mg * Q, Q, 1, &b,
                     <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, NULL, nt)
 
 
@@ -746,7 +437,7 @@ def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad
                                     (ch + 1) * N // nchunk, dstride, image_size, &off[0], groups,
                                     group_size, Mg, Kg, Q, nt)
     _sum_chunks(part, nchunk, dw2, nt)
-    check_gemm()
+    check_workspace()
 
 
 def crop_columns(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int n_threads):

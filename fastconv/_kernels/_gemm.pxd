@@ -1,10 +1,8 @@
-# Shared GEMM entry points: other kernel modules cimport these; the C engine lives
-# only in the _gemm extension (the header supplies the struct layouts).
+# gemm.h: the GEMM framework's types and dispatch-table entries, and typed calls of them.
 from cython cimport floating
-from libc.stdint cimport int64_t
+from ._base cimport fc_int
 
 cdef extern from "gemm.h":
-    ctypedef int64_t fc_int
     enum:
         FC_B_MATRIX
         FC_B_IM2COL
@@ -22,51 +20,49 @@ cdef extern from "gemm.h":
     ctypedef struct fc_epilogue_t:
         const void *row_bias
         int relu
+    ctypedef struct fc_skernel_t:
+        const char *name
+    ctypedef struct fc_dkernel_t:
+        const char *name
+    ctypedef struct fc_gemm_ops_t:
+        const fc_skernel_t *s
+        const fc_dkernel_t *d
+        void (*sgemm_ex)(fc_int M, fc_int N, fc_int K, float alpha,
+                         const float *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
+                         float beta, float *C, fc_int ldc, const fc_epilogue_t *ep,
+                         int nthreads) noexcept nogil
+        void (*dgemm_ex)(fc_int M, fc_int N, fc_int K, double alpha,
+                         const double *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
+                         double beta, double *C, fc_int ldc, const fc_epilogue_t *ep,
+                         int nthreads) noexcept nogil
+        void (*sgemm)(fc_int M, fc_int N, fc_int K, float alpha,
+                      const float *A, fc_int rsa, fc_int csa,
+                      const float *B, fc_int rsb, fc_int csb,
+                      float beta, float *C, fc_int ldc, int nthreads) noexcept nogil
+        void (*dgemm)(fc_int M, fc_int N, fc_int K, double alpha,
+                      const double *A, fc_int rsa, fc_int csa,
+                      const double *B, fc_int rsb, fc_int csb,
+                      double beta, double *C, fc_int ldc, int nthreads) noexcept nogil
 
-cdef int gemm_failed() noexcept nogil    # take (and clear) the allocation-failure flag
-cdef void gemm_flag_error() noexcept nogil   # raise it (a caller's scratch failed)
 
-cdef void sgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float alpha,
-                const float *A, Py_ssize_t rsa, Py_ssize_t csa,
-                const float *B, Py_ssize_t rsb, Py_ssize_t csb,
-                float beta, float *C, Py_ssize_t ldc, int nthreads) noexcept nogil
-cdef void dgemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, double alpha,
-                const double *A, Py_ssize_t rsa, Py_ssize_t csa,
-                const double *B, Py_ssize_t rsb, Py_ssize_t csb,
-                double beta, double *C, Py_ssize_t ldc, int nthreads) noexcept nogil
-cdef void sgemm_ex(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float alpha,
-                   const float *A, Py_ssize_t rsa, Py_ssize_t csa, const fc_bsrc_t *B,
-                   float beta, float *C, Py_ssize_t ldc, const fc_epilogue_t *ep,
-                   int nthreads) noexcept nogil
-cdef void dgemm_ex(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, double alpha,
-                   const double *A, Py_ssize_t rsa, Py_ssize_t csa, const fc_bsrc_t *B,
-                   double beta, double *C, Py_ssize_t ldc, const fc_epilogue_t *ep,
-                   int nthreads) noexcept nogil
-
-
-cdef inline void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, floating alpha,
-                      const floating *A, Py_ssize_t rsa, Py_ssize_t csa,
+cdef inline void gemm(const fc_gemm_ops_t *ops, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                      floating alpha, const floating *A, Py_ssize_t rsa, Py_ssize_t csa,
                       const floating *B, Py_ssize_t rsb, Py_ssize_t csb,
                       floating beta, floating *C, Py_ssize_t ldc, int nthreads) noexcept nogil:
-    """C[M x N] = alpha * A[M x K] @ B[K x N] + beta * C (general strides for A, B)."""
+    """C[M x N] = alpha * A[M x K] @ B[K x N] + beta * C (general strides for A, B).
+    ops: the dispatch table's GEMM entries (&_cpu.kernels().gemm)."""
     if floating is float:
-        sgemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, nthreads)
+        ops.sgemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, nthreads)
     else:
-        dgemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, nthreads)
+        ops.dgemm(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, ldc, nthreads)
 
 
-cdef inline void gemm_ex(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, floating alpha,
-                         const floating *A, Py_ssize_t rsa, Py_ssize_t csa, const fc_bsrc_t *B,
-                         floating beta, floating *C, Py_ssize_t ldc, const fc_epilogue_t *ep,
-                         int nthreads) noexcept nogil:
+cdef inline void gemm_ex(const fc_gemm_ops_t *ops, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                         floating alpha, const floating *A, Py_ssize_t rsa, Py_ssize_t csa,
+                         const fc_bsrc_t *B, floating beta, floating *C, Py_ssize_t ldc,
+                         const fc_epilogue_t *ep, int nthreads) noexcept nogil:
     """C = alpha * A @ B(source) + beta * C, then the epilogue (row bias, ReLU)."""
     if floating is float:
-        sgemm_ex(M, N, K, alpha, A, rsa, csa, B, beta, C, ldc, ep, nthreads)
+        ops.sgemm_ex(M, N, K, alpha, A, rsa, csa, B, beta, C, ldc, ep, nthreads)
     else:
-        dgemm_ex(M, N, K, alpha, A, rsa, csa, B, beta, C, ldc, ep, nthreads)
-
-
-cdef inline void check_gemm() except *:
-    """Raise MemoryError if a GEMM since the last check could not get its workspace."""
-    if gemm_failed():
-        raise MemoryError("fastconv: a GEMM could not allocate its packing workspace")
+        ops.dgemm_ex(M, N, K, alpha, A, rsa, csa, B, beta, C, ldc, ep, nthreads)

@@ -2,7 +2,10 @@
 from cython cimport floating
 from cython.parallel cimport prange
 
-from ._gemm cimport check_gemm, gemm
+from ._cpu cimport check_workspace, fc_dispatch_t, kernels
+from ._gemm cimport gemm
+
+cdef const fc_dispatch_t *KT = kernels()    # the kernel table
 
 
 def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] b,
@@ -13,13 +16,13 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:
     if N * O == 0:
         return
     with nogil:
-        gemm(N, O, I, <floating>1, &x[0, 0] if I else NULL, I, 1, &w[0, 0] if I else NULL, 1, I,
-             <floating>0, &y[0, 0], O, n_threads)
+        gemm(&KT.gemm, N, O, I, <floating>1, &x[0, 0] if I else NULL, I, 1,
+             &w[0, 0] if I else NULL, 1, I, <floating>0, &y[0, 0], O, n_threads)
         if bp != NULL:      # O(N*O): a parallel region would cost more than the adds
             for n in range(N):
                 for o in range(O):
                     y[n, o] = y[n, o] + bp[o]
-    check_gemm()
+    check_workspace()
 
 
 def backward_input(const floating[:, ::1] dy, const floating[:, ::1] w, floating[:, ::1] dx,
@@ -29,9 +32,9 @@ def backward_input(const floating[:, ::1] dy, const floating[:, ::1] w, floating
     if N * I == 0:
         return
     with nogil:
-        gemm(N, I, O, <floating>1, &dy[0, 0] if O else NULL, O, 1, &w[0, 0] if O else NULL, I, 1,
-             <floating>0, &dx[0, 0], I, n_threads)
-    check_gemm()
+        gemm(&KT.gemm, N, I, O, <floating>1, &dy[0, 0] if O else NULL, O, 1,
+             &w[0, 0] if O else NULL, I, 1, <floating>0, &dx[0, 0], I, n_threads)
+    check_workspace()
 
 
 def backward_weight(const floating[:, ::1] dy, const floating[:, ::1] x, floating[:, ::1] dw,
@@ -43,6 +46,6 @@ def backward_weight(const floating[:, ::1] dy, const floating[:, ::1] x, floatin
     if O * I == 0:
         return
     with nogil:
-        gemm(O, I, N, <floating>1, &dy[0, 0] if N else NULL, 1, O, &x[0, 0] if N else NULL, I, 1,
-             <floating>0, &dw[0, 0], I, n_threads)
-    check_gemm()
+        gemm(&KT.gemm, O, I, N, <floating>1, &dy[0, 0] if N else NULL, 1, O,
+             &x[0, 0] if N else NULL, I, 1, <floating>0, &dw[0, 0], I, n_threads)
+    check_workspace()

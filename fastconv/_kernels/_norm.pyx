@@ -18,20 +18,9 @@ from cython.parallel cimport prange
 
 from ._openmp_helpers cimport nthreads_for
 
-from ._gemm cimport fc_int
+from ._cpu cimport fc_dispatch_t, kernels
 
-cdef extern from "gemm.h":
-    int fc_isa() nogil
-    double fc_bn_sum(const float *x, fc_int n) nogil
-    double fc_bn_sqdev(const float *x, fc_int n, float mean) nogil
-    void fc_bn_bwd_sums(const float *x, const float *dy, const float *y, fc_int n, float mean,
-                        double *s1, double *s2) nogil
-    void fc_bn_affine(const float *x, float *y, fc_int n, float m, float a, float b, int relu) nogil
-    void fc_bn_bwd_apply(const float *x, const float *dy, const float *y, float *dx, fc_int n,
-                         double m, double a, double b, double ik) nogil
-
-fc_isa()  # resolve the ISA once, before any parallel region
-
+cdef const fc_dispatch_t *KT = kernels()    # the kernel table: src/norm.c's best set
 
 
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int n_threads):
@@ -47,12 +36,12 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
             for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
                 s = 0
                 for n in range(N):
-                    s = s + fc_bn_sum(&x[0, 0, 0] + (n * C + c) * HW, HW)
+                    s = s + KT.norm.sum(&x[0, 0, 0] + (n * C + c) * HW, HW)
                 m = s / (N * HW) if N * HW > 0 else 0
                 mf = <float>m
                 s = 0
                 for n in range(N):
-                    s = s + fc_bn_sqdev(&x[0, 0, 0] + (n * C + c) * HW, HW, mf)
+                    s = s + KT.norm.sqdev(&x[0, 0, 0] + (n * C + c) * HW, HW, mf)
                 mean[c] = m
                 # sum of squares about the float32-rounded mean, corrected to the exact one
                 var[c] = (s / (N * HW) - (m - mf) * (m - mf)) if N * HW > 0 else 0
@@ -107,8 +96,8 @@ def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const flo
             for p in prange(N * C, schedule='static',
                             num_threads=nthreads_for(N * C * HW, n_threads)):
                 c = p % C
-                fc_bn_affine(&x[0, 0, 0] + p * HW, &y[0, 0, 0] + p * HW, HW, center[c], scale[c],
-                             shift[c], relu)
+                KT.norm.affine(&x[0, 0, 0] + p * HW, &y[0, 0, 0] + p * HW, HW, center[c],
+                               scale[c], shift[c], relu)
         return
     with nogil:
         for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -149,9 +138,10 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
                 sum_dy_xhat[c] = 0
                 for n in range(N):
                     if HW > 0:
-                        fc_bn_bwd_sums(&x[0, 0, 0] + (n * C + c) * HW, &dy[0, 0, 0] + (n * C + c) * HW,
-                                       (yp + (n * C + c) * HW) if yp != NULL else NULL, HW,
-                                       <float>mean[c], &sum_dy[c], &sum_dy_xhat[c])
+                        KT.norm.bwd_sums(&x[0, 0, 0] + (n * C + c) * HW,
+                                         &dy[0, 0, 0] + (n * C + c) * HW,
+                                         (yp + (n * C + c) * HW) if yp != NULL else NULL, HW,
+                                         <float>mean[c], &sum_dy[c], &sum_dy_xhat[c])
                 # the sums are about the float32-rounded mean: shift to the exact one
                 sum_dy_xhat[c] = (sum_dy_xhat[c] - sum_dy[c] * (mean[c] - <float>mean[c])) * invstd[c]
         return
@@ -196,9 +186,9 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
             for p in prange(N * C, schedule='static',
                             num_threads=nthreads_for(N * C * HW, n_threads)):
                 c = p % C
-                fc_bn_bwd_apply(&x[0, 0, 0] + p * HW, &dy[0, 0, 0] + p * HW,
-                                (yp + p * HW) if yp != NULL else NULL, &dx[0, 0, 0] + p * HW, HW,
-                                mean[c], a[c], b[c], ik[c])
+                KT.norm.bwd_apply(&x[0, 0, 0] + p * HW, &dy[0, 0, 0] + p * HW,
+                                  (yp + p * HW) if yp != NULL else NULL, &dx[0, 0, 0] + p * HW,
+                                  HW, mean[c], a[c], b[c], ik[c])
         return
     if yp != NULL:
         raise ValueError("bn_backward_apply: the fused-ReLU mask is float32-only")
@@ -227,7 +217,7 @@ def plane_sums_finite(const float[:, ::1] x, int n_threads):
         return True
     with nogil:
         for p in prange(P, schedule='static', num_threads=nthreads_for(P * HW, n_threads)):
-            s = fc_bn_sum(&x[p, 0], HW)
+            s = KT.norm.sum(&x[p, 0], HW)
             if not (s - s == 0):        # NaN or +-Inf
                 bad += 1
     return bad == 0

@@ -1,4 +1,6 @@
 # OpenMP entry points, stubbed when the build has no OpenMP (sklearn's pattern).
+from ._base cimport FC_PARALLEL_GRAIN
+
 cdef extern from *:
     """
     #ifdef _OPENMP
@@ -17,11 +19,6 @@ cdef extern from *:
     void omp_set_num_threads(int n) noexcept nogil
 
 
-# Below this many elements a parallel region costs more than it saves (PyTorch's
-# GRAIN_SIZE); every kernel asks here so the threshold lives in one place.
-cdef enum:
-    GRAIN = 32768
-
-
 cdef inline int nthreads_for(Py_ssize_t work, int n_threads) noexcept nogil:
-    return n_threads if work > GRAIN else 1
+    """n_threads, or 1 for work (elements) under the parallel grain (base.h)."""
+    return n_threads if work > FC_PARALLEL_GRAIN else 1

@@ -14,11 +14,13 @@ input for ``count_include_pad``, to the input otherwise, unless ``divisor_overri
 from cython cimport floating
 from cython.parallel cimport prange
 
+from ._cpu cimport fc_dispatch_t, kernels
 from ._openmp_helpers cimport nthreads_for
 from libc.math cimport isnan, INFINITY
 from libc.string cimport memset
 from libc.stdint cimport int32_t, uint8_t
 
+cdef const fc_dispatch_t *KT = kernels()    # the kernel table: src/pool.c's best 2x2 set
 
 
 def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t[:, :, :, ::1] idx,
@@ -251,21 +253,6 @@ def adaptive_avg_pool2d_backward(const floating[:, :, :, ::1] dy, floating[:, :,
 
 
 # ---------------------------------------------------------------- 2x2 / stride 2 fast paths
-from ._gemm cimport fc_int
-
-cdef extern from "gemm.h":
-    int fc_isa() nogil
-    void fc_max2x2_fwd(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,
-                       fc_int OH, fc_int OW) nogil
-    void fc_max2x2_bwd(const float *dy, const unsigned char *idx, fc_int OH, fc_int OW,
-                       float *dx, fc_int H, fc_int W) nogil
-    void fc_avg2x2_fwd(const float *x, fc_int H, fc_int W, float *y, fc_int OH, fc_int OW,
-                       float div) nogil
-    void fc_avg2x2_bwd(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W,
-                       float div) nogil
-
-fc_isa()  # resolve the ISA once, before any parallel region
-
 
 def max_pool2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y, uint8_t[:, :, :, ::1] idx,
                 int n_threads):
@@ -279,8 +266,8 @@ def max_pool2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y, uint8_t[:, :
         return
     with nogil:
         for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
-            fc_max2x2_fwd(&x[0, 0, 0, 0] + p * H * W, H, W, &y[0, 0, 0, 0] + p * OH * OW,
-                          (ip + p * OH * OW) if ip != NULL else NULL, OH, OW)
+            KT.pool.max2x2_fwd(&x[0, 0, 0, 0] + p * H * W, H, W, &y[0, 0, 0, 0] + p * OH * OW,
+                               (ip + p * OH * OW) if ip != NULL else NULL, OH, OW)
 
 
 def max_pool2x2_backward(const float[:, :, :, ::1] dy, const uint8_t[:, :, :, ::1] idx,
@@ -292,8 +279,8 @@ def max_pool2x2_backward(const float[:, :, :, ::1] dy, const uint8_t[:, :, :, ::
         return
     with nogil:
         for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
-            fc_max2x2_bwd(&dy[0, 0, 0, 0] + p * OH * OW, &idx[0, 0, 0, 0] + p * OH * OW, OH, OW,
-                          &dx[0, 0, 0, 0] + p * H * W, H, W)
+            KT.pool.max2x2_bwd(&dy[0, 0, 0, 0] + p * OH * OW, &idx[0, 0, 0, 0] + p * OH * OW,
+                               OH, OW, &dx[0, 0, 0, 0] + p * H * W, H, W)
 
 
 def avg_pool2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y, float div, int n_threads):
@@ -304,8 +291,8 @@ def avg_pool2x2(const float[:, :, :, ::1] x, float[:, :, :, ::1] y, float div, i
         return
     with nogil:
         for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
-            fc_avg2x2_fwd(&x[0, 0, 0, 0] + p * H * W, H, W, &y[0, 0, 0, 0] + p * OH * OW, OH, OW,
-                          div)
+            KT.pool.avg2x2_fwd(&x[0, 0, 0, 0] + p * H * W, H, W, &y[0, 0, 0, 0] + p * OH * OW,
+                               OH, OW, div)
 
 
 def avg_pool2x2_backward(const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx, float div,
@@ -317,5 +304,5 @@ def avg_pool2x2_backward(const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx, f
         return
     with nogil:
         for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
-            fc_avg2x2_bwd(&dy[0, 0, 0, 0] + p * OH * OW, OH, OW, &dx[0, 0, 0, 0] + p * H * W, H, W,
-                          div)
+            KT.pool.avg2x2_bwd(&dy[0, 0, 0, 0] + p * OH * OW, OH, OW, &dx[0, 0, 0, 0] + p * H * W,
+                               H, W, div)

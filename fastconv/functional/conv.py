@@ -13,7 +13,7 @@ from .. import _shape
 from .._conv_plan import (DEPTHWISE, WINOGRAD, Algorithm, ConvGeometry, InputGrad, WeightGrad,
                           accepts, choose_algorithm, input_grad_algorithm,
                           weight_grad_algorithm)
-from .._kernels import _conv, _gemm, _norm
+from .._kernels import _conv, _depthwise, _norm, _pad, _winograd
 from ._common import cast, channel_sum, empty, nthreads, per_channel, wants
 
 
@@ -67,7 +67,7 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     if padding_mode != "zeros" and any(padding):
         _shape.check_padding_fits(layer, padding_mode, padding, H, W)
         src = empty((x.shape[0], x.shape[1], H + pt + pb, W + pl + pr), dt)
-        _conv.pad2d(x, src, pt, pl, _shape.padding_mode_code(padding_mode), nt)
+        _pad.pad2d(x, src, pt, pl, _shape.padding_mode_code(padding_mode), nt)
         pads = (0, 0, 0, 0)
     g = ConvGeometry.of(src.shape, w.shape, stride, pads, dilation, groups, dt)
     y, state = _run(src, w, b, g, _plan(g, src, nt, algorithm, layer), relu, nt)
@@ -83,7 +83,7 @@ def conv2d_backward(ctx, gy, needs=None):
     gx = gsrc
     if gsrc is not None and gsrc.shape != ctx.x_shape:      # fold the explicit padding back
         gx = empty(ctx.x_shape, gsrc.dtype)
-        _conv.pad2d_backward(gsrc, gx, ctx.pt, ctx.pl, _shape.padding_mode_code(ctx.padding_mode),
+        _pad.pad2d_backward(gsrc, gx, ctx.pt, ctx.pl, _shape.padding_mode_code(ctx.padding_mode),
                              nt)
     return gx, gw, gb
 
@@ -167,17 +167,16 @@ def _run(src, w, b, g, algorithm, relu, nt):
     if algorithm in DEPTHWISE:
         y = empty((N, M, OH, OW), dt)
         if algorithm is Algorithm.DEPTHWISE_S1:
-            _conv.depthwise_forward_s1(src, w, b, y, g.pt, g.pl, g.dh, g.dw, relu,
-                                       _dw_scratch(g, nt), nt)
+            _depthwise.depthwise_forward_s1(src, w, b, y, g.pt, g.pl, g.dh, g.dw, relu, nt)
         else:
-            _conv.depthwise_forward(src, w, b, y, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, relu, nt)
+            _depthwise.depthwise_forward(src, w, b, y, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, relu, nt)
         return y, ConvState(g, algorithm, w, src, None)
     if algorithm in WINOGRAD:
         tile = 4 if algorithm is Algorithm.WINOGRAD4 else 2
-        Up = empty((_gemm.winograd_weights_size(M, g.C, tile),), np.float32)
-        _gemm.winograd_weights(w, Up, tile, nt)
+        Up = empty((_winograd.winograd_weights_size(M, g.C, tile),), np.float32)
+        _winograd.winograd_weights(w, Up, tile, nt)
         y = empty((N, M, OH, OW), np.float32)
-        _gemm.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt)
+        _winograd.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt)
         # weight grads read straight from the input: no padded copy to keep or build
         return y, ConvState(g, algorithm, w, src, None)
     w2 = w.reshape(M, -1)
@@ -232,8 +231,8 @@ def _weight_grad(state, gy, nt, finite):
     if wg is WeightGrad.WINOGRAD and not (_all_finite(gy, nt) if finite is None else finite):
         wg = weight_grad_algorithm(g, state.algorithm, finite=False)
     if wg is WeightGrad.WINOGRAD:
-        S = empty(_gemm.winograd_wgrad_scratch_shape(g.N, g.C, g.M, g.OH, g.OW), np.float32)
-        _gemm.winograd_conv3x3_wgrad(state.src, gy, S, dw2, g.pt, g.pl, nt)
+        S = empty(_winograd.winograd_wgrad_scratch_shape(g.N, g.C, g.M, g.OH, g.OW), np.float32)
+        _winograd.winograd_conv3x3_wgrad(state.src, gy, S, dw2, g.pt, g.pl, nt)
     elif wg is WeightGrad.PADDED:
         flat, image, off, PW, gsize = state.padded
         N, M, OH, OW = gy.shape
@@ -260,25 +259,18 @@ def _depthwise_grads(state, gy, need_input, need_weight, need_bias, nt):
     dw_acc = np.zeros((g.M, g.KH * g.KW)) if need_weight else np.zeros((1, 1))
     db_acc = np.zeros(g.M) if need_bias else np.zeros(1)
     if input_grad_algorithm(g, state.algorithm) is InputGrad.DEPTHWISE_S1:
-        per = (_conv.dw_padded_geometry(g.OH, g.OW, g.KH, g.KW, g.dh, g.dw)[3]
-               + _conv.dw_padded_geometry(g.H, g.W, g.KH, g.KW, g.dh, g.dw)[3] + g.H * g.W)
-        _conv.depthwise_backward_s1(src, w, np.ascontiguousarray(w[:, :, ::-1, ::-1]), gy, gsrc,
-                                    dw_acc, db_acc, g.pt, g.pl, g.dh, g.dw, need_input,
-                                    need_weight, need_bias, empty((nt, per), np.float32), nt)
+        _depthwise.depthwise_backward_s1(src, w, np.ascontiguousarray(w[:, :, ::-1, ::-1]), gy,
+                                         gsrc, dw_acc, db_acc, g.pt, g.pl, g.dh, g.dw, need_input,
+                                         need_weight, need_bias, nt)
     else:
-        _conv.depthwise_backward(src, w, gy, gsrc, dw_acc, db_acc, g.sh, g.sw, g.pt, g.pl, g.dh,
-                                 g.dw, need_input, need_weight, need_bias, nt)
+        _depthwise.depthwise_backward(src, w, gy, gsrc, dw_acc, db_acc, g.sh, g.sw, g.pt, g.pl,
+                                      g.dh, g.dw, need_input, need_weight, need_bias, nt)
     return (gsrc if need_input else None,
             dw_acc.reshape(w.shape).astype(dt) if need_weight else None,
             db_acc.astype(dt) if need_bias else None)
 
 
 # ===================================================================== helpers
-
-def _dw_scratch(g, nt):
-    return empty((nt, _conv.dw_padded_geometry(g.OH, g.OW, g.KH, g.KW, g.dh, g.dw)[3]),
-                 np.float32)
-
 
 def _padded_source(big, g, nt):
     """Zero-padded copy of big (flat, with slack for the last image's junk columns) and
@@ -288,7 +280,7 @@ def _padded_source(big, g, nt):
     image, gsize = C * PH * PW, g.Cg * PH * PW
     flat = empty(N * image + (g.KW - 1) * g.dw + 16, big.dtype)
     flat[N * image:] = 0          # the last image's junk columns read zeros
-    _conv.pad2d(big, flat[:N * image].reshape(N, C, PH, PW), g.pt, g.pl, 0, nt)
+    _pad.pad2d(big, flat[:N * image].reshape(N, C, PH, PW), g.pt, g.pl, 0, nt)
     return flat, image, _conv.padded_offsets(g.Cg, g.KH, g.KW, PH, PW, g.dh, g.dw), PW, gsize
 
 

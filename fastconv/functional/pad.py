@@ -4,7 +4,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from .. import _shape
-from .._kernels import _conv
+from .._kernels import _pad
 from ._common import empty, nthreads, wants
 
 MODES = {"constant": "zeros", "reflect": "reflect", "replicate": "replicate",
@@ -35,7 +35,7 @@ def pad(x, pads, mode="constant", value=0.0, layer="pad"):
         raise ValueError(f"{layer}: padding {tuple(pads)} crops a {H}x{W} plane to {OH}x{OW}")
     code = _shape.padding_mode_code(MODES[mode])
     y = empty((N, C, OH, OW), x.dtype)
-    _conv.pad2d(x, y, pt, pl, code, nthreads())
+    _pad.pad2d(x, y, pt, pl, code, nthreads())
     if mode == "constant" and value != 0:
         for sl in (np.s_[:, :, :max(pt, 0)], np.s_[:, :, OH - max(pb, 0):],
                    np.s_[:, :, :, :max(pl, 0)], np.s_[:, :, :, OW - max(pr, 0):]):
@@ -48,5 +48,5 @@ def pad_backward(ctx, gy, needs=None):
     if not wants(needs, 1)[0]:
         return (None,)
     gx = empty(ctx.x_shape, gy.dtype)
-    _conv.pad2d_backward(gy, gx, ctx.pt, ctx.pl, ctx.code, nthreads())
+    _pad.pad2d_backward(gy, gx, ctx.pt, ctx.pl, ctx.code, nthreads())
     return (gx,)

@@ -1,50 +1,80 @@
-/* CPU feature detection, done once (before any parallel region: the Cython modules call
- * fc_isa() at import).  Compiled into every extension that dispatches on the ISA. */
+/* CPU feature detection, done once: fc_dispatch_init() calls it at import, before any
+ * parallel region. */
 #include <stdlib.h>
 #include <string.h>
-#include "gemm.h"
-
-static int g_isa = -1;
-
-int fc_cpu_supports(int isa)
-{
+#include "cpu.h"
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    switch (isa) {
-    case FC_ISA_AVX512: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-    case FC_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    default: return 1;
-    }
-#else
-    return isa == FC_ISA_GENERIC;
+#include <cpuid.h>
 #endif
+
+static const char *const flag_names[FC_CPU_NFLAGS] = {
+    "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+    "avx512_vnni", "avx512_bf16",
+};
+
+static unsigned detect(void)
+{
+    unsigned f = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d, leaf7_max = 0;
+    __builtin_cpu_init();
+    /* the compiler's names also check that the OS saves the wider registers */
+    if (__builtin_cpu_supports("avx2")) f |= FC_CPU_AVX2;
+    if (__builtin_cpu_supports("fma")) f |= FC_CPU_FMA;
+    if (__builtin_cpu_supports("avx512f")) f |= FC_CPU_AVX512F;
+    if (__builtin_cpu_supports("avx512dq")) f |= FC_CPU_AVX512DQ;
+    if (__builtin_cpu_supports("avx512bw")) f |= FC_CPU_AVX512BW;
+    if (__builtin_cpu_supports("avx512vl")) f |= FC_CPU_AVX512VL;
+    /* newer than some compilers' name lists: cpuid bits, valid when the register file
+     * they work on is (AVX for F16C and AVX-VNNI, AVX-512F for the EVEX ones) */
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) && __builtin_cpu_supports("avx"))
+        f |= FC_CPU_F16C;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        leaf7_max = a;
+        if ((c & (1u << 11)) && (f & FC_CPU_AVX512F)) f |= FC_CPU_AVX512_VNNI;
+    }
+    if (leaf7_max >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) {
+        if ((a & (1u << 4)) && (f & FC_CPU_AVX2)) f |= FC_CPU_AVX_VNNI;
+        if ((a & (1u << 5)) && (f & FC_CPU_AVX512F)) f |= FC_CPU_AVX512_BF16;
+    }
+#endif
+    return f;
 }
 
-int fc_isa(void)
+/* FASTCONV_ISA only removes flags: a path the CPU cannot run is never forced. */
+static unsigned env_mask(void)
 {
-    if (g_isa >= 0) return g_isa;
-    int best = FC_ISA_GENERIC;
-    if (fc_cpu_supports(FC_ISA_AVX512)) best = FC_ISA_AVX512;
-    else if (fc_cpu_supports(FC_ISA_AVX2)) best = FC_ISA_AVX2;
     const char *env = getenv("FASTCONV_ISA");
-    if (env && *env) {
-        int want = best;
-        if (!strcmp(env, "generic")) want = FC_ISA_GENERIC;
-        else if (!strcmp(env, "avx2")) want = FC_ISA_AVX2;
-        else if (!strcmp(env, "avx512")) want = FC_ISA_AVX512;
-        if (want < best) best = want;   /* never force a path the CPU cannot run */
+    if (env && !strcmp(env, "generic")) return 0;
+    if (env && !strcmp(env, "avx2"))
+        return FC_CPU_AVX2 | FC_CPU_FMA | FC_CPU_F16C | FC_CPU_AVX_VNNI;
+    return ~0u;
+}
+
+static int g_detected = 0;
+static unsigned g_features = 0;
+
+unsigned fc_cpu_features(void)
+{
+    if (!g_detected) {
+        g_features = detect() & env_mask();
+        g_detected = 1;
     }
-    g_isa = best;
-    return g_isa;
+    return g_features;
+}
+
+int fc_cpu_has(unsigned flags) { return (fc_cpu_features() & flags) == flags; }
+
+const char *fc_cpu_flag_name(int bit)
+{
+    return bit >= 0 && bit < FC_CPU_NFLAGS ? flag_names[bit] : NULL;
 }
 
 const char *fc_isa_name(void)
 {
-    switch (fc_isa()) {
-    case FC_ISA_AVX512: return "avx512";
-    case FC_ISA_AVX2: return "avx2";
-    default: return "generic";
-    }
+    if (fc_cpu_has(FC_PATH_AVX512)) return "avx512";
+    if (fc_cpu_has(FC_PATH_AVX2)) return "avx2";
+    return "generic";
 }
 
 const char *fc_compiler(void)

@@ -1,13 +1,14 @@
-/* fastconv GEMM engine: public interface.
+/* fastconv GEMM framework: public interface.
  *
  * C[M x N] = alpha * A[M x K] * B[K x N] + beta * C, single or double precision.
  * A and B are addressed through (row stride, column stride) pairs, so transposed
  * and strided operands need no copies (BLIS-style "general stride"); C is row-major
  * with leading dimension ldc.  beta == 0 overwrites C (it may hold NaN garbage).
  *
- * The framework (packing, cache blocking, threading, edges) lives once in gemm.c;
- * only the register-tile micro-kernels are ISA specific (gemm_generic.c,
- * gemm_avx2.c, gemm_avx512.c), chosen once at load time in cpu.c.
+ * The framework (packing, cache blocking, threading, edges) is one template,
+ * gemm_impl.h, instantiated per operand types in gemm.c; only the register-tile
+ * micro-kernels are ISA specific (gemm_generic.c, gemm_avx2.c, gemm_avx512.c), chosen
+ * once by their required CPU flags when the dispatch table is filled.
  *
  * Determinism: every C element is produced by one micro-kernel call per KC block,
  * in a fixed K order, whatever nthreads is, so results are bitwise independent of
@@ -15,20 +16,20 @@
  */
 #ifndef FASTCONV_GEMM_H
 #define FASTCONV_GEMM_H
-#include <stddef.h>
-#include <stdint.h>
+#include "base.h"
 
-typedef int64_t fc_int;
-
-/* Micro-kernel: acc[MR x NR] = sum_p a[p*MR + i] * b[p*NR + j] over p < k, then
- * C[i, j] = alpha * acc + beta * C[i, j] for i < m, j < n (beta == 0: overwrite). */
+/* Micro-kernel: acc[MR x NR] = sum_p a[p*MR + i] * b[p*NR + j] over p < k (a, b: packed
+ * panels), then C[i, j] = alpha * acc + beta * C[i, j] for i < m, j < n (beta == 0:
+ * overwrite).  One descriptor type per operand-type set: the micro-kernel with the
+ * register tile and cache blocks it was tuned for, and the CPU flags it needs. */
 typedef void (*fc_sukr_t)(fc_int k, const float *a, const float *b, float *c, fc_int ldc,
                           int m, int n, float alpha, float beta);
 typedef void (*fc_dukr_t)(fc_int k, const double *a, const double *b, double *c, fc_int ldc,
                           int m, int n, double alpha, double beta);
 
 typedef struct {
-    const char *name;          /* e.g. "avx512_12x32" */
+    const char *name;          /* e.g. "avx512_8x48" */
+    unsigned requires;         /* FC_CPU_* flags */
     int mr, nr;                /* register tile */
     fc_int mc, kc, nc;         /* cache blocks (multiples of mr / nr) */
     fc_sukr_t ukr;
@@ -36,23 +37,13 @@ typedef struct {
 
 typedef struct {
     const char *name;
+    unsigned requires;
     int mr, nr;
     fc_int mc, kc, nc;
     fc_dukr_t ukr;
 } fc_dkernel_t;
 
-/* ISA levels, best last. */
-enum { FC_ISA_GENERIC = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
-
-/* cpu.c: detect once; FASTCONV_ISA=generic|avx2|avx512 may force a lower path. */
-int fc_isa(void);
-const char *fc_isa_name(void);
-const char *fc_compiler(void);   /* the compiler that built the kernels */
-int fc_cpu_supports(int isa);
-const fc_skernel_t *fc_skernel(void);
-const fc_dkernel_t *fc_dkernel(void);
-
-/* Per-ISA kernel descriptors (defined in gemm_<isa>.c). */
+/* Per-ISA descriptors (gemm_<isa>.c). */
 extern const fc_skernel_t fc_skernel_generic, fc_skernel_avx2, fc_skernel_avx512;
 extern const fc_dkernel_t fc_dkernel_generic, fc_dkernel_avx2, fc_dkernel_avx512;
 
@@ -89,90 +80,38 @@ typedef struct {
     int relu;
 } fc_epilogue_t;
 
-/* The general entry point: C = alpha * A @ B(src) + beta * C, then the epilogue. */
-void fc_sgemm_ex(fc_int M, fc_int N, fc_int K, float alpha,
-                 const float *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
-                 float beta, float *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads);
-void fc_dgemm_ex(fc_int M, fc_int N, fc_int K, double alpha,
-                 const double *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
-                 double beta, double *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads);
+/* The general entry point: C = alpha * A @ B(src) + beta * C, then the epilogue.  A GEMM
+ * that cannot get its packing workspace computes nothing and flags it (workspace.h). */
+typedef void fc_sgemm_ex_fn(fc_int M, fc_int N, fc_int K, float alpha,
+                            const float *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
+                            float beta, float *C, fc_int ldc, const fc_epilogue_t *ep,
+                            int nthreads);
+typedef void fc_dgemm_ex_fn(fc_int M, fc_int N, fc_int K, double alpha,
+                            const double *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
+                            double beta, double *C, fc_int ldc, const fc_epilogue_t *ep,
+                            int nthreads);
+/* B a strided matrix, no epilogue. */
+typedef void fc_sgemm_fn(fc_int M, fc_int N, fc_int K, float alpha,
+                         const float *A, fc_int rsa, fc_int csa,
+                         const float *B, fc_int rsb, fc_int csb,
+                         float beta, float *C, fc_int ldc, int nthreads);
+typedef void fc_dgemm_fn(fc_int M, fc_int N, fc_int K, double alpha,
+                         const double *A, fc_int rsa, fc_int csa,
+                         const double *B, fc_int rsb, fc_int csb,
+                         double beta, double *C, fc_int ldc, int nthreads);
+fc_sgemm_ex_fn fc_sgemm_ex;
+fc_dgemm_ex_fn fc_dgemm_ex;
+fc_sgemm_fn fc_sgemm;
+fc_dgemm_fn fc_dgemm;
 
-void fc_sgemm(fc_int M, fc_int N, fc_int K, float alpha,
-              const float *A, fc_int rsa, fc_int csa,
-              const float *B, fc_int rsb, fc_int csb,
-              float beta, float *C, fc_int ldc, int nthreads);
-void fc_dgemm(fc_int M, fc_int N, fc_int K, double alpha,
-              const double *A, fc_int rsa, fc_int csa,
-              const double *B, fc_int rsb, fc_int csb,
-              double beta, double *C, fc_int ldc, int nthreads);
-
-/* Allocation failures inside a GEMM: flagged, then taken (and cleared) by the caller. */
-void fc_gemm_flag_error(void);
-int fc_gemm_take_error(void);
-
-/* Per-thread packing workspace (kept between calls).  Release frees the calling
- * thread's and, with nthreads > 1, those of an OpenMP team of that size. */
-size_t fc_gemm_workspace_bytes(void);
-void fc_gemm_release_workspace(int nthreads);
-
-/* dwconv.c: depthwise convolution, one (image, channel) plane per call. */
-typedef struct { fc_int sh, sw, ph, pw, dh, dw; } fc_dwgeom_t;
-void fc_dw_fwd_plane_f32(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
-                         fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
-                         float bias, int relu);
-void fc_dw_bwd_plane_f32(const float *x, const float *dy, fc_int H, fc_int W, const float *w,
-                         fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
-                         float *dx, double *dw_acc);
-void fc_dw_fwd_plane_f64(const double *x, fc_int H, fc_int W, const double *w, fc_int KH,
-                         fc_int KW, double *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
-                         double bias, int relu);
-void fc_dw_bwd_plane_f64(const double *x, const double *dy, fc_int H, fc_int W, const double *w,
-                         fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
-                         double *dx, double *dw_acc);
-
-void fc_dw_fwd_padded_f32(const float *xp, fc_int PWD, const float *w, fc_int KH, fc_int KW,
-                          float *y, fc_int OH, fc_int OW, fc_int dh, fc_int dw, float bias,
-                          int relu, float *row);
-void fc_dw_bwd_padded_f32(const float *xp, float *dxp, fc_int PWD, const float *dy,
-                          const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW, fc_int dh,
-                          fc_int dw, double *dw_acc, float *row, float *lanes);
-
-/* winograd.c: F(2x2, 3x3) and F(4x4, 3x3) convolution (stride 1, dilation 1, groups 1,
- * float32). */
-/* Weights transformed for F(2x2, 3x3) (tile 2) or F(4x4, 3x3) (tile 4), written into
- * the GEMM micro-kernel's packed A panels; then the convolution (0, or -1 if scratch
- * failed). */
-size_t fc_winograd_weights_size(fc_int M, fc_int C, int tile);
-void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up, int nthreads);
-int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
-                     fc_int M, int tile, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                     const float *bias, int relu, int nthreads);
-/* The weight gradient by F(2x2, 3x3) (for either forward); S is scratch of
- * fc_winograd_wgrad_chunks() * 16 * M * C floats. */
-#define FC_WGRAD_CHUNKS 8
-fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW);
-int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
-                          const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                          float *S, float *dw, int nthreads);
-
-/* pool.c: 2x2 / stride-2 pooling planes (float32). */
-void fc_max2x2_fwd(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,
-                   fc_int OH, fc_int OW);
-void fc_max2x2_bwd(const float *dy, const unsigned char *idx, fc_int OH, fc_int OW, float *dx,
-                   fc_int H, fc_int W);
-void fc_avg2x2_fwd(const float *x, fc_int H, fc_int W, float *y, fc_int OH, fc_int OW, float div);
-void fc_avg2x2_bwd(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W, float div);
-
-/* norm.c: BatchNorm planes (float32). */
-double fc_bn_sum(const float *x, fc_int n);
-double fc_bn_sqdev(const float *x, fc_int n, float mean);
-void fc_bn_bwd_sums(const float *x, const float *dy, const float *y, fc_int n, float mean,
-                    double *s1, double *s2);
-void fc_bn_affine(const float *x, float *y, fc_int n, float m, float a, float b, int relu);
-void fc_bn_bwd_apply(const float *x, const float *dy, const float *y, float *dx, fc_int n,
-                     double m, double a, double b, double ik);
-
-/* peak.c: FMA throughput probe; returns the FLOPs done, accumulates a result into *sink. */
-double fc_fma_probe(fc_int iters, double *sink);
+/* The family's entries in the dispatch table. */
+typedef struct {
+    const fc_skernel_t *s;     /* the micro-kernels in use */
+    const fc_dkernel_t *d;
+    fc_sgemm_ex_fn *sgemm_ex;
+    fc_dgemm_ex_fn *dgemm_ex;
+    fc_sgemm_fn *sgemm;
+    fc_dgemm_fn *dgemm;
+} fc_gemm_ops_t;
 
 #endif

@@ -1,4 +1,5 @@
 /* AVX2 + FMA micro-kernels: float 6x16 (12 ymm accumulators, as BLIS haswell). */
+#include "cpu.h"
 #include "gemm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -58,9 +59,8 @@ static void sukr_avx2_6x16(fc_int k, const float *restrict a, const float *restr
 
 #pragma GCC pop_options
 
-const fc_skernel_t fc_skernel_avx2 = {"avx2_6x16", 6, 16, 144, 256, 4080, sukr_avx2_6x16};
-const fc_dkernel_t fc_dkernel_avx2 = {"avx2_6x8", 6, 8, 144, 256, 4080, dukr_avx2_6x8};
-#else
-const fc_skernel_t fc_skernel_avx2 = {"generic_4x8", 4, 8, 128, 256, 2048, 0};
-const fc_dkernel_t fc_dkernel_avx2 = {"generic_4x4", 4, 4, 128, 256, 2048, 0};
+const fc_skernel_t fc_skernel_avx2 = {"avx2_6x16", FC_PATH_AVX2, 6, 16, 144, 256, 4080,
+                                      sukr_avx2_6x16};
+const fc_dkernel_t fc_dkernel_avx2 = {"avx2_6x8", FC_PATH_AVX2, 6, 8, 144, 256, 4080,
+                                      dukr_avx2_6x8};
 #endif

@@ -1,6 +1,7 @@
 /* AVX-512 micro-kernels: float 12x32 = 24 zmm accumulators (2 loads + 12 broadcasts
  * per 24 FMAs, the BLIS skx / oneDNN brgemm shape).  Edges use masked loads/stores,
  * so partial tiles run the same arithmetic as full ones (bitwise-equal results). */
+#include "cpu.h"
 #include "gemm.h"
 
 #if defined(__x86_64__)
@@ -82,9 +83,8 @@ static void sukr_avx512_8x48(fc_int k, const float *restrict a, const float *res
 
 #pragma GCC pop_options
 
-const fc_skernel_t fc_skernel_avx512 = {"avx512_8x48", 8, 48, 240, 256, 1536, sukr_avx512_8x48};
-const fc_dkernel_t fc_dkernel_avx512 = {"avx512_8x16", 8, 16, 128, 256, 2048, dukr_avx512_8x16};
-#else
-const fc_skernel_t fc_skernel_avx512 = {"generic_4x8", 4, 8, 128, 256, 2048, 0};
-const fc_dkernel_t fc_dkernel_avx512 = {"generic_4x4", 4, 4, 128, 256, 2048, 0};
+const fc_skernel_t fc_skernel_avx512 = {"avx512_8x48", FC_PATH_AVX512, 8, 48, 240, 256, 1536,
+                                        sukr_avx512_8x48};
+const fc_dkernel_t fc_dkernel_avx512 = {"avx512_8x16", FC_PATH_AVX512, 8, 16, 128, 256, 2048,
+                                        dukr_avx512_8x16};
 #endif

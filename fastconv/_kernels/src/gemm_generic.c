@@ -1,4 +1,5 @@
 /* Baseline x86-64 / any-CPU micro-kernels (the reference tier). */
+#include "cpu.h"
 #include "gemm.h"
 
 #define UKR_T float
@@ -17,5 +18,5 @@
 #define UKR_NAME dukr_generic_4x4
 #include "ukr_template.h"
 
-const fc_skernel_t fc_skernel_generic = {"generic_4x8", 4, 8, 128, 256, 2048, sukr_generic_4x8};
-const fc_dkernel_t fc_dkernel_generic = {"generic_4x4", 4, 4, 128, 256, 2048, dukr_generic_4x4};
+const fc_skernel_t fc_skernel_generic = {"generic_4x8", 0, 4, 8, 128, 256, 2048, sukr_generic_4x8};
+const fc_dkernel_t fc_dkernel_generic = {"generic_4x4", 0, 4, 4, 128, 256, 2048, dukr_generic_4x4};

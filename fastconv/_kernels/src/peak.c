@@ -1,6 +1,6 @@
-/* FMA throughput probe: independent FMA chains on the widest vectors the chosen ISA has.
+/* FMA throughput probe: independent FMA chains on the widest vectors of the ISA path.
  * Used by the benchmarks to report "% of the machine's measured peak". */
-#include "gemm.h"
+#include "cpu.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -39,8 +39,8 @@ static double loop_avx2(fc_int iters)
 double fc_fma_probe(fc_int iters, double *sink)
 {
 #if defined(__x86_64__)
-    if (fc_isa() == FC_ISA_AVX512) { *sink += loop_avx512(iters); return 2.0 * 16 * 16 * iters; }
-    if (fc_isa() == FC_ISA_AVX2) { *sink += loop_avx2(iters); return 2.0 * 12 * 8 * iters; }
+    if (fc_cpu_has(FC_PATH_AVX512)) { *sink += loop_avx512(iters); return 2.0 * 16 * 16 * iters; }
+    if (fc_cpu_has(FC_PATH_AVX2)) { *sink += loop_avx2(iters); return 2.0 * 12 * 8 * iters; }
 #endif
     float a[8] = {0}, m = 0.999999f, c = 1e-7f;
     for (fc_int t = 0; t < iters; t++)

@@ -1,9 +1,16 @@
-/* 2x2 pooling fast paths (pool_impl.h), compiled per ISA and chosen by fc_isa(). */
-#include "gemm.h"
+/* 2x2 pooling fast paths (pool_impl.h), compiled per ISA; the dispatch table takes the
+ * best set the CPU flags allow. */
+#include "cpu.h"
+#include "pool.h"
 
 #define P_NAME(x) p_##x##_generic
 #include "pool_impl.h"
 #undef P_NAME
+
+#define P_SET(isa, flags) \
+    const fc_pool_kernels_t fc_pool_##isa = {flags, p_max2x2_fwd_##isa, p_max2x2_bwd_##isa, \
+                                             p_avg2x2_fwd_##isa, p_avg2x2_bwd_##isa}
+P_SET(generic, 0);
 
 #if defined(__x86_64__)
 #pragma GCC push_options
@@ -103,27 +110,6 @@ static void p_max2x2_bwd_avx512(const float *restrict dy, const unsigned char *r
 #define p_avg2x2_fwd_avx512 p_avg2x2_fwd_avx512_auto
 #define p_avg2x2_bwd_avx512 p_avg2x2_bwd_avx512_auto
 #pragma GCC pop_options
-#define DISPATCH(fn, ...)                                                        \
-    do {                                                                         \
-        int isa_ = fc_isa();                                                     \
-        if (isa_ == FC_ISA_AVX512) p_##fn##_avx512(__VA_ARGS__);                 \
-        else if (isa_ == FC_ISA_AVX2) p_##fn##_avx2(__VA_ARGS__);                \
-        else p_##fn##_generic(__VA_ARGS__);                                      \
-    } while (0)
-#else
-#define DISPATCH(fn, ...) p_##fn##_generic(__VA_ARGS__)
+P_SET(avx2, FC_PATH_AVX2);
+P_SET(avx512, FC_CPU_AVX512F | FC_CPU_AVX512BW | FC_CPU_AVX512VL);
 #endif
-
-void fc_max2x2_fwd(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,
-                   fc_int OH, fc_int OW)
-{ DISPATCH(max2x2_fwd, x, H, W, y, idx, OH, OW); }
-
-void fc_max2x2_bwd(const float *dy, const unsigned char *idx, fc_int OH, fc_int OW, float *dx,
-                   fc_int H, fc_int W)
-{ DISPATCH(max2x2_bwd, dy, idx, OH, OW, dx, H, W); }
-
-void fc_avg2x2_fwd(const float *x, fc_int H, fc_int W, float *y, fc_int OH, fc_int OW, float div)
-{ DISPATCH(avg2x2_fwd, x, H, W, y, OH, OW, div); }
-
-void fc_avg2x2_bwd(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W, float div)
-{ DISPATCH(avg2x2_bwd, dy, OH, OW, dx, H, W, div); }

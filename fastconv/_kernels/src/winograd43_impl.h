@@ -1,6 +1,6 @@
 /* Winograd F(4x4, 3x3) transforms (Lavin & Gray, arXiv 1509.09308), instantiated per ISA
- * by winograd.c.  A 4x4 output tile costs 36 multiplies instead of 144 (F(2x2, 3x3):
- * 64), from a 6x6 input patch d:
+ * by winograd_generic.c and winograd_avx2.c.  A 4x4 output tile costs 36 multiplies
+ * instead of 144 (F(2x2, 3x3): 64), from a 6x6 input patch d:
  *     Y = A^T [ (G g G^T) (.) (B^T d B) ] A
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
  *          0 4 0 -5 0 1]
@@ -8,8 +8,8 @@
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
  * W43_WL (16 or 8, set by the includer) horizontally consecutive tiles go through at
  * once, one vector per line below; the compiler vectorises the lane loops for the ISA
- * it is built for (generic and AVX2: AVX-512 has hand-written versions in winograd.c).
- * The 8-lane build serves planes whose tile rows are 8 tiles long. */
+ * it is built for (AVX-512 has hand-written versions in winograd_avx512.c).  The
+ * 8-lane build serves planes whose tile rows are 8 tiles long. */
 #define WL W43_WL
 
 /* B^T applied to six values (one column or row of a patch), in place of d[0..5]. */

@@ -1,4 +1,4 @@
-/* Depthwise convolution plane kernels, instantiated per precision and ISA by dwconv.c
+/* Depthwise convolution plane kernels, instantiated per precision and ISA by depthwise.c
  * (FC_T, FC_ACC = accumulation type for weight grads, DW_NAME(x) = suffixed name).
  * Each works on one (image, channel) plane, a row at a time: for each tap, a
  * contiguous axpy / dot over the output columns whose input column is in range. */

@@ -1,5 +1,6 @@
 /* Winograd F(2x2, 3x3) transforms (Lavin & Gray, arXiv 1509.09308), instantiated per ISA
- * by winograd.c.  Each output 2x2 tile needs 16 multiplies instead of 36:
+ * by winograd_generic.c and winograd_avx2.c.  Each output 2x2 tile needs 16 multiplies
+ * instead of 36:
  *     Y = A^T [ (G g G^T) (.) (B^T d B) ] A
  * with d the 4x4 input patch.  The transforms run on 16 horizontally consecutive tiles
  * at once, so every arithmetic line below is a 16-lane vector operation. */

@@ -1,0 +1,47 @@
+# The kernel library's core (cpu.h, workspace.h, dispatch.h): every C function lives in
+# the _cpu extension, and the other kernel modules call C through kernels().
+from ._base cimport fc_int
+from ._depthwise cimport fc_dw_kernels_t
+from ._gemm cimport fc_gemm_ops_t
+from ._norm cimport fc_norm_kernels_t
+from ._pool cimport fc_pool_kernels_t
+from ._winograd cimport fc_winograd_ops_t
+
+cdef extern from "cpu.h":
+    enum:
+        FC_CPU_NFLAGS
+    int fc_cpu_has(unsigned flags) nogil
+    const char *fc_cpu_flag_name(int bit) nogil
+    const char *fc_isa_name() nogil
+    const char *fc_compiler() nogil
+    double fc_fma_probe(fc_int iters, double *sink) nogil
+
+cdef extern from "workspace.h":
+    enum:
+        FC_WS_PACK
+        FC_WS_SCRATCH
+    size_t fc_workspace_bytes() nogil
+    void fc_workspace_release(int nthreads) nogil
+    ctypedef struct fc_workspace_ops_t:
+        void *(*get)(int slot, size_t bytes) noexcept nogil
+        void (*flag_error)() noexcept nogil
+        int (*take_error)() noexcept nogil
+
+cdef extern from "dispatch.h":
+    ctypedef struct fc_dispatch_t:
+        fc_gemm_ops_t gemm
+        fc_winograd_ops_t winograd
+        const fc_dw_kernels_t *depthwise
+        const fc_pool_kernels_t *pool
+        const fc_norm_kernels_t *norm
+        fc_workspace_ops_t workspace
+    fc_dispatch_t fc_dispatch
+    void fc_dispatch_init() nogil
+
+cdef const fc_dispatch_t *kernels() noexcept nogil   # the table, filled at import
+
+
+cdef inline void check_workspace() except *:
+    """Raise MemoryError if a kernel since the last check could not get its workspace."""
+    if kernels().workspace.take_error():
+        raise MemoryError("fastconv: a kernel could not allocate its workspace")

@@ -1,0 +1,222 @@
+"""Direct depthwise convolution (groups == C_in, any channel multiplier).
+
+Notes
+-----
+Each output channel co reads only input channel co // mult.  A GEMM would have
+M = mult, K = K_h*K_w: all packing, no arithmetic.  The plane kernels (src/depthwise.c,
+the best set for the CPU from the dispatch table) work a row at a time: for each tap, a
+contiguous axpy over the valid output range.  Stride 1 in float32 runs on zero-padded
+planes kept in the per-thread workspace, so every row loop is whole vectors.
+Forward planes run in parallel; the backward runs over input channels, each channel's
+sums in one thread in a fixed order, so the bits do not depend on the thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from ._cpu cimport FC_WS_SCRATCH, check_workspace, fc_dispatch_t, kernels
+from libc.string cimport memset, memcpy
+
+cdef const fc_dispatch_t *KT = kernels()    # the kernel table
+
+
+cdef inline void _load_padded(const float *x, Py_ssize_t H, Py_ssize_t W, float *xp,
+                              Py_ssize_t PWD, Py_ssize_t pt, Py_ssize_t pl) noexcept nogil:
+    """Copy an H x W plane into the interior of a zeroed padded plane at (pt, pl)."""
+    cdef Py_ssize_t r
+    for r in range(H):
+        memcpy(xp + (r + pt) * PWD + pl, x + r * W, W * sizeof(float))
+
+
+def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
+                         const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
+                         Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
+    """Stride-1 depthwise forward on padded planes (float32); see depthwise_forward.
+    Each thread's padded plane (PH x PWD) and output row (OWR) are workspace scratch."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t CO = y.shape[1], OH = y.shape[2], OW = y.shape[3], KH = w.shape[2], KW = w.shape[3]
+    cdef Py_ssize_t mult = CO // C, P = N * CO, p, co
+    cdef Py_ssize_t OWR = (OW + 15) // 16 * 16, PH = OH + dh * (KH - 1), PWD = OWR + dw * (KW - 1)
+    cdef size_t scratch = (PH * PWD + OWR) * sizeof(float)
+    cdef float *xp
+    cdef const float *bp = &bias[0] if bias is not None else NULL
+    cdef int nt = n_threads if P * OH * OW > FC_DW_GRAIN else 1
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nt):
+            xp = <float *>KT.workspace.get(FC_WS_SCRATCH, scratch)
+            if xp == NULL:
+                KT.workspace.flag_error()
+                continue
+            co = p % CO
+            memset(xp, 0, PH * PWD * sizeof(float))
+            _load_padded(&x[0, 0, 0, 0] + ((p // CO) * C + co // mult) * H * W, H, W, xp, PWD,
+                         pt, pl)
+            KT.depthwise.fwd_padded_f32(xp, PWD, &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
+                                        &y[0, 0, 0, 0] + p * OH * OW, OH, OW, dh, dw,
+                                        bp[co] if bp != NULL else 0, relu, xp + PH * PWD)
+    check_workspace()
+
+
+def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
+                          const float[:, :, :, ::1] wflip, const float[:, :, :, ::1] dy,
+                          float[:, :, :, ::1] dx, double[:, ::1] dw_acc, double[::1] db_acc,
+                          Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dwl,
+                          bint need_dx, bint need_dw, bint need_db, int n_threads):
+    """Stride-1 depthwise backward (float32), parallel over input channels (fixed-order
+    sums).  dw: lane sums of dy against the padded x plane.  dx: the forward kernel on
+    the padded dy plane with flipped weights (gather form: each output row accumulates
+    in one aligned scratch row - the scatter form's overlapping stores stall store
+    forwarding).  wflip = w[:, :, ::-1, ::-1]; pt, pl <= d*(K-1) (else the generic path).
+    Each thread's padded planes, rows and lanes are workspace scratch."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t CO = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], KH = w.shape[2], KW = w.shape[3]
+    cdef Py_ssize_t mult = CO // C, ci, j, n, co, t
+    cdef Py_ssize_t OWR = (OW + 15) // 16 * 16, PH = OH + dh * (KH - 1), PWD = OWR + dwl * (KW - 1)
+    cdef Py_ssize_t WR = (W + 15) // 16 * 16, QH = H + dh * (KH - 1), QWD = WR + dwl * (KW - 1)
+    cdef Py_ssize_t qt = dh * (KH - 1) - pt, ql = dwl * (KW - 1) - pl
+    # x plane padded, its output row and weight-gradient lanes; dy plane padded, its row;
+    # one input-gradient plane
+    cdef Py_ssize_t x_part = PH * PWD + OWR + KH * KW * 16, dy_part = QH * QWD + WR
+    cdef size_t scratch = (x_part + dy_part + H * W) * sizeof(float)
+    cdef float *xp
+    cdef float *gq
+    cdef float *tmp
+    cdef float *dxo
+    cdef const float *gp
+    cdef double sb
+    cdef int nt = n_threads if N * C * H * W > FC_DW_GRAIN else 1
+    if C * N == 0:
+        return
+    with nogil:
+        for ci in prange(C, schedule='static', num_threads=nt):
+            xp = <float *>KT.workspace.get(FC_WS_SCRATCH, scratch)
+            if xp == NULL:
+                KT.workspace.flag_error()
+                continue
+            gq = xp + x_part
+            tmp = gq + dy_part
+            for j in range(mult):
+                co = ci * mult + j
+                if need_dw:
+                    for t in range(KH * KW):
+                        dw_acc[co, t] = 0
+                if need_db:
+                    db_acc[co] = 0
+            for n in range(N):
+                if need_dw:
+                    memset(xp, 0, PH * PWD * sizeof(float))
+                    _load_padded(&x[0, 0, 0, 0] + (n * C + ci) * H * W, H, W, xp, PWD, pt, pl)
+                dxo = &dx[0, 0, 0, 0] + (n * C + ci) * H * W
+                for j in range(mult):
+                    co = ci * mult + j
+                    gp = &dy[0, 0, 0, 0] + (n * CO + co) * OH * OW
+                    if need_db:
+                        sb = 0
+                        for t in range(OH * OW):
+                            sb = sb + gp[t]
+                        db_acc[co] += sb
+                    if need_dw:
+                        KT.depthwise.bwd_padded_f32(xp, NULL, PWD, gp,
+                                                    &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH,
+                                                    OW, dh, dwl, &dw_acc[co, 0], xp + PH * PWD,
+                                                    xp + PH * PWD + OWR)
+                    if need_dx:
+                        memset(gq, 0, QH * QWD * sizeof(float))
+                        _load_padded(gp, OH, OW, gq, QWD, qt, ql)
+                        KT.depthwise.fwd_padded_f32(gq, QWD, &wflip[0, 0, 0, 0] + co * KH * KW,
+                                                    KH, KW, dxo if j == 0 else tmp, H, W, dh,
+                                                    dwl, 0, 0, gq + QH * QWD)
+                        if j > 0:
+                            for t in range(H * W):
+                                dxo[t] += tmp[t]
+    check_workspace()
+
+
+def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                      const floating[::1] bias, floating[:, :, :, ::1] y,
+                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                      Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
+    """y[n, co] = relu?(sum_{kh,kw} w[co, 0, kh, kw] x[n, co // mult, ...] + bias[co]).
+
+    x (N, C, H, W) IN; w (C*mult, 1, KH, KW) IN; bias or None IN; y (N, C*mult, OH, OW) OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t CO = y.shape[1], OH = y.shape[2], OW = y.shape[3], KH = w.shape[2], KW = w.shape[3]
+    cdef Py_ssize_t mult = CO // C, P = N * CO, p, n, co
+    cdef fc_dwgeom_t g
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw
+    cdef const floating *bp = &bias[0] if bias is not None else NULL
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static',
+                        num_threads=n_threads if P * OH * OW > FC_DW_GRAIN else 1):
+            n = p // CO
+            co = p % CO
+            if floating is float:
+                KT.depthwise.fwd_plane_f32(&x[0, 0, 0, 0] + (n * C + co // mult) * H * W, H, W,
+                                           &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
+                                           &y[0, 0, 0, 0] + p * OH * OW, OH, OW, &g,
+                                           bp[co] if bp != NULL else 0, relu)
+            else:
+                KT.depthwise.fwd_plane_f64(&x[0, 0, 0, 0] + (n * C + co // mult) * H * W, H, W,
+                                           &w[0, 0, 0, 0] + co * KH * KW, KH, KW,
+                                           &y[0, 0, 0, 0] + p * OH * OW, OH, OW, &g,
+                                           bp[co] if bp != NULL else 0, relu)
+
+
+def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                       const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                       double[:, ::1] dw_acc, double[::1] db_acc,
+                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                       Py_ssize_t dh, Py_ssize_t dwl, bint need_dx, bint need_dw, bint need_db,
+                       int n_threads):
+    """One pass over dy for all three gradients, parallel over input channels (each
+    channel's sums run in one thread, in a fixed order: thread-count invariant).
+
+    dx (N, C, H, W) OUT (if need_dx); dw_acc (C*mult, KH*KW) float64 OUT; db_acc (C*mult,)
+    float64 OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t CO = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3], KH = w.shape[2], KW = w.shape[3]
+    cdef Py_ssize_t mult = CO // C, ci, j, n, co, t
+    cdef fc_dwgeom_t g
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dwl
+    cdef floating *dxp
+    cdef const floating *gp
+    cdef double sb
+    if C * N == 0:
+        return
+    with nogil:
+        for ci in prange(C, schedule='static',
+                         num_threads=n_threads if N * C * H * W > FC_DW_GRAIN else 1):
+            for j in range(mult):
+                co = ci * mult + j
+                if need_dw:
+                    for t in range(KH * KW):
+                        dw_acc[co, t] = 0
+                if need_db:
+                    db_acc[co] = 0
+            for n in range(N):
+                dxp = &dx[0, 0, 0, 0] + (n * C + ci) * H * W if need_dx else NULL
+                if need_dx:
+                    for t in range(H * W):
+                        dxp[t] = 0
+                for j in range(mult):
+                    co = ci * mult + j
+                    gp = &dy[0, 0, 0, 0] + (n * CO + co) * OH * OW
+                    if need_db:
+                        sb = 0
+                        for t in range(OH * OW):
+                            sb = sb + gp[t]
+                        db_acc[co] += sb
+                    if need_dx or need_dw:
+                        if floating is float:
+                            KT.depthwise.bwd_plane_f32(
+                                &x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
+                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g, dxp,
+                                &dw_acc[co, 0] if need_dw else NULL)
+                        else:
+                            KT.depthwise.bwd_plane_f64(
+                                &x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
+                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g, dxp,
+                                &dw_acc[co, 0] if need_dw else NULL)

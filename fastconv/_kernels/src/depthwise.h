@@ -1,0 +1,40 @@
+/* Depthwise convolution plane kernels (groups == channels): one (image, channel) plane
+ * per call, instantiated per precision and ISA in depthwise.c from depthwise_impl.h. */
+#ifndef FASTCONV_DEPTHWISE_H
+#define FASTCONV_DEPTHWISE_H
+#include "base.h"
+
+typedef struct { fc_int sh, sw, ph, pw, dh, dw; } fc_dwgeom_t;
+
+/* Output values below which the plane loops run on one thread: half the grain, as each
+ * output costs KH*KW multiply-adds. */
+#define FC_DW_GRAIN (FC_PARALLEL_GRAIN / 2)
+
+/* One ISA's kernels.  float64 has the baseline build only (every set points to it).
+ * The padded forms are stride 1 on zero-padded planes: row is OW rounded up to 16
+ * floats of scratch, lanes KH*KW*16 floats. */
+typedef struct {
+    unsigned requires;         /* FC_CPU_* flags */
+    void (*fwd_plane_f32)(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
+                          fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                          float bias, int relu);
+    void (*bwd_plane_f32)(const float *x, const float *dy, fc_int H, fc_int W, const float *w,
+                          fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                          float *dx, double *dw_acc);
+    void (*fwd_plane_f64)(const double *x, fc_int H, fc_int W, const double *w, fc_int KH,
+                          fc_int KW, double *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                          double bias, int relu);
+    void (*bwd_plane_f64)(const double *x, const double *dy, fc_int H, fc_int W,
+                          const double *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
+                          const fc_dwgeom_t *g, double *dx, double *dw_acc);
+    void (*fwd_padded_f32)(const float *xp, fc_int PWD, const float *w, fc_int KH, fc_int KW,
+                           float *y, fc_int OH, fc_int OW, fc_int dh, fc_int dw, float bias,
+                           int relu, float *row);
+    void (*bwd_padded_f32)(const float *xp, float *dxp, fc_int PWD, const float *dy,
+                           const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
+                           fc_int dh, fc_int dw, double *dw_acc, float *row, float *lanes);
+} fc_dw_kernels_t;
+
+extern const fc_dw_kernels_t fc_dw_generic, fc_dw_avx2, fc_dw_avx512;
+
+#endif

@@ -1,0 +1,20 @@
+/* BatchNorm plane kernels (float32), instantiated per ISA in norm.c from norm_impl.h. */
+#ifndef FASTCONV_NORM_H
+#define FASTCONV_NORM_H
+#include "base.h"
+
+/* One ISA's kernels, one (image, channel) plane of n values per call. */
+typedef struct {
+    unsigned requires;         /* FC_CPU_* flags */
+    double (*sum)(const float *x, fc_int n);
+    double (*sqdev)(const float *x, fc_int n, float mean);
+    void (*bwd_sums)(const float *x, const float *dy, const float *y, fc_int n, float mean,
+                     double *s1, double *s2);
+    void (*affine)(const float *x, float *y, fc_int n, float m, float a, float b, int relu);
+    void (*bwd_apply)(const float *x, const float *dy, const float *y, float *dx, fc_int n,
+                      double m, double a, double b, double ik);
+} fc_norm_kernels_t;
+
+extern const fc_norm_kernels_t fc_norm_generic, fc_norm_avx2, fc_norm_avx512;
+
+#endif

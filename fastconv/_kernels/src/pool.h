@@ -1,0 +1,22 @@
+/* 2x2 / stride-2 pooling planes (float32, no padding, no dilation): the shape of nearly
+ * every downsampling pool.  Instantiated per ISA in pool.c from pool_impl.h. */
+#ifndef FASTCONV_POOL_H
+#define FASTCONV_POOL_H
+#include "base.h"
+
+/* One ISA's kernels, one (image, channel) plane per call. */
+typedef struct {
+    unsigned requires;         /* FC_CPU_* flags */
+    void (*max2x2_fwd)(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,
+                       fc_int OH, fc_int OW);
+    void (*max2x2_bwd)(const float *dy, const unsigned char *idx, fc_int OH, fc_int OW,
+                       float *dx, fc_int H, fc_int W);
+    void (*avg2x2_fwd)(const float *x, fc_int H, fc_int W, float *y, fc_int OH, fc_int OW,
+                       float div);
+    void (*avg2x2_bwd)(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W,
+                       float div);
+} fc_pool_kernels_t;
+
+extern const fc_pool_kernels_t fc_pool_generic, fc_pool_avx2, fc_pool_avx512;
+
+#endif

@@ -10,4 +10,4 @@ cdef extern from "norm.h":
         void (*affine)(const float *x, float *y, fc_int n, float m, float a, float b,
                        int relu) noexcept nogil
         void (*bwd_apply)(const float *x, const float *dy, const float *y, float *dx, fc_int n,
-                          double m, double a, double b, double ik) noexcept nogil
+                          double m, double a, double b, double ik, int exact) noexcept nogil

@@ -167,9 +167,10 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
 def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
                       const floating[:, :, ::1] y, const double[::1] mean, const double[::1] a,
                       const double[::1] b, const double[::1] ik, floating[:, :, ::1] dx,
-                      int n_threads):
-    """dx = a[c] * (g - b[c] - (x - mean[c]) * ik[c]), evaluated in double, with
-    g = dy (masked by y > 0 when the fused-ReLU output y is given, else None).
+                      bint exact, int n_threads):
+    """dx = a[c] * (g - b[c] - (x - mean[c]) * ik[c]), with g = dy (masked by y > 0 when
+    the fused-ReLU output y is given, else None); float32 data is evaluated in double
+    when exact (channels of few values, where the terms cancel).
 
     Training: a = gamma*invstd, b = mean(g), ik = invstd * mean(g*xhat); eval: b = ik = 0.
     x, dy, y (N, C, HW) IN; mean, a, b, ik (C,) IN; dx (N, C, HW) OUT."""
@@ -188,7 +189,7 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
                 c = p % C
                 KT.norm.bwd_apply(&x[0, 0, 0] + p * HW, &dy[0, 0, 0] + p * HW,
                                   (yp + p * HW) if yp != NULL else NULL, &dx[0, 0, 0] + p * HW,
-                                  HW, mean[c], a[c], b[c], ik[c])
+                                  HW, mean[c], a[c], b[c], ik[c], exact)
         return
     if yp != NULL:
         raise ValueError("bn_backward_apply: the fused-ReLU mask is float32-only")

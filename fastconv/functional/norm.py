@@ -8,6 +8,11 @@ from ._common import empty, empty_like, nthreads, per_channel, wants
 from .activation import ReluCtx, relu_backward
 
 
+# channels of at most this many values get the input gradient in double (two values
+# cancel to eps / (var + eps) of the terms; a few more still lose digits in float32)
+EXACT_BELOW = 256
+
+
 class BatchNormCtx(NamedTuple):
     x: np.ndarray
     mean: np.ndarray            # (C,) float64: the batch's (training) or the running mean
@@ -59,14 +64,15 @@ def batch_norm_backward(ctx, gy, needs=None):
     sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
     _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
     gx = None
+    cnt = x3.shape[0] * x3.shape[2]
     if need_x:
-        cnt = x3.shape[0] * x3.shape[2]
         if training and cnt > 0:
             b, k = sum_dy / cnt, sum_dy_xhat / cnt
         else:
             b = k = np.zeros(C)
         gx = empty_like(x)
+        # few values per channel: the terms cancel, so evaluate them in double
         _norm.bn_backward_apply(x3, g3, y3, mean, gamma * invstd, b, invstd * k, per_channel(gx),
-                                nt)
+                                cnt <= EXACT_BELOW, nt)
     return gx, sum_dy_xhat if need_w else None, sum_dy if need_b else None
 

@@ -35,7 +35,7 @@ cdef extern from "dispatch.h":
         const fc_pool_kernels_t *pool
         const fc_norm_kernels_t *norm
         fc_workspace_ops_t workspace
-    fc_dispatch_t fc_dispatch
+    fc_dispatch_t fc_dispatch           # _cpu.pyx only: the other modules use kernels()
     void fc_dispatch_init() nogil
 
 cdef const fc_dispatch_t *kernels() noexcept nogil   # the table, filled at import

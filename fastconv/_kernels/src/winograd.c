@@ -29,7 +29,7 @@ static inline fc_int w_run(fc_int t, fc_int t1, fc_int TH, fc_int TW, fc_int *n,
     return run < t1 - t ? run : t1 - t;
 }
 
-/* U[xi][m][c] = (G g[m][c] G^T)[xi] */
+/* Tiles per weight-gradient block: a multiple of 48, V and Z near the L2 size. */
 static fc_int w_wgrad_block(fc_int C, fc_int M)
 {
     fc_int tb = (fc_int)(1536 * 1024 / (64 * (C + M))) / 48 * 48;

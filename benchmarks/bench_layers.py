@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 import fastconv as fc  # noqa: E402
 from fastconv import models  # noqa: E402
-from fastconv._kernels import _cpu  # noqa: E402
+from fastconv.bench import fma_peak_gflops, isa_name  # noqa: E402
 from fastconv.interop import to_torch  # noqa: E402
 
 
@@ -198,9 +198,9 @@ def main(argv=None):
     fc.set_num_threads(args.threads)
     reps = 5 if args.quick else args.reps
     # the first parallel region starts the OpenMP team: warm it up, then best of three
-    _cpu.fma_peak_gflops(args.threads, 1_000_000)
-    peak = max(_cpu.fma_peak_gflops(args.threads, 5_000_000) for _ in range(3))
-    print(f"fastconv {fc.__version__} ({_cpu.isa_name()}), torch {torch.__version__}, "
+    fma_peak_gflops(args.threads, 1_000_000)
+    peak = max(fma_peak_gflops(args.threads, 5_000_000) for _ in range(3))
+    print(f"fastconv {fc.__version__} ({isa_name()}), torch {torch.__version__}, "
           f"{args.threads} threads, measured FMA peak {peak:.0f} GFLOP/s")
     head = (f"{'case':34s} {'mode':7s} {'fastconv ms':>11s} {'torch ms':>9s} {'ratio':>6s} "
             f"{'fc GF/s':>8s} {'%peak':>6s} {'torch GF/s':>10s}")
@@ -244,7 +244,7 @@ def main(argv=None):
         tf, tt, ratio = paired(f, t, n, warmup=1)
         report(name, kind, tf, tt, ratio, flops,
                f"{shape[0] / tf:.1f} vs {shape[0] / tt:.1f} img/s")
-    result = dict(threads=args.threads, peak_gflops=peak, isa=_cpu.isa_name(),
+    result = dict(threads=args.threads, peak_gflops=peak, isa=isa_name(),
                   torch=torch.__version__, fastconv=fc.__version__, rows=rows)
     if args.json:
         with open(args.json, "w") as fh:

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import fastconv as fc  # noqa: E402
-from fastconv.bench import _runner_fc, _runner_torch  # noqa: E402
+from fastconv.bench import runner_fc, runner_torch  # noqa: E402
 
 
 def main():
@@ -36,8 +36,8 @@ def main():
     for n in map(int, args.batches.split(",")):
         m = fc.models.camera_classifier()
         x = np.random.default_rng(0).standard_normal((n, 3, args.size, args.size)).astype(np.float32)
-        f = _runner_fc(m, x, "train")
-        g = _runner_torch(torch, fc.to_torch(m), x, "train")
+        f = runner_fc(m, x, "train")
+        g = runner_torch(torch, fc.to_torch(m), x, "train")
         f()
         g()
         tf, tt = [], []

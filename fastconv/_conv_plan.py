@@ -81,12 +81,12 @@ class ConvGeometry(_Fields):
     @classmethod
     def of(cls, x_shape, w_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1),
            groups=1, dtype=np.float32):
-        """From x (N, C, H, W), w (M, C/groups, KH, KW) and the arguments."""
-        N, C, H, W = (int(v) for v in x_shape)
-        M, _, KH, KW = (int(v) for v in w_shape)
-        return cls(N, C, H, W, M, KH, KW, int(stride[0]), int(stride[1]),
-                   *(int(p) for p in pads), int(dilation[0]), int(dilation[1]), int(groups),
-                   dtype)
+        """From x (N, C, H, W), w (M, C/groups, KH, KW) and the arguments (ints)."""
+        N, C, H, W = x_shape
+        M, _, KH, KW = w_shape
+        pt, pb, pl, pr = pads
+        return cls(N, C, H, W, M, KH, KW, stride[0], stride[1], pt, pb, pl, pr, dilation[0],
+                   dilation[1], groups, dtype)
 
     def _replace(self, **changes):
         fields = self._asdict()

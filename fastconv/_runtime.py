@@ -25,6 +25,18 @@ def set_num_threads(n):
     _openmp_helpers.set_max_threads(n)
 
 
+def isa_name():
+    """The ISA path the kernels run: 'avx512', 'avx2' or 'generic' (FASTCONV_ISA may
+    force a lower one)."""
+    return _cpu.isa_name()
+
+
+def fma_peak_gflops(threads=None, iters=5_000_000):
+    """The float32 FMA throughput measured on this machine (GFLOP/s) with ``threads``
+    OpenMP threads: the denominator of benchmarks' "% of peak"."""
+    return _cpu.fma_peak_gflops(threads or get_num_threads(), iters)
+
+
 def empty_cache():
     """Release idle cached activation blocks and the kernels' per-thread workspaces
     (GEMM packing, Winograd and depthwise scratch).

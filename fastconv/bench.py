@@ -13,7 +13,7 @@ import numpy as np
 
 from . import models, nn
 from ._grad import no_grad
-from ._runtime import get_num_threads, set_num_threads
+from ._runtime import fma_peak_gflops, get_num_threads, isa_name, set_num_threads  # noqa: F401
 
 # name, factory, input shape, kind: "layer" (fwd + bwd), "train" (step), "eval"
 CASES = [
@@ -28,7 +28,9 @@ CASES = [
 ]
 
 
-def _runner_fc(m, x, kind):
+def runner_fc(m, x, kind):
+    """A no-argument callable running fastconv module m on x once: kind "layer"
+    (forward + backward), "train" (forward, loss, backward, SGD step) or "eval"."""
     crit = nn.CrossEntropyLoss()
     y = np.arange(len(x)) % 2
     if kind == "eval":
@@ -49,7 +51,8 @@ def _runner_fc(m, x, kind):
     return run
 
 
-def _runner_torch(torch, m, x, kind):
+def runner_torch(torch, m, x, kind):
+    """runner_fc's twin for a torch module m (the same work in torch)."""
     xt = torch.from_numpy(x)
     if kind == "eval":
         m.eval()
@@ -100,8 +103,8 @@ def run(threads=None, reps=7, log=print):
     for name, factory, shape, kind in CASES:
         m = factory()
         x = rng.standard_normal(shape).astype(np.float32)
-        f = _runner_fc(m, x, kind)
-        g = _runner_torch(torch, to_torch(m), x, kind) if torch else None
+        f = runner_fc(m, x, kind)
+        g = runner_torch(torch, to_torch(m), x, kind) if torch else None
         f()
         if g:
             g()

@@ -17,6 +17,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from ._openmp_helpers cimport nthreads_for
+from libc.math cimport sqrt
 
 from ._cpu cimport fc_dispatch_t, kernels
 
@@ -222,3 +223,96 @@ def plane_sums_finite(const float[:, ::1] x, int n_threads):
             if not (s - s == 0):        # NaN or +-Inf
                 bad += 1
     return bad == 0
+
+
+# ---------------------------------------------------------------- GroupNorm
+# One (image, group) slab - Cg channels x HW values, contiguous in NCHW - per prange
+# iteration, reduced in a fixed order in float64: the bits do not depend on threads.
+
+def group_norm(const floating[:, :, ::1] x, const floating[::1] gamma,
+               const floating[::1] beta, double eps, floating[:, :, ::1] y,
+               double[:, ::1] mean, double[:, ::1] invstd, int n_threads):
+    """y = (x - mean[n, g]) * invstd[n, g] * gamma[c] + beta[c] over each group.
+
+    x, y (N, C, HW) IN / OUT; gamma, beta (C,) IN; mean, invstd (N, G) OUT (G = groups,
+    C % G == 0 checked by the caller)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], G = mean.shape[1]
+    cdef Py_ssize_t Cg = C // G, p, n, g, c, q
+    cdef double s, m, d, v, a, b
+    cdef const floating *xr
+    cdef floating *yr
+    if N * C * HW == 0:
+        return
+    with nogil:
+        for p in prange(N * G, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+            n = p // G
+            g = p % G
+            xr = &x[n, g * Cg, 0]
+            s = 0
+            for q in range(Cg * HW):
+                s = s + xr[q]
+            m = s / (Cg * HW)
+            v = 0
+            for q in range(Cg * HW):
+                d = xr[q] - m
+                v = v + d * d
+            mean[n, g] = m
+            invstd[n, g] = 1.0 / sqrt(v / (Cg * HW) + eps)
+            yr = &y[n, g * Cg, 0]
+            for c in range(Cg):
+                a = invstd[n, g] * gamma[g * Cg + c]
+                b = beta[g * Cg + c] - m * a
+                for q in range(HW):
+                    yr[c * HW + q] = <floating>(xr[c * HW + q] * a + b)
+
+
+def group_norm_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
+                        const floating[::1] gamma, const double[:, ::1] mean,
+                        const double[:, ::1] invstd, floating[:, :, ::1] dx,
+                        double[:, ::1] dgamma, double[:, ::1] dbeta, bint need_dx,
+                        int n_threads):
+    """dx = invstd * (dxh - mean(dxh) - xhat * mean(dxh * xhat)) per group, dxh = dy*gamma;
+    per-image partial parameter gradients dgamma[n, c] = sum dy*xhat, dbeta[n, c] =
+    sum dy (the caller sums them over n in order).
+
+    x, dy, dx (N, C, HW); gamma (C,); mean, invstd (N, G); dgamma, dbeta (N, C) OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], G = mean.shape[1]
+    cdef Py_ssize_t Cg = C // G, p, n, g, c, q, k
+    cdef double m, istd, s1, s2, sg, sgx, xh, gm, cnt
+    cdef const floating *xr
+    cdef const floating *gr
+    cdef floating *dr
+    if N * C * HW == 0:
+        return
+    cnt = Cg * HW
+    with nogil:
+        for p in prange(N * G, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+            n = p // G
+            g = p % G
+            m = mean[n, g]
+            istd = invstd[n, g]
+            xr = &x[n, g * Cg, 0]
+            gr = &dy[n, g * Cg, 0]
+            s1 = 0
+            s2 = 0
+            for c in range(Cg):
+                k = g * Cg + c
+                sg = 0
+                sgx = 0
+                for q in range(HW):
+                    xh = (xr[c * HW + q] - m) * istd
+                    sg = sg + gr[c * HW + q]
+                    sgx = sgx + gr[c * HW + q] * xh
+                dbeta[n, k] = sg
+                dgamma[n, k] = sgx
+                s1 = s1 + sg * gamma[k]
+                s2 = s2 + sgx * gamma[k]
+            if need_dx:
+                s1 = s1 / cnt
+                s2 = s2 / cnt
+                dr = &dx[n, g * Cg, 0]
+                for c in range(Cg):
+                    gm = gamma[g * Cg + c]
+                    for q in range(HW):
+                        xh = (xr[c * HW + q] - m) * istd
+                        dr[c * HW + q] = <floating>(istd * (gr[c * HW + q] * gm - s1 - xh * s2))

@@ -5,6 +5,7 @@ the algorithm, allocates and calls the kernel.  ``padding`` for ``conv2d`` is a
 4-tuple (top, bottom, left, right), so asymmetric 'same' padding needs no special
 case.  The compute dtype is the promotion of the input's and the weight's.
 """
+import functools
 from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -154,10 +155,17 @@ def _plan(g, src, nt, algorithm=None, layer="conv2d", finite=None):
         if not accepts(algorithm, g):
             raise ValueError(f"{layer}: algorithm '{algorithm.value}' does not accept {g}")
         return algorithm
-    algo = choose_algorithm(g)
+    algo, fallback = _choices(g)
     if algo in WINOGRAD and not (_all_finite(src, nt) if finite is None else finite):
-        algo = choose_algorithm(g, finite=False)
+        return fallback
     return algo
+
+
+@functools.lru_cache(maxsize=4096)
+def _choices(g):
+    """The planner's choice for g with a finite input, and without one (the geometry
+    repeats every step of a training run: plan it once)."""
+    return choose_algorithm(g), choose_algorithm(g, finite=False)
 
 
 def _run(src, w, b, g, algorithm, relu, nt):

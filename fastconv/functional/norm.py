@@ -76,3 +76,39 @@ def batch_norm_backward(ctx, gy, needs=None):
                                 cnt <= EXACT_BELOW, nt)
     return gx, sum_dy_xhat if need_w else None, sum_dy if need_b else None
 
+
+
+class GroupNormCtx(NamedTuple):
+    x: np.ndarray               # (N, C, HW)
+    shape: tuple                # x's shape
+    gamma: np.ndarray           # (C,) in x's dtype (ones without affine)
+    mean: np.ndarray            # (N, G) float64
+    invstd: np.ndarray          # (N, G) float64
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise each image's channel groups (Wu & He 2018): x (N, C, *) with
+    C % num_groups == 0; weight, bias (C,) or None.  Batch-independent (no running
+    statistics).  Returns ``(y, ctx)``."""
+    N, C = x.shape[:2]
+    dt = x.dtype
+    x3 = per_channel(x)
+    gamma = np.ones(C, dt) if weight is None else np.ascontiguousarray(weight, dt)
+    beta = np.zeros(C, dt) if bias is None else np.ascontiguousarray(bias, dt)
+    mean, invstd = np.zeros((N, num_groups)), np.zeros((N, num_groups))
+    y = empty_like(x)
+    _norm.group_norm(x3, gamma, beta, float(eps), per_channel(y), mean, invstd, nthreads())
+    return y, GroupNormCtx(x3, x.shape, gamma, mean, invstd)
+
+
+def group_norm_backward(ctx, gy, needs=None):
+    """Gradients w.r.t. (x, weight, bias)."""
+    need_x, need_w, need_b = wants(needs, 3)
+    N, C = ctx.shape[:2]
+    gx = empty(ctx.shape, gy.dtype) if need_x else None
+    dgamma, dbeta = np.zeros((N, C)), np.zeros((N, C))
+    _norm.group_norm_backward(ctx.x, per_channel(gy), ctx.gamma, ctx.mean, ctx.invstd,
+                              per_channel(gx) if need_x else np.empty((0, 0, 0), gy.dtype),
+                              dgamma, dbeta, need_x, nthreads())
+    return (gx, dgamma.sum(axis=0).astype(gy.dtype) if need_w else None,
+            dbeta.sum(axis=0).astype(gy.dtype) if need_b else None)

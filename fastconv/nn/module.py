@@ -249,7 +249,9 @@ class Module:
     _unbatched_ndim = None
 
     def __call__(self, *args, **kwargs):
-        if self._unbatched_ndim is not None and args and np.ndim(args[0]) == self._unbatched_ndim:
+        if self._unbatched_ndim is not None and args and (
+                args[0].ndim if hasattr(args[0], "ndim") else np.ndim(args[0])) == \
+                self._unbatched_ndim:
             return self._call_unbatched(*args, **kwargs)
         self.__dict__["_unbatched"] = False
         if self._leaf and args and isinstance(args[0], Tensor):

@@ -1,4 +1,4 @@
-"""BatchNorm2d."""
+"""BatchNorm2d, GroupNorm."""
 import numpy as np
 
 from .. import _shape
@@ -113,3 +113,55 @@ class BatchNorm2d(Module):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, bias={self.bias is not None}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+class GroupNorm(Module):
+    """Group normalisation (torch.nn.GroupNorm): the channels of each image are split
+    into ``num_groups`` groups, each normalised by its own mean and (biased) variance,
+    then scaled and shifted per channel.  Independent of the batch (the same in
+    training and eval, no running statistics), so it suits batches of one.
+    (N, C, *) -> same shape; weight ones, bias zeros (affine=True)."""
+
+    _leaf = True
+    _grad_params = ("weight", "bias")
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+        super().__init__()
+        name = type(self).__name__
+        self.num_groups = _shape.positive_int(num_groups, "num_groups", name)
+        self.num_channels = _shape.positive_int(num_channels, "num_channels", name)
+        if self.num_channels % self.num_groups:
+            raise ValueError(f"{name}: num_channels must be divisible by num_groups "
+                             f"(num_channels={num_channels}, num_groups={num_groups})")
+        if not eps > 0:
+            raise ValueError(f"{name}: eps must be > 0, got {eps}")
+        self.eps, self.affine = float(eps), bool(affine)
+        c = self.num_channels
+        self.register_parameter("weight", Parameter(np.ones(c, np.float32)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(c, np.float32)) if affine else None)
+
+    def output_shape(self, input_shape):
+        """The input shape (N, C, *)."""
+        shape = tuple(int(v) for v in input_shape)
+        return _shape.as_shape(type(self).__name__, shape, max(len(shape), 2),
+                               self.num_channels, "(N, C, *)")
+
+    def forward(self, x):
+        """x (N, C, *) -> the same shape."""
+        name = type(self).__name__
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        x = _shape.as_input(name, x, max(x.ndim, 2), "(N, C, *)")
+        _shape.check_channels(name, x, self.num_channels, "(N, {c}, *)")
+        if x.size and x.size // self.num_groups == 1:     # torch refuses it too
+            raise ValueError(f"{name}: expected more than 1 value per group, got input shape "
+                             f"{x.shape} with {self.num_groups} groups")
+        w = self.weight.data if self.weight is not None else None
+        b = self.bias.data if self.bias is not None else None
+        return self._remember(*F.group_norm(x, self.num_groups, w, b, self.eps))
+
+    def _backward(self, ctx, gy, needs):
+        return F.group_norm_backward(ctx, gy, needs)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"

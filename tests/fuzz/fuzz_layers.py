@@ -90,8 +90,23 @@ def pool_case(draw):
 @st.composite
 def other_case(draw):
     kind = draw(st.sampled_from(["bn", "bn", "relu", "linear", "upsample", "flatten",
-                                 "dropout"]))
+                                 "dropout", "gn", "pad", "shuffle"]))
     c = draw(st.integers(1, 5))
+    if kind == "gn":
+        g = draw(st.integers(1, 3))
+        ch = g * draw(st.integers(1, 2)) if draw(st.integers(0, 9)) else c    # or invalid
+        return "GroupNorm", (g, ch), dict(eps=draw(st.sampled_from([1e-5, 1e-3])),
+                                          affine=draw(st.booleans())), ch
+    if kind == "pad":
+        name = draw(st.sampled_from(["ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
+                                     "ReplicationPad2d", "CircularPad2d"]))
+        pad = draw(st.one_of(st.integers(0, 3), st.tuples(small, small, small, small)))
+        return name, ((pad, 0.5) if name == "ConstantPad2d" else (pad,)), {}, c
+    if kind == "shuffle":
+        r = draw(st.integers(1, 3))
+        if draw(st.booleans()):
+            return "PixelShuffle", (r,), {}, c * r * r
+        return "PixelUnshuffle", (r,), {}, c
     if kind == "bn":
         return "BatchNorm2d", (c,), dict(eps=draw(st.sampled_from([1e-5, 1e-3])),
                                          momentum=draw(st.sampled_from([0.1, 0.5, None])),

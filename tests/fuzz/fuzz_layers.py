@@ -287,6 +287,11 @@ def run_case(layer, inp):
         return
     tol = 1e-4 if dtype == np.float32 else 1e-10
     ref = yt.detach().numpy()
+    if name == "PixelUnshuffle" and y.size == 0 and ref.shape == x0.shape != y.shape:
+        # torch 2.13 returns an empty input unchanged; fastconv follows the formula
+        assert y.shape == m.output_shape(x0.shape), f"{name}: shape {y.shape}"
+        COUNTS["torch returns an empty input unchanged (PixelUnshuffle), fastconv verified"] += 1
+        return
     assert y.shape == ref.shape, f"{name}: shape {y.shape} vs torch {ref.shape}"
     np.testing.assert_allclose(y, ref, rtol=tol, atol=tol, err_msg=f"{name} forward")
     gy = np.random.default_rng(s + 1).standard_normal(y.shape).astype(y.dtype)

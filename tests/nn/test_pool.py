@@ -154,7 +154,7 @@ def test_maxpool_window_wholly_in_padding(shape, k, s, p, d, ceil, rng):
         np.testing.assert_allclose(gx, want, rtol=1e-6, atol=1e-6)
 
 
-def test_maxpool_empty_window_reproducer_exits_cleanly():
+def test_maxpool_empty_window_reproducer_exits_cleanly(tmp_path):
     """Issue 19's five lines in a fresh process: heap corruption aborted it at exit."""
     import subprocess
     import sys
@@ -167,6 +167,7 @@ def test_maxpool_empty_window_reproducer_exits_cleanly():
             "assert np.isneginf(y).all() and not g.any()\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(fc.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    # (run outside the checkout: its uncompiled source would shadow an installed package)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=120)
+                       timeout=120, cwd=tmp_path)
     assert p.returncode == 0, p.stderr

@@ -72,3 +72,136 @@ def dropout_backward(const floating[::1] dy, const uint8_t[::1] mask, double p, 
         for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
             dx[i] = dy[i] * scale * mask[i]
 
+
+
+# ---------------------------------------------------------------- activations
+# op codes (fastconv/functional/activation.py's ACTIVATIONS): 0 relu6, 1 leaky_relu,
+# 2 elu, 3 silu, 4 gelu (erf), 5 gelu (tanh), 6 sigmoid, 7 tanh, 8 hardswish,
+# 9 hardsigmoid, 10 mish.  Evaluated in double; comparisons are written so that NaN
+# propagates as in torch.
+from libc.math cimport erf, exp, log1p, sqrt, tanh
+
+cdef double SQRT_HALF = 0.7071067811865476, INV_SQRT_2PI = 0.3989422804014327
+cdef double K_BETA = 0.7978845608028654, K_KAPPA = 0.044715
+
+
+cdef inline double _sigmoid(double v) noexcept nogil:
+    return 1.0 / (1.0 + exp(-v))
+
+
+cdef inline double _softplus(double v) noexcept nogil:
+    return v if v > 20 else log1p(exp(v))      # torch's threshold
+
+
+cdef inline double _act(double v, int op, double a) noexcept nogil:
+    if op == 0:
+        return 0 if v <= 0 else (6 if v >= 6 else v)
+    if op == 1:
+        return v if not v <= 0 else a * v
+    if op == 2:
+        return v if not v <= 0 else a * (exp(v) - 1)
+    if op == 3:
+        return v * _sigmoid(v)
+    if op == 4:
+        return 0.5 * v * (1 + erf(v * SQRT_HALF))
+    if op == 5:
+        return 0.5 * v * (1 + tanh(K_BETA * (v + K_KAPPA * v * v * v)))
+    if op == 6:
+        return _sigmoid(v)
+    if op == 7:
+        return tanh(v)
+    if op == 8:
+        return 0 if v <= -3 else (v if v >= 3 else v * (v + 3) / 6)
+    if op == 9:
+        return 0 if v <= -3 else (1 if v >= 3 else v / 6 + 0.5)
+    return v * tanh(_softplus(v))
+
+
+cdef inline double _dact(double v, double y, int op, double a) noexcept nogil:
+    """d act / d x at x = v (y = act(v))."""
+    cdef double s, t, inner
+    if op == 0:
+        return 1 if (v > 0 and v < 6) else 0
+    if op == 1:
+        return 1 if v > 0 else a
+    if op == 2:
+        return 1 if v > 0 else a * exp(v)
+    if op == 3:
+        s = _sigmoid(v)
+        return s * (1 + v * (1 - s))
+    if op == 4:
+        return 0.5 * (1 + erf(v * SQRT_HALF)) + v * INV_SQRT_2PI * exp(-0.5 * v * v)
+    if op == 5:
+        inner = tanh(K_BETA * (v + K_KAPPA * v * v * v))
+        return 0.5 * (1 + inner) + 0.5 * v * (1 - inner * inner) * K_BETA * (
+            1 + 3 * K_KAPPA * v * v)
+    if op == 6:
+        return y * (1 - y)
+    if op == 7:
+        return 1 - y * y
+    if op == 8:
+        return 0 if v <= -3 else (v / 3 + 0.5 if v < 3 else 1)     # torch's kinks
+    if op == 9:
+        return 1.0 / 6 if (v > -3 and v < 3) else 0
+    t = tanh(_softplus(v))
+    return t + v * _sigmoid(v) * (1 - t * t)
+
+
+def activation(const floating[::1] x, floating[::1] y, int op, double alpha, int n_threads):
+    """y = act(x) element-wise (op: the code above; alpha: LeakyReLU's slope, ELU's
+    alpha).  x, y (n,) flat; y may alias x (in-place)."""
+    cdef Py_ssize_t n = x.shape[0], i
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
+            y[i] = <floating>_act(x[i], op, alpha)
+
+
+def activation_backward(const floating[::1] x, const floating[::1] y, const floating[::1] dy,
+                        floating[::1] dx, int op, double alpha, int n_threads):
+    """dx = dy * act'(x); x is the forward's input, y its output.  All (n,) flat."""
+    cdef Py_ssize_t n = x.shape[0], i
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
+            dx[i] = <floating>(dy[i] * _dact(x[i], y[i], op, alpha))
+
+
+def prelu(const floating[:, :, ::1] x, const floating[::1] w, floating[:, :, ::1] y,
+          int n_threads):
+    """y = x where x > 0, else w[c] * x (w of one value, or one per channel).
+    x, y (N, C, rest) IN / OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], R = x.shape[2], p, c, q
+    cdef double wc
+    cdef floating v
+    if N * C * R == 0:
+        return
+    with nogil:
+        for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * R, n_threads)):
+            c = p % C
+            wc = w[c if w.shape[0] > 1 else 0]
+            for q in range(R):
+                v = x[p // C, c, q]
+                y[p // C, c, q] = v if v > 0 else <floating>(wc * v)
+
+
+def prelu_backward(const floating[:, :, ::1] x, const floating[::1] w,
+                   const floating[:, :, ::1] dy, floating[:, :, ::1] dx, double[::1] dw,
+                   bint need_dx, int n_threads):
+    """dx = dy where x > 0, else w[c] * dy; dw[c] = sum over x <= 0 of dy * x, per
+    channel (dw of length C), each channel summed by one thread in a fixed order."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], R = x.shape[2], n, c, q
+    cdef double wc, s
+    cdef floating v
+    if C == 0:
+        return
+    with nogil:
+        for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * R, n_threads)):
+            wc = w[c if w.shape[0] > 1 else 0]
+            s = 0
+            for n in range(N):
+                for q in range(R):
+                    v = x[n, c, q]
+                    if not v > 0:
+                        s = s + dy[n, c, q] * v
+                    if need_dx:
+                        dx[n, c, q] = dy[n, c, q] if v > 0 else <floating>(wc * dy[n, c, q])
+            dw[c] = s

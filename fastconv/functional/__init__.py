@@ -11,8 +11,10 @@ Shapes follow PyTorch (NCHW).  Arguments are assumed validated by ``fastconv._sh
 helpers (the layers do that), except what depends on the input's shape, which is
 checked here.
 """
-from .activation import (AddCtx, DropoutCtx, ReluCtx, add, add_backward, dropout,
-                         dropout2d, dropout2d_backward, dropout_backward, relu, relu_backward)
+from .activation import (ACTIVATIONS, ActivationCtx, AddCtx, DropoutCtx, PReluCtx, ReluCtx,
+                         activation, activation_backward, add, add_backward, dropout,
+                         dropout2d, dropout2d_backward, dropout_backward, prelu,
+                         prelu_backward, relu, relu_backward)
 from .conv import (Conv2dCtx, ConvTranspose2dCtx, conv2d, conv2d_backward, conv_transpose2d,
                    conv_transpose2d_backward)
 from .linear import LinearCtx, linear, linear_backward
@@ -36,7 +38,8 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
     "group_norm", "group_norm_backward",
-    "relu", "relu_backward", "add", "add_backward", "dropout", "dropout_backward",
+    "relu", "relu_backward", "activation", "activation_backward", "prelu", "prelu_backward",
+    "add", "add_backward", "dropout", "dropout_backward",
     "linear", "linear_backward", "upsample", "upsample_backward", "pixel_shuffle",
     "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward", "dropout2d",
     "dropout2d_backward", "pad", "pad_backward",

@@ -85,3 +85,71 @@ def dropout2d_backward(ctx, gy, needs=None):
     keep = ctx.mask.reshape(ctx.mask.shape + (1,) * (gy.ndim - 2))
     scale = gy.dtype.type(1.0 / (1.0 - ctx.p)) if ctx.p < 1 else gy.dtype.type(0)
     return ((gy * (keep * scale)).astype(gy.dtype, copy=False),)
+
+
+# the compiled kernels' op codes (_kernels/_elementwise.pyx)
+ACTIVATIONS = {"relu6": 0, "leaky_relu": 1, "elu": 2, "silu": 3, "gelu": 4, "gelu_tanh": 5,
+               "sigmoid": 6, "tanh": 7, "hardswish": 8, "hardsigmoid": 9, "mish": 10}
+
+
+class ActivationCtx(NamedTuple):
+    x: np.ndarray               # the input (flat)
+    y: np.ndarray               # the output (flat)
+    op: int
+    alpha: float
+
+
+def activation(x, name, alpha=0.0, out=None):
+    """An element-wise activation by name (ACTIVATIONS), torch's definitions, computed in
+    float64 per element; alpha is LeakyReLU's slope or ELU's alpha.  out: write there
+    (e.g. x itself, in place; the input is then kept for the backward as a copy).
+    ``(y, ctx)``."""
+    op = ACTIVATIONS[name]
+    y = empty_like(x) if out is None else out
+    saved = x.copy() if out is x else x
+    _elementwise.activation(flat(x), flat(y), op, float(alpha), nthreads())
+    return y, ActivationCtx(flat(saved), flat(y), op, float(alpha))
+
+
+def activation_backward(ctx, gy, needs=None):
+    """(d x,): gy times the activation's derivative at the input."""
+    if not wants(needs, 1)[0]:
+        return (None,)
+    gx = empty_like(gy)
+    _elementwise.activation_backward(ctx.x, ctx.y, flat(gy), flat(gx), ctx.op, ctx.alpha,
+                                     nthreads())
+    return (gx,)
+
+
+class PReluCtx(NamedTuple):
+    x: np.ndarray
+    w: np.ndarray
+
+
+def _rows(x):
+    return x.reshape(x.shape[0], x.shape[1] if x.ndim > 1 else 1, -1) if x.size else \
+        x.reshape(x.shape[0], x.shape[1] if x.ndim > 1 else 1, 0)
+
+
+def prelu(x, weight):
+    """x where x > 0, else weight[c] * x (weight: one value, or one per channel on
+    axis 1); ``(y, ctx)``."""
+    w = cast(weight, x.dtype)
+    y = empty_like(x)
+    _elementwise.prelu(_rows(x), w, _rows(y), nthreads())
+    return y, PReluCtx(x, w)
+
+
+def prelu_backward(ctx, gy, needs=None):
+    """Gradients w.r.t. (x, weight)."""
+    need_x, need_w = wants(needs, 2)
+    x, w = ctx
+    C = _rows(x).shape[1]
+    gx = empty_like(gy) if need_x else None
+    dw = np.zeros(C)
+    _elementwise.prelu_backward(_rows(x), w, _rows(gy),
+                                _rows(gx) if need_x else np.empty((0, 0, 0), gy.dtype), dw,
+                                need_x, nthreads())
+    if not need_w:
+        return gx, None
+    return gx, (dw.sum(keepdims=True) if w.size == 1 else dw).astype(gy.dtype)

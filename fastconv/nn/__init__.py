@@ -1,5 +1,6 @@
 """Layers with a torch.nn-like API: ``y = m(x)``, ``gx = m.backward(gy)``."""
-from .activation import Dropout, Dropout2d, Flatten, Identity, ReLU
+from .activation import (ELU, GELU, Dropout, Dropout2d, Flatten, Hardsigmoid, Hardswish, Identity,
+                         LeakyReLU, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Tanh)
 from .container import Residual, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .linear import Linear
@@ -17,5 +18,6 @@ __all__ = [
     "AdaptiveAvgPool2d", "BatchNorm2d", "ReLU", "Linear", "Flatten", "Dropout", "Identity",
     "Upsample", "Sequential", "Residual", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
     "MSELoss", "L1Loss", "SmoothL1Loss", "Dropout2d", "PixelShuffle", "PixelUnshuffle",
-    "GroupNorm", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d",
+    "GroupNorm", "ReLU6", "LeakyReLU", "ELU", "SiLU", "GELU", "Sigmoid", "Tanh", "Hardswish",
+    "Hardsigmoid", "Mish", "PReLU", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d",
 ]

@@ -1,10 +1,10 @@
-"""ReLU, Dropout, Identity, Flatten."""
+"""ReLU and the other activations, Dropout, Dropout2d, Identity, Flatten."""
 import numpy as np
 
 from .. import _shape
 from .. import functional as F
 from .._random import generator
-from .module import Module
+from .module import Module, Parameter
 
 
 def _any_input(layer, x):
@@ -148,3 +148,150 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class _Elementwise(_SameShape):
+    """An element-wise activation with a compiled forward and backward (any shape)."""
+
+    _op = ""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def _alpha(self):
+        return 0.0
+
+    def forward(self, x):
+        name = type(self).__name__
+        if self.inplace and isinstance(x, np.ndarray):
+            if not x.flags.writeable:
+                raise ValueError(f"{name}(inplace=True): the input array is read-only")
+            orig = x
+            x = _any_input(name, x)
+            y, ctx = F.activation(x, self._op, self._alpha(), out=x)
+            if y is not orig:           # non-contiguous input: write the result back
+                orig[...] = y
+                y = orig
+            return self._remember(y, ctx)
+        return self._remember(*F.activation(_any_input(name, x), self._op, self._alpha()))
+
+    def _backward(self, ctx, gy, needs):
+        return F.activation_backward(ctx, gy, needs)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU6(_Elementwise):
+    """min(max(x, 0), 6) (MobileNetV2)."""
+    _op = "relu6"
+
+
+class LeakyReLU(_Elementwise):
+    """x where x > 0, else negative_slope * x."""
+    _op = "leaky_relu"
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__(inplace)
+        self.negative_slope = float(negative_slope)
+
+    def _alpha(self):
+        return self.negative_slope
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class ELU(_Elementwise):
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    _op = "elu"
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__(inplace)
+        self.alpha = float(alpha)
+
+    def _alpha(self):
+        return self.alpha
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class SiLU(_Elementwise):
+    """x * sigmoid(x) (swish)."""
+    _op = "silu"
+
+
+class GELU(_Elementwise):
+    """x * Phi(x), Phi the standard normal CDF; approximate='tanh' uses torch's tanh
+    formula."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        self._op = "gelu" if approximate == "none" else "gelu_tanh"
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Sigmoid(_Elementwise):
+    """1 / (1 + exp(-x))."""
+    _op = "sigmoid"
+
+    def __init__(self):
+        super().__init__()
+
+
+class Tanh(_Elementwise):
+    """tanh(x)."""
+    _op = "tanh"
+
+    def __init__(self):
+        super().__init__()
+
+
+class Hardswish(_Elementwise):
+    """x * relu6(x + 3) / 6 (MobileNetV3)."""
+    _op = "hardswish"
+
+
+class Hardsigmoid(_Elementwise):
+    """relu6(x + 3) / 6 (MobileNetV3's squeeze-and-excitation gate)."""
+    _op = "hardsigmoid"
+
+
+class Mish(_Elementwise):
+    """x * tanh(softplus(x))."""
+    _op = "mish"
+
+
+class PReLU(_SameShape):
+    """x where x > 0, else a * x with a learned slope: one (num_parameters=1) or one per
+    channel (axis 1), initialised to ``init``; torch.nn.PReLU, weight key ``weight``."""
+
+    _grad_params = ("weight",)
+
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        n = _shape.positive_int(num_parameters, "num_parameters", type(self).__name__)
+        self.num_parameters = n
+        self.weight = Parameter(np.full(n, init, np.float32))
+
+    def forward(self, x):
+        name = type(self).__name__
+        x = _any_input(name, x)
+        channels = x.shape[1] if x.ndim > 1 else 1
+        if self.num_parameters not in (1, channels):
+            raise ValueError(f"{name}: num_parameters={self.num_parameters} must be 1 or the "
+                             f"input's channels ({channels}), got input shape {x.shape}")
+        return self._remember(*F.prelu(x, self.weight.data))
+
+    def _backward(self, ctx, gy, needs):
+        return F.prelu_backward(ctx, gy, needs)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"

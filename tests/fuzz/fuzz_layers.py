@@ -90,8 +90,14 @@ def pool_case(draw):
 @st.composite
 def other_case(draw):
     kind = draw(st.sampled_from(["bn", "bn", "relu", "linear", "upsample", "flatten",
-                                 "dropout", "gn", "pad", "shuffle"]))
+                                 "dropout", "gn", "pad", "shuffle", "act"]))
     c = draw(st.integers(1, 5))
+    if kind == "act":
+        name = draw(st.sampled_from(["ReLU6", "LeakyReLU", "ELU", "SiLU", "GELU", "Sigmoid",
+                                     "Tanh", "Hardswish", "Hardsigmoid", "Mish", "PReLU"]))
+        if name == "PReLU":
+            return name, (draw(st.sampled_from([1, c])),), {}, c
+        return name, (), {}, c
     if kind == "gn":
         g = draw(st.integers(1, 3))
         ch = g * draw(st.integers(1, 2)) if draw(st.integers(0, 9)) else c    # or invalid

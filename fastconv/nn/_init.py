@@ -21,3 +21,8 @@ def kaiming_normal_fan_out(shape, dtype=np.float32):
     shape[0] * prod(shape[2:]) (torchvision's ResNet and MobileNet convolutions)."""
     fan_out = shape[0] * int(np.prod(shape[2:]))
     return (generator().standard_normal(shape) * math.sqrt(2.0 / fan_out)).astype(dtype)
+
+
+def normal(shape, std, dtype=np.float32):
+    """N(0, std^2) samples of the given shape."""
+    return (generator().standard_normal(shape) * std).astype(dtype)

@@ -90,3 +90,40 @@ def test_plain_forward_models_point_to_the_tape(rng):
     y = m(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))
     with pytest.raises(RuntimeError, match="plain forward"):
         m.backward(np.ones_like(y))
+
+
+@pytest.mark.parametrize("width", [0.5, 1.0])
+def test_mobilenet_v2_keys_outputs_and_gradients_match_torch(width, rng):
+    torch = torch_or_skip()
+    import torch_models
+    m = zoo.mobilenet_v2(num_classes=4, width_mult=width, dropout=0.0)
+    t = torch_models.MobileNetV2(4, width, dropout=0.0)
+    assert list(m.state_dict()) == list(t.state_dict())
+    load_twin(torch, m, t)
+    x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    target = np.array([3, 0])
+    loss = fc.nn.CrossEntropyLoss()(m(fc.Tensor(x)), target)
+    loss.backward()
+    tl = torch.nn.functional.cross_entropy(t(torch.tensor(x)), torch.tensor(target))
+    tl.backward()
+    assert_close(float(loss), tl.item(), 1e-5, "loss")
+    tp = dict(t.named_parameters())
+    gmax = max(float(np.abs(v.grad.numpy()).max()) for v in tp.values())
+    for n, p in m.named_parameters():
+        want = tp[n].grad.numpy()
+        if np.abs(want).max() < 1e-3 * gmax:
+            # zero in exact arithmetic: a BatchNorm bias whose shift the next BatchNorm
+            # (after a 1x1 convolution) removes; both libraries leave rounding noise
+            assert np.abs(p.grad).max() < 1e-3 * gmax, n
+        else:
+            assert_close(p.grad, want, 2e-3, n)
+    m.eval()
+    t.eval()
+    with fc.no_grad():
+        y = m(x)
+    assert_close(y, t(torch.tensor(x)).detach().numpy(), 1e-4, "eval forward")
+
+
+def test_mobilenet_v2_parameter_count():
+    m = zoo.mobilenet_v2()
+    assert sum(p.data.size for p in m.parameters()) == 3504872     # torchvision's

@@ -191,8 +191,13 @@ def _convert(m, torch):
         return tnn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine,
                                m.track_running_stats,
                                bias=(m.bias is not None) if m.affine else True)
+    if isinstance(m, nn.InstanceNorm2d):
+        return tnn.InstanceNorm2d(m.num_features, m.eps, m.momentum, m.affine)
     if isinstance(m, nn.GroupNorm):
         return tnn.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine)
+    if isinstance(m, nn.LayerNorm):
+        return tnn.LayerNorm(m.normalized_shape, m.eps, m.elementwise_affine,
+                             bias=m.bias is not None)
     simple = {
         nn.MaxPool2d: lambda: tnn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation,
                                             ceil_mode=m.ceil_mode),

@@ -22,8 +22,8 @@ from .loss import (CrossEntropyCtx, LossCtx, bce_with_logits, bce_with_logits_ba
                    cross_entropy, cross_entropy_backward, l1_loss, l1_loss_backward, mse_loss,
                    mse_loss_backward, nll_loss, nll_loss_backward, smooth_l1_loss,
                    smooth_l1_loss_backward)
-from .norm import (BatchNormCtx, GroupNormCtx, batch_norm, batch_norm_backward, group_norm,
-                   group_norm_backward)
+from .norm import (BatchNormCtx, GroupNormCtx, LayerNormCtx, batch_norm, batch_norm_backward,
+                   group_norm, group_norm_backward, layer_norm, layer_norm_backward)
 from .optim import adam_, sgd_
 from .pad import PadCtx, pad, pad_backward
 from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, adaptive_avg_pool2d,
@@ -37,7 +37,7 @@ __all__ = [
     "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
-    "group_norm", "group_norm_backward",
+    "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward",
     "relu", "relu_backward", "activation", "activation_backward", "prelu", "prelu_backward",
     "add", "add_backward", "dropout", "dropout_backward",
     "linear", "linear_backward", "upsample", "upsample_backward", "pixel_shuffle",

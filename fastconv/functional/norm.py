@@ -112,3 +112,42 @@ def group_norm_backward(ctx, gy, needs=None):
                               dgamma, dbeta, need_x, nthreads())
     return (gx, dgamma.sum(axis=0).astype(gy.dtype) if need_w else None,
             dbeta.sum(axis=0).astype(gy.dtype) if need_b else None)
+
+
+class LayerNormCtx(NamedTuple):
+    gn: GroupNormCtx            # the normalisation, one group per row
+    xhat: np.ndarray            # (rows, D): the normalised input (for the weight gradient)
+    weight: Optional[np.ndarray]
+    shape: tuple
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """torch.nn.functional.layer_norm: normalise over the trailing ``normalized_shape``
+    dims of x, then weight * xhat + bias elementwise (weight, bias of that shape or
+    None).  Runs on the GroupNorm kernel, one group per row.  ``(y, ctx)``."""
+    D = int(np.prod(normalized_shape, dtype=np.int64))
+    rows = x.size // D if D else 0
+    x3 = np.ascontiguousarray(x).reshape(rows, 1, D)
+    xhat, gn = group_norm(x3, 1, None, None, eps)
+    xhat = xhat.reshape(rows, D)
+    y = xhat if weight is None else xhat * weight.reshape(1, D).astype(x.dtype)
+    if bias is not None:
+        y = y + bias.reshape(1, D).astype(x.dtype)
+    return np.ascontiguousarray(y).reshape(x.shape), LayerNormCtx(gn, xhat, weight, x.shape)
+
+
+def layer_norm_backward(ctx, gy, needs=None):
+    """Gradients w.r.t. (x, weight, bias)."""
+    need_x, need_w, need_b = wants(needs, 3)
+    rows, D = ctx.xhat.shape
+    g2 = gy.reshape(rows, D)
+    gw = (g2 * ctx.xhat).sum(axis=0).reshape(ctx.weight.shape) \
+        if need_w and ctx.weight is not None else None
+    gb = g2.sum(axis=0).reshape(ctx.weight.shape if ctx.weight is not None else (D,)) \
+        if need_b else None
+    gx = None
+    if need_x:
+        gxhat = g2 if ctx.weight is None else g2 * ctx.weight.reshape(1, D).astype(gy.dtype)
+        gx = group_norm_backward(ctx.gn, np.ascontiguousarray(gxhat).reshape(rows, 1, D),
+                                 (True, False, False))[0].reshape(ctx.shape)
+    return gx, gw, gb

@@ -7,7 +7,7 @@ from .linear import Linear
 from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
 from .module import Module, Parameter
-from .normalization import BatchNorm2d, GroupNorm
+from .normalization import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from .padding import (CircularPad2d, ConstantPad2d, ReflectionPad2d, ReplicationPad2d,
                       ZeroPad2d)
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -18,6 +18,6 @@ __all__ = [
     "AdaptiveAvgPool2d", "BatchNorm2d", "ReLU", "Linear", "Flatten", "Dropout", "Identity",
     "Upsample", "Sequential", "Residual", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
     "MSELoss", "L1Loss", "SmoothL1Loss", "Dropout2d", "PixelShuffle", "PixelUnshuffle",
-    "GroupNorm", "ReLU6", "LeakyReLU", "ELU", "SiLU", "GELU", "Sigmoid", "Tanh", "Hardswish",
+    "GroupNorm", "InstanceNorm2d", "LayerNorm", "ReLU6", "LeakyReLU", "ELU", "SiLU", "GELU", "Sigmoid", "Tanh", "Hardswish",
     "Hardsigmoid", "Mish", "PReLU", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d",
 ]

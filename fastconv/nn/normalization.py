@@ -1,4 +1,4 @@
-"""BatchNorm2d, GroupNorm."""
+"""BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm."""
 import numpy as np
 
 from .. import _shape
@@ -165,3 +165,87 @@ class GroupNorm(Module):
 
     def extra_repr(self):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class InstanceNorm2d(GroupNorm):
+    """Instance normalisation (torch.nn.InstanceNorm2d with track_running_stats=False):
+    each (image, channel) plane normalised by its own statistics; ``affine`` (default
+    False, as torch) adds a per-channel scale and shift.  GroupNorm with one channel per
+    group."""
+
+    _unbatched_ndim = 3
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False):
+        if track_running_stats:
+            raise ValueError("InstanceNorm2d: track_running_stats=True (running statistics "
+                             "for eval) is not supported; use the default False, or "
+                             "BatchNorm2d for running statistics")
+        super().__init__(num_features, num_features, eps, affine)
+        self.num_features, self.momentum = self.num_channels, momentum
+        self.track_running_stats = False
+
+    def forward(self, x):
+        """x (N, C, H, W) -> the same shape."""
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        name = type(self).__name__
+        _shape.as_input(name, x, 4)
+        if x.shape[2] * x.shape[3] == 1:            # torch refuses it too
+            raise ValueError(f"{name}: expected more than 1 spatial element per plane, got "
+                             f"input shape {x.shape}")
+        return super().forward(x)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, " \
+               f"affine={self.affine}, track_running_stats=False"
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the trailing ``normalized_shape`` dims (torch.nn.LayerNorm;
+    on NCHW, normalized_shape (C, H, W) or (W,) ...), with an elementwise ``weight`` and
+    ``bias`` of that shape (elementwise_affine)."""
+
+    _leaf = True
+    _grad_params = ("weight", "bias")
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__()
+        name = type(self).__name__
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else \
+            tuple(normalized_shape)
+        self.normalized_shape = tuple(_shape.positive_int(v, "normalized_shape", name)
+                                      for v in shape)
+        if not eps > 0:
+            raise ValueError(f"{name}: eps must be > 0, got {eps}")
+        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
+        self.register_parameter("weight", Parameter(np.ones(self.normalized_shape, np.float32))
+                                if elementwise_affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(self.normalized_shape, np.float32))
+                                if elementwise_affine and bias else None)
+
+    def output_shape(self, input_shape):
+        """The input shape (*, *normalized_shape)."""
+        shape = tuple(int(v) for v in input_shape)
+        k = len(self.normalized_shape)
+        if shape[len(shape) - k:] != self.normalized_shape:
+            raise ValueError(f"{type(self).__name__}: expected input with shape "
+                             f"[*, {', '.join(map(str, self.normalized_shape))}], got {shape}")
+        return shape
+
+    def forward(self, x):
+        name = type(self).__name__
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        x = _shape.as_input(name, x, max(x.ndim, 1), "(*, normalized_shape)")
+        self.output_shape(x.shape)
+        w = self.weight.data if self.weight is not None else None
+        b = self.bias.data if self.bias is not None else None
+        return self._remember(*F.layer_norm(x, self.normalized_shape, w, b, self.eps))
+
+    def _backward(self, ctx, gy, needs):
+        return F.layer_norm_backward(ctx, gy, needs)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, " \
+               f"elementwise_affine={self.elementwise_affine}"

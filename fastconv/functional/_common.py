@@ -29,7 +29,8 @@ def wants(needs, n):
     as an n-tuple."""
     if needs is None:
         return (True,) * n
-    needs = tuple(bool(v) for v in needs)
+    if type(needs) is not tuple:                  # the tape and Module pass tuples of bools
+        needs = tuple(bool(v) for v in needs)
     if len(needs) != n:
         raise ValueError(f"needs: expected {n} flags (one per input), got {len(needs)}")
     return needs

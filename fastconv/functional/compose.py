@@ -126,6 +126,8 @@ def sum(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
 def sum_backward(ctx, g, needs=None):
     if not wants(needs, 1)[0]:
         return (None,)
+    if g.size == 1:                               # a full reduction: one value everywhere
+        return (np.full(ctx.shape, g.reshape(()) / ctx.count, dtype=g.dtype),)
     if not ctx.keepdim:
         g = np.expand_dims(g, ctx.axes)
     return (np.array(np.broadcast_to(g, ctx.shape) / ctx.count, dtype=g.dtype),)

@@ -100,7 +100,11 @@ def test_mobilenet_v2_keys_outputs_and_gradients_match_torch(width, rng):
     t = torch_models.MobileNetV2(4, width, dropout=0.0)
     assert list(m.state_dict()) == list(t.state_dict())
     load_twin(torch, m, t)
-    x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    # float64: 50 layers of batch-of-two BatchNorm amplify float32 rounding differences
+    # between the libraries to about 1% in the first layer's gradient
+    m.double()
+    t.double()
+    x = rng.standard_normal((2, 3, 64, 64))
     target = np.array([3, 0])
     loss = fc.nn.CrossEntropyLoss()(m(fc.Tensor(x)), target)
     loss.backward()

@@ -96,6 +96,20 @@ class _ClassLoss(_Loss):
                              f"{counted.max()}]")
         return np.ascontiguousarray(x), np.ascontiguousarray(t, np.int64), unbatched
 
+    def forward(self, x, target):
+        x, t, unbatched = self._check(x, target)
+        loss, ctx = self._op(x, t)
+        if unbatched and self.reduction == "none":
+            loss = loss[0]
+        return self._finish(loss, (ctx, unbatched))
+
+    def _backward(self, ctx, g, needs):
+        ctx, unbatched = ctx
+        if unbatched and self.reduction == "none":
+            g = np.reshape(g, (1,))
+        gx = self._op_backward(ctx, g, (needs[0], False))[0]
+        return (gx[0] if unbatched and gx is not None else gx,)
+
 
 class CrossEntropyLoss(_ClassLoss):
     """Softmax cross-entropy, torch.nn.CrossEntropyLoss's rules: logits (N, C) or
@@ -110,20 +124,11 @@ class CrossEntropyLoss(_ClassLoss):
                              f"got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, logits, target):
-        x, t, unbatched = self._check(logits, target)
-        loss, ctx = F.cross_entropy(x, t, self.label_smoothing, self.weight, self.ignore_index,
-                                    self.reduction)
-        if unbatched and self.reduction == "none":
-            loss = loss[0]
-        return self._finish(loss, (ctx, unbatched))
+    def _op(self, x, t):
+        return F.cross_entropy(x, t, self.label_smoothing, self.weight, self.ignore_index,
+                               self.reduction)
 
-    def _backward(self, ctx, g, needs):
-        ctx, unbatched = ctx
-        if unbatched and self.reduction == "none":
-            g = np.reshape(g, (1,))
-        gx = F.cross_entropy_backward(ctx, g, (needs[0], False))[0]
-        return (gx[0] if unbatched and gx is not None else gx,)
+    _op_backward = staticmethod(F.cross_entropy_backward)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -136,19 +141,10 @@ class NLLLoss(_ClassLoss):
     """Negative log-likelihood of log-probabilities (N, C, ...) at integer targets,
     torch.nn.NLLLoss's weight / ignore_index / reduction rules."""
 
-    def forward(self, logp, target):
-        x, t, unbatched = self._check(logp, target)
-        loss, ctx = F.nll_loss(x, t, self.weight, self.ignore_index, self.reduction)
-        if unbatched and self.reduction == "none":
-            loss = loss[0]
-        return self._finish(loss, (ctx, unbatched))
+    def _op(self, x, t):
+        return F.nll_loss(x, t, self.weight, self.ignore_index, self.reduction)
 
-    def _backward(self, ctx, g, needs):
-        ctx, unbatched = ctx
-        if unbatched and self.reduction == "none":
-            g = np.reshape(g, (1,))
-        gx = F.nll_loss_backward(ctx, g, (needs[0], False))[0]
-        return (gx[0] if unbatched and gx is not None else gx,)
+    _op_backward = staticmethod(F.nll_loss_backward)
 
 
 class BCEWithLogitsLoss(_Loss):

@@ -204,6 +204,7 @@ def _convert(m, torch):
         nn.AvgPool2d: lambda: tnn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode,
                                             m.count_include_pad, m.divisor_override),
         nn.AdaptiveAvgPool2d: lambda: tnn.AdaptiveAvgPool2d(m.output_size),
+        nn.AdaptiveMaxPool2d: lambda: tnn.AdaptiveMaxPool2d(m.output_size),
         nn.ReLU: lambda: tnn.ReLU(m.inplace),
         nn.Linear: lambda: tnn.Linear(m.in_features, m.out_features, m.bias is not None),
         nn.Flatten: lambda: tnn.Flatten(m.start_dim, m.end_dim),

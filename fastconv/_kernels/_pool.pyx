@@ -306,3 +306,43 @@ def avg_pool2x2_backward(const float[:, :, :, ::1] dy, float[:, :, :, ::1] dx, f
         for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
             KT.pool.avg2x2_bwd(&dy[0, 0, 0, 0] + p * OH * OW, OH, OW, &dx[0, 0, 0, 0] + p * H * W,
                                H, W, div)
+
+
+def adaptive_max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                        int32_t[:, :, :, ::1] idx, int n_threads):
+    """Output cell (i, j) is the max over rows [floor(i*H/OH), ceil((i+1)*H/OH)) and
+    likewise columns (never empty); idx (or None) gets its flat plane index, with
+    max_pool2d's (torch's) rule: NaN wins, ties keep the first (its backward routes the
+    gradient).
+
+    x (N, C, H, W) IN; y, idx (N, C, OH, OW) OUT."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t p, oh, ow, ih, iw, h0, h1, w0, w1, best
+    cdef floating v, m
+    cdef const floating *src
+    cdef floating *dst
+    cdef int32_t *ip = &idx[0, 0, 0, 0] if (idx is not None and P * OH * OW > 0) else NULL
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            src = &x[0, 0, 0, 0] + p * H * W
+            dst = &y[0, 0, 0, 0] + p * OH * OW
+            for oh in range(OH):
+                h0 = start_index(oh, OH, H)
+                h1 = end_index(oh, OH, H)
+                for ow in range(OW):
+                    w0 = start_index(ow, OW, W)
+                    w1 = end_index(ow, OW, W)
+                    m = -INFINITY
+                    best = h0 * W + w0
+                    for ih in range(h0, h1):
+                        for iw in range(w0, w1):
+                            v = src[ih * W + iw]
+                            if v > m or isnan(v):
+                                m = v
+                                best = ih * W + iw
+                    dst[oh * OW + ow] = m
+                    if ip != NULL:
+                        ip[p * OH * OW + oh * OW + ow] = <int32_t>best

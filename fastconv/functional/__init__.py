@@ -27,7 +27,8 @@ from .norm import (BatchNormCtx, GroupNormCtx, LayerNormCtx, batch_norm, batch_n
 from .optim import adam_, sgd_
 from .pad import PadCtx, pad, pad_backward
 from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, adaptive_avg_pool2d,
-                   adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d,
+                   adaptive_avg_pool2d_backward, adaptive_max_pool2d,
+                   adaptive_max_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d,
                    max_pool2d_backward)
 from .upsample import (PixelShuffleCtx, UpsampleCtx, pixel_shuffle, pixel_shuffle_backward,
                        pixel_unshuffle, pixel_unshuffle_backward, upsample, upsample_backward)
@@ -36,7 +37,8 @@ from ._common import channel_sum
 __all__ = [
     "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward", "batch_norm", "batch_norm_backward",
     "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward",
     "relu", "relu_backward", "activation", "activation_backward", "prelu", "prelu_backward",
     "add", "add_backward", "dropout", "dropout_backward",

@@ -111,3 +111,22 @@ def adaptive_avg_pool2d_backward(ctx, gy, needs=None):
     gx = empty(ctx.x_shape, gy.dtype)
     _pool.adaptive_avg_pool2d_backward(gy, gx, nthreads())
     return (gx,)
+
+
+def adaptive_max_pool2d(x, output_size, need_indices=True, layer="adaptive_max_pool2d"):
+    """x (N, C, H, W) -> ``(y, ctx)``, y (N, C, OH, OW): the max over adaptive windows
+    (as adaptive_avg_pool2d's); a None in output_size keeps the input size.  The
+    backward is max_pool2d's (the argmax as a flat plane index)."""
+    N, C, H, W = x.shape
+    _shape.plane_limit(layer, H, W)
+    OH = H if output_size[0] is None else output_size[0]
+    OW = W if output_size[1] is None else output_size[1]
+    if H == 0 or W == 0:
+        raise ValueError(f"{layer}: expected a non-empty plane, got input shape {x.shape}")
+    y = empty((N, C, OH, OW), x.dtype)
+    idx = empty((N, C, OH, OW), np.int32) if need_indices else None
+    _pool.adaptive_max_pool2d(x, y, idx, nthreads())
+    return y, MaxPool2dCtx(idx, x.shape)
+
+
+adaptive_max_pool2d_backward = max_pool2d_backward

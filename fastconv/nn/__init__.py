@@ -10,7 +10,7 @@ from .module import Module, Parameter
 from .normalization import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from .padding import (CircularPad2d, ConstantPad2d, ReflectionPad2d, ReplicationPad2d,
                       ZeroPad2d)
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .upsampling import PixelShuffle, PixelUnshuffle, Upsample
 
 __all__ = [
@@ -18,6 +18,6 @@ __all__ = [
     "AdaptiveAvgPool2d", "BatchNorm2d", "ReLU", "Linear", "Flatten", "Dropout", "Identity",
     "Upsample", "Sequential", "Residual", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
     "MSELoss", "L1Loss", "SmoothL1Loss", "Dropout2d", "PixelShuffle", "PixelUnshuffle",
-    "GroupNorm", "InstanceNorm2d", "LayerNorm", "ReLU6", "LeakyReLU", "ELU", "SiLU", "GELU", "Sigmoid", "Tanh", "Hardswish",
+    "AdaptiveMaxPool2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "ReLU6", "LeakyReLU", "ELU", "SiLU", "GELU", "Sigmoid", "Tanh", "Hardswish",
     "Hardsigmoid", "Mish", "PReLU", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d",
 ]

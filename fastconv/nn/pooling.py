@@ -132,3 +132,18 @@ class AdaptiveAvgPool2d(Module):
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
+    """Max pooling to a fixed output size (int, pair, None entries keep the input size),
+    torch.nn.AdaptiveMaxPool2d's windows; AdaptiveMaxPool2d(1) is global max pooling.
+    NaN propagates and ties keep the first element, as torch."""
+
+    def forward(self, x):
+        name = type(self).__name__
+        x = _shape.as_input(name, x, 4)
+        y, ctx = F.adaptive_max_pool2d(x, self._size, is_grad_enabled(), name)
+        return self._remember(y, ctx)
+
+    def _backward(self, ctx, gy, needs):
+        return F.adaptive_max_pool2d_backward(ctx, gy, needs)

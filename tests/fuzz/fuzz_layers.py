@@ -67,7 +67,8 @@ def pool_case(draw):
     kind = draw(st.sampled_from(["max", "max", "avg", "adaptive"]))
     c = draw(st.integers(1, 4))
     if kind == "adaptive":
-        return "AdaptiveAvgPool2d", (draw(st.one_of(st.integers(1, 5),
+        name = draw(st.sampled_from(["AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]))
+        return name, (draw(st.one_of(st.integers(1, 5),
                                                     st.tuples(st.integers(1, 5),
                                                               st.integers(1, 5)))),), {}, c
     k = draw(kern)

@@ -171,3 +171,16 @@ def test_maxpool_empty_window_reproducer_exits_cleanly(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=120, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("out", [1, 2, 3, (5, 2), (4, None)])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 9, 5), (1, 1, 1, 1)])
+def test_adaptive_max_pool_matches_torch(out, shape, rng):
+    """AdaptiveMaxPool2d (and global max pooling at 1): windows, argmax routing of the
+    gradient, integer data for ties and a NaN."""
+    torch = torch_or_skip()
+    x = rng.integers(0, 5, shape).astype(np.float32)
+    if x.size > 3:
+        x.flat[2] = np.nan
+    check_vs_torch(fc.nn.AdaptiveMaxPool2d(out), torch.nn.AdaptiveMaxPool2d(out), x, rtol=0)
+    directional_check(fc.nn.AdaptiveMaxPool2d(out), rng.standard_normal(shape))

@@ -23,6 +23,28 @@ from libc.stdint cimport int32_t, uint8_t
 cdef const fc_dispatch_t *KT = kernels()    # the kernel table: src/pool.c's best 2x2 set
 
 
+cdef inline floating window_max(const floating *src, Py_ssize_t W, Py_ssize_t h0,
+                                Py_ssize_t h1, Py_ssize_t dh, Py_ssize_t w0, Py_ssize_t w1,
+                                Py_ssize_t dw, Py_ssize_t *best) noexcept nogil:
+    """Max over rows h0, h0 + dh, ... < h1 and columns w0, w0 + dw, ... < w1 of a plane of
+    width W, torch's rule (NaN wins, ties keep the first); *best = its flat index.  A
+    window whose every tap lies in padding has no argmax: -inf and -1, which the
+    backward skips (h0 * W + w0 would point past the plane)."""
+    cdef floating m = -INFINITY, v
+    cdef Py_ssize_t ih = h0, iw
+    best[0] = h0 * W + w0 if (h0 < h1 and w0 < w1) else -1
+    while ih < h1:
+        iw = w0
+        while iw < w1:
+            v = src[ih * W + iw]
+            if v > m or isnan(v):
+                m = v
+                best[0] = ih * W + iw
+            iw = iw + dw
+        ih = ih + dh
+    return m
+
+
 def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t[:, :, :, ::1] idx,
                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
@@ -31,8 +53,7 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t
     x (N, C, H, W) IN; y (N, C, OH, OW) OUT; idx (N, C, OH, OW) int32 OUT or None."""
     cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t p, oh, ow, ih, iw, h0, h1, w0, w1, best
-    cdef floating v, m
+    cdef Py_ssize_t p, oh, ow, h0, h1, w0, w1, best
     cdef const floating *src
     cdef floating *dst
     cdef int32_t *ip = &idx[0, 0, 0, 0] if (idx is not None and P * OH * OW > 0) else NULL
@@ -56,21 +77,8 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t
                         w1 = W
                     while w0 < 0:
                         w0 = w0 + dw
-                    m = -INFINITY
-                    # a window whose every tap lies in padding has no argmax: -1, which
-                    # the backward skips (h0 * W + w0 would point past the plane)
-                    best = h0 * W + w0 if (h0 < h1 and w0 < w1) else -1
-                    ih = h0
-                    while ih < h1:
-                        iw = w0
-                        while iw < w1:
-                            v = src[ih * W + iw]
-                            if v > m or isnan(v):
-                                m = v
-                                best = ih * W + iw
-                            iw = iw + dw
-                        ih = ih + dh
-                    dst[oh * OW + ow] = m
+                    best = -1        # assigned here, so each thread has its own
+                    dst[oh * OW + ow] = window_max(src, W, h0, h1, dh, w0, w1, dw, &best)
                     if ip != NULL:
                         ip[p * OH * OW + oh * OW + ow] = <int32_t>best
 
@@ -318,8 +326,7 @@ def adaptive_max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
     x (N, C, H, W) IN; y, idx (N, C, OH, OW) OUT."""
     cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t p, oh, ow, ih, iw, h0, h1, w0, w1, best
-    cdef floating v, m
+    cdef Py_ssize_t p, oh, ow, h0, h1, w0, w1, best
     cdef const floating *src
     cdef floating *dst
     cdef int32_t *ip = &idx[0, 0, 0, 0] if (idx is not None and P * OH * OW > 0) else NULL
@@ -335,14 +342,7 @@ def adaptive_max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
                 for ow in range(OW):
                     w0 = start_index(ow, OW, W)
                     w1 = end_index(ow, OW, W)
-                    m = -INFINITY
-                    best = h0 * W + w0
-                    for ih in range(h0, h1):
-                        for iw in range(w0, w1):
-                            v = src[ih * W + iw]
-                            if v > m or isnan(v):
-                                m = v
-                                best = ih * W + iw
-                    dst[oh * OW + ow] = m
+                    best = -1        # assigned here, so each thread has its own
+                    dst[oh * OW + ow] = window_max(src, W, h0, h1, 1, w0, w1, 1, &best)
                     if ip != NULL:
                         ip[p * OH * OW + oh * OW + ow] = <int32_t>best

@@ -151,16 +151,20 @@ class Flatten(Module):
 
 
 class _Elementwise(_SameShape):
-    """An element-wise activation with a compiled forward and backward (any shape)."""
+    """An element-wise activation with a compiled forward and backward (any shape).
+    _param names the one number a subclass takes (its constructor argument)."""
 
     _op = ""
+    _param = None
 
-    def __init__(self, inplace=False):
+    def __init__(self, inplace=False, **param):
         super().__init__()
         self.inplace = bool(inplace)
+        for k, v in param.items():
+            setattr(self, k, float(v))
 
     def _alpha(self):
-        return 0.0
+        return getattr(self, self._param) if self._param else 0.0
 
     def forward(self, x):
         name = type(self).__name__
@@ -180,7 +184,8 @@ class _Elementwise(_SameShape):
         return F.activation_backward(ctx, gy, needs)
 
     def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
+        parts = [f"{self._param}={self._alpha()}"] if self._param else []
+        return ", ".join(parts + (["inplace=True"] if self.inplace else []))
 
 
 class ReLU6(_Elementwise):
@@ -190,32 +195,18 @@ class ReLU6(_Elementwise):
 
 class LeakyReLU(_Elementwise):
     """x where x > 0, else negative_slope * x."""
-    _op = "leaky_relu"
+    _op, _param = "leaky_relu", "negative_slope"
 
     def __init__(self, negative_slope=0.01, inplace=False):
-        super().__init__(inplace)
-        self.negative_slope = float(negative_slope)
-
-    def _alpha(self):
-        return self.negative_slope
-
-    def extra_repr(self):
-        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+        super().__init__(inplace, negative_slope=negative_slope)
 
 
 class ELU(_Elementwise):
     """x where x > 0, else alpha * (exp(x) - 1)."""
-    _op = "elu"
+    _op, _param = "elu", "alpha"
 
     def __init__(self, alpha=1.0, inplace=False):
-        super().__init__(inplace)
-        self.alpha = float(alpha)
-
-    def _alpha(self):
-        return self.alpha
-
-    def extra_repr(self):
-        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+        super().__init__(inplace, alpha=alpha)
 
 
 class SiLU(_Elementwise):

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import _shape
+from . import _shape, autograd
 from ._grad import no_grad
 from .nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout,
                  Flatten, Identity, Linear, MaxPool2d, Module, ReLU, Residual, Sequential,
@@ -179,9 +179,10 @@ def _trace(model, shape, rf, prefix, rows):
     names = {id(m): name for name, m in model.named_modules(prefix)}
     fields, keep, seen = {}, [], {}
 
-    def hook(module, name, inputs, outputs):
+    def hook(module, name, args, kwargs, outputs):
         keep.extend(outputs)              # ids stay unique while the trace runs
-        ins = [fields.get(id(t), rf) for t in inputs if t is not None]
+        inputs = autograd.tensors_in(args)
+        ins = [fields.get(id(t), rf) for t in inputs]
         base = _RF(*(tuple(max(v) for v in zip(*(getattr(r, a) for r in ins)))
                      for a in ("size", "jump"))) if ins else rf
         out = base
@@ -202,7 +203,6 @@ def _trace(model, shape, rf, prefix, rows):
         for t in outputs:
             fields[id(t)] = out
 
-    from . import autograd
     prev, autograd._tracer = autograd._tracer, hook
     try:
         with no_grad():
@@ -237,7 +237,7 @@ def effective_receptive_field(model, input_shape, samples=8, seed=0, reinit=Fals
     """Luo et al. (2016): the normalised |d out[centre] / d input| map, (H, W).
 
     A unit gradient at the centre position of the output feature map (all channels) is
-    back-propagated with the library's own backward; the absolute input gradient is
+    back-propagated on the tape (so any forward works: chains, skips, branches); the absolute input gradient is
     summed over channels, averaged over ``samples`` random inputs (and, with
     ``reinit``, freshly initialised weights), and scaled to a maximum of 1."""
     from . import _random
@@ -246,6 +246,11 @@ def effective_receptive_field(model, input_shape, samples=8, seed=0, reinit=Fals
     rng = np.random.default_rng(seed)
     acc = np.zeros((h, w))
     saved = model.state_dict()
+    # the tape carries the gradient to the input through any forward (branches, skips);
+    # the weights' gradients are not wanted, so their .grad stays untouched
+    frozen = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in frozen:
+        p.requires_grad = False
     try:
         for _ in range(samples):
             if reinit:
@@ -255,15 +260,19 @@ def effective_receptive_field(model, input_shape, samples=8, seed=0, reinit=Fals
                         fan_in = int(np.prod(m.weight.shape[1:]))
                         bound = _init.kaiming_uniform_bound(fan_in)
                         m.weight.data = _init.uniform(m.weight.shape, bound)
-            x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+            x = autograd.Tensor(rng.standard_normal((n, c, h, w)).astype(np.float32),
+                                requires_grad=True)
             y = model(x)
             if y.ndim != 4:
                 raise ValueError(f"effective_receptive_field: the model's output must be a "
                                  f"feature map (N, C, H, W), got shape {y.shape}")
-            g = np.zeros_like(y)
+            g = np.zeros(y.shape, y.dtype)
             g[:, :, y.shape[2] // 2, y.shape[3] // 2] = 1.0
-            acc += np.abs(model.backward(g)).sum(axis=(0, 1))
+            y.backward(g)
+            acc += np.abs(x.grad).sum(axis=(0, 1))
     finally:
+        for p, flag in frozen:
+            p.requires_grad = flag
         model.load_state_dict(saved)
     peak = acc.max()
     return acc / peak if peak > 0 else acc

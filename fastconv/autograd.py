@@ -196,32 +196,36 @@ def _is_tensor(a):
     return isinstance(a, Tensor)
 
 
-def _arrays(args):
-    return tuple(a.data if isinstance(a, Tensor) else a for a in args)
-
-
-# analysis.summary sets this while it traces a forward: called with (module or None,
-# name, inputs, outputs) for every recorded call
+# analysis.summary and to_torch set this while they trace a forward: called with
+# (module or None, name, args, kwargs, outputs) for every recorded call
 _tracer = None
 
 
-def record(backward, ctx, inputs, out, name, module=None):
+def record(backward, ctx, inputs, out, name, module=None, call=None):
     """Wrap out (an array, or a tuple of arrays) as Tensor(s) made by one node whose
     backward is ``backward(ctx, grads, needs)``, when gradients are enabled and some
     input requires one; else as plain, gradient-free Tensors.  module: the layer whose
-    call this is (None for an op)."""
+    call this is (None for an op); call: the call's (args, kwargs) as the user gave
+    them, for a tracer (default: inputs, no keywords)."""
     multi = isinstance(out, tuple)
     outs = out if multi else (out,)
-    inputs = tuple(a if isinstance(a, Tensor) else None for a in inputs)
-    track = is_grad_enabled() and any(a is not None and a.requires_grad for a in inputs)
+    inputs = tuple([a if type(a) is Tensor or isinstance(a, Tensor) else None for a in inputs])
+    track = False
+    for a in inputs:
+        if a is not None and a.requires_grad:
+            track = is_grad_enabled()
+            break
     node = Node(backward, ctx, inputs, len(outs), name) if track else None
     res = []
+    new = Tensor.__new__
     for i, o in enumerate(outs):
-        t = Tensor(o if isinstance(o, np.ndarray) else np.asarray(o), requires_grad=track)
-        t._node, t._index = node, i
+        t = new(Tensor)            # __init__'s checks are not needed: o is ours
+        t.data = o if isinstance(o, np.ndarray) else np.asarray(o)
+        t.grad, t.requires_grad, t._node, t._index = None, track, node, i
         res.append(t)
     if _tracer is not None:
-        _tracer(module, name, inputs, res)
+        args, kwargs = call if call is not None else (inputs, {})
+        _tracer(module, name, args, kwargs, res)
     return tuple(res) if multi else res[0]
 
 
@@ -229,10 +233,26 @@ def apply(forward, backward, *args, name=None, **kwargs):
     """Run a functional op on args (Tensors or arrays): ``forward(*arrays, **kwargs)``
     returns (out, ctx).  With no Tensor among args, the plain output; otherwise Tensor(s)
     recorded on the tape with ``backward(ctx, grad_out, needs)``, needs covering args."""
-    out, ctx = forward(*_arrays(args), **kwargs)
-    if not any(isinstance(a, Tensor) for a in args):
+    arrays = tuple([a.data if isinstance(a, Tensor) else a for a in args])
+    out, ctx = forward(*arrays, **kwargs)
+    for a in args:
+        if isinstance(a, Tensor):
+            break
+    else:
         return out
-    return record(backward, ctx, args, out, name or getattr(forward, "__name__", "op"))
+    return record(backward, ctx, args, out, name or getattr(forward, "__name__", "op"),
+                  call=(args, kwargs))
+
+
+def tensors_in(args):
+    """The Tensors among args, looking inside lists and tuples (cat's list), in order."""
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            out.append(a)
+        elif isinstance(a, (list, tuple)):
+            out.extend(tensors_in(a))
+    return out
 
 
 def _topological(root):

@@ -249,10 +249,27 @@ def _convert(m, torch):
     raise TypeError(f"to_torch: no PyTorch equivalent known for {type(m).__name__}")
 
 
-def to_torch(model):
-    """The equivalent torch.nn module (same structure, keys, weights, train/eval mode)."""
+def to_torch(model, example_input=None):
+    """The equivalent torch.nn module (same keys, weights, train/eval mode).
+
+    Chains (layers, Sequential, Residual, the article's blocks) convert module for
+    module.  A model with a plain forward (skips, branches, shared layers: resnet18,
+    unet, your own) is traced: pass ``example_input`` (an (N, C, H, W) array or just
+    its shape); the result is a ``torch.fx.GraphModule`` whose ``.code`` is the
+    forward and whose layers keep fastconv's names.  As with ``torch.jit.trace``,
+    control flow is frozen at the example's path; the batch size stays free."""
     torch = _torch()
-    t = _convert(model, torch)
+    try:
+        t = _convert(model, torch)
+    except TypeError as e:
+        if not model._modules:
+            raise
+        if example_input is None:
+            raise TypeError(f"to_torch: {type(model).__name__} has a plain forward; pass "
+                            f"example_input (an input array or its shape, e.g. "
+                            f"(1, 3, 64, 64)) to trace it") from e
+        from ._torch_trace import trace_to_torch
+        t = trace_to_torch(model, example_input, _convert, torch)
     t.load_state_dict(torch_state_dict(model))
     t.train(model.training)
     return t

@@ -78,7 +78,7 @@ def _many(forward, backward, xs, name, **kw):
     out, ctx = forward(arrays, **kw)
     if not any(isinstance(a, Tensor) for a in xs):
         return out
-    return record(backward, ctx, xs, out, name)
+    return record(backward, ctx, xs, out, name, call=((xs,), kw))
 
 
 def cat(tensors, dim=0):

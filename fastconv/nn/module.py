@@ -277,7 +277,8 @@ class Module:
         self.__dict__["_ctx"] = _TAPED
         params = [self._parameters.get(n) for n in self._grad_params]
         # (under no_grad record makes a plain Tensor and keeps no context)
-        return record(self._backward, ctx, (x, *params), y, type(self).__name__, self)
+        return record(self._backward, ctx, (x, *params), y, type(self).__name__, self,
+                      ((x, *args), kwargs))
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")

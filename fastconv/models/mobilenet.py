@@ -16,13 +16,21 @@ def _make_divisible(v, divisor=8):
 
 
 class ConvBNActivation(Sequential):
-    """Conv2d (bias-free, 'same' padding) -> BatchNorm2d -> ReLU6: torchvision's
-    Conv2dNormActivation, keys 0.weight, 1.*."""
+    """Conv2d (bias-free, 'same' padding) -> norm_layer(cout) -> activation_layer
+    (in place): torchvision's Conv2dNormActivation, keys 0.weight, 1.*.
+    (N, cin, H, W) -> (N, cout, ceil(H / stride), ceil(W / stride)) for odd kernels.
 
-    def __init__(self, cin, cout, kernel_size=3, stride=1, groups=1):
-        super().__init__(Conv2d(cin, cout, kernel_size, stride, (kernel_size - 1) // 2,
-                                groups=groups, bias=False),
-                         BatchNorm2d(cout), ReLU6(inplace=True))
+    activation_layer: a layer class (ReLU6 for MobileNetV2; ReLU or Hardswish for V3),
+    or None for none (a linear projection); norm_layer: a callable num_features ->
+    layer (MobileNetV3 passes BatchNorm2d with eps 0.001, momentum 0.01)."""
+
+    def __init__(self, cin, cout, kernel_size=3, stride=1, groups=1, activation_layer=ReLU6,
+                 norm_layer=BatchNorm2d):
+        layers = [Conv2d(cin, cout, kernel_size, stride, (kernel_size - 1) // 2,
+                         groups=groups, bias=False), norm_layer(cout)]
+        if activation_layer is not None:
+            layers.append(activation_layer(inplace=True))
+        super().__init__(*layers)
 
 
 class InvertedResidual(Module):

@@ -131,3 +131,142 @@ def test_mobilenet_v2_keys_outputs_and_gradients_match_torch(width, rng):
 def test_mobilenet_v2_parameter_count():
     m = zoo.mobilenet_v2()
     assert sum(p.data.size for p in m.parameters()) == 3504872     # torchvision's
+
+
+def _grads_match(m, t, gmax_rel=1e-3, rtol=2e-3):
+    """Every fastconv parameter gradient against the twin's (same names)."""
+    tp = dict(t.named_parameters())
+    assert [n for n, _ in m.named_parameters()] == list(tp)
+    gmax = max(float(np.abs(v.grad.numpy()).max()) for v in tp.values())
+    for n, p in m.named_parameters():
+        want = tp[n].grad.numpy()
+        assert p.grad is not None, n
+        if np.abs(want).max() < gmax_rel * gmax:
+            # zero in exact arithmetic: a BatchNorm bias whose shift the next BatchNorm
+            # (after a 1x1 convolution) removes; both libraries leave rounding noise
+            assert np.abs(p.grad).max() < gmax_rel * gmax, n
+        else:
+            assert_close(p.grad, want, rtol, n)
+
+
+@pytest.mark.parametrize("arch, width", [("mobilenet_v3_small", 1.0),
+                                         ("mobilenet_v3_small", 0.75),
+                                         ("mobilenet_v3_large", 0.5)])
+def test_mobilenet_v3_keys_outputs_and_gradients_match_torch(arch, width, rng):
+    torch = torch_or_skip()
+    import torch_models
+    m = getattr(zoo, arch)(num_classes=4, width_mult=width, dropout=0.0)
+    t = getattr(torch_models, arch)(4, width, dropout=0.0)
+    fs, ts = m.state_dict(), t.state_dict()
+    assert list(fs) == list(ts)
+    assert [fs[k].shape for k in fs] == [tuple(v.shape) for v in ts.values()]
+    for k, v in fs.items():                       # int64 counters, float32 weights as torch
+        assert v.dtype == ts[k].numpy().dtype, k
+    # non-trivial BatchNorm state, so eval exercises eps and the running statistics
+    for sub in m.modules():
+        if isinstance(sub, fc.nn.BatchNorm2d):
+            sub.running_mean[...] = rng.standard_normal(sub.num_features) * 0.1
+            sub.running_var[...] = rng.uniform(0.002, 2, sub.num_features)
+            sub.bias.data[...] = rng.standard_normal(sub.num_features) * 0.1
+    load_twin(torch, m, t)
+    # float64: dozens of batch-of-two BatchNorms amplify float32 rounding differences
+    m.double()
+    t.double()
+    x = rng.standard_normal((2, 3, 64, 64))
+    target = np.array([3, 0])
+    loss = fc.nn.CrossEntropyLoss()(m(fc.Tensor(x)), target)
+    loss.backward()
+    tl = torch.nn.functional.cross_entropy(t(torch.tensor(x)), torch.tensor(target))
+    tl.backward()
+    assert_close(float(loss), tl.item(), 1e-7, "loss")
+    _grads_match(m, t)
+    tb = dict(t.named_buffers())                  # momentum 0.01 moved the statistics
+    for n, b in m.named_buffers():
+        assert_close(b, tb[n].numpy(), 1e-7, n)
+    m.eval()
+    t.eval()
+    x = rng.standard_normal((3, 3, 72, 56))
+    with fc.no_grad():
+        y = m(x)
+    assert y.shape == m.output_shape(x.shape) == (3, 4)
+    assert_close(y, t(torch.tensor(x)).detach().numpy(), 1e-7, "eval forward")
+
+
+def test_mobilenet_v3_float32_step_matches_torch(rng):
+    """The float32 path too (looser: rounding differences through BatchNorm)."""
+    torch = torch_or_skip()
+    import torch_models
+    m = zoo.mobilenet_v3_small(num_classes=3, dropout=0.0)
+    t = load_twin(torch, m, torch_models.mobilenet_v3_small(3, dropout=0.0))
+    x = rng.standard_normal((4, 3, 64, 64)).astype(np.float32)
+    target = np.array([0, 1, 2, 1])
+    loss = fc.nn.CrossEntropyLoss()(m(fc.Tensor(x)), target)
+    loss.backward()
+    tl = torch.nn.functional.cross_entropy(t(torch.tensor(x)), torch.tensor(target))
+    tl.backward()
+    assert_close(float(loss), tl.item(), 1e-5, "loss")
+    _grads_match(m, t, gmax_rel=1e-2, rtol=2e-2)
+
+
+def test_mobilenet_v3_hyper_parameters_and_init():
+    """torchvision's BatchNorm settings, activations, dropout and initialisation:
+    BatchNorm (1, 0), conv and Linear biases 0, conv weights N(0, 2 / fan_out),
+    Linear weights N(0, 0.01^2)."""
+    fc.manual_seed(0)
+    m = zoo.mobilenet_v3_small()
+    assert sum(p.data.size for p in m.parameters()) == 2542856     # torchvision's
+    assert sum(p.data.size for p in zoo.mobilenet_v3_large().parameters()) == 5483032
+    bns = [s for s in m.modules() if isinstance(s, fc.nn.BatchNorm2d)]
+    assert bns and all(b.eps == 0.001 and b.momentum == 0.01 for b in bns)
+    assert all((b.weight.data == 1).all() and (b.bias.data == 0).all() for b in bns)
+    assert [type(s).__name__ for s in m.classifier] == ["Linear", "Hardswish", "Dropout", "Linear"]
+    assert m.classifier[2].p == 0.2 and m.classifier[3].out_features == 1000
+    # per-block activations: ReLU in the first three blocks, Hardswish after (Table 2)
+    acts = [type(b.block[0][2]).__name__ for b in list(m.features)[1:-1]]
+    assert acts == ["ReLU"] * 3 + ["Hardswish"] * 8
+    se = m.features[1].block[1]
+    assert isinstance(se, zoo.SqueezeExcitation) and se.fc1.out_channels == 8
+    assert isinstance(se.scale_activation, fc.nn.Hardsigmoid)
+    biases = [n for n, p in m.named_parameters() if n.endswith("bias")]
+    assert "features.1.block.1.fc1.bias" in biases and "classifier.0.bias" in biases
+    assert all((p.data == 0).all() for n, p in m.named_parameters() if n.endswith("bias"))
+    convs = [s for s in m.modules() if isinstance(s, fc.nn.Conv2d)]
+    w = np.concatenate([c.weight.data.ravel() / np.sqrt(2.0 / (c.weight.shape[0] * np.prod(
+        c.weight.shape[2:]))) for c in convs])
+    assert abs(w.std() - 1) < 0.01 and abs(w.mean()) < 0.01          # ~1.5 M draws
+    lin = np.concatenate([s.weight.data.ravel() for s in m.classifier
+                          if isinstance(s, fc.nn.Linear)])
+    assert abs(lin.std() - 0.01) < 2e-4
+
+
+def test_mobilenet_v3_bad_arguments():
+    with pytest.raises(ValueError, match="width_mult must be a positive number, got -1"):
+        zoo.mobilenet_v3_small(width_mult=-1)
+    with pytest.raises(TypeError, match="non-empty list of InvertedResidualConfig"):
+        zoo.MobileNetV3([], 1024)
+    with pytest.raises(ValueError, match="activation must be 'RE' or 'HS', got 'XX'"):
+        zoo.InvertedResidualConfig(16, 3, 16, 16, True, "XX", 1)
+
+
+def test_mobilenet_v3_summary_counts_every_parameter():
+    from fastconv import analysis
+    m = zoo.mobilenet_v3_small(num_classes=4)
+    s = analysis.summary(m, (1, 3, 64, 64))
+    assert s.total_params == sum(p.data.size for p in m.parameters())
+    assert s.rows[-1]["output_shape"] == (1, 4)
+    names = [r["name"] for r in s.rows]
+    assert "features.1.block.1.fc1" in names and "features.12.0" in names
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "mobilenet_v3_large"])
+def test_mobilenet_v3_loads_torchvision_weights_when_installed(arch, rng):
+    torch = torch_or_skip()
+    tv = pytest.importorskip("torchvision")
+    t = getattr(tv.models, arch)(num_classes=7).eval()
+    m = getattr(zoo, arch)(num_classes=7)
+    assert list(m.state_dict()) == list(t.state_dict())
+    m.load_state_dict(t.state_dict())
+    x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with fc.no_grad():
+        y = m.eval()(x)
+    assert_close(y, t(torch.tensor(x)).detach().numpy(), 1e-4)

@@ -89,15 +89,16 @@ def trace_to_torch(model, example_input, convert, torch):
     params = {id(p): n for n, p in model.named_parameters()}
     rec = _Recorder()
     prev, autograd._tracer = autograd._tracer, rec
-    was_training = model.training
-    model.eval()                    # one pass must not move BatchNorm's running stats
+    # traced in the model's own mode (a forward may branch on self.training); the pass
+    # must not move BatchNorm's running statistics, so they are put back after it
+    saved = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
     try:
         with no_grad():
             xt = autograd.Tensor(x)
             out = model(xt)
     finally:
         autograd._tracer = prev
-        model.train(was_training)
+        model.load_state_dict(saved)
 
     root = _mirror(model, convert, torch)
     graph = fx.Graph()
@@ -140,7 +141,7 @@ def trace_to_torch(model, example_input, convert, torch):
             node = graph.call_module(target, tuple(arg(a) for a in args),
                                      {k: arg(v) for k, v in kwargs.items()})
         elif name == "reshape":
-            src, shape = args[0], tuple(kwargs["shape"])
+            src, shape = args[0], tuple(outputs[0].shape)
             if len(shape) and src.ndim and shape[0] == src.shape[0]:
                 shape = (-1,) + shape[1:]   # the batch stays free
             node = graph.call_function(torch.reshape, (arg(src), shape))

@@ -15,6 +15,7 @@ Under ``fastconv.no_grad()`` nothing is recorded.
 On plain ndarrays everything works as before (``y = m(x)``, ``m.backward(gy)``).
 """
 import threading
+import time
 
 import numpy as np
 
@@ -196,6 +197,10 @@ def _is_tensor(a):
     return isinstance(a, Tensor)
 
 
+# fastconv.profiler.profile() sets this: a Profile whose add(name, phase, seconds)
+# takes each call's time
+_profiler = None
+
 # analysis.summary and to_torch set this while they trace a forward: called with
 # (module or None, name, args, kwargs, outputs) for every recorded call
 _tracer = None
@@ -229,12 +234,23 @@ def record(backward, ctx, inputs, out, name, module=None, call=None):
     return tuple(res) if multi else res[0]
 
 
+def timed(forward, name, *args, **kwargs):
+    """forward(*args, **kwargs), its time added to the open profile."""
+    t = time.perf_counter()
+    res = forward(*args, **kwargs)
+    _profiler.add(name or getattr(forward, "__name__", "op"), "forward", time.perf_counter() - t)
+    return res
+
+
 def apply(forward, backward, *args, name=None, **kwargs):
     """Run a functional op on args (Tensors or arrays): ``forward(*arrays, **kwargs)``
     returns (out, ctx).  With no Tensor among args, the plain output; otherwise Tensor(s)
     recorded on the tape with ``backward(ctx, grad_out, needs)``, needs covering args."""
     arrays = tuple([a.data if isinstance(a, Tensor) else a for a in args])
-    out, ctx = forward(*arrays, **kwargs)
+    if _profiler is not None:
+        out, ctx = timed(forward, name, *arrays, **kwargs)
+    else:
+        out, ctx = forward(*arrays, **kwargs)
     for a in args:
         if isinstance(a, Tensor):
             break
@@ -292,7 +308,12 @@ def _run_backward(root, index, grad):
             continue
         g = gouts[0] if node.n_out == 1 else tuple(gouts)
         needs = tuple(t is not None and t.requires_grad for t in node.inputs)
-        grads = node.backward(node.ctx, g, needs)
+        if _profiler is not None:
+            t = time.perf_counter()
+            grads = node.backward(node.ctx, g, needs)
+            _profiler.add(node.name, "backward", time.perf_counter() - t)
+        else:
+            grads = node.backward(node.ctx, g, needs)
         node.ctx, node.done = None, True        # free the activations at once
         for t, gi in zip(node.inputs, grads):
             if t is None or gi is None or not t.requires_grad:

@@ -2,6 +2,7 @@
 between layers.  On Tensors each call records one tape node; on arrays it is the
 plain NumPy result.  Also reached as Tensor methods and operators (``a + b``,
 ``x[:, :16]``, ``x.mean((2, 3), keepdim=True)``)."""
+from . import autograd
 from .autograd import Tensor, apply, record
 from .functional import compose as C
 
@@ -75,7 +76,10 @@ def getitem(x, index):
 def _many(forward, backward, xs, name, **kw):
     xs = list(xs)
     arrays = [a.data if isinstance(a, Tensor) else a for a in xs]
-    out, ctx = forward(arrays, **kw)
+    if autograd._profiler is not None:
+        out, ctx = autograd.timed(forward, name, arrays, **kw)
+    else:
+        out, ctx = forward(arrays, **kw)
     if not any(isinstance(a, Tensor) for a in xs):
         return out
     return record(backward, ctx, xs, out, name, call=((xs,), kw))

@@ -6,11 +6,12 @@ returns the gradient w.r.t. that forward's input and ADDS parameter gradients to
 ``p.grad``.
 """
 import threading
+import time
 from collections import OrderedDict
 
 import numpy as np
 
-from .. import _shape
+from .. import _shape, autograd
 from .._grad import is_grad_enabled
 from ..autograd import Tensor, record
 
@@ -272,7 +273,12 @@ class Module:
         """fn(x.data, *args) (fn: a forward that ends in _remember), recorded on the
         tape as one node whose backward is this layer's _backward over (x, *params):
         the context lives on the node, not on the module."""
-        y = fn(x.data, *args, **kwargs)
+        if autograd._profiler is not None:
+            t = time.perf_counter()
+            y = fn(x.data, *args, **kwargs)
+            autograd._profiler.add(type(self).__name__, "forward", time.perf_counter() - t)
+        else:
+            y = fn(x.data, *args, **kwargs)
         ctx = self.__dict__["_ctx"]
         self.__dict__["_ctx"] = _TAPED
         params = [self._parameters.get(n) for n in self._grad_params]

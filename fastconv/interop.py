@@ -187,12 +187,17 @@ def _convert(m, torch):
         return tnn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
                                    m.padding, m.output_padding, m.groups, m.bias is not None,
                                    m.dilation)
+    if isinstance(m, nn.SyncBatchNorm):     # torch's runs on CPU outside a distributed job
+        return tnn.SyncBatchNorm(m.num_features, m.eps, m.momentum, m.affine,
+                                 m.track_running_stats,
+                                 bias=(m.bias is not None) if m.affine else True)
     if isinstance(m, nn.BatchNorm2d):
         return tnn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine,
                                m.track_running_stats,
                                bias=(m.bias is not None) if m.affine else True)
     if isinstance(m, nn.InstanceNorm2d):
-        return tnn.InstanceNorm2d(m.num_features, m.eps, m.momentum, m.affine)
+        return tnn.InstanceNorm2d(m.num_features, m.eps, m.momentum, m.affine,
+                                  m.track_running_stats)
     if isinstance(m, nn.GroupNorm):
         return tnn.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine)
     if isinstance(m, nn.LayerNorm):
@@ -200,7 +205,10 @@ def _convert(m, torch):
                              bias=m.bias is not None)
     simple = {
         nn.MaxPool2d: lambda: tnn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation,
+                                            return_indices=m.return_indices,
                                             ceil_mode=m.ceil_mode),
+        # (takes (x, indices): a torch Sequential cannot hold it, but the layer converts)
+        nn.MaxUnpool2d: lambda: tnn.MaxUnpool2d(m.kernel_size, m.stride, m.padding),
         nn.AvgPool2d: lambda: tnn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode,
                                             m.count_include_pad, m.divisor_override),
         nn.AdaptiveAvgPool2d: lambda: tnn.AdaptiveAvgPool2d(m.output_size),

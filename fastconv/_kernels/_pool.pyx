@@ -10,6 +10,9 @@ checked to hold fewer than 2**31 pixels by the caller), or -1 for a window that 
 wholly in padding (its output is -inf and its gradient goes nowhere).
 Average pooling follows PyTorch's divisor rule: the window is clipped to the padded
 input for ``count_include_pad``, to the input otherwise, unless ``divisor_override``.
+Max unpooling scatters each plane into its output plane by int64 indices; where two
+inputs share an index the last in the plane's row-major scan order wins, and only it
+receives a gradient (the exact derivative; torch's backward gathers to both).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -18,7 +21,7 @@ from ._cpu cimport fc_dispatch_t, kernels
 from ._openmp_helpers cimport nthreads_for
 from libc.math cimport isnan, INFINITY
 from libc.string cimport memset
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 cdef const fc_dispatch_t *KT = kernels()    # the kernel table: src/pool.c's best 2x2 set
 
@@ -346,3 +349,123 @@ def adaptive_max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y
                     dst[oh * OW + ow] = window_max(src, W, h0, h1, 1, w0, w1, 1, &best)
                     if ip != NULL:
                         ip[p * OH * OW + oh * OW + ow] = <int32_t>best
+
+
+# ---------------------------------------------------------------- torch-style indices, unpooling
+
+def indices_from_2x2(const uint8_t[:, :, :, ::1] idx, int64_t[:, :, :, ::1] out, Py_ssize_t W,
+                     int n_threads):
+    """torch's argmax (flat offset in the input plane of width W) from the 2x2 path's
+    window-local one k (0..3, row-major in the window): (2*oh + k/2)*W + 2*ow + k%2.
+
+    idx (N, C, OH, OW) IN; out (N, C, OH, OW) OUT."""
+    cdef Py_ssize_t P = idx.shape[0] * idx.shape[1], OH = idx.shape[2], OW = idx.shape[3]
+    cdef Py_ssize_t p, oh, ow
+    cdef int64_t k
+    cdef const uint8_t *src
+    cdef int64_t *dst
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * OH * OW, n_threads)):
+            src = &idx[0, 0, 0, 0] + p * OH * OW
+            dst = &out[0, 0, 0, 0] + p * OH * OW
+            for oh in range(OH):
+                for ow in range(OW):
+                    k = src[oh * OW + ow]
+                    dst[oh * OW + ow] = (2 * oh + (k >> 1)) * W + 2 * ow + (k & 1)
+
+
+def widen_indices(const int32_t[:, :, :, ::1] idx, int64_t[:, :, :, ::1] out, int n_threads):
+    """out = idx as int64 (the general path's plane offsets; -1 stays -1).
+
+    idx, out (N, C, OH, OW)."""
+    cdef Py_ssize_t P = idx.shape[0] * idx.shape[1], Q = idx.shape[2] * idx.shape[3], p, q
+    cdef const int32_t *src
+    cdef int64_t *dst
+    if P * Q == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * Q, n_threads)):
+            src = &idx[0, 0, 0, 0] + p * Q
+            dst = &out[0, 0, 0, 0] + p * Q
+            for q in range(Q):
+                dst[q] = src[q]
+
+
+def max_unpool2d(const floating[:, :, :, ::1] x, const int64_t[:, :, :, ::1] idx,
+                 floating[:, :, :, ::1] y, int n_threads):
+    """y = 0, then y[plane, idx[plane, i]] = x[plane, i] in the plane's scan order (so of
+    inputs sharing an index the last wins, whatever the thread count: a plane is one
+    thread's).  Indices outside [0, OH*OW) are skipped and counted: the return value,
+    which the caller turns into an error.
+
+    x, idx (N, C, H, W) IN; y (N, C, OH, OW) OUT."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], HW = x.shape[2] * x.shape[3]
+    cdef Py_ssize_t OHW = y.shape[2] * y.shape[3], p, q
+    cdef int64_t j
+    cdef Py_ssize_t bad = 0
+    cdef const floating *src
+    cdef const int64_t *ix
+    cdef floating *dst
+    if P == 0:
+        return 0
+    if OHW == 0:
+        return P * HW
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * (HW + OHW), n_threads)):
+            dst = &y[0, 0, 0, 0] + p * OHW
+            memset(dst, 0, OHW * sizeof(floating))
+            if HW == 0:
+                continue
+            src = &x[0, 0, 0, 0] + p * HW
+            ix = &idx[0, 0, 0, 0] + p * HW
+            for q in range(HW):
+                j = ix[q]
+                if j < 0 or j >= OHW:
+                    bad += 1
+                else:
+                    dst[j] = src[q]
+    return bad
+
+
+def max_unpool2d_backward(const floating[:, :, :, ::1] dy, const int64_t[:, :, :, ::1] idx,
+                          floating[:, :, :, ::1] dx, uint8_t[:, ::1] taken, int n_threads):
+    """dx[plane, i] = dy[plane, idx[plane, i]] for the input whose value the forward kept
+    (the last in scan order with that index), 0 for those it overwrote: scanning each
+    plane backwards, the first to claim an output position is its writer.  taken
+    (N*C, OH*OW) is scratch.  Returns the count of indices outside [0, OH*OW) (their
+    gradient is 0; the caller raises).
+
+    dy (N, C, OH, OW) IN; idx (N, C, H, W) IN; dx (N, C, H, W) OUT."""
+    cdef Py_ssize_t P = dx.shape[0] * dx.shape[1], HW = dx.shape[2] * dx.shape[3]
+    cdef Py_ssize_t OHW = dy.shape[2] * dy.shape[3], p, q
+    cdef int64_t j
+    cdef Py_ssize_t bad = 0
+    cdef const floating *g
+    cdef const int64_t *ix
+    cdef floating *d
+    cdef uint8_t *t
+    if P * HW == 0:
+        return 0
+    if OHW == 0:
+        memset(&dx[0, 0, 0, 0], 0, P * HW * sizeof(floating))
+        return P * HW
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * (HW + OHW), n_threads)):
+            t = &taken[0, 0] + p * OHW
+            memset(t, 0, OHW)
+            g = &dy[0, 0, 0, 0] + p * OHW
+            ix = &idx[0, 0, 0, 0] + p * HW
+            d = &dx[0, 0, 0, 0] + p * HW
+            for q in range(HW - 1, -1, -1):
+                j = ix[q]
+                if j < 0 or j >= OHW:
+                    bad += 1
+                    d[q] = 0
+                elif t[j]:
+                    d[q] = 0
+                else:
+                    t[j] = 1
+                    d[q] = g[j]
+    return bad

@@ -23,22 +23,25 @@ from .loss import (CrossEntropyCtx, LossCtx, bce_with_logits, bce_with_logits_ba
                    mse_loss_backward, nll_loss, nll_loss_backward, smooth_l1_loss,
                    smooth_l1_loss_backward)
 from .norm import (BatchNormCtx, GroupNormCtx, LayerNormCtx, batch_norm, batch_norm_backward,
-                   group_norm, group_norm_backward, layer_norm, layer_norm_backward)
+                   group_norm, group_norm_backward, layer_norm, layer_norm_backward,
+                   sync_channel_stats, sync_channel_sums)
 from .optim import adam_, sgd_
 from .pad import PadCtx, pad, pad_backward
-from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, adaptive_avg_pool2d,
-                   adaptive_avg_pool2d_backward, adaptive_max_pool2d,
+from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, MaxUnpool2dCtx,
+                   adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
                    adaptive_max_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d,
-                   max_pool2d_backward)
+                   max_pool2d_backward, max_unpool2d, max_unpool2d_backward, unpool_output_size)
 from .upsample import (PixelShuffleCtx, UpsampleCtx, pixel_shuffle, pixel_shuffle_backward,
                        pixel_unshuffle, pixel_unshuffle_backward, upsample, upsample_backward)
 from ._common import channel_sum
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "max_pool2d", "max_pool2d_backward", "max_unpool2d", "max_unpool2d_backward",
+    "unpool_output_size", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
-    "adaptive_max_pool2d_backward", "batch_norm", "batch_norm_backward",
+    "adaptive_max_pool2d_backward", "batch_norm", "batch_norm_backward", "sync_channel_stats",
+    "sync_channel_sums",
     "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward",
     "relu", "relu_backward", "activation", "activation_backward", "prelu", "prelu_backward",
     "add", "add_backward", "dropout", "dropout_backward",

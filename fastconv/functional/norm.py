@@ -1,4 +1,5 @@
-"""Normalisation: batch_norm forward and backward."""
+"""Normalisation: batch_norm (and SyncBatchNorm's reduction hooks), group_norm, layer_norm,
+forward and backward."""
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -21,23 +22,53 @@ class BatchNormCtx(NamedTuple):
     gamma: np.ndarray           # (C,) float64 (ones without affine)
     training: bool
     y: Optional[np.ndarray]     # the output when ReLU was fused (its mask), else None
+    count: int = 0              # values per channel behind the statistics (all processes')
+    sync: bool = False          # SyncBatchNorm: the backward's sums go through sync_channel_sums
+    process_group: object = None
+
+
+# ------------------------------------------------------------------ SyncBatchNorm's reductions
+# The two places where SyncBatchNorm's per-channel reductions cross processes.  In one
+# process (the form implemented now) they return their arguments, so SyncBatchNorm computes
+# bit for bit what BatchNorm2d does; the MPI issue gives them their all-reduces.
+
+def sync_channel_stats(count, mean, var, process_group=None):
+    """This process's per-channel statistics -> the whole group's: count values per
+    channel, their mean and biased variance ((C,) float64).  Returns (count, mean, var).
+
+    One process: unchanged.  Across processes (to come) the sums stay two-pass, which
+    a plain sum / sum-of-squares all-reduce is not (it cancels): all-reduce
+    [count, count * mean] for the global mean M, then
+    sum_p count_p * (var_p + (mean_p - M)**2) (= the centred sum of squares), in rank order."""
+    return count, mean, var
+
+
+def sync_channel_sums(sum_dy, sum_dy_xhat, process_group=None):
+    """The backward's per-channel sums of dy and dy * xhat ((C,) float64) -> their sums
+    over the group (an all-reduce, in rank order).  One process: unchanged."""
+    return sum_dy, sum_dy_xhat
 
 
 def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, training=True,
-               relu=False):
-    """BatchNorm over (N, H, W) per channel.  x (N, C, H, W) or (N, C); weight, bias (C,)
-    or None.  Returns ``(y, ctx)``.
+               relu=False, sync=False, process_group=None):
+    """BatchNorm over every axis but 1, per channel.  x (N, C, *) ((N, C, H, W) or
+    (N, C) ...); weight, bias (C,) or None.  Returns ``(y, ctx)``.
 
-    training: batch statistics (ctx.mean, ctx.var: the caller updates its running
-    statistics from them).  Otherwise running_mean / running_var normalise.
-    relu=True fuses max(., 0) into the normalising pass."""
+    training: batch statistics (ctx.mean, ctx.var and ctx.count: the caller updates its
+    running statistics from them).  Otherwise running_mean / running_var normalise.
+    relu=True fuses max(., 0) into the normalising pass.  sync=True (SyncBatchNorm)
+    passes the statistics and the backward's sums through sync_channel_stats /
+    sync_channel_sums over process_group."""
     dt = x.dtype
     C = x.shape[1]
     x3 = per_channel(x)
     nt = nthreads()
+    count = x3.shape[0] * x3.shape[2]
     if training:
         mean, var = empty(C), empty(C)
         _norm.channel_stats(x3, mean, var, nt)
+        if sync:
+            count, mean, var = sync_channel_stats(count, mean, var, process_group)
         invstd = 1.0 / np.sqrt(var + eps)
     else:
         mean, var = running_mean.astype(np.float64), None
@@ -47,13 +78,14 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     y = empty_like(x)
     _norm.channel_affine(x3, per_channel(y), mean.astype(dt), (gamma * invstd).astype(dt),
                          beta.astype(dt), relu, nt)
-    return y, BatchNormCtx(x, mean, var, invstd, gamma, bool(training), y if relu else None)
+    return y, BatchNormCtx(x, mean, var, invstd, gamma, bool(training), y if relu else None,
+                           count, bool(sync), process_group)
 
 
 def batch_norm_backward(ctx, gy, needs=None):
     """Gradients w.r.t. (x, weight, bias); weight and bias gradients in float64."""
     need_x, need_w, need_b = wants(needs, 3)
-    x, mean, _, invstd, gamma, training, y = ctx
+    x, mean, _, invstd, gamma, training, y, cnt, sync, group = ctx
     dt = x.dtype
     C = x.shape[1]
     nt = nthreads()
@@ -63,8 +95,9 @@ def batch_norm_backward(ctx, gy, needs=None):
     y3 = None if y is None else per_channel(y)
     sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
     _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
+    if sync and training:
+        sum_dy, sum_dy_xhat = sync_channel_sums(sum_dy, sum_dy_xhat, group)
     gx = None
-    cnt = x3.shape[0] * x3.shape[2]
     if need_x:
         if training and cnt > 0:
             b, k = sum_dy / cnt, sum_dy_xhat / cnt

@@ -7,17 +7,17 @@ from .linear import Linear
 from .loss import (BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
 from .module import Module, Parameter
-from .normalization import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
+from .normalization import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, SyncBatchNorm
 from .padding import (CircularPad2d, ConstantPad2d, ReflectionPad2d, ReplicationPad2d,
                       ZeroPad2d)
-from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d
 from .upsampling import PixelShuffle, PixelUnshuffle, Upsample
 
 __all__ = [
-    "Module", "Parameter", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d",
+    "Module", "Parameter", "Conv2d", "ConvTranspose2d", "MaxPool2d", "MaxUnpool2d", "AvgPool2d",
     "AdaptiveAvgPool2d", "BatchNorm2d", "ReLU", "Linear", "Flatten", "Dropout", "Identity",
     "Upsample", "Sequential", "Residual", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
     "MSELoss", "L1Loss", "SmoothL1Loss", "Dropout2d", "PixelShuffle", "PixelUnshuffle",
-    "AdaptiveMaxPool2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "ReLU6", "LeakyReLU", "ELU", "SiLU", "GELU", "Sigmoid", "Tanh", "Hardswish",
+    "AdaptiveMaxPool2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "SyncBatchNorm", "ReLU6", "LeakyReLU", "ELU", "SiLU", "GELU", "Sigmoid", "Tanh", "Hardswish",
     "Hardsigmoid", "Mish", "PReLU", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d",
 ]

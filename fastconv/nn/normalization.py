@@ -1,4 +1,4 @@
-"""BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm."""
+"""BatchNorm2d, SyncBatchNorm, GroupNorm, InstanceNorm2d, LayerNorm."""
 import numpy as np
 
 from .. import _shape
@@ -85,15 +85,14 @@ class BatchNorm2d(Module):
     def _forward(self, x, relu):
         x = self._input(x)
         batch_stats = self.training or not self.track_running_stats
-        n = x.shape[0] * x.shape[2] * x.shape[3]
+        n = x.size // x.shape[1]
         if batch_stats and n == 1:      # torch too: eval without running stats is batch stats
             raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when "
                              f"training, got input shape {x.shape}")
         w = self.weight.data if self.weight is not None else None
         b = self.bias.data if self.bias is not None else None
-        y, ctx = F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
-                              batch_stats, relu)
-        mean, var = ctx.mean, ctx.var
+        y, ctx = self._normalize(x, w, b, batch_stats, relu)
+        mean, var, n = ctx.mean, ctx.var, ctx.count
         if self.training and self.track_running_stats and n > 0:   # empty batch: no update
             self.num_batches_tracked = np.array(self.num_batches_tracked + 1, np.int64)
             f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
@@ -102,6 +101,10 @@ class BatchNorm2d(Module):
             self.running_mean[...] = ((1 - f) * self.running_mean + f * mean).astype(dt)
             self.running_var[...] = ((1 - f) * self.running_var + f * unbiased).astype(dt)
         return self._remember(y, ctx)
+
+    def _normalize(self, x, w, b, batch_stats, relu):
+        return F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
+                            batch_stats, relu)
 
     _leaf = True
     _grad_params = ("weight", "bias")
@@ -113,6 +116,78 @@ class BatchNorm2d(Module):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, bias={self.bias is not None}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+class SyncBatchNorm(BatchNorm2d):
+    """Batch normalisation whose statistics span every process of a group
+    (torch.nn.SyncBatchNorm's signature, defaults, parameters, buffers and state_dict
+    keys).  This is the single-process form: it computes exactly what BatchNorm2d does,
+    bit for bit, and the multi-process reduction is to come.  The per-channel
+    statistics and the backward's per-channel sums pass through
+    ``fastconv.functional.sync_channel_stats`` / ``sync_channel_sums``, the hooks where
+    the cross-process all-reduce goes.
+
+    Input (N, C, *) with at least 2 dims, like torch's ((N, C), (N, C, L), (N, C, H, W),
+    ...) -> the same shape.  Training: batch statistics, running_mean / running_var
+    updated with ``momentum`` (None: cumulative average) from the unbiased variance;
+    eval: the running statistics (batch statistics without track_running_stats).
+
+    Where fastconv differs from torch 2.13: torch synchronises only inside an
+    initialised torch.distributed job, where it also refuses CPU input in training
+    ("SyncBatchNorm expected input tensor to be on GPU"); outside one, as here, it falls
+    back to batch_norm in-process, which is what this computes on any input.
+    ``process_group`` is kept for the later multi-process form and not used yet.  A
+    subclass of BatchNorm2d here (in torch both derive from _BatchNorm), so code that
+    handles BatchNorm2d (folding, summaries) handles it too."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, process_group=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, bias=bias)
+        self.process_group = process_group
+
+    def _input(self, x):
+        name = type(self).__name__
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        x = _shape.as_input(name, x, max(x.ndim, 2), "(N, C, *)")
+        _shape.check_channels(name, x, self.num_features, "(N, {c}, *)")
+        return x
+
+    def output_shape(self, input_shape):
+        """The input shape (N, C, *)."""
+        shape = tuple(int(v) for v in input_shape)
+        return _shape.as_shape(type(self).__name__, shape, max(len(shape), 2),
+                               self.num_features, "(N, C, *)")
+
+    def forward(self, x):
+        """x (N, C, *) -> the same shape."""
+        return self._forward(x, False)
+
+    def _normalize(self, x, w, b, batch_stats, relu):
+        return F.batch_norm(x, w, b, self.eps, self.running_mean, self.running_var,
+                            batch_stats, relu, sync=True, process_group=self.process_group)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """Replace every BatchNorm2d (SyncBatchNorm included, as torch does) in the tree
+        under ``module`` by a SyncBatchNorm with the same settings that shares its
+        Parameters and running-statistic arrays (so an optimiser holding them goes on
+        training them) and its train/eval mode.  Returns module with its children
+        replaced in place, or the new layer when module itself is a BatchNorm2d."""
+        out = module
+        if isinstance(module, BatchNorm2d):
+            out = cls(module.num_features, module.eps, module.momentum, module.affine,
+                      module.track_running_stats, process_group,
+                      bias=module.bias is not None)
+            if module.affine:
+                out.weight, out.bias = module.weight, module.bias
+            out.running_mean = module.running_mean
+            out.running_var = module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+            out.train(module.training)
+        for name, child in list(module.named_children()):
+            out.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        return out
 
 
 class GroupNorm(Module):
@@ -168,37 +243,82 @@ class GroupNorm(Module):
 
 
 class InstanceNorm2d(GroupNorm):
-    """Instance normalisation (torch.nn.InstanceNorm2d with track_running_stats=False):
-    each (image, channel) plane normalised by its own statistics; ``affine`` (default
-    False, as torch) adds a per-channel scale and shift.  GroupNorm with one channel per
-    group."""
+    """Instance normalisation (torch.nn.InstanceNorm2d): each (image, channel) plane
+    normalised by its own mean and biased variance; ``affine`` (default False, as torch)
+    adds a per-channel scale and shift.  GroupNorm with one channel per group.
+    (N, C, H, W) or unbatched (C, H, W) -> the same shape.
+
+    track_running_stats=True (torch's semantics exactly): training normalises with the
+    instance statistics as above and updates the buffers running_mean / running_var
+    (C,) by running = (1 - momentum) * running + momentum * s, s the batch average of
+    the per-instance means / unbiased variances (H*W/(H*W - 1) times the biased); eval
+    normalises every plane of channel c with running_mean[c], running_var[c] (so 1x1
+    planes are fine there).  As in torch 2.13, ``momentum=None`` means a factor of 0 (the
+    running statistics stay as they are; InstanceNorm has no cumulative average) and
+    num_batches_tracked is in the state_dict but never counts; an empty batch leaves
+    the statistics unchanged (torch's become NaN)."""
 
     _unbatched_ndim = 3
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
                  track_running_stats=False):
-        if track_running_stats:
-            raise ValueError("InstanceNorm2d: track_running_stats=True (running statistics "
-                             "for eval) is not supported; use the default False, or "
-                             "BatchNorm2d for running statistics")
         super().__init__(num_features, num_features, eps, affine)
+        name = type(self).__name__
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
         self.num_features, self.momentum = self.num_channels, momentum
-        self.track_running_stats = False
+        self.track_running_stats = bool(track_running_stats)
+        c = self.num_features
+        tracked = self.track_running_stats
+        self.register_buffer("running_mean", np.zeros(c, np.float32) if tracked else None)
+        self.register_buffer("running_var", np.ones(c, np.float32) if tracked else None)
+        self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracked else None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked = np.array(0, np.int64)
 
     def forward(self, x):
         """x (N, C, H, W) -> the same shape."""
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
         name = type(self).__name__
-        _shape.as_input(name, x, 4)
-        if x.shape[2] * x.shape[3] == 1:            # torch refuses it too
+        x = _shape.as_input(name, x, 4)
+        _shape.check_channels(name, x, self.num_channels)
+        w = self.weight.data if self.weight is not None else None
+        b = self.bias.data if self.bias is not None else None
+        if not (self.training or not self.track_running_stats):
+            # eval with running statistics: a per-channel affine map, BatchNorm2d's eval
+            return self._remember(*F.batch_norm(x, w, b, self.eps, self.running_mean,
+                                                self.running_var, training=False))
+        hw = x.shape[2] * x.shape[3]
+        if hw == 1:                                 # torch refuses it too
             raise ValueError(f"{name}: expected more than 1 spatial element per plane, got "
                              f"input shape {x.shape}")
-        return super().forward(x)
+        y, ctx = F.group_norm(x, self.num_groups, w, b, self.eps)
+        if self.training and self.track_running_stats and x.shape[0] > 0 and \
+                self.momentum is not None:
+            # torch: batch_norm over the (1, N*C, H*W) view with the running statistics
+            # repeated N times, then their average over N, i.e. the statistics' average
+            f = float(self.momentum)
+            var = np.maximum(1.0 / (ctx.invstd * ctx.invstd) - self.eps, 0) * (hw / (hw - 1))
+            dt = self.running_mean.dtype
+            self.running_mean[...] = ((1 - f) * self.running_mean + f * ctx.mean.mean(axis=0)
+                                      ).astype(dt)
+            self.running_var[...] = ((1 - f) * self.running_var + f * var.mean(axis=0)
+                                     ).astype(dt)
+        return self._remember(y, ctx)
+
+    def _backward(self, ctx, gy, needs):
+        if isinstance(ctx, F.BatchNormCtx):
+            return F.batch_norm_backward(ctx, gy, needs)
+        return F.group_norm_backward(ctx, gy, needs)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, " \
-               f"affine={self.affine}, track_running_stats=False"
+               f"affine={self.affine}, track_running_stats={self.track_running_stats}"
 
 
 class LayerNorm(Module):

@@ -1,7 +1,10 @@
-"""MaxPool2d, AvgPool2d, AdaptiveAvgPool2d."""
+"""MaxPool2d, MaxUnpool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d."""
+import numpy as np
+
 from .. import _shape
 from .. import functional as F
 from .._grad import is_grad_enabled
+from ..autograd import Tensor
 from .module import Module
 
 
@@ -21,20 +24,30 @@ class MaxPool2d(Module):
 
     (N, C, H, W) -> (N, C, H_out, W_out), H_out = floor or ceil of
     (H + 2*padding - dilation*(kernel_size - 1) - 1) / stride, plus 1; with ceil_mode
-    the last window must start inside the input or left padding.  Padding is -inf."""
+    the last window must start inside the input or left padding.  Padding is -inf.
+    Unbatched (C, H, W) works too.
+
+    return_indices=True: the call returns ``(y, indices)``, indices int64 of y's shape,
+    each window's argmax as the flat offset h*W + w into its (n, c) input plane (torch's;
+    -1 for a window wholly in padding, where torch's points past the plane): what
+    MaxUnpool2d takes.  On a fastconv.Tensor, y is a Tensor and indices a plain ndarray
+    (not differentiable)."""
 
     _leaf = True
     _unbatched_ndim = 3
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = \
             kernel_size, (kernel_size if stride is None else stride), padding, dilation
+        self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
         self._args = _pool_args(type(self).__name__, kernel_size, stride, padding, dilation)
 
     def output_shape(self, input_shape):
-        """(N, C, H_out, W_out) for an input of shape (N, C, H, W)."""
+        """(N, C, H_out, W_out) for an input of shape (N, C, H, W) (with return_indices,
+        the indices have it too)."""
         name = type(self).__name__
         n, c, h, w = _shape.as_shape(name, input_shape, 4)
         k, s, p, d = self._args
@@ -43,11 +56,38 @@ class MaxPool2d(Module):
                               for i, (dim, size) in enumerate((("height", h), ("width", w))))
 
     def forward(self, x):
+        """x (N, C, H, W) -> y (N, C, H_out, W_out), or (y, indices) with return_indices."""
         name = type(self).__name__
         x = _shape.as_input(name, x, 4)
         k, s, p, d = self._args
-        y, ctx = F.max_pool2d(x, k, s, p, d, self.ceil_mode, is_grad_enabled(), name)
-        return self._remember(y, ctx)
+        out, ctx = F.max_pool2d(x, k, s, p, d, self.ceil_mode, is_grad_enabled(), name,
+                                self.return_indices)
+        if self.return_indices:
+            return self._remember(out[0], ctx), out[1]
+        return self._remember(out, ctx)
+
+    def _record(self, fn, x, *args, **kwargs):
+        """On the tape only y is recorded; the indices stay a plain int64 array."""
+        if not self.return_indices:
+            return super()._record(fn, x, *args, **kwargs)
+        kept = []
+
+        def y_only(xd):
+            y, indices = fn(xd)
+            kept.append(indices)
+            return y
+        return super()._record(y_only, x), kept[0]
+
+    def _call_unbatched(self, x, *args, **kwargs):
+        if not self.return_indices:
+            return super()._call_unbatched(x, *args, **kwargs)
+        if isinstance(x, Tensor):
+            from ..ops import reshape
+            y, indices = self(reshape(x, (1,) + tuple(x.shape)))
+            return reshape(y, tuple(y.shape[1:])), indices[0]
+        y, indices = self(np.asarray(x)[None])
+        self.__dict__["_unbatched"] = True      # backward takes and gives unbatched arrays
+        return y[0], indices[0]
 
     def _backward(self, ctx, gy, needs):
         return F.max_pool2d_backward(ctx, gy, needs)
@@ -55,6 +95,61 @@ class MaxPool2d(Module):
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxUnpool2d(Module):
+    """The partial inverse of MaxPool2d, torch.nn.MaxUnpool2d's signature and rules:
+    ``forward(x, indices, output_size=None)`` with x (N, C, H, W) (or unbatched
+    (C, H, W)) and int64 indices of its shape (MaxPool2d(return_indices=True)'s) ->
+    y (N, C, OH, OW), zero but for y[n, c].flat[indices[n, c, i, j]] = x[n, c, i, j].
+
+    OH = (H - 1)*stride - 2*padding + kernel_size (likewise OW), unless output_size
+    ((OH, OW), or a shape (N, C, OH, OW)) picks another size strictly within stride of
+    it (what MaxPool2d's rounding lost).  Where indices repeat (overlapping pooling
+    windows) the last in each plane's row-major order wins, whatever the thread count,
+    and only that input gets a gradient (the exact derivative: torch's backward gives
+    every input the gradient at its index).  Indices of the wrong dtype, shape or
+    outside the output plane raise TypeError / ValueError naming the layer.  torch's
+    MaxUnpool2d takes two inputs, so a Sequential cannot hold it (nor here)."""
+
+    _leaf = True
+    _unbatched_ndim = 3
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        name = type(self).__name__
+        k = _shape.pair(kernel_size, "kernel_size", name, 1)
+        self.kernel_size = k
+        self.stride = k if stride is None else _shape.pair(stride, "stride", name, 1)
+        self.padding = _shape.pair(padding, "padding", name, 0)
+
+    def output_shape(self, input_shape, output_size=None):
+        """(N, C, OH, OW) for an input (and indices) of shape (N, C, H, W)."""
+        name = type(self).__name__
+        n, c, h, w = _shape.as_shape(name, input_shape, 4)
+        return (n, c) + F.unpool_output_size(name, (h, w), self.kernel_size, self.stride,
+                                             self.padding, output_size)
+
+    def forward(self, x, indices, output_size=None):
+        """x, indices (N, C, H, W) -> (N, C, OH, OW)."""
+        name = type(self).__name__
+        x = _shape.as_input(name, x, 4)
+        y, ctx = F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding,
+                                output_size, name)
+        return self._remember(y, ctx)
+
+    def _call_unbatched(self, x, indices, output_size=None):
+        indices = np.asarray(getattr(indices, "data", indices))
+        if indices.ndim != 3:
+            raise ValueError(f"{type(self).__name__}: expected indices of the input's shape "
+                             f"{tuple(x.shape)}, got shape {indices.shape}")
+        return super()._call_unbatched(x, indices[None], output_size)
+
+    def _backward(self, ctx, gy, needs):
+        return F.max_unpool2d_backward(ctx, gy, needs)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AvgPool2d(Module):

@@ -86,7 +86,7 @@ def test_pools_match_reference(i):
     if want.size == 0:
         return
     for dt in (np.float64, np.float32):
-        m = fc.nn.MaxPool2d(k, s, p, d, ceil)
+        m = fc.nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)
         y = m(x.astype(dt))
         gy = rng.standard_normal(y.shape)
         assert_close(y, want, 1e-6)

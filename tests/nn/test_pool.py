@@ -42,7 +42,7 @@ while len(AVGCFG) < 40:
 def test_maxpool_matches_torch(cfg, rng):
     torch = torch_or_skip()
     k, s, p, d, ceil, shape = cfg
-    m = fc.nn.MaxPool2d(k, s, p, d, ceil)
+    m = fc.nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)
     t = torch.nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)
     check_vs_torch(m, t, rng.standard_normal(shape).astype(np.float32), rtol=1e-6)
 
@@ -75,7 +75,7 @@ def test_maxpool_nan_propagates_like_torch():
 @pytest.mark.parametrize("i", range(6))
 def test_pool_finite_differences(i, rng):
     k, s, p, d, ceil, shape = MAXCFG[i]
-    directional_check(fc.nn.MaxPool2d(k, s, p, d, ceil), rng.standard_normal(shape))
+    directional_check(fc.nn.MaxPool2d(k, s, p, d, ceil_mode=ceil), rng.standard_normal(shape))
     k, s, p, _, ceil, shape, cip, div = AVGCFG[i]
     directional_check(fc.nn.AvgPool2d(k, s, p, ceil, cip, div), rng.standard_normal(shape))
     directional_check(fc.nn.AdaptiveAvgPool2d(3), rng.standard_normal(shape))
@@ -141,7 +141,7 @@ def test_maxpool_window_wholly_in_padding(shape, k, s, p, d, ceil, rng):
         assert np.isneginf(ref_y).any()             # the case has an empty window
         np.testing.assert_array_equal(y, ref_y.astype(dt))
         np.testing.assert_array_equal(idx, ref_arg)  # -1 there, never past the plane
-        m = fc.nn.MaxPool2d(k, s, p, d, ceil)
+        m = fc.nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)
         gy = rng.standard_normal(ref_y.shape).astype(dt)
         m(x.astype(dt))
         gx = m.backward(gy)

@@ -3,8 +3,52 @@
 Each primitive evaluates a signed distance (in pixels) only inside its bounding box,
 turns it into coverage with a one-pixel ramp, and blends a colour in.  Shapes are
 what the synthetic scenes are made of: ellipses (heads, leaves, bodies), capsules
-(limbs, poles, chair legs) and rotated rounded boxes (torsos, doors, furniture)."""
+(limbs, poles, chair legs) and rotated rounded boxes (torsos, doors, furniture).
+
+``with tracking(shares):`` also records, for the figures a ``Shares`` follows, which
+part of every pixel each of them painted (the synthetic scenes' masks); the canvas
+gets the same bits with or without it."""
+import contextlib
+import threading
+
 import numpy as np
+
+_local = threading.local()          # the Shares being recorded in this thread, if any
+
+
+class Shares:
+    """Who painted each pixel: ``share[k]`` (float32 (H, W), in [0, 1]) is the part of
+    every pixel's colour that figure k's paint makes up.  Blending with coverage c
+    mixes a pixel as ``(1 - c) * old + c * colour``, so every share is scaled by
+    (1 - c) and the painting figure's (``owner``; None for anything else) gains c.
+    Shading (a shadow darkening a figure) leaves the shares alone.  ``drawn[k]`` keeps
+    figure k's share as it was when ``keep(k)`` was called (before anything hid it)."""
+
+    def __init__(self, k, h, w):
+        self.share = np.zeros((k, h, w), np.float32)
+        self.drawn = np.zeros((k, h, w), np.float32)
+        self.owner = None
+
+    def keep(self, k):
+        self.drawn[k] = self.share[k]
+
+    def paint(self, win, cov):
+        ya, yb, xa, xb = win
+        s = self.share[:, ya:yb, xa:xb]
+        s *= 1 - cov
+        if self.owner is not None:
+            s[self.owner] += cov
+
+
+@contextlib.contextmanager
+def tracking(shares):
+    """Record every blend in this thread into ``shares`` (a Shares, or None: no-op)."""
+    prev = getattr(_local, "shares", None)
+    _local.shares = shares
+    try:
+        yield shares
+    finally:
+        _local.shares = prev
 
 
 def _window(canvas, y0, y1, x0, x1):
@@ -30,6 +74,9 @@ def _blend(canvas, win, sd, color, alpha):
     ya, yb, xa, xb = win
     region = canvas[ya:yb, xa:xb]
     region += cov[..., None] * (np.asarray(color, np.float32) - region)
+    shares = getattr(_local, "shares", None)
+    if shares is not None:
+        shares.paint(win, cov)
 
 
 def ellipse(canvas, cy, cx, ry, rx, color, angle=0.0, alpha=1.0):

@@ -33,6 +33,13 @@ class Subset:
     def images(self, indices):
         return self.dataset.images(self.indices[np.asarray(indices, np.int64)])
 
+    def masks(self, indices):
+        """The data set's masks (where it has them), by this subset's indices."""
+        return self.dataset.masks(self.indices[np.asarray(indices, np.int64)])
+
+    def scene(self, i):
+        return self.dataset.scene(self.indices[i])
+
 
 def train_val_split(dataset, val_fraction, seed=0):
     """Stratified split into (train, val) Subsets: each class keeps its share, the

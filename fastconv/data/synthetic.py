@@ -11,6 +11,8 @@ person" scenes hold the hard negatives a real camera meets: coats on hooks (with
 hats), chairs, plants, pets, lamp posts, doors, bags and shadows.  Sizes, colours
 and positions are shared between the classes, so no pixel statistic gives the
 answer away: a linear model on pixels does poorly, a small CNN does well."""
+from typing import NamedTuple
+
 import numpy as np
 
 from . import _draw as D
@@ -339,8 +341,33 @@ def _occluder(rng, img, base, fx, h, W):
     D.box(img, base + 0.05 * h - cover / 2, cx, cover / 2 + 0.05 * h, w / 2, c, round_=0.03 * h)
 
 
-def render_scene(rng, size, person):
-    """One scene as float32 (H, W, 3) in [0, 1].  size: int or (H, W); person: bool."""
+class Scene(NamedTuple):
+    """A scene and what it shows.  K is the number of persons that stay visible, far
+    to near (the order they were drawn); a "no person" scene has K = 0."""
+
+    image: np.ndarray      # (H, W, 3): render_scene's float in [0, 1], or a data set's uint8
+    label: int             # 1 for "person" scenes (K may be 0 if every figure is hidden)
+    mask: np.ndarray       # bool (H, W): the person pixels of the final image
+    instances: np.ndarray  # uint8 (H, W): 0 background, k for the pixels of person k (1..K)
+    boxes: np.ndarray      # int32 (K, 4): y0, x0, y1, x1 of person k's pixels (y1, x1 exclusive)
+    heights: np.ndarray    # float32 (K,): the figure's full height / H (head to feet, also
+    #                        where the border or something in front cuts it; up to 1.05)
+    cropped: np.ndarray    # bool (K,): the figure reaches the frame's edge (cut by the border)
+    occluded: np.ndarray   # bool (K,): more than 5 % of it is hidden by what is in front
+    visible: np.ndarray    # float32 (K,): the part of its pixels still visible, in (0, 1]
+
+
+def render_scene(rng, size, person, truth=False):
+    """One scene as float (H, W, 3) in [0, 1] (float32, or float64 when the camera
+    neither blurs nor compresses).  size: int or (H, W); person: bool.
+
+    ``truth=True`` returns a ``Scene`` instead: the same image, bit for bit, and the
+    same draws from ``rng``, with each person's mask and box.  The mask is where the
+    persons' paint makes up at least half of a pixel's colour in the final image:
+    after nearer figures, objects and occluders painted over them, and blurred with
+    the image when the camera blurs (a linear mix, so the share stays exact; light,
+    noise and JPEG blocks move nothing).  Shadows falling on a person keep it a person;
+    what a figure carries (a bag) is part of it."""
     H, W = (size, size) if np.isscalar(size) else size
     kind = rng.integers(3)
     img, horizon = (_room, _corridor, _outdoor)[kind](rng, H, W)
@@ -371,15 +398,56 @@ def render_scene(rng, size, person):
         else:
             items.append((*place(False), fn))
     items.sort(key=lambda t: (t[0], t[1]))
-    for base, fx, h, fn in items:
-        fn(rng, img, base, fx, h)
-        if fn is _person and rng.random() < 0.05:
-            _occluder(rng, img, base, fx, h, W)
-    return _camera(rng, img)
+    shares = D.Shares(n_people, H, W) if truth else None
+    heights = []
+    with D.tracking(shares):
+        for base, fx, h, fn in items:
+            if shares is not None:
+                shares.owner = len(heights) if fn is _person else None
+            fn(rng, img, base, fx, h)
+            if fn is _person:
+                if shares is not None:
+                    shares.keep(len(heights))     # "visible" compares with this
+                    shares.owner = None           # the occluder hides, it is not the person
+                    heights.append(h / H)
+                if rng.random() < 0.05:
+                    _occluder(rng, img, base, fx, h, W)
+    if not truth:
+        return _camera(rng, img)[0]
+    # the blur mixes the shares like the colours: blur both at once
+    img, share = _camera(rng, img, np.concatenate([shares.share, shares.drawn]))
+    return _truth(img, int(bool(person)), share[:n_people], share[n_people:], heights)
 
 
-def _camera(rng, img):
-    """Uneven light, colour cast, night mode, blur, sensor noise and JPEG blocks."""
+def _truth(img, label, share, alone, heights):
+    """The Scene from the persons' final shares and their shares as drawn (each
+    (n, H, W)): masks at a share >= 0.5, boxes of the visible pixels; persons with no
+    pixel left are dropped."""
+    H, W = img.shape[:2]
+    mask = share.sum(axis=0) >= 0.5 if len(share) else np.zeros((H, W), bool)
+    owner = share.argmax(axis=0) if len(share) else np.zeros((H, W), np.int64)
+    instances = np.zeros((H, W), np.uint8)
+    boxes, kept, cropped, visible = [], [], [], []
+    for k in range(len(share)):
+        ys, xs = np.nonzero(mask & (owner == k))
+        if len(ys) == 0:
+            continue
+        instances[ys, xs] = len(boxes) + 1
+        boxes.append((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+        kept.append(heights[k])
+        drawn = alone[k] >= 0.5
+        cropped.append(bool(drawn[0].any() or drawn[-1].any() or drawn[:, 0].any()
+                            or drawn[:, -1].any()))
+        visible.append(min(len(ys) / max(int(drawn.sum()), 1), 1.0))
+    visible = np.array(visible, np.float32)
+    return Scene(img, label, mask, instances, np.array(boxes, np.int32).reshape(-1, 4),
+                 np.array(kept, np.float32), np.array(cropped, bool), visible < 0.95, visible)
+
+
+def _camera(rng, img, share=None):
+    """Uneven light, colour cast, night mode, blur, sensor noise and JPEG blocks.
+    ``share`` ((k, H, W) or None): per-pixel shares that the blur mixes like the image.
+    Returns (image, share)."""
     H, W = img.shape[:2]
     yy = np.linspace(-1, 1, H, dtype=np.float32)[:, None]
     xx = np.linspace(-1, 1, W, dtype=np.float32)[None, :]
@@ -391,12 +459,15 @@ def _camera(rng, img):
     if rng.random() < 0.05:                                   # infrared night mode
         img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2) * rng.uniform(0.6, 1.1)
     if rng.random() < 0.4:
-        img = D.gaussian_blur(img, rng.uniform(0.3, 0.8) * H / 64)
+        sigma = rng.uniform(0.3, 0.8) * H / 64
+        img = D.gaussian_blur(img, sigma)
+        if share is not None and len(share):
+            share = D.gaussian_blur(share.transpose(1, 2, 0), sigma).transpose(2, 0, 1)
     img = img + rng.normal(0, rng.uniform(0.004, 0.025), img.shape).astype(np.float32)
     img = np.clip(img, 0, 1)
     if rng.random() < 0.5:
         img = D.jpeg_artefacts(img, rng.uniform(35, 90))
-    return np.clip(img, 0, 1)
+    return np.clip(img, 0, 1), share
 
 
 class SyntheticCameraDataset(CachedImages):
@@ -408,11 +479,18 @@ class SyntheticCameraDataset(CachedImages):
     exactly: each aligned pair (2j, 2j+1) holds one scene of each, in seeded order.
     Scene i depends only on (seed, i): not on n, order or threads, so any aligned
     slice of indices is a balanced data set of its own.  Rendered images are kept (``cache``) when
-    they fit in ``max_cache_bytes``, so later epochs cost nothing."""
+    they fit in ``max_cache_bytes``, so later epochs cost nothing.
+
+    Masks and boxes: ``ds.scene(i)`` -> ``Scene`` (uint8 image, label, person mask
+    (H, W), instances, boxes...; see render_scene), ``ds.masks(idx)`` -> bool
+    (len(idx), H, W).  They work on any data set, and the images stay the same bits;
+    ``with_masks=True`` records them whenever an image is rendered and caches them
+    beside it (2 bytes a pixel more), so masks and images together cost one render."""
 
     classes = CLASSES
 
-    def __init__(self, n=8000, image_size=64, seed=0, cache=True, max_cache_bytes=1 << 30):
+    def __init__(self, n=8000, image_size=64, seed=0, cache=True, max_cache_bytes=1 << 30,
+                 with_masks=False):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"SyntheticCameraDataset: n must be a positive int, got {n!r}")
         hw = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
@@ -423,26 +501,65 @@ class SyntheticCameraDataset(CachedImages):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"SyntheticCameraDataset: seed must be an int >= 0, got {seed!r}")
         self.n, self.image_size, self.seed = int(n), (int(hw[0]), int(hw[1])), int(seed)
+        self.with_masks = bool(with_masks)
         # pairs (2j, 2j+1) hold one scene of each class in random order: balanced
         # exactly, and label i does not depend on n (a prefix of the same stream)
         first = np.random.default_rng([self.seed, 0x1abe1]).random((self.n + 1) // 2) < 0.5
         self.labels = np.stack([first, ~first], axis=1).reshape(-1)[:self.n].astype(np.int64)
-        self._init_cache(cache, max_cache_bytes)
+        self._init_cache(cache, max_cache_bytes, 2 * hw[0] * hw[1] if self.with_masks else 0)
+        # each scene's truth without its image (that is in the image cache)
+        self._truth = [None] * self.n if self.with_masks and self._cache is not None else None
 
     def __len__(self):
         return self.n
+
+    def _rng(self, i):
+        return np.random.default_rng([self.seed, i, 0x5ce7e])
 
     def render(self, i):
         """Scene i as float32 (H, W, 3) in [0, 1] (not cached)."""
         if not -self.n <= i < self.n:
             raise IndexError(f"SyntheticCameraDataset: index {i} out of range for {self.n} images")
         i = int(i) % self.n
-        rng = np.random.default_rng([self.seed, i, 0x5ce7e])
-        return render_scene(rng, self.image_size, bool(self.labels[i]))
+        return render_scene(self._rng(i), self.image_size, bool(self.labels[i]))
+
+    def _render_truth(self, i):
+        """Scene i with a uint8 image, rendered now; kept when with_masks caches."""
+        s = render_scene(self._rng(i), self.image_size, bool(self.labels[i]), truth=True)
+        s = s._replace(image=(s.image * 255 + 0.5).astype(np.uint8))
+        if self._truth is not None:
+            self._truth[i] = s._replace(image=None)
+        return s
 
     def _load(self, i):
+        if self.with_masks:
+            return self._render_truth(i).image
         return (self.render(i) * 255 + 0.5).astype(np.uint8)
+
+    def scene(self, i):
+        """Scene i with its truth: a ``Scene`` (uint8 image (H, W, 3), label, bool mask
+        (H, W), uint8 instances (H, W), int32 boxes (K, 4) y0, x0, y1, x1, heights,
+        cropped, occluded, visible (K,)); the image equals ``ds.image(i)``."""
+        i = self._index(i)
+        if self._truth is not None and self._truth[i] is not None:
+            return self._truth[i]._replace(image=self.image(i))
+        s = self._render_truth(i)
+        if self._cache is not None:                 # the image costs nothing more
+            self._cache[i], self._done[i] = s.image, True
+        return s
+
+    def mask(self, i):
+        """The person mask of scene i: bool (H, W)."""
+        return self.scene(i).mask
+
+    def masks(self, indices):
+        """Person masks: bool (len(indices), H, W)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        out = np.empty((len(idx), *self.image_size), bool)
+        for k, i in enumerate(idx):
+            out[k] = self.scene(i).mask
+        return out
 
     def __repr__(self):
         return (f"SyntheticCameraDataset(n={self.n}, image_size={self.image_size}, "
-                f"seed={self.seed})")
+                f"seed={self.seed}{', with_masks=True' if self.with_masks else ''})")

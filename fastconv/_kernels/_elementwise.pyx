@@ -149,20 +149,63 @@ cdef inline double _dact(double v, double y, int op, double a) noexcept nogil:
 
 def activation(const floating[::1] x, floating[::1] y, int op, double alpha, int n_threads):
     """y = act(x) element-wise (op: the code above; alpha: LeakyReLU's slope, ELU's
-    alpha).  x, y (n,) flat; y may alias x (in-place)."""
+    alpha).  x, y (n,) flat; y may alias x (in-place).
+
+    The piecewise-linear ones (ReLU6, LeakyReLU, Hardswish, Hardsigmoid: the hot
+    activations of MobileNets) run a loop of their own in the input's precision, which
+    the compiler vectorises; a clamp is exact, and torch computes them in float too.
+    The rest go through _act in float64."""
     cdef Py_ssize_t n = x.shape[0], i
+    cdef floating v, t, lo = 0, six = 6, three = 3, a = <floating>alpha
+    cdef int nt = nthreads_for(n, n_threads)
     with nogil:
-        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
-            y[i] = <floating>_act(x[i], op, alpha)
+        if op == 0:
+            for i in prange(n, schedule='static', num_threads=nt):
+                v = x[i]
+                y[i] = lo if v <= 0 else (six if v >= 6 else v)
+        elif op == 1:
+            for i in prange(n, schedule='static', num_threads=nt):
+                v = x[i]
+                y[i] = a * v if v <= 0 else v
+        elif op == 8:
+            for i in prange(n, schedule='static', num_threads=nt):
+                v = x[i]
+                t = v + three
+                t = lo if t <= 0 else (six if t >= 6 else t)
+                y[i] = v * t / six
+        elif op == 9:
+            for i in prange(n, schedule='static', num_threads=nt):
+                v = x[i] + three
+                v = lo if v <= 0 else (six if v >= 6 else v)
+                y[i] = v / six
+        else:
+            for i in prange(n, schedule='static', num_threads=nt):
+                y[i] = <floating>_act(x[i], op, alpha)
 
 
 def activation_backward(const floating[::1] x, const floating[::1] y, const floating[::1] dy,
                         floating[::1] dx, int op, double alpha, int n_threads):
     """dx = dy * act'(x); x is the forward's input, y its output.  All (n,) flat."""
     cdef Py_ssize_t n = x.shape[0], i
+    cdef floating v, g, zero = 0, sixth = <floating>(1.0 / 6), a = <floating>alpha
+    cdef int nt = nthreads_for(n, n_threads)
     with nogil:
-        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
-            dx[i] = <floating>(dy[i] * _dact(x[i], y[i], op, alpha))
+        if op == 0:             # from y: 0 < y < 6 exactly where 0 < x < 6 (x may be gone)
+            for i in prange(n, schedule='static', num_threads=nt):
+                # both loads unconditional and & (not `and`): a select, so it vectorises
+                v, g = y[i], dy[i]
+                dx[i] = g if ((v > 0) & (v < 6)) else zero
+        elif op == 1:
+            for i in prange(n, schedule='static', num_threads=nt):
+                g = dy[i]
+                dx[i] = g if x[i] > 0 else a * g
+        elif op == 9:           # from y: 0 < y < 1 exactly where -3 < x < 3
+            for i in prange(n, schedule='static', num_threads=nt):
+                v, g = y[i], dy[i]
+                dx[i] = g * sixth if ((v > 0) & (v < 1)) else zero
+        else:
+            for i in prange(n, schedule='static', num_threads=nt):
+                dx[i] = <floating>(dy[i] * _dact(x[i], y[i], op, alpha))
 
 
 def prelu(const floating[:, :, ::1] x, const floating[::1] w, floating[:, :, ::1] y,

@@ -92,6 +92,9 @@ ACTIVATIONS = {"relu6": 0, "leaky_relu": 1, "elu": 2, "silu": 3, "gelu": 4, "gel
                "sigmoid": 6, "tanh": 7, "hardswish": 8, "hardsigmoid": 9, "mish": 10}
 
 
+_FROM_OUTPUT = (0, 9)           # ops whose derivative the kernel reads off the output
+
+
 class ActivationCtx(NamedTuple):
     x: np.ndarray               # the input (flat)
     y: np.ndarray               # the output (flat)
@@ -106,7 +109,8 @@ def activation(x, name, alpha=0.0, out=None):
     ``(y, ctx)``."""
     op = ACTIVATIONS[name]
     y = empty_like(x) if out is None else out
-    saved = x.copy() if out is x else x
+    # ReLU6's and Hardsigmoid's backward reads only y: keep no x (in place: no copy)
+    saved = y if op in _FROM_OUTPUT else (x.copy() if out is x else x)
     _elementwise.activation(flat(x), flat(y), op, float(alpha), nthreads())
     return y, ActivationCtx(flat(saved), flat(y), op, float(alpha))
 

@@ -23,7 +23,8 @@ class Profile:
     """Seconds and call counts by (name, "forward" | "backward"); ``wall`` is the
     time the ``with`` block took."""
 
-    def __init__(self):
+    def __init__(self, detail=False):
+        self.detail = detail
         self.seconds = defaultdict(float)
         self.calls = defaultdict(int)
         self.wall = 0.0
@@ -42,22 +43,25 @@ class Profile:
     def table(self):
         """A text table: per layer type / op, forward and backward milliseconds, calls,
         share of the wall time."""
-        lines = [f"{'layer / op':24s} {'calls':>6s} {'fwd ms':>9s} {'bwd ms':>9s} {'share':>6s}"]
+        w = max([24] + [len(n) for n, _ in self.seconds])
+        lines = [f"{'layer / op':{w}s} {'calls':>6s} {'fwd ms':>9s} {'bwd ms':>9s} {'share':>6s}"]
         total = 0.0
         for name, (f, b, n) in self.by_name().items():
             total += f + b
             share = (f + b) / self.wall if self.wall else 0.0
-            lines.append(f"{name:24s} {n:6d} {f * 1e3:9.2f} {b * 1e3:9.2f} {share:6.1%}")
-        lines.append(f"{'(between calls)':24s} {'':6s} {'':9s} {'':9s} "
+            lines.append(f"{name:{w}s} {n:6d} {f * 1e3:9.2f} {b * 1e3:9.2f} {share:6.1%}")
+        lines.append(f"{'(between calls)':{w}s} {'':6s} {'':9s} {'':9s} "
                      f"{max(self.wall - total, 0.0) / self.wall if self.wall else 0.0:6.1%}")
         lines.append(f"wall {self.wall * 1e3:.2f} ms")
         return "\n".join(lines)
 
 
 @contextlib.contextmanager
-def profile():
-    """Time every taped layer call and op inside the block; yields a Profile."""
-    prof = Profile()
+def profile(detail=False):
+    """Time every taped layer call and op inside the block; yields a Profile.  By layer
+    type, or with ``detail`` by layer configuration and input size (e.g.
+    ``Conv2d(64, 128, kernel_size=(3, 3), stride=(2, 2), ...) @64x28x28``)."""
+    prof = Profile(detail)
     prev, autograd._profiler = autograd._profiler, prof
     t = time.perf_counter()
     try:

@@ -273,18 +273,21 @@ class Module:
         """fn(x.data, *args) (fn: a forward that ends in _remember), recorded on the
         tape as one node whose backward is this layer's _backward over (x, *params):
         the context lives on the node, not on the module."""
-        if autograd._profiler is not None:
+        name = type(self).__name__
+        prof = autograd._profiler
+        if prof is not None:
+            if prof.detail:         # one row per configuration and input size
+                name = f"{name}({self.extra_repr()}) @{'x'.join(map(str, x.shape[1:]))}"
             t = time.perf_counter()
             y = fn(x.data, *args, **kwargs)
-            autograd._profiler.add(type(self).__name__, "forward", time.perf_counter() - t)
+            prof.add(name, "forward", time.perf_counter() - t)
         else:
             y = fn(x.data, *args, **kwargs)
         ctx = self.__dict__["_ctx"]
         self.__dict__["_ctx"] = _TAPED
         params = [self._parameters.get(n) for n in self._grad_params]
         # (under no_grad record makes a plain Tensor and keeps no context)
-        return record(self._backward, ctx, (x, *params), y, type(self).__name__, self,
-                      ((x, *args), kwargs))
+        return record(self._backward, ctx, (x, *params), y, name, self, ((x, *args), kwargs))
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")

@@ -44,8 +44,9 @@ def sync_channel_stats(count, mean, var, process_group=None):
 
 
 def sync_channel_sums(sum_dy, sum_dy_xhat, process_group=None):
-    """The backward's per-channel sums of dy and dy * xhat ((C,) float64) -> their sums
-    over the group (an all-reduce, in rank order).  One process: unchanged."""
+    """The backward's per-channel sums of dy and dy * xhat ((C,) float64, the caller's
+    copies) -> their sums over the group (an all-reduce, in rank order), for the input
+    gradient.  One process: unchanged."""
     return sum_dy, sum_dy_xhat
 
 
@@ -95,12 +96,14 @@ def batch_norm_backward(ctx, gy, needs=None):
     y3 = None if y is None else per_channel(y)
     sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
     _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
-    if sync and training:
-        sum_dy, sum_dy_xhat = sync_channel_sums(sum_dy, sum_dy_xhat, group)
     gx = None
     if need_x:
         if training and cnt > 0:
-            b, k = sum_dy / cnt, sum_dy_xhat / cnt
+            # SyncBatchNorm: the input gradient needs the group's sums; the parameter
+            # gradients stay this process's (as torch's: data parallelism reduces them)
+            s_dy, s_dy_xhat = sync_channel_sums(sum_dy.copy(), sum_dy_xhat.copy(), group) \
+                if sync else (sum_dy, sum_dy_xhat)
+            b, k = s_dy / cnt, s_dy_xhat / cnt
         else:
             b = k = np.zeros(C)
         gx = empty_like(x)

@@ -155,9 +155,13 @@ class SyncBatchNorm(BatchNorm2d):
 
     def output_shape(self, input_shape):
         """The input shape (N, C, *)."""
+        name = type(self).__name__
         shape = tuple(int(v) for v in input_shape)
-        return _shape.as_shape(type(self).__name__, shape, max(len(shape), 2),
-                               self.num_features, "(N, C, *)")
+        shape = _shape.as_shape(name, shape, max(len(shape), 2), None, "(N, C, *)")
+        # forward's channel message (a view of no memory stands in for the input)
+        _shape.check_channels(name, np.broadcast_to(np.uint8(0), shape), self.num_features,
+                              "(N, {c}, *)")
+        return shape
 
     def forward(self, x):
         """x (N, C, *) -> the same shape."""

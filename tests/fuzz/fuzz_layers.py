@@ -64,8 +64,12 @@ def conv_case(draw, transpose=False):
 
 @st.composite
 def pool_case(draw):
-    kind = draw(st.sampled_from(["max", "max", "avg", "adaptive"]))
+    kind = draw(st.sampled_from(["max", "max", "avg", "adaptive", "unpool"]))
     c = draw(st.integers(1, 4))
+    if kind == "unpool":            # any kernel, stride, padding: torch checks none of them
+        return "MaxUnpool2d", (draw(kern),), dict(stride=draw(st.one_of(st.none(), strides)),
+                                                  padding=draw(st.one_of(
+                                                      small, st.tuples(small, small)))), c
     if kind == "adaptive":
         name = draw(st.sampled_from(["AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]))
         return name, (draw(st.one_of(st.integers(1, 5),
@@ -81,6 +85,7 @@ def pool_case(draw):
               ceil_mode=draw(st.booleans()))
     if kind == "max":
         kw["dilation"] = draw(dilations)
+        kw["return_indices"] = draw(st.booleans())
         return "MaxPool2d", (), kw, c
     kw["count_include_pad"] = draw(st.booleans())
     if draw(st.integers(0, 4)) == 0:
@@ -108,7 +113,9 @@ def other_case(draw):
         return "LayerNorm", (draw(st.sampled_from([c, (c, 3), 3])),), \
             dict(elementwise_affine=draw(st.booleans())), c
     if kind == "in":
-        return "InstanceNorm2d", (c,), dict(affine=draw(st.booleans())), c
+        return "InstanceNorm2d", (c,), dict(affine=draw(st.booleans()),
+                                            track_running_stats=draw(st.booleans()),
+                                            momentum=draw(st.sampled_from([0.1, 0.5, None]))), c
     if kind == "pad":
         name = draw(st.sampled_from(["ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
                                      "ReplicationPad2d", "CircularPad2d"]))
@@ -120,7 +127,7 @@ def other_case(draw):
             return "PixelShuffle", (r,), {}, c * r * r
         return "PixelUnshuffle", (r,), {}, c
     if kind == "bn":
-        return "BatchNorm2d", (c,), dict(eps=draw(st.sampled_from([1e-5, 1e-3])),
+        return draw(st.sampled_from(["BatchNorm2d", "SyncBatchNorm"])), (c,), dict(eps=draw(st.sampled_from([1e-5, 1e-3])),
                                          momentum=draw(st.sampled_from([0.1, 0.5, None])),
                                          affine=draw(st.booleans()),
                                          track_running_stats=draw(st.booleans())), c
@@ -193,7 +200,7 @@ def check_documented(e, name):
         f"{name}: message does not name the layer: {e}"
 
 
-def directional(m64, x, gy, name, d):
+def directional(m64, x, gy, name, d, extra=()):
     """d . (gradient of sum(gy * layer(x)) w.r.t. `name`), by float64 central differences
     of fastconv's float64 forward (itself checked against torch's in other cases).
     m64: the layer as it was before the forward, in float64; name: "input" or a
@@ -206,7 +213,8 @@ def directional(m64, x, gy, name, d):
     for sgn in (1, -1):
         target[...] = base + sgn * h * d
         with fc.no_grad():
-            out = m64(x64)
+            out = m64(x64, *extra)
+            out = out[0] if isinstance(out, tuple) else out     # (y, indices)
         # a max-pool window wholly in padding gives -inf whatever x is: it carries no
         # gradient, and -inf * gy would make the sum NaN
         vals.append(float(np.sum(np.where(np.isfinite(out), out, 0) * gy64)))
@@ -214,7 +222,7 @@ def directional(m64, x, gy, name, d):
     return (vals[0] - vals[1]) / (2 * h)
 
 
-def referee(m64, x, gy, grads_fc, grads_t):
+def referee(m64, x, gy, grads_fc, grads_t, extra=()):
     """Settle gradient disagreements: {name: True when fastconv's gradient is right}.
 
     With torch's answer (grads_t), along d = g_fastconv - g_torch, where the two answers
@@ -228,7 +236,7 @@ def referee(m64, x, gy, grads_fc, grads_t):
         gf = gf.astype(np.float64)
         if grads_t is None:
             d = gf + rng.standard_normal(gf.shape)
-            fd = directional(m64, x, gy, name, d)
+            fd = directional(m64, x, gy, name, d, extra)
             scale = np.linalg.norm(gf) * np.linalg.norm(d) + 1e-8 * np.linalg.norm(d)
             verdict[name] = abs(float(np.sum(gf * d)) - fd) <= 1e-4 * scale
             continue
@@ -237,7 +245,7 @@ def referee(m64, x, gy, grads_fc, grads_t):
         if not gap > 0:             # NaN somewhere: nothing to settle
             verdict[name] = False
             continue
-        fd = directional(m64, x, gy, name, d)
+        fd = directional(m64, x, gy, name, d, extra)
         verdict[name] = (abs(float(np.sum(gf * d)) - fd) <= 0.1 * gap
                          and abs(float(np.sum(grads_t[name] * d)) - fd) >= 0.5 * gap)
     return verdict
@@ -248,6 +256,33 @@ def empty_max_window(name, x, y):
     2.13's backward writes outside its buffer there (heap corruption), so torch's
     gradient is not run and the referee checks fastconv's."""
     return name == "MaxPool2d" and y.size and np.isneginf(y).any() and np.isfinite(x).all()
+
+
+def unpool_extra(m, x, s):
+    """MaxUnpool2d's (indices, output_size) for input x, drawn from the case's seed: mostly
+    valid indices (repeats included) for the default or a nearby output size; sometimes
+    int32 indices, indices of another shape, or one index outside the output plane."""
+    rng = np.random.default_rng(s + 7)
+    mode = int(rng.integers(0, 12))
+    size = None
+    if mode >= 8 and x.ndim in (3, 4):
+        size = [(x.shape[-2] - 1) * m.stride[0] - 2 * m.padding[0] + m.kernel_size[0],
+                (x.shape[-1] - 1) * m.stride[1] - 2 * m.padding[1] + m.kernel_size[1]]
+        size = tuple(int(v + rng.integers(-st_, st_ + 1)) for v, st_ in zip(size, m.stride))
+    try:
+        oh, ow = m.output_shape((1, 1) + tuple(x.shape[-2:]), size)[2:] \
+            if x.ndim in (3, 4) else (1, 1)
+    except Exception:           # noqa: BLE001 - the forward reports it
+        oh, ow = 1, 1
+    plane = max(oh * ow, 1)
+    idx = rng.integers(0, plane if rng.integers(0, 2) else min(plane, 3), x.shape)
+    if mode == 0:
+        idx = idx.astype(np.int32)
+    elif mode == 1 and idx.size:
+        idx.flat[int(rng.integers(0, idx.size))] = [plane, -1, 2 ** 40][int(rng.integers(0, 3))]
+    elif mode == 2:
+        idx = idx[..., :-1] if idx.ndim and idx.shape[-1] else idx[None]
+    return idx, size
 
 
 def run_case(layer, inp):
@@ -268,13 +303,18 @@ def run_case(layer, inp):
     if dtype == np.float64:
         m.double()                  # float64 checks run the whole layer in float64
     before = copy.deepcopy(m)       # the referee's float64 twin, running stats untouched
+    extra = unpool_extra(m, x, s) if name == "MaxUnpool2d" else ()
     try:
-        y = m(x)
+        y = m(x, *extra)
     except Exception as e:      # noqa: BLE001
         check_documented(e, name)
         assert np.array_equal(x, x0, equal_nan=True), f"{name}: input modified"
         COUNTS["forward rejected"] += 1
         return
+    idx = None
+    if isinstance(y, tuple):        # MaxPool2d(return_indices=True)
+        y, idx = y
+        assert idx.dtype == np.int64 and idx.shape == y.shape, f"{name}: indices {idx.dtype}"
     assert x.dtype in (np.float32, np.float64), f"{name} accepted dtype {x.dtype}"
     assert y.dtype == x.dtype, f"{name}: {x.dtype} in, {y.dtype} out"
     inplace = name == "ReLU" and kw.get("inplace")
@@ -290,8 +330,9 @@ def run_case(layer, inp):
         t = t.double()
     t.train(train)
     xt = torch.from_numpy(np.array(x0, copy=True)).requires_grad_(True)
+    textra = (torch.from_numpy(extra[0]), extra[1]) if extra else ()
     try:
-        yt = t(xt.clone() if inplace else xt)
+        yt = t(xt.clone() if inplace else xt, *textra)
     except IndexError:
         # torch 2.13's affine InstanceNorm2d indexes into an empty batch's statistics
         assert name == "InstanceNorm2d" and x0.size == 0 and y.size == 0, \
@@ -303,6 +344,12 @@ def run_case(layer, inp):
         assert name == "Conv2d" and kw["padding"] == "same", \
             f"{name}{args}{kw} on {shape}: torch rejects what fastconv accepted"
         return
+    if isinstance(yt, tuple):
+        yt, it = yt
+        # a window wholly in padding has no argmax: -1 here, past the plane in torch
+        hole = np.isneginf(y) & np.isfinite(x0).all()
+        assert np.array_equal(idx[~hole], it.numpy()[~hole]) and (idx[hole] == -1).all(), \
+            f"{name}{args}{kw} on {shape}: indices differ from torch's"
     tol = 1e-4 if dtype == np.float32 else 1e-10
     ref = yt.detach().numpy()
     if name == "PixelUnshuffle" and y.size == 0 and ref.shape == x0.shape != y.shape:
@@ -335,7 +382,7 @@ def run_case(layer, inp):
         return
     m64 = before.double()
     m64.train(train)
-    verdict = referee(m64, x0, gy, bad, grads_t)
+    verdict = referee(m64, x0, gy, bad, grads_t, extra)
     wrong = [n for n, ok in verdict.items() if not ok]
     assert not wrong, (f"{name}{args}{kw} on {shape} {dtype} {layout}: gradient of {wrong} "
                        + ("differs from torch's and the float64 referee does not confirm "

@@ -3,6 +3,7 @@ differences, errors."""
 import numpy as np
 import pytest
 
+import fastconv as fc
 from fastconv import nn
 from helpers import check_vs_torch, directional_check, torch_or_skip
 
@@ -43,3 +44,85 @@ def test_norm_errors():
         nn.InstanceNorm2d(3, momentum=1.5, track_running_stats=True)
     with pytest.raises(ValueError, match="InstanceNorm2d: expected a 4-D input"):
         nn.InstanceNorm2d(3)(np.zeros((2, 3, 4, 4, 1), np.float32))
+
+
+# ---------------------------------------------------------------- track_running_stats=True
+
+_r = np.random.default_rng(5)
+TRACKCFG = [((int(_r.integers(1, 4)), int(_r.integers(1, 5)), int(_r.integers(1, 6)),
+              int(_r.integers(2, 6))), bool(_r.random() < 0.5),
+             [0.1, 0.5, None, 1.0][int(_r.integers(0, 4))], [1e-5, 1e-3][int(_r.integers(0, 2))])
+            for _ in range(16)]
+
+
+@pytest.mark.parametrize("cfg", TRACKCFG, ids=[f"t{i}" for i in range(len(TRACKCFG))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_instance_norm_running_stats_match_torch(cfg, dtype, rng):
+    """Training: instance statistics, running statistics updated from their batch average
+    (momentum=None: torch's factor 0); eval: the running statistics normalise (1x1 planes
+    allowed there).  Output, input and parameter gradients, and the buffers each step."""
+    torch = torch_or_skip()
+    shape, affine, momentum, eps = cfg
+    c = shape[1]
+    m = nn.InstanceNorm2d(c, eps, momentum, affine, track_running_stats=True)
+    t = torch.nn.InstanceNorm2d(c, eps, momentum, affine, track_running_stats=True)
+    if affine:
+        m.weight.data = rng.uniform(0.5, 1.5, c).astype(np.float32)
+        m.bias.data = rng.standard_normal(c).astype(np.float32)
+    m.running_mean[...] = rng.standard_normal(c)
+    m.running_var[...] = rng.uniform(0.5, 2, c)
+    if dtype == np.float64:
+        m.double()
+        t.double()
+    assert list(m.state_dict()) == list(t.state_dict())
+    t.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in m.state_dict().items()})
+    rtol = 5e-5 if dtype == np.float32 else 1e-10
+    for step in range(3):
+        x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+        check_vs_torch(m, t, x, rtol=rtol, load=False, seed=step)
+    if momentum is None:
+        assert int(m.num_batches_tracked) == 0     # torch never counts for InstanceNorm
+    for eval_shape in (shape, (2, c, 1, 1), (c, 3, 2)):
+        x = rng.standard_normal(eval_shape).astype(dtype)
+        check_vs_torch(m, t, x, rtol=rtol, load=False, train=False)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_instance_norm_running_stats_finite_differences(train, rng):
+    m = nn.InstanceNorm2d(3, affine=True, track_running_stats=True)
+    m.weight.data = rng.uniform(0.5, 1.5, 3).astype(np.float32)
+    m.bias.data = rng.standard_normal(3).astype(np.float32)
+    m.running_mean[...] = rng.standard_normal(3)
+    m.running_var[...] = rng.uniform(0.5, 2, 3)
+    m.train(train)
+    directional_check(m, rng.standard_normal((2, 3, 4, 5)))
+
+
+def test_instance_norm_running_stats_bitwise_across_threads(rng):
+    x = rng.standard_normal((4, 16, 33, 33)).astype(np.float32)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    out = []
+    for t in (1, 2):
+        fc.set_num_threads(t)
+        m = nn.InstanceNorm2d(16, affine=True, track_running_stats=True)
+        res = []
+        for train in (True, False):
+            m.train(train)
+            res += [m(x), m.backward(gy), m.running_mean.copy(), m.running_var.copy()]
+        out.append(res + [m.weight.grad, m.bias.grad])
+    fc.set_num_threads(2)
+    for a, b in zip(*out):
+        assert np.array_equal(a, b)
+
+
+def test_instance_norm_running_stats_empty_batch_and_errors():
+    m = nn.InstanceNorm2d(2, track_running_stats=True)
+    assert m(np.zeros((0, 2, 3, 3), np.float32)).shape == (0, 2, 3, 3)
+    np.testing.assert_array_equal(m.running_mean, 0)    # torch's become NaN
+    np.testing.assert_array_equal(m.running_var, 1)
+    with pytest.raises(ValueError, match="InstanceNorm2d: expected more than 1 spatial element"):
+        m(np.zeros((2, 2, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="InstanceNorm2d: expected input with 2 channels"):
+        m.eval()(np.zeros((2, 3, 4, 4), np.float32))
+    assert "running_mean" not in nn.InstanceNorm2d(2).state_dict()
+    assert "track_running_stats=True" in repr(m)

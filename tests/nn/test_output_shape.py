@@ -17,6 +17,8 @@ LAYERS = [
     (nn.Upsample(scale_factor=1.5, mode="bilinear"), (1, 2, 5, 4)),
     (nn.Upsample(size=(7, 3)), (1, 2, 5, 4)),
     (nn.BatchNorm2d(3), (2, 3, 4, 4)),
+    (nn.SyncBatchNorm(3), (2, 3, 4)),
+    (nn.InstanceNorm2d(3, track_running_stats=True), (2, 3, 1, 1)),
     (nn.ReLU(), (2, 3, 4)),
     (nn.Flatten(1, 2), (2, 3, 4, 5)),
     (nn.Linear(5, 7), (3, 4, 5)),
@@ -37,6 +39,7 @@ def test_output_shape_matches_forward(m, shape, rng):
 @pytest.mark.parametrize("m, shape", [(nn.Conv2d(3, 8, 5), (1, 3, 4, 4)),
                                       (nn.Conv2d(3, 8, 3), (1, 4, 8, 8)),
                                       (nn.MaxPool2d(4), (1, 1, 3, 3)),
+                                      (nn.SyncBatchNorm(3), (2, 4, 5)),
                                       (nn.Linear(5, 2), (3, 4))])
 def test_output_shape_rejects_what_forward_rejects(m, shape):
     with pytest.raises(ValueError) as shape_err:

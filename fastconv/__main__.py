@@ -1,8 +1,9 @@
 """Command line: ``python -m fastconv <command>``.
 
-    train     train the camera classifier (built-in synthetic data by default)
+    train     train the camera classifier (built-in synthetic data by default), or
+              fine-tune a torchvision network from its weights (--model, --init, --freeze)
     predict   classify image files with a saved checkpoint
-    summary   print the camera classifier's per-layer summary
+    summary   print a model's per-layer summary (the camera classifier's by default)
     bench     time fastconv against PyTorch CPU (when torch is installed)
 
 Each command has --help; bad arguments give a one-line error and exit status 2.
@@ -21,8 +22,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_summary(args):
-    from . import analysis, models
-    model = models.camera_classifier(args.num_classes)
+    from . import analysis
+    from .train import TrainConfig, build_model
+    model = build_model(TrainConfig(model=args.model, image_size=args.image_size),
+                        args.num_classes)
     print(analysis.summary(model, (args.batch, 3, args.image_size, args.image_size)))
     return 0
 
@@ -30,7 +33,7 @@ def _cmd_summary(args):
 # train options that define the run; with --resume they must match the checkpoint
 _RUN_OPTIONS = ("data", "image_size", "epochs", "batch_size", "lr", "optimizer", "seed",
                 "val_split", "weight_decay", "model", "synthetic_size", "label_smoothing",
-                "augment", "fresh", "out")
+                "augment", "fresh", "out", "init", "freeze", "normalize")
 
 
 def _cmd_train(args):
@@ -61,7 +64,7 @@ def _cmd_predict(args):
     import numpy as np
     from . import data
     from ._grad import no_grad
-    from .train import load_model
+    from .train import load_model, prepare_input
     if not os.path.isfile(args.checkpoint):
         raise ValueError(f"no checkpoint file {args.checkpoint!r}")
     model, meta = load_model(args.checkpoint)
@@ -75,7 +78,7 @@ def _cmd_predict(args):
             failed += 1
             continue
         with no_grad():
-            logits = model(data.normalize(img[None]))[0].astype(np.float64)
+            logits = model(prepare_input(img[None], meta))[0].astype(np.float64)
         p = np.exp(logits - logits.max())
         p /= p.sum()
         k = int(p.argmax())
@@ -107,7 +110,7 @@ def _float(s):
 
 
 def build_parser():
-    from .train import TrainConfig
+    from .train import MODELS, TrainConfig
     d = TrainConfig()
     parser = _Parser(prog="python -m fastconv",
                      description="fastconv: CNN building blocks for the CPU")
@@ -133,8 +136,24 @@ def build_parser():
     p.add_argument("--out", help=f"output folder ({d.out})")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
     p.add_argument("--val-split", type=_float, help=f"held-out fraction ({d.val_split:g})")
-    p.add_argument("--model", choices=["camera", "linear"],
-                   help="camera classifier, or the linear baseline on pixels (camera)")
+    p.add_argument("--model", choices=list(MODELS),
+                   help="camera classifier, the linear baseline on pixels, or a torchvision "
+                   "network (same keys; trained on the tape) (camera)")
+    p.add_argument("--init", metavar="PATH",
+                   help="start from a torchvision-format state_dict: .pt/.pth (read with "
+                   "weights_only, needs torch) or .npz (a state_dict or a fastconv "
+                   "checkpoint); the classifier head (resnet fc, mobilenet's last "
+                   "classifier Linear) is replaced for the data's classes, every other "
+                   "key must match")
+    p.add_argument("--freeze", metavar="K|STAGE|all",
+                   help="freeze the leading stages: a count, a stage name and all before it "
+                   "(resnet: stem layer1 .. layer4; mobilenet: features.0 ..; camera: its 6 "
+                   "blocks, by count), or 'all' but the head. Frozen parameters get no gradient and no "
+                   "update, and their BatchNorm stays in eval mode (pretrained statistics)")
+    p.add_argument("--normalize", choices=["camera", "imagenet"],
+                   help="input normalisation: (p - 0.5) / 0.25, or torchvision's ImageNet "
+                   "mean/std (default: imagenet for a torchvision model with --init, else "
+                   "camera)")
     p.add_argument("--synthetic-size", type=_positive_int,
                    help=f"synthetic scenes per epoch, validation included ({d.synthetic_size})")
     p.add_argument("--augment", dest="augment", action="store_const", const=True,
@@ -156,12 +175,14 @@ def build_parser():
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (png, jpg, ...)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("summary", help="print the camera classifier's per-layer summary",
+    p = sub.add_parser("summary", help="print a model's per-layer summary",
                        description="Per-layer output shapes, parameters, multiply-adds and "
-                                   "receptive fields of the camera classifier.")
+                                   "receptive fields of the camera classifier (or --model).")
     p.add_argument("--image-size", type=_positive_int, default=64, help="input height and width (64)")
     p.add_argument("--batch", type=_positive_int, default=1, help="batch size (1)")
     p.add_argument("--num-classes", type=_positive_int, default=2, help="output classes (2)")
+    p.add_argument("--model", choices=list(MODELS), default="camera",
+                   help="the network (camera)")
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("bench", help="time fastconv against PyTorch CPU",

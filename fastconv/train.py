@@ -3,6 +3,11 @@
     from fastconv.train import TrainConfig, train
     result = train(TrainConfig(epochs=2, out="runs/try"))
 
+Transfer learning: ``TrainConfig(model="resnet18", init="resnet18.pt", freeze="layer2")``
+starts from a torchvision-format state_dict (the classifier head replaced for the
+data's classes), freezes the stages up to layer2 (no gradient, no update, BatchNorm in
+eval mode) and feeds ImageNet-normalised inputs.
+
 One run = one TrainConfig.  Everything random (initialisation, split, shuffle,
 augmentation) comes from ``config.seed``, so the same config on the same machine
 gives the same weights bit for bit, and a run resumed from any checkpoint (saved at
@@ -23,10 +28,19 @@ from . import __version__, data, models, nn, optim
 from ._grad import no_grad
 from ._random import manual_seed
 from ._runtime import get_num_threads, set_num_threads
-from .interop import _atomic_write, _load_into, _read_npz
+from .autograd import Tensor
+from .interop import _atomic_write, _load_into, _read_npz, import_torch
 
 CHECKPOINT = "checkpoint.npz"
 _FORMAT = 1
+
+# the networks with torchvision's keys (trained on the tape) and the trainer's own two
+TORCHVISION_MODELS = ("resnet18", "resnet34", "mobilenet_v2", "mobilenet_v3_small",
+                      "mobilenet_v3_large")
+MODELS = ("camera", "linear") + TORCHVISION_MODELS
+# torchvision's ImageNet statistics: what its pretrained weights expect
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass
@@ -36,8 +50,18 @@ class TrainConfig:
     data: "synthetic" or a folder ``root/<class>/*.png|jpg``; synthetic_size: scenes
     per epoch in the synthetic set (val_split of them held out); fresh: render new
     training scenes every epoch (the held-out ones stay fixed), so the network never
-    sees a scene twice - better accuracy for the same time; model: "camera" (the camera classifier) or
-    "linear" (logistic regression on pixels, the baseline); optimizer: "adamw",
+    sees a scene twice - better accuracy for the same time; model: "camera" (the camera classifier),
+    "linear" (logistic regression on pixels, the baseline) or one of TORCHVISION_MODELS
+    ("resnet18", "mobilenet_v3_small", ...: torchvision's networks, trained on the
+    tape); init: a torchvision-format state_dict (.pt/.pth, or .npz: a state_dict or a
+    fastconv checkpoint) to start from, its classifier head replaced for the data's
+    classes; freeze: the leading stages to freeze ("2": the first two (a number is
+    always a count), a stage name such as "layer2": up to and including it, "all":
+    every stage but the head; see model_stages), their parameters untrained and their
+    BatchNorm in eval mode;
+    normalize: "camera" (pixels (p - 0.5) / 0.25) or "imagenet" (torchvision's
+    statistics); None means "imagenet" for a torchvision model with init, else
+    "camera"; optimizer: "adamw",
     "adam" or "sgd" (momentum 0.9, Nesterov); the learning rate warms up linearly
     for ``warmup`` of the first epoch then follows a cosine to zero.  augment: random
     crops, flips and brightness in the loader; None means on for image folders and
@@ -60,10 +84,23 @@ class TrainConfig:
     val_split: float = 0.111
     seed: int = 0
     out: str = "runs/camera"
+    init: str = None
+    freeze: str = None
+    normalize: str = None
 
     @property
     def augment_on(self):
         return self.data != "synthetic" if self.augment is None else bool(self.augment)
+
+    @property
+    def input_stats(self):
+        """(mean, std) per channel the network's inputs are normalised with."""
+        kind = self.normalize
+        if kind is None:
+            kind = "imagenet" if self.init is not None and self.model in TORCHVISION_MODELS \
+                else "camera"
+        return (IMAGENET_MEAN, IMAGENET_STD) if kind == "imagenet" else \
+            (tuple(data.MEAN), tuple(data.STD))
 
     def check(self, require_data=True):
         """Raise ValueError naming the first bad field.  require_data=False skips the
@@ -77,8 +114,18 @@ class TrainConfig:
         if self.image_size < 16:
             raise ValueError(f"image-size must be >= 16 (the classifier downsamples 8x), "
                              f"got {self.image_size}")
-        if self.model not in ("camera", "linear"):
-            raise ValueError(f"model must be 'camera' or 'linear', got {self.model!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}; got {self.model!r}")
+        if self.init is not None and not (isinstance(self.init, str) and self.init):
+            raise ValueError(f"init must be a file path, got {self.init!r}")
+        if isinstance(self.freeze, (int, np.integer)) and not isinstance(self.freeze, bool) \
+                and self.freeze >= 0:
+            self.freeze = str(int(self.freeze))           # a count; kept as text (JSON)
+        if self.freeze is not None and not (isinstance(self.freeze, str) and self.freeze):
+            raise ValueError(f"freeze must be a stage count, a stage name or 'all', "
+                             f"got {self.freeze!r}")
+        if self.normalize not in (None, "camera", "imagenet"):
+            raise ValueError(f"normalize must be 'camera' or 'imagenet', got {self.normalize!r}")
         if self.optimizer not in ("adamw", "adam", "sgd"):
             raise ValueError(f"optimizer must be adamw, adam or sgd, got {self.optimizer!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -135,11 +182,150 @@ def build_splits(config, dataset):
 
 
 def build_model(config, num_classes):
-    """The network of a config, initialised from config.seed."""
+    """The network of a config, initialised from config.seed (config.init is not read
+    here: see load_init)."""
     manual_seed(config.seed)
     if config.model == "linear":
         return nn.Sequential(nn.Flatten(), nn.Linear(3 * config.image_size ** 2, num_classes))
+    if config.model in TORCHVISION_MODELS:
+        return getattr(models, config.model)(num_classes=num_classes)
     return models.camera_classifier(num_classes)
+
+
+# ------------------------------------------------------------ transfer learning
+
+def model_stages(config, model):
+    """-> (stages, head): the network's parameterised stages in input-to-output order, as
+    (name, [modules]) pairs, and the state_dict prefix of its classifier head.
+
+    resnet: stem (conv1, bn1), layer1 .. layer4, head fc; mobilenet_v2: features.0 ..
+    features.18, head classifier.1; mobilenet_v3: features.0 .. features.N, then
+    classifier.0 (the pretrained hidden Linear), head classifier.3; camera: its six
+    Conv-BN-ReLU blocks, named by index (0, 1, 3, 4, 6, 7; freeze them by count), head
+    10; linear: no stages, head 1."""
+    name = config.model
+    if name.startswith("resnet"):
+        return ([("stem", [model.conv1, model.bn1])] +
+                [(f"layer{i}", [getattr(model, f"layer{i}")]) for i in range(1, 5)], "fc")
+    if name.startswith("mobilenet"):
+        stages = [(f"features.{i}", [m]) for i, m in enumerate(model.features)]
+        if name == "mobilenet_v2":
+            return stages, "classifier.1"
+        return stages + [("classifier.0", [model.classifier[0]])], "classifier.3"
+    children = list(model.named_children())
+    head = children[-1][0]
+    return [(n, [m]) for n, m in children[:-1] if any(True for _ in m.parameters())], head
+
+
+def freeze_stages(config, model):
+    """Freeze the stages config.freeze names (see TrainConfig): requires_grad False on
+    their parameters (no gradient, so no optimiser update or weight decay).  Returns the
+    frozen (name, [modules]) stages, whose BatchNorm _train_mode keeps in eval mode.
+    ValueError naming the valid choices for anything else."""
+    spec = config.freeze
+    if spec is None:
+        return []
+    stages, _ = model_stages(config, model)
+    names = [n for n, _ in stages]
+    if not names:
+        raise ValueError(f"freeze: the {config.model} model has no stages before its head")
+    if spec == "all":
+        k = len(stages)
+    elif spec.isdecimal():
+        k = int(spec)
+        if k > len(stages):
+            raise ValueError(f"freeze: {config.model} has {len(stages)} stages ({', '.join(names)}), "
+                             f"got {k}")
+    elif spec in names:
+        k = names.index(spec) + 1
+    else:
+        raise ValueError(f"freeze: expected a stage count 0-{len(stages)}, 'all' or a stage of "
+                         f"{config.model} ({', '.join(names)}); got {spec!r}")
+    for _, mods in stages[:k]:
+        for m in mods:
+            for p in m.parameters():
+                p.requires_grad = False
+    return stages[:k]
+
+
+def _train_mode(model, frozen):
+    """model.train(), except BatchNorm (every module) of the frozen stages: eval mode,
+    so their running statistics stay the pretrained ones."""
+    model.train()
+    for _, mods in frozen:
+        for m in mods:
+            m.eval()
+
+
+class _InitTarget:
+    """What interop's safe loaders (import_torch, _load_into) load an init file into:
+    the model with its head left out.  The file's head entries are skipped (the model's
+    head has the data's classes); every other key must match (strict)."""
+
+    def __init__(self, model, head):
+        self.model, self.head, self.skipped = model, head, []
+
+    def load_state_dict(self, state, strict=True):
+        own = self.model.state_dict()
+        prefix = self.head + "."
+
+        def is_head(k):
+            return k.startswith(prefix)
+        self.skipped = [(k, tuple(v.shape)) for k, v in state.items() if is_head(k)]
+        body = {k: v for k, v in state.items() if not is_head(k)}
+        body.update({k: v for k, v in own.items() if is_head(k)})
+        return self.model.load_state_dict(body, strict=True)
+
+
+def load_init(config, model, log=print):
+    """Load config.init (a torchvision-format state_dict: ``.pt``/``.pth`` through
+    import_torch, read with weights_only; ``.npz``: a state_dict, or a fastconv
+    checkpoint's model) into model, all but its classifier head.  ValueError naming
+    the file for a missing or unreadable file, or keys or shapes that do not fit (the
+    model is then unchanged)."""
+    path = config.init
+    if not os.path.isfile(path):
+        raise ValueError(f"init: no such file {path!r} (expected a .pt, .pth or .npz state_dict)")
+    _, head = model_stages(config, model)
+    # named like the model, so a mismatch reads "does not fit this ResNet: ..."
+    target = type(type(model).__name__, (_InitTarget,), {})(model, head)
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext in (".pt", ".pth"):
+            import_torch(target, path)
+        elif ext == ".npz":
+            state = _read_npz(path, "state_dict")
+            if "meta" in state:         # a fastconv checkpoint: its model/* entries
+                state = {k[6:]: v for k, v in state.items() if k.startswith("model/")}
+            _load_into(target, state, path, strict=True)
+        else:
+            raise ValueError(f"expected a .pt, .pth or .npz state_dict file, got {path!r}")
+    except ValueError as e:
+        raise ValueError(f"init: {e} (a torchvision-format state_dict of {config.model}; "
+                         f"its head {head}.* is replaced)") from None
+    skipped = ", ".join(f"{k} {s}" for k, s in target.skipped) or "none in the file"
+    n_classes = model.state_dict()[f"{head}.weight"].shape[0]
+    log(f"init: {config.model} weights from {path}; head skipped ({skipped}), "
+        f"a new {head} for {n_classes} classes")
+
+
+def _renormalizer(mean, std):
+    """x (normalised with data.MEAN / STD, as the loaders give it) -> x normalised with
+    mean / std instead; None when they are the same."""
+    if tuple(mean) == tuple(data.MEAN) and tuple(std) == tuple(data.STD):
+        return None
+    a = (np.float64(data.STD) / np.float64(std)).astype(np.float32).reshape(1, 3, 1, 1)
+    b = ((np.float64(data.MEAN) - np.float64(mean)) / np.float64(std)).astype(
+        np.float32).reshape(1, 3, 1, 1)
+    return lambda x: x * a + b
+
+
+def prepare_input(images, meta):
+    """Images (N, H, W, 3), uint8 or float in [0, 1] -> the network input (N, 3, H, W)
+    float32 of the checkpoint whose meta is given (its normalisation)."""
+    x = data.normalize(images)
+    f = _renormalizer(meta.get("mean", data.MEAN), meta.get("std", data.STD))
+    return x if f is None else f(x)
 
 
 def build_optimizer(config, params):
@@ -337,13 +523,14 @@ class _StopFlag:
 
 # ------------------------------------------------------------------------- train
 
-def evaluate(model, loader, criterion):
-    """(mean loss, accuracy) of model over a loader, in eval mode without gradients."""
+def evaluate(model, loader, criterion, prepare=None):
+    """(mean loss, accuracy) of model over a loader, in eval mode without gradients;
+    prepare: applied to each input batch (a renormalisation) when given."""
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
     with no_grad():
         for x, y in loader.epoch(0):
-            logits = model(x)
+            logits = model(x if prepare is None else prepare(x))
             loss_sum += criterion(logits, y) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -383,6 +570,15 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                                drop_last=len(train_set) >= config.batch_size)
     val_loader = data.DataLoader(val_set, 256)
     model = build_model(config, len(dataset.classes))
+    if config.init is not None and state is None:     # a resumed run has its own weights
+        load_init(config, model, log)
+    frozen = freeze_stages(config, model)
+    mean, std = config.input_stats
+    prepare = _renormalizer(mean, std)
+    # the trainer's chains keep their explicit backward (the default run's bits); the
+    # torchvision models, and any frozen model, train on the tape, which records
+    # nothing for the frozen stages
+    tape = config.model in TORCHVISION_MODELS or bool(frozen)
     params = list(model.parameters())
     opt = build_optimizer(config, params)
     crit = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -403,13 +599,18 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
         return dict(config=dataclasses.asdict(config), classes=list(dataset.classes),
                     epoch=epoch, step=step, metrics=metrics, partial=partial,
                     num_params=len(params), image_size=config.image_size,
-                    mean=list(data.MEAN), std=list(data.STD))
+                    mean=list(mean), std=list(std))
 
     log(f"fastconv {__version__}: {config.model} model, {len(train_set)} train"
         f"{' (new scenes each epoch)' if config.data == 'synthetic' and config.fresh else ''}"
         f" / {len(val_set)} val images ({config.data}, {config.image_size}x{config.image_size}), "
         f"{config.epochs} epochs x {steps} batches of {config.batch_size}, "
         f"{config.optimizer} lr {config.lr:g}, {get_num_threads()} threads")
+    n_all = sum(p.data.size for p in params)
+    n_train = sum(p.data.size for p in params if p.requires_grad)
+    log(f"trainable parameters: {n_train:,} of {n_all:,}" + (
+        f" (frozen: {', '.join(n for n, _ in frozen)}; their BatchNorm in eval mode)"
+        if frozen else ""))
     t_run = time.perf_counter()
     interrupted = False
     with _StopFlag() as stop:
@@ -419,17 +620,30 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                 if partial else (0.0, 0, 0, 0.0)
             bar = _Progress(progress, steps, f"epoch {epoch + 1}/{config.epochs}", start)
             t0 = time.perf_counter()
-            model.train()
+            _train_mode(model, frozen)
             k = start
             for x, y in train_loader(epoch).epoch(epoch, start):
                 opt.lr = learning_rate(config, epoch * steps + k, steps)
                 opt.zero_grad()
-                logits = model(x)
-                loss = crit(logits, y)
+                if prepare is not None:
+                    x = prepare(x)
+                if tape:
+                    # dropout masks from (seed, epoch, batch): a resumed run draws the same
+                    manual_seed(int(np.random.SeedSequence([config.seed, epoch, k, 0xd40])
+                                    .generate_state(1)[0]))
+                    logits_t = model(Tensor(x))
+                    loss_t = crit(logits_t, y)
+                    logits, loss = logits_t.data, float(loss_t)
+                else:
+                    logits = model(x)
+                    loss = crit(logits, y)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"training diverged: loss {loss} at epoch "
                                              f"{epoch + 1}, batch {k + 1} (try a lower --lr)")
-                model.backward(crit.backward(), input_grad=False)
+                if tape:
+                    loss_t.backward()
+                else:
+                    model.backward(crit.backward(), input_grad=False)
                 opt.step()
                 k += 1
                 loss_sum += loss * len(y)
@@ -451,7 +665,8 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                     f"(continue with --resume {ckpt_path})")
                 interrupted = True
                 break
-            val_loss, val_acc = evaluate(model, val_loader, crit)
+            val_loss, val_acc = evaluate(model, val_loader, crit, prepare)
+            _train_mode(model, frozen)
             metrics.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen,
                                 train_acc=correct / seen, val_loss=val_loss, val_acc=val_acc,
                                 lr=opt.lr, epoch_seconds=elapsed, images_per_s=seen / elapsed))

@@ -34,6 +34,7 @@ def _twin(torch, arch, rng):
     import torch_models
     torch.manual_seed(0)
     t = torch_models.ResNet([2, 2, 2, 2], 1000) if arch == "resnet18" else \
+        torch_models.MobileNetV2(1000) if arch == "mobilenet_v2" else \
         getattr(torch_models, arch)(1000)
     for m in t.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -51,6 +52,7 @@ def _save_twin(torch, arch, path, rng):
 @pytest.mark.parametrize("arch, freeze, frozen_prefixes, first_trained", [
     ("mobilenet_v3_small", "features.3", [f"features.{i}." for i in range(4)], "features.4."),
     ("resnet18", "2", ["conv1.", "bn1.", "layer1."], "layer2."),
+    ("mobilenet_v2", "features.5", [f"features.{i}." for i in range(6)], "features.6."),
 ])
 def test_init_and_freeze_train_only_the_unfrozen_stages(arch, freeze, frozen_prefixes,
                                                         first_trained, tmp_path, rng):
@@ -60,7 +62,7 @@ def test_init_and_freeze_train_only_the_unfrozen_stages(arch, freeze, frozen_pre
     r = train(_cfg(tmp_path, "run", model=arch, init=str(tmp_path / "init.pt"), freeze=freeze),
               progress=False, log=lines.append)
     model = r["model"]
-    head = "fc" if arch == "resnet18" else "classifier.3"
+    head = {"resnet18": "fc", "mobilenet_v2": "classifier.1"}.get(arch, "classifier.3")
     after = model.state_dict()
     assert after[f"{head}.weight"].shape[0] == 2 == len(r["classes"])
     params = dict(model.named_parameters())

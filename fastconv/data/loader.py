@@ -38,6 +38,7 @@ class Subset:
         return self.dataset.masks(self.indices[np.asarray(indices, np.int64)])
 
     def scene(self, i):
+        """Item i's Scene (image, label, mask, boxes...), where the data set has them."""
         return self.dataset.scene(self.indices[i])
 
 

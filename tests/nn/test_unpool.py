@@ -276,3 +276,19 @@ def test_errors(rng):
     i2[0, 0, 0, 0] = 99
     with pytest.raises(ValueError, match="MaxUnpool2d.backward: index 99 is outside"):
         m.backward(np.ones((1, 2, 4, 4), np.float32))
+
+
+def test_to_torch(rng):
+    """to_torch keeps return_indices, and converts MaxUnpool2d (a layer of two inputs)."""
+    torch = torch_or_skip()
+    from fastconv.interop import to_torch
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    pool, unpool = nn.MaxPool2d(3, 2, 1, return_indices=True), nn.MaxUnpool2d(3, 2, 1)
+    tpool, tunpool = to_torch(pool), to_torch(unpool)
+    assert isinstance(tunpool, torch.nn.MaxUnpool2d)
+    (y, idx), (ty, tidx) = pool(x), tpool(torch.from_numpy(x))
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    torch.set_num_threads(1)
+    tz = tunpool(ty, tidx, output_size=x.shape)
+    torch.set_num_threads(2)
+    np.testing.assert_array_equal(unpool(y, idx, output_size=x.shape), tz.numpy())

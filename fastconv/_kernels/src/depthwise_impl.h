@@ -95,27 +95,54 @@ static void DW_NAME(bwd_plane)(const FC_T *restrict x, const FC_T *restrict dy, 
  * keep 16 lanes per tap for the whole plane (fixed order), reduced at the end. */
 #define DW_LANES 16
 
+/* One vector of DW_LANES values (GCC/Clang vector extension: one zmm for float on
+ * AVX-512, pieces elsewhere); unaligned loads and stores go through memcpy. */
+typedef FC_T DW_NAME(vec) __attribute__((vector_size(DW_LANES * sizeof(FC_T))));
+
+#ifndef DW_FMA
+/* acc += s * (the vector at p), s a scalar or a vector */
+#define DW_FMA(vec, acc, s, p) do { vec v_; __builtin_memcpy(&v_, (p), sizeof v_); \
+                                    (acc) += (s) * v_; } while (0)
+#endif
+
 static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
                                       const FC_T *restrict w, fc_int KH, fc_int KW,
                                       FC_T *restrict y, fc_int OH, fc_int OW, fc_int dh,
                                       fc_int dw, FC_T bias, int relu, FC_T *restrict row)
 {
+    /* one vector of outputs at a time, summed over every tap in a register and stored
+     * once (same order of additions as tap by tap: the same bits) */
+    typedef DW_NAME(vec) vec;
     fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES;
     for (fc_int oh = 0; oh < OH; oh++) {
-        for (fc_int ow = 0; ow < OWR; ow++) row[ow] = bias;
-        for (fc_int kh = 0; kh < KH; kh++) {
-            const FC_T *restrict xr = xp + (oh + kh * dh) * PWD;
-            for (fc_int kw = 0; kw < KW; kw++) {
-                FC_T wv = w[kh * KW + kw];
-                const FC_T *restrict xs = xr + kw * dw;
-                for (fc_int ow = 0; ow < OWR; ow++) row[ow] += wv * xs[ow];
+        FC_T *restrict yr = y + oh * OW;
+        for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
+            vec acc = (vec){0} + bias;
+            if (KH == 3 && KW == 3) {       /* the common case: taps known at compile time */
+                for (int kh = 0; kh < 3; kh++) {
+                    const FC_T *xr = xp + (oh + kh * dh) * PWD + ow0;
+                    DW_FMA(vec, acc, w[kh * 3], xr);
+                    DW_FMA(vec, acc, w[kh * 3 + 1], xr + dw);
+                    DW_FMA(vec, acc, w[kh * 3 + 2], xr + 2 * dw);
+                }
+            } else {
+                for (fc_int kh = 0; kh < KH; kh++) {
+                    const FC_T *xr = xp + (oh + kh * dh) * PWD + ow0;
+                    for (fc_int kw = 0; kw < KW; kw++)
+                        DW_FMA(vec, acc, w[kh * KW + kw], xr + kw * dw);
+                }
+            }
+            if (!relu && ow0 + DW_LANES <= OW) {
+                __builtin_memcpy(yr + ow0, &acc, sizeof acc);
+            } else {                        /* the row's tail, or ReLU (inference) */
+                __builtin_memcpy(row, &acc, sizeof acc);
+                fc_int n = OW - ow0 < DW_LANES ? OW - ow0 : DW_LANES;
+                if (relu)
+                    for (fc_int l = 0; l < n; l++) yr[ow0 + l] = row[l] <= 0 ? 0 : row[l];
+                else
+                    for (fc_int l = 0; l < n; l++) yr[ow0 + l] = row[l];
             }
         }
-        FC_T *restrict yr = y + oh * OW;
-        if (relu)
-            for (fc_int ow = 0; ow < OW; ow++) yr[ow] = row[ow] <= 0 ? 0 : row[ow];
-        else
-            for (fc_int ow = 0; ow < OW; ow++) yr[ow] = row[ow];
     }
 }
 
@@ -125,9 +152,32 @@ static void DW_NAME(bwd_plane_padded)(const FC_T *restrict xp, FC_T *restrict dx
                                       fc_int dw, FC_ACC *restrict dw_acc, FC_T *restrict row,
                                       FC_T *restrict lanes)
 {
+    typedef DW_NAME(vec) vec;
     fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES, T = KH * KW;
     if (dw_acc)
         for (fc_int t = 0; t < T * DW_LANES; t++) lanes[t] = 0;
+    if (dw_acc && !dxp && KH == 3 && KW == 3) {
+        /* the nine tap sums in registers over the whole plane (one lane vector each, the
+         * same order of additions as the general loop below) */
+        vec acc[9];
+        for (int t = 0; t < 9; t++) acc[t] = (vec){0};
+        for (fc_int oh = 0; oh < OH; oh++) {
+            for (fc_int ow = 0; ow < OW; ow++) row[ow] = dy[oh * OW + ow];
+            for (fc_int ow = OW; ow < OWR; ow++) row[ow] = 0;
+            for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
+                vec g;
+                __builtin_memcpy(&g, row + ow0, sizeof g);
+                for (int kh = 0; kh < 3; kh++) {
+                    const FC_T *xr = xp + (oh + kh * dh) * PWD + ow0;
+                    DW_FMA(vec, acc[kh * 3], g, xr);
+                    DW_FMA(vec, acc[kh * 3 + 1], g, xr + dw);
+                    DW_FMA(vec, acc[kh * 3 + 2], g, xr + 2 * dw);
+                }
+            }
+        }
+        for (int t = 0; t < 9; t++) __builtin_memcpy(lanes + t * DW_LANES, &acc[t], sizeof(vec));
+        goto reduce;
+    }
     for (fc_int oh = 0; oh < OH; oh++) {
         for (fc_int ow = 0; ow < OW; ow++) row[ow] = dy[oh * OW + ow];
         for (fc_int ow = OW; ow < OWR; ow++) row[ow] = 0;
@@ -148,6 +198,7 @@ static void DW_NAME(bwd_plane_padded)(const FC_T *restrict xp, FC_T *restrict dx
             }
         }
     }
+reduce:
     if (dw_acc)
         for (fc_int t = 0; t < T; t++) {
             FC_ACC s = 0;

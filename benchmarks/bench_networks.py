@@ -2,7 +2,7 @@
 
     python benchmarks/bench_networks.py [--set issue12|grid|all] [--nets resnet18,...]
         [--threads 2,1] [--reps 5] [--kinds train,eval] [--breakdown] [--memory]
-        [--json out.json]
+        [--wait-policy default|passive|active] [--json out.json]
 
 Each network is built once in fastconv and converted with ``fastconv.to_torch`` (the
 same module tree, names and weights; plain forwards are traced to torch.fx), so both
@@ -11,7 +11,12 @@ per image, or per pixel for the segmentation nets), backward through every param
 and an SGD-momentum step; eval is the forward in eval mode without gradients.  Both
 libraries run in this one process with the same thread count and
 ``OMP_WAIT_POLICY=PASSIVE``, interleaved after a warm-up; the ratio is the median of
-per-pair ratios torch time / fastconv time (> 1: fastconv faster).
+per-pair ratios torch time / fastconv time (> 1: fastconv faster).  OpenMP's wait
+policy is the runtimes' default (what a user of either library gets);
+``--wait-policy passive`` makes idle threads sleep at once, which keeps each library's
+pool off the cores the other needs but makes every barrier a sleep and a wake-up
+(fastconv's GEMM has more barriers than oneDNN's convolutions, so passive costs it
+more).
 
 --breakdown prints where each library spends a case's time: fastconv's profiler by
 layer type (forward / backward) and torch's profiler by aten op (self time).
@@ -23,14 +28,17 @@ Sets: "issue12" is resnet18 N=16 112x112, mobilenet_v2 N=32 96x96 and unet N=8
 and the strided/dilated encoder-decoder at 64x64 N=32, 128x128 N=16 and 224x224 N=8.
 """
 import os
+import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's wait policy is read when the runtimes load: --wait-policy passive (or the
+# environment's OMP_WAIT_POLICY) must be set before torch and fastconv are imported
+if "--wait-policy" in sys.argv:
+    os.environ["OMP_WAIT_POLICY"] = sys.argv[sys.argv.index("--wait-policy") + 1].upper()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -216,6 +224,8 @@ def main():
     ap.add_argument("--kinds", default="train,eval")
     ap.add_argument("--breakdown", action="store_true")
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--wait-policy", default="default",
+                    help="OMP_WAIT_POLICY for both libraries (read at start-up)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     import torch

@@ -1,7 +1,8 @@
 """Sequential and Residual."""
 import numpy as np
 
-from .. import functional as F
+from .. import autograd, functional as F
+from .._grad import is_grad_enabled
 from ..autograd import Tensor, apply
 from .module import Module
 
@@ -46,9 +47,35 @@ class Sequential(Module):
         return tuple(input_shape)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        if not self.training and not is_grad_enabled() and autograd._tracer is None:
+            x = self._inference(x)
+        else:
+            for m in self._modules.values():
+                x = m(x)
         return self._remember(x if isinstance(x, Tensor) else np.asarray(x), True)
+
+    def _inference(self, x):
+        """Eval under no_grad: a Conv2d followed by an eval BatchNorm2d runs as one
+        convolution with the BatchNorm folded into its weights and bias (and a ReLU
+        after them in its epilogue), saving a pass over each output; torch's layers
+        give the same values to rounding.  Tracing (summary, to_torch) sees every layer."""
+        from .conv import Conv2d
+        from .normalization import BatchNorm2d
+        from .activation import ReLU
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if (i + 1 < n and type(m) is Conv2d and type(mods[i + 1]) is BatchNorm2d
+                    and m.padding_mode == "zeros" and np.ndim(x) == 4
+                    and not mods[i + 1].training and mods[i + 1].running_mean is not None):
+                relu = i + 2 < n and type(mods[i + 2]) is ReLU
+                x = m.folded_forward(x, mods[i + 1], relu=relu)
+                i += 3 if relu else 2
+                continue
+            x = m(x)
+            i += 1
+        return x
 
     def _backward(self, ctx, g, needs):
         mods = list(self._modules.values())

@@ -32,7 +32,7 @@ import sys
 
 # OpenMP's wait policy is read when the runtimes load: --wait-policy passive (or the
 # environment's OMP_WAIT_POLICY) must be set before torch and fastconv are imported
-if "--wait-policy" in sys.argv:
+if "--wait-policy" in sys.argv and sys.argv[sys.argv.index("--wait-policy") + 1] != "default":
     os.environ["OMP_WAIT_POLICY"] = sys.argv[sys.argv.index("--wait-policy") + 1].upper()
 
 import argparse  # noqa: E402

@@ -130,14 +130,19 @@ def choose_algorithm(g, finite=True):
     gives +-Inf: non-finite inputs take another path)."""
     if g.is_depthwise and min(g.pads) >= 0:
         return Algorithm.DEPTHWISE_S1 if accepts(Algorithm.DEPTHWISE_S1, g) else Algorithm.DEPTHWISE
-    if finite and g.C >= 16 and g.M >= 16 and accepts(Algorithm.WINOGRAD4, g):
+    # planes under 6x6: the weights' transform (16/9 of them, every call) outweighs the
+    # multiplies saved on so few tiles; the batch-stacked GEMM is faster
+    if finite and g.C >= 16 and g.M >= 16 and min(g.OH, g.OW) >= 6 and \
+            accepts(Algorithm.WINOGRAD4, g):
         # F(4x4)'s 16-lane transforms want long tile rows and enough tiles to fill them
         tiles = g.N * ((g.OH + 3) // 4) * ((g.OW + 3) // 4)
         return Algorithm.WINOGRAD4 if min(g.OH, g.OW) >= 32 and tiles >= 256 else \
             Algorithm.WINOGRAD2
     # the padded width pays a crop pass over the output: worth it when each output has
     # enough of K (Cg*KH*KW) behind it that the gathers it saves dominate
-    if accepts(Algorithm.PADDED, g) and (g.KH, g.KW) != (1, 1) and g.Cg * g.KH * g.KW >= 64:
+    # (planes under 64 pixels: the gather path runs the whole batch as one GEMM)
+    if accepts(Algorithm.PADDED, g) and (g.KH, g.KW) != (1, 1) and g.Cg * g.KH * g.KW >= 64 \
+            and g.OH * g.OW >= 64:
         return Algorithm.PADDED
     return Algorithm.GATHER
 

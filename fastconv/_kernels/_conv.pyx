@@ -52,6 +52,11 @@ cdef struct Geom:
 # Output planes under WGRAD_STACK_BELOW pixels stack a chunk's images along K.
 cdef enum:
     WGRAD_STACK_BELOW = 256
+# Output planes under STACK_BELOW pixels run the forward and the strided backward-data as
+# one GEMM over the batch's images side by side (a GEMM per image would be a few pixels
+# wide: the micro-tile mostly idle and the whole weight packed again for every image).
+cdef enum:
+    STACK_BELOW = 64
 cdef enum:
     MAX_WGRAD_CHUNKS = 8
 
@@ -84,8 +89,10 @@ cdef inline bint is_pointwise(const Geom *g) noexcept nogil:
             and g.pw == 0 and g.OH == g.H and g.OW == g.W)
 
 
-cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x) noexcept nogil:
-    """Adjoint of im2col: x[c, ih, iw] += col[...] (x must be zeroed by the caller)."""
+cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x,
+                 Py_ssize_t ldcol=0) noexcept nogil:
+    """Adjoint of im2col: x[c, ih, iw] += col[...] (x must be zeroed by the caller).
+    ldcol: the distance between col's rows (default OH*OW: contiguous)."""
     cdef Py_ssize_t c, kh, kw, oh, ow, ih, iw0, iw, lo, hi
     cdef Py_ssize_t OHW = g.OH * g.OW
     cdef const floating *row
@@ -94,7 +101,7 @@ cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x)
     for c in range(Cg):
         for kh in range(g.KH):
             for kw in range(g.KW):
-                row = col + ((c * g.KH + kh) * g.KW + kw) * OHW
+                row = col + ((c * g.KH + kh) * g.KW + kw) * (ldcol if ldcol else OHW)
                 iw0 = kw * g.dw - g.pw
                 for oh in range(g.OH):
                     ih = oh * g.sh - g.ph + kh * g.dh
@@ -157,6 +164,35 @@ cdef void _unfold_gemm_image(const floating *big, const floating *w, const float
                 <floating>0, small + grp * Mg * OHW, OHW, &ep, nt)
 
 
+cdef void _unfold_gemm_stacked(const floating *big, const floating *w, const floating *bias,
+                               floating *small, const Geom *g, Py_ssize_t N,
+                               Py_ssize_t bstride, Py_ssize_t sstride, Py_ssize_t G,
+                               Py_ssize_t Mg, bint relu, int nt) noexcept nogil:
+    """unfold_gemm with every image side by side in one GEMM per group (small planes):
+    C (Mg x N*OHW) in the workspace's scratch slot, then copied to (N, Mg, OHW)."""
+    cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, grp, n, m
+    cdef Py_ssize_t cols = N * OHW
+    cdef fc_bsrc_t b
+    cdef fc_epilogue_t ep
+    cdef floating *c = <floating *>KT.workspace.get(FC_WS_SCRATCH, Mg * cols * sizeof(floating))
+    if c == NULL:
+        KT.workspace.flag_error()
+        return
+    ep.relu = relu
+    for grp in range(G):
+        b = conv_source(big + grp * Cg * g.H * g.W, g, Cg, False)
+        b.kind = FC_B_IM2COL        # a 1x1 too: its "im2col" rows are the channel planes
+        b.g.nimg = N
+        b.g.istride = bstride
+        ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
+        gemm_ex(&KT.gemm, Mg, cols, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
+                <floating>0, c, cols, &ep, nt)
+        for n in prange(N, schedule='static', num_threads=nthreads_for(Mg * cols, nt)):
+            for m in range(Mg):
+                memcpy(small + n * sstride + (grp * Mg + m) * OHW, c + m * cols + n * OHW,
+                       OHW * sizeof(floating))
+
+
 def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, const floating[::1] bias,
                 floating[:, :, :, ::1] small, Py_ssize_t groups,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
@@ -174,6 +210,12 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
     cdef const floating *bp = &bias[0] if bias is not None else NULL
     cdef Py_ssize_t bstride = big.shape[1] * g.H * g.W, sstride = small.shape[1] * g.OH * g.OW
     if N == 0 or sstride == 0:
+        return
+    if g.OH * g.OW < STACK_BELOW and N > 1:
+        with nogil:
+            _unfold_gemm_stacked(&big[0, 0, 0, 0], &w2[0, 0], bp, &small[0, 0, 0, 0], &g, N,
+                                 bstride, sstride, groups, Mg, relu, nt)
+        check_workspace()
         return
     if outer:
         with nogil:
@@ -204,6 +246,34 @@ cdef void _gemm_fold_image(const floating *small, const floating *w, floating *b
         col2im(col, Cg, g, big + grp * Cg * g.H * g.W)
 
 
+cdef void _gemm_fold_stacked(const floating *small, const floating *w, floating *big,
+                             const Geom *g, Py_ssize_t N, Py_ssize_t bstride, Py_ssize_t sstride,
+                             Py_ssize_t G, Py_ssize_t Mg, int nt) noexcept nogil:
+    """gemm_fold with every image side by side (small planes): small's group gathered to
+    (Mg x N*OHW), one GEMM to columns (Kg x N*OHW), then col2im per image (images in
+    parallel: each owns its output)."""
+    cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, grp, n, m
+    cdef Py_ssize_t cols = N * OHW
+    cdef floating *a = <floating *>KT.workspace.get(FC_WS_SCRATCH,
+                                                    (Mg + Kg) * cols * sizeof(floating))
+    cdef floating *col
+    if a == NULL:
+        KT.workspace.flag_error()
+        return
+    col = a + Mg * cols
+    for grp in range(G):
+        for n in prange(N, schedule='static', num_threads=nthreads_for(Mg * cols, nt)):
+            for m in range(Mg):
+                memcpy(a + m * cols + n * OHW, small + n * sstride + (grp * Mg + m) * OHW,
+                       OHW * sizeof(floating))
+        gemm(&KT.gemm, Kg, cols, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, a, cols, 1,
+             <floating>0, col, cols, nt)
+        for n in prange(N, schedule='static', num_threads=nthreads_for(Kg * cols, nt)):
+            memset(big + n * bstride + grp * Cg * g.H * g.W, 0,
+                   Cg * g.H * g.W * sizeof(floating))
+            col2im(col + n * OHW, Cg, g, big + n * bstride + grp * Cg * g.H * g.W, cols)
+
+
 def fold_scratch_shape(Py_ssize_t N, Py_ssize_t C, Py_ssize_t groups, Py_ssize_t KH,
                        Py_ssize_t KW, Py_ssize_t OH, Py_ssize_t OW, int n_threads):
     """Shape of gemm_fold's column scratch: one (C/G)*KH*KW x OH*OW buffer per thread."""
@@ -232,6 +302,12 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
         return
     if sstride == 0:
         big[...] = 0
+        return
+    if g.OH * g.OW < STACK_BELOW and N > 1 and not is_pointwise(&g):
+        with nogil:
+            _gemm_fold_stacked(&small[0, 0, 0, 0], &w2[0, 0], &big[0, 0, 0, 0], &g, N, bstride,
+                               sstride, groups, Mg, nt)
+        check_workspace()
         return
     if outer:
         with nogil, parallel(num_threads=nt):

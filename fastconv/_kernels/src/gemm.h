@@ -60,8 +60,9 @@ typedef struct {
     fc_int C, H, W;            /* channels of this group, input plane */
     fc_int OH, OW;             /* output plane */
     fc_int KH, KW, sh, sw, ph, pw, dh, dw;
-    /* FC_B_IM2COL_T only: nimg images (istride elements apart) stacked along the pixel
-     * rows, so small planes make one long K instead of one short GEMM per image */
+    /* nimg images (istride elements apart) stacked along the pixels: FC_B_IM2COL's
+     * columns (small planes make one wide GEMM, not one narrow GEMM per image that
+     * re-reads the whole weight), FC_B_IM2COL_T's rows (one long K) */
     fc_int nimg, istride;
 } fc_conv_geom_t;
 

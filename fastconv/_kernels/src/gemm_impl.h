@@ -167,11 +167,17 @@ static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int
 {
     const fc_conv_geom_t *g = &B->g;
     const FC_TB *x = (const FC_TB *)B->ptr;
-    fc_int KK = g->KH * g->KW;
+    fc_int KK = g->KH * g->KW, OHW = g->OH * g->OW;
     for (fc_int p = 0; p < kc; p++) {
         fc_int q = p0 + p, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
         FC_TPB *d = dst + p * nr;
-        FC_CAT(gather_pixels_, FC_SFX)(g, x + c * g->H * g->W, kh, kw, j0, n, d, 1);
+        for (fc_int j = j0; j < j0 + n;) {           /* one segment per stacked image */
+            fc_int img = g->nimg > 1 ? j / OHW : 0, q0 = j - img * OHW;
+            fc_int len = OHW - q0 < j0 + n - j ? OHW - q0 : j0 + n - j;
+            FC_CAT(gather_pixels_, FC_SFX)(g, x + img * g->istride + c * g->H * g->W, kh, kw,
+                                         q0, len, d + (j - j0), 1);
+            j += len;
+        }
         for (int j = n; j < nr; j++) d[j] = 0;
     }
 }

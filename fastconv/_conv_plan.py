@@ -153,7 +153,11 @@ def input_grad_algorithm(g, forward):
         return InputGrad.DEPTHWISE_S1 if _depthwise_s1_backward(g) else InputGrad.DEPTHWISE
     # the flipped convolution has M = C/G rows: under 8 (a first layer's 3 colour
     # channels) most of each 8-row GEMM tile would be idle, so go through col2im
-    return InputGrad.FLIPPED if g.sh == g.sw == 1 and g.Cg >= 8 else InputGrad.FOLD
+    # k x k on planes under 64 pixels: the batch-stacked GEMM + col2im, with no flipped
+    # copy of the weights to make
+    small = g.OH * g.OW < 64 and g.KH * g.KW > 1
+    return InputGrad.FLIPPED if g.sh == g.sw == 1 and g.Cg >= 8 and not small \
+        else InputGrad.FOLD
 
 
 def weight_grad_algorithm(g, forward, finite=True):

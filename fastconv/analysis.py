@@ -182,6 +182,12 @@ def _trace(model, shape, rf, prefix, rows):
     def hook(module, name, args, kwargs, outputs):
         keep.extend(outputs)              # ids stay unique while the trace runs
         inputs = autograd.tensors_in(args)
+        # a broadcast (an SE gate's (N, C, 1, 1) times a map) is a per-position op on the
+        # map: the field and jump come from the inputs of the output's spatial size (a
+        # globally pooled gate's jump would otherwise scale every later layer's growth)
+        if module is None and outputs and outputs[0].ndim == 4:
+            same = [t for t in inputs if t.ndim == 4 and t.shape[2:] == outputs[0].shape[2:]]
+            inputs = same or inputs
         ins = [fields.get(id(t), rf) for t in inputs]
         base = _RF(*(tuple(max(v) for v in zip(*(getattr(r, a) for r in ins)))
                      for a in ("size", "jump"))) if ins else rf

@@ -155,3 +155,28 @@ def test_summary_of_a_unet_follows_the_skips():
     # the decoder's first conv sees the concatenation: its field is the deeper path's
     assert rf["dec.0.0"] > rf["down.1.5"]
     assert s.total_params == sum(p.data.size for p in u.parameters())
+
+
+def test_receptive_field_through_a_squeeze_excitation_gate():
+    """A broadcast gate (N, C, 1, 1) times a map is a per-position op on the map: the
+    field and jump continue from the map, not from the globally pooled gate (whose
+    jump would blow up every later layer's growth)."""
+    from fastconv import nn, ops
+
+    class SE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Conv2d(4, 4, 1)
+            self.out = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+            self.last = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            h = self.stem(x)
+            h = ops.mul(h, nn.Sigmoid()(self.fc(self.pool(h))))
+            return self.last(self.out(h))
+
+    rows = {r["name"]: r for r in analysis.summary(SE(), (1, 3, 32, 32)).rows}
+    assert rows["out"]["rf"] == (5, 5) and rows["out"]["jump"] == (2, 2)
+    assert rows["last"]["rf"] == (9, 9)

@@ -33,7 +33,9 @@ def _reduce(per, denom, reduction):
     if reduction == "none":
         return per
     total = float(per.sum())
-    return total / denom if reduction == "mean" else total
+    if reduction == "mean":
+        return total / denom if denom else float("nan")
+    return total
 
 
 def cross_entropy(logits, target, label_smoothing=0.0, weight=None, ignore_index=-100,
@@ -56,28 +58,23 @@ def cross_entropy(logits, target, label_smoothing=0.0, weight=None, ignore_index
         _loss.cross_entropy(logits, target, float(label_smoothing), probs, losses, nthreads())
         loss = float(np.sum(losses) / N) if N else float("nan")
         return loss, CrossEntropyCtx(probs, target, float(label_smoothing))
-    x = np.moveaxis(logits, 1, -1).reshape(-1, C).astype(np.float64)
-    t = target.reshape(-1)
-    logp = x - x.max(axis=1, keepdims=True)
-    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
-    p = np.exp(logp)
+    # the general case (per-pixel logits, weight, ignore_index, any reduction): compiled,
+    # pixel maths in float64; the denominator from the targets alone
+    t = target.reshape(N, -1)
     valid = t != ignore_index
-    tt = np.where(valid, t, 0)
-    w = np.ones(C) if weight is None else weight.astype(np.float64)
+    tt = np.where(valid, t, 0).astype(np.int64)
+    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
     wt = w[tt] * valid
-    rows = np.arange(len(t))
-    eps = float(label_smoothing)
-    per = -logp[rows, tt] * wt * (1 - eps)
-    grad = p * ((1 - eps) * wt)[:, None]
-    grad[rows, tt] -= (1 - eps) * wt
-    if eps:
-        per += -eps / C * (logp * w).sum(axis=1) * valid
-        grad += eps / C * valid[:, None] * (p * w.sum() - w)
-    denom = wt.sum()
-    if reduction == "mean":
-        grad /= denom
+    denom = wt.sum()                    # np.float64: all ignored gives nan, as torch
+    x3 = np.ascontiguousarray(logits).reshape(N, C, -1)
+    per = empty(tt.shape)
+    grad = empty_like(x3)
+    _loss.cross_entropy_nd(x3, tt, valid.astype(np.uint8), wt, w, float(label_smoothing),
+                           # every target ignored: loss nan, gradient 0 (torch's)
+                           (float(1.0 / denom) if denom else 0.0) if reduction == "mean" else 1.0,
+                           per, grad, nthreads())
     loss = _reduce(per.reshape(target.shape).astype(logits.dtype), denom, reduction)
-    return loss, LossCtx(grad.astype(logits.dtype), None, reduction, (logits.shape, True))
+    return loss, LossCtx(grad.reshape(logits.shape), None, reduction, (logits.shape, False))
 
 
 def cross_entropy_backward(ctx, grad_output=1.0, needs=None):
@@ -96,9 +93,14 @@ def cross_entropy_backward(ctx, grad_output=1.0, needs=None):
 
 
 def _rows_back(ctx, grad_output):
-    """A per-row (class-last) gradient scaled by grad_output, in the input's layout."""
-    shape, _ = ctx.layout
+    """A per-row (class-last) gradient scaled by grad_output, in the input's layout
+    (a gradient kept in the input's layout: scaled per position)."""
+    shape, moved = ctx.layout
     go = np.asarray(grad_output, ctx.grad.dtype)
+    if not moved:
+        if ctx.reduction == "none" and go.ndim:
+            return ctx.grad * go.reshape((shape[0], 1) + tuple(shape[2:]))
+        return ctx.grad * go
     g = ctx.grad * (go.reshape(-1, 1) if ctx.reduction == "none" else go)
     moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
     return np.ascontiguousarray(np.moveaxis(g.reshape(moved), -1, 1))

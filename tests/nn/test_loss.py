@@ -134,3 +134,32 @@ def test_loss_errors():
                                                     np.zeros((2, 4)))
     with pytest.raises(TypeError, match="integer class indices"):
         nn.NLLLoss()(np.zeros((2, 4), np.float32), np.zeros(2))
+
+
+def test_cross_entropy_every_target_ignored_gives_nan_and_zero_gradient():
+    """torch: the mean over no counted target is nan, and the gradient is zero."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    t = np.full((2, 4, 4), 7)
+    xt = fc.Tensor(x, requires_grad=True)
+    loss = nn.CrossEntropyLoss(ignore_index=7)(xt, t)
+    assert np.isnan(float(loss.data))
+    loss.backward()
+    np.testing.assert_array_equal(xt.grad, np.zeros_like(x))
+
+
+def test_per_pixel_cross_entropy_same_bits_at_any_thread_count():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4, 9, 7)).astype(np.float32)
+    t = rng.integers(0, 4, (3, 9, 7))
+    t[0, 0, :3] = -100
+    crit = nn.CrossEntropyLoss(weight=np.array([1.0, 2.0, 0.5, 1.5]), label_smoothing=0.1)
+    outs, n0 = [], fc.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            fc.set_num_threads(nt)
+            outs.append((crit(x, t), crit.backward()))
+    finally:
+        fc.set_num_threads(n0)
+    for loss, g in outs[1:]:
+        assert loss == outs[0][0]
+        np.testing.assert_array_equal(g, outs[0][1])

@@ -7,7 +7,7 @@ import pytest
 
 import fastconv as fc
 from fastconv.functional import conv as FC
-from tests import reference as R
+import reference as R
 
 CASES = [  # N, C, H, M, K, stride, pad, dilation, groups
     (5, 6, 5, 4, 3, 1, 1, 1, 1),

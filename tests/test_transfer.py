@@ -14,7 +14,6 @@ from fastconv.train import (IMAGENET_MEAN, IMAGENET_STD, TrainConfig, load_check
                             load_model, prepare_input, train)
 from helpers import assert_close, torch_or_skip
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _quiet(*a):
@@ -251,8 +250,10 @@ def test_cli_transfer_train_and_predict(tmp_path, capsys):
     from fastconv.__main__ import main
     _save_twin(torch, "mobilenet_v3_small", tmp_path / "init.pt", np.random.default_rng(0))
     out = tmp_path / "run"
+    # the fastconv under test (installed, or the built checkout), not the tests' folder
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(fc.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        [pkg_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     r = subprocess.run([sys.executable, "-m", "fastconv", "train", "--model",
                         "mobilenet_v3_small", "--init", str(tmp_path / "init.pt"), "--freeze",
                         "features.6", "--synthetic-size", "24", "--image-size", "16",

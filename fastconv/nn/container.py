@@ -1,4 +1,6 @@
 """Sequential and Residual."""
+import time
+
 import numpy as np
 
 from .. import autograd, functional as F
@@ -70,7 +72,16 @@ class Sequential(Module):
                     and m.padding_mode == "zeros" and np.ndim(x) == 4
                     and not mods[i + 1].training and mods[i + 1].running_mean is not None):
                 relu = i + 2 < n and type(mods[i + 2]) is ReLU
-                x = m.folded_forward(x, mods[i + 1], relu=relu)
+                prof = autograd._profiler
+                if prof is not None:
+                    t = time.perf_counter()
+                    x = m.folded_forward(x, mods[i + 1], relu=relu)
+                    name = "Conv2d+BatchNorm2d" + ("+ReLU" if relu else "")
+                    if prof.detail:
+                        name += f"({m.extra_repr()}) @{'x'.join(map(str, np.shape(x)[1:]))}"
+                    prof.add(name, "forward", time.perf_counter() - t)
+                else:
+                    x = m.folded_forward(x, mods[i + 1], relu=relu)
                 i += 3 if relu else 2
                 continue
             x = m(x)

@@ -21,7 +21,8 @@ more).
 --breakdown prints where each library spends a case's time: fastconv's profiler by
 layer type (forward / backward) and torch's profiler by aten op (self time).
 --memory runs each library alone in a fresh process and reports the peak resident
-memory a training step adds (ru_maxrss minus the RSS after model creation).
+memory its training steps add: the peak (VmHWM, reset after model creation through
+/proc/self/clear_refs) minus the resident memory at that point.
 
 Sets: "issue12" is resnet18 N=16 112x112, mobilenet_v2 N=32 96x96 and unet N=8
 128x128 (2 classes per pixel); "grid" is resnet18, mobilenet_v2 (widths 0.5 and 1.0)
@@ -183,16 +184,16 @@ def breakdown(torch, model, tmodel, x, y, kind):
 
 
 _CHILD = r"""
-import os, resource, sys
+import os, sys
 sys.path.insert(0, os.path.dirname({script!r}))
 import bench_networks as B
 import fastconv as fc, torch
 lib, net, n, size, threads, steps = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
 fc.set_num_threads(threads); torch.set_num_threads(threads)
-def rss_kb():
+def status_kb(key):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
 model, tmodel, x, y = B.build(torch, net, n, size)
 if lib == "fastconv":
@@ -201,10 +202,12 @@ if lib == "fastconv":
 else:
     del model
     run = B.torch_runner(torch, tmodel, x, y, "train")
-base = rss_kb()
+base = status_kb("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:     # the peak (VmHWM) restarts from here
+    f.write("5")
 for _ in range(steps):
     run()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+print((status_kb("VmHWM") - base) / 1024)
 """
 
 

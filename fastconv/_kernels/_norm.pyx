@@ -23,6 +23,11 @@ from ._cpu cimport fc_dispatch_t, kernels
 
 cdef const fc_dispatch_t *KT = kernels()    # the kernel table: src/norm.c's best set
 
+# BatchNorm planes of fewer values than this run inline loops rather than a kernel call
+# per (image, channel) plane (the kernels' vector lanes are 32 wide)
+cdef enum:
+    SMALL_PLANE = 32
+
 
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int n_threads):
     """Per-channel mean and biased variance.  x (N, C, HW) IN; mean, var (C,) OUT."""
@@ -31,6 +36,27 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
     cdef float mf
     cdef const floating *row
     if C == 0:
+        return
+    if floating is float and HW < SMALL_PLANE:
+        # small planes: loops inline (a kernel call per plane of a few values costs more
+        # than its arithmetic); float64 sums, the same two-pass form
+        with nogil:
+            for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+                s = 0
+                for n in range(N):
+                    row = &x[0, 0, 0] + (n * C + c) * HW
+                    for q in range(HW):
+                        s = s + row[q]
+                m = s / (N * HW) if N * HW > 0 else 0
+                mf = <float>m
+                s = 0
+                for n in range(N):
+                    row = &x[0, 0, 0] + (n * C + c) * HW
+                    for q in range(HW):
+                        d = <double>row[q] - mf
+                        s = s + d * d
+                mean[c] = m
+                var[c] = (s / (N * HW) - (m - mf) * (m - mf)) if N * HW > 0 else 0
         return
     if floating is float:
         with nogil:
@@ -92,7 +118,7 @@ def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const flo
     cdef floating *dst
     if N * C * HW == 0:
         return
-    if floating is float:
+    if floating is float and HW >= SMALL_PLANE:
         with nogil:
             for p in prange(N * C, schedule='static',
                             num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -130,6 +156,26 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
     cdef const floating *xr
     cdef const floating *gr
     cdef const floating *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
+    cdef const floating *yr
+    cdef float mf
+    cdef double g
+    if floating is float and HW < SMALL_PLANE:       # small planes: inline (see channel_stats)
+        with nogil:
+            for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+                s1 = 0
+                s2 = 0
+                mf = <float>mean[c]
+                for n in range(N):
+                    xr = &x[0, 0, 0] + (n * C + c) * HW
+                    gr = &dy[0, 0, 0] + (n * C + c) * HW
+                    yr = (yp + (n * C + c) * HW) if yp != NULL else NULL
+                    for q in range(HW):
+                        g = 0.0 if (yr != NULL and yr[q] <= 0) else gr[q]
+                        s1 = s1 + g
+                        s2 = s2 + g * (<double>xr[q] - mf)
+                sum_dy[c] = s1
+                sum_dy_xhat[c] = (s2 - s1 * (mean[c] - mf)) * invstd[c]
+        return
     if floating is float:
         with nogil:
             for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -183,7 +229,7 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
     cdef const floating *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
     if N * C * HW == 0:
         return
-    if floating is float:
+    if floating is float and HW >= SMALL_PLANE:
         with nogil:
             for p in prange(N * C, schedule='static',
                             num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -192,8 +238,9 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
                                   (yp + p * HW) if yp != NULL else NULL, &dx[0, 0, 0] + p * HW,
                                   HW, mean[c], a[c], b[c], ik[c], exact)
         return
-    if yp != NULL:
+    if yp != NULL and floating is double:
         raise ValueError("bn_backward_apply: the fused-ReLU mask is float32-only")
+    # float64 data, and float32 small planes (inline, evaluated in double)
     with nogil:
         for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
             c = p % C
@@ -204,8 +251,12 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
             xr = &x[0, 0, 0] + p * HW
             gr = &dy[0, 0, 0] + p * HW
             dr = &dx[0, 0, 0] + p * HW
-            for q in range(HW):
-                dr[q] = ac * (gr[q] - bc - (xr[q] - mc) * kc)
+            if yp != NULL:
+                for q in range(HW):
+                    dr[q] = ac * ((0.0 if yp[p * HW + q] <= 0 else gr[q]) - bc - (xr[q] - mc) * kc)
+            else:
+                for q in range(HW):
+                    dr[q] = ac * (gr[q] - bc - (xr[q] - mc) * kc)
 
 
 def plane_sums_finite(const float[:, ::1] x, int n_threads):

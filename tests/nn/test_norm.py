@@ -318,3 +318,24 @@ def test_sync_batchnorm_errors():
     with pytest.raises(ValueError, match="SyncBatchNorm: momentum must be in"):
         fc.nn.SyncBatchNorm(3, momentum=2)
     assert m.output_shape((2, 3, 4)) == (2, 3, 4)
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (4, 4), (5, 6), (8, 8)])   # inline and kernel
+@pytest.mark.parametrize("relu", [False, True])
+def test_batchnorm_small_planes_match_float64(hw, relu, rng):
+    """Planes of fewer than 32 values take inline loops, larger ones the vector kernels:
+    forward (with the fused ReLU) and every gradient agree with a float64 run."""
+    x = rng.standard_normal((6, 5) + hw).astype(np.float32) * 3 + 1
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    outs = {}
+    for dt in (np.float32, np.float64):
+        bn = fc.nn.BatchNorm2d(5)
+        bn.weight.data[:] = np.linspace(0.5, 1.5, 5)
+        bn.bias.data[:] = np.linspace(-0.2, 0.3, 5)
+        if dt == np.float64:
+            bn.double()
+        y = bn.forward_relu(x.astype(dt)) if relu else bn(x.astype(dt))
+        gx = bn.backward(gy.astype(dt))
+        outs[dt] = (y, gx, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var)
+    for a, b in zip(outs[np.float32], outs[np.float64]):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)

@@ -160,6 +160,35 @@ static void FC_CAT(gather_pixels_, FC_SFX)(const fc_conv_geom_t *g, const FC_TB 
     }
 }
 
+/* Tiny output rows (OW under 8: the last stages of a network): the row-segment walk
+ * would make a call per 2-4 values, so gather one value at a time with running
+ * (image, oh, ow) counters instead; pixel `first` onwards, `count` of them, into
+ * d[t * dstride]. */
+static void FC_CAT(gather_tiny_, FC_SFX)(const fc_conv_geom_t *g, const FC_TB *x, fc_int c,
+                                       fc_int kh, fc_int kw, fc_int first, fc_int count,
+                                       FC_TPB *d, fc_int dstride)
+{
+    fc_int OHW = g->OH * g->OW;
+    fc_int img = g->nimg > 1 ? first / OHW : 0, q = first - img * OHW;
+    fc_int oh = q / g->OW, ow = q - oh * g->OW;
+    const FC_TB *plane = x + img * g->istride + c * g->H * g->W;
+    fc_int ih = oh * g->sh - g->ph + kh * g->dh, iw0 = kw * g->dw - g->pw;
+    for (fc_int t = 0; t < count; t++) {
+        fc_int iw = ow * g->sw + iw0;
+        d[t * dstride] = (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W)
+                             ? FC_B2P(plane[ih * g->W + iw]) : 0;
+        if (++ow == g->OW) {
+            ow = 0;
+            ih += g->sh;
+            if (++oh == g->OH) {
+                oh = 0;
+                ih = -g->ph + kh * g->dh;
+                plane += g->istride;
+            }
+        }
+    }
+}
+
 /* im2col rows (c, kh, kw) = p0.., columns pixels j0..: walk each row's pixel range one
  * output row at a time so interior segments are plain copies. */
 static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0,
@@ -171,6 +200,11 @@ static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int
     for (fc_int p = 0; p < kc; p++) {
         fc_int q = p0 + p, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
         FC_TPB *d = dst + p * nr;
+        if (g->OW < 8) {
+            FC_CAT(gather_tiny_, FC_SFX)(g, x, c, kh, kw, j0, n, d, 1);
+            for (int j = n; j < nr; j++) d[j] = 0;
+            continue;
+        }
         for (fc_int j = j0; j < j0 + n;) {           /* one segment per stacked image */
             fc_int img = g->nimg > 1 ? j / OHW : 0, q0 = j - img * OHW;
             fc_int len = OHW - q0 < j0 + n - j ? OHW - q0 : j0 + n - j;
@@ -192,6 +226,10 @@ static void FC_CAT(pack_b_im2col_t_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_i
     fc_int OHW = g->OH * g->OW;
     for (int j = 0; j < n; j++) {
         fc_int q = j0 + j, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
+        if (g->OW < 8) {
+            FC_CAT(gather_tiny_, FC_SFX)(g, x, c, kh, kw, p0, kc, dst + j, nr);
+            continue;
+        }
         for (fc_int p = p0; p < p0 + kc;) {          /* one segment per stacked image */
             fc_int img = g->nimg > 1 ? p / OHW : 0, q0 = p - img * OHW;
             fc_int len = OHW - q0 < p0 + kc - p ? OHW - q0 : p0 + kc - p;

@@ -4,6 +4,7 @@ from ._base cimport fc_int
 cdef extern from "depthwise.h":
     enum:
         FC_DW_GRAIN
+        FC_DW_LANES_BELOW
     ctypedef struct fc_dwgeom_t:
         fc_int sh, sw, ph, pw, dh, dw
     ctypedef struct fc_dw_kernels_t:
@@ -26,3 +27,7 @@ cdef extern from "depthwise.h":
                                const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
                                fc_int dh, fc_int dw, double *dw_acc, float *row,
                                float *lanes) noexcept nogil
+        void (*fwd_lanes_f32)(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
+                              fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                              const float *bias, int nc, int relu,
+                              float *scratch) noexcept nogil

@@ -27,6 +27,29 @@ cdef inline void _load_padded(const float *x, Py_ssize_t H, Py_ssize_t W, float 
         memcpy(xp + (r + pt) * PWD + pl, x + r * W, W * sizeof(float))
 
 
+cdef void _forward_lanes(const float *x, const float *w, const float *bias, float *y,
+                         Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
+                         const fc_dwgeom_t *g, bint relu, int nt) noexcept nogil:
+    """Tiny planes (OW < FC_DW_LANES_BELOW, one input channel per output): 16 channels
+    of one image per call, in the vector lanes; each thread's scratch from the
+    workspace."""
+    cdef Py_ssize_t nb = (C + 15) // 16, b, n, c0
+    cdef size_t scratch = (H * W + KH * KW) * 16 * sizeof(float)
+    cdef float *s
+    for b in prange(N * nb, schedule='static', num_threads=nt):
+        s = <float *>KT.workspace.get(FC_WS_SCRATCH, scratch)
+        if s == NULL:
+            KT.workspace.flag_error()
+            continue
+        n = b // nb
+        c0 = (b % nb) * 16
+        KT.depthwise.fwd_lanes_f32(x + (n * C + c0) * H * W, H, W, w + c0 * KH * KW, KH, KW,
+                                   y + (n * C + c0) * OH * OW, OH, OW, g,
+                                   (bias + c0) if bias != NULL else NULL,
+                                   <int>(16 if C - c0 > 16 else C - c0), relu, s)
+
+
 def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
                          const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
                          Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
@@ -40,7 +63,15 @@ def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     cdef float *xp
     cdef const float *bp = &bias[0] if bias is not None else NULL
     cdef int nt = n_threads if P * OH * OW > FC_DW_GRAIN else 1
+    cdef fc_dwgeom_t g
     if P * OH * OW == 0:
+        return
+    if OW < FC_DW_LANES_BELOW and mult == 1:
+        g.sh = 1; g.sw = 1; g.ph = pt; g.pw = pl; g.dh = dh; g.dw = dw
+        with nogil:
+            _forward_lanes(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], N, C, H, W, OH,
+                           OW, KH, KW, &g, relu, nt)
+        check_workspace()
         return
     with nogil:
         for p in prange(P, schedule='static', num_threads=nt):
@@ -148,6 +179,14 @@ def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     cdef const floating *bp = &bias[0] if bias is not None else NULL
     if P * OH * OW == 0:
         return
+    if floating is float:
+        if OW < FC_DW_LANES_BELOW and mult == 1:
+            with nogil:
+                _forward_lanes(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], N, C, H, W,
+                               OH, OW, KH, KW, &g, relu,
+                               n_threads if P * OH * OW > FC_DW_GRAIN else 1)
+            check_workspace()
+            return
     with nogil:
         for p in prange(P, schedule='static',
                         num_threads=n_threads if P * OH * OW > FC_DW_GRAIN else 1):

@@ -10,6 +10,9 @@ typedef struct { fc_int sh, sw, ph, pw, dh, dw; } fc_dwgeom_t;
  * output costs KH*KW multiply-adds. */
 #define FC_DW_GRAIN (FC_PARALLEL_GRAIN / 2)
 
+/* Output rows narrower than this take the channels-in-lanes forward (float32). */
+#define FC_DW_LANES_BELOW 8
+
 /* One ISA's kernels.  float64 has the baseline build only (every set points to it).
  * The padded forms are stride 1 on zero-padded planes: row is OW rounded up to 16
  * floats of scratch, lanes KH*KW*16 floats. */
@@ -33,6 +36,11 @@ typedef struct {
     void (*bwd_padded_f32)(const float *xp, float *dxp, fc_int PWD, const float *dy,
                            const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
                            fc_int dh, fc_int dw, double *dw_acc, float *row, float *lanes);
+    /* channels in the vector lanes (16 at a time) for tiny planes, any geometry;
+     * scratch (H*W + KH*KW) * 16 floats */
+    void (*fwd_lanes_f32)(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
+                          fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                          const float *bias, int nc, int relu, float *scratch);
 } fc_dw_kernels_t;
 
 extern const fc_dw_kernels_t fc_dw_generic, fc_dw_avx2, fc_dw_avx512;

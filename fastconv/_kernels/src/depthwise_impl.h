@@ -146,6 +146,52 @@ static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
     }
 }
 
+/* Tiny planes (OW under 8, where a row is a fraction of a vector): DW_LANES channels in
+ * the vector lanes instead.  x: the block's first input plane (planes H*W apart), nc
+ * channels (<= DW_LANES); w: their KH*KW weights each; bias: theirs or NULL; y: the
+ * block's first output plane.  Any stride, padding and dilation (taps outside the
+ * input are skipped).  scratch: (H*W + KH*KW) * DW_LANES values. */
+static void DW_NAME(fwd_lanes)(const FC_T *restrict x, fc_int H, fc_int W,
+                               const FC_T *restrict w, fc_int KH, fc_int KW, FC_T *restrict y,
+                               fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                               const FC_T *restrict bias, int nc, int relu,
+                               FC_T *restrict scratch)
+{
+    typedef DW_NAME(vec) vec;
+    fc_int HW = H * W, T = KH * KW, OHW = OH * OW;
+    FC_T *restrict xt = scratch;                   /* [pixel][lane] */
+    FC_T *restrict wt = scratch + HW * DW_LANES;   /* [tap][lane] */
+    FC_T out[DW_LANES];
+    for (fc_int q = 0; q < HW; q++)
+        for (int l = 0; l < DW_LANES; l++) xt[q * DW_LANES + l] = l < nc ? x[l * HW + q] : 0;
+    for (fc_int t = 0; t < T; t++)
+        for (int l = 0; l < DW_LANES; l++) wt[t * DW_LANES + l] = l < nc ? w[l * T + t] : 0;
+    for (int l = 0; l < DW_LANES; l++) out[l] = (bias && l < nc) ? bias[l] : 0;
+    vec b;
+    __builtin_memcpy(&b, out, sizeof b);
+    for (fc_int oh = 0; oh < OH; oh++)
+        for (fc_int ow = 0; ow < OW; ow++) {
+            vec acc = b;
+            for (fc_int kh = 0; kh < KH; kh++) {
+                fc_int ih = oh * g->sh - g->ph + kh * g->dh;
+                if (ih < 0 || ih >= H) continue;
+                for (fc_int kw = 0; kw < KW; kw++) {
+                    fc_int iw = ow * g->sw - g->pw + kw * g->dw;
+                    if (iw < 0 || iw >= W) continue;
+                    vec wv;
+                    __builtin_memcpy(&wv, wt + (kh * KW + kw) * DW_LANES, sizeof wv);
+                    DW_FMA(vec, acc, wv, xt + (ih * W + iw) * DW_LANES);
+                }
+            }
+            __builtin_memcpy(out, &acc, sizeof acc);
+            FC_T *restrict yo = y + oh * OW + ow;
+            if (relu)
+                for (int l = 0; l < nc; l++) yo[l * OHW] = out[l] <= 0 ? 0 : out[l];
+            else
+                for (int l = 0; l < nc; l++) yo[l * OHW] = out[l];
+        }
+}
+
 static void DW_NAME(bwd_plane_padded)(const FC_T *restrict xp, FC_T *restrict dxp, fc_int PWD,
                                       const FC_T *restrict dy, const FC_T *restrict w,
                                       fc_int KH, fc_int KW, fc_int OH, fc_int OW, fc_int dh,

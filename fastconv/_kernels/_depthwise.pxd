@@ -31,3 +31,7 @@ cdef extern from "depthwise.h":
                               fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                               const float *bias, int nc, int relu,
                               float *scratch) noexcept nogil
+        void (*bwd_lanes_f32)(const float *x, const float *dy, fc_int H, fc_int W,
+                              const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
+                              const fc_dwgeom_t *g, int nc, float *dx, float *dwl,
+                              float *scratch) noexcept nogil

@@ -50,6 +50,54 @@ cdef void _forward_lanes(const float *x, const float *w, const float *bias, floa
                                    <int>(16 if C - c0 > 16 else C - c0), relu, s)
 
 
+cdef void _backward_lanes(const float *x, const float *w, const float *dy, float *dx,
+                          double *dw_acc, double *db_acc, Py_ssize_t N, Py_ssize_t C,
+                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                          Py_ssize_t KH, Py_ssize_t KW, const fc_dwgeom_t *g, bint need_dx,
+                          bint need_dw, bint need_db, int nt) noexcept nogil:
+    """_forward_lanes' backward: parallel over 16-channel blocks, images in order inside
+    (each channel's sums in one thread, in a fixed order: thread-count invariant).
+    dw_acc (C, KH*KW) and db_acc (C,) float64, written."""
+    cdef Py_ssize_t nb = (C + 15) // 16, b, n, c0, l, t, q, T = KH * KW
+    cdef size_t scratch = (2 * H * W + OH * OW + T + T) * 16 * sizeof(float)
+    cdef float *s
+    cdef float *dwl
+    cdef const float *gp
+    cdef double sb
+    cdef int nc
+    for b in prange(nb, schedule='static', num_threads=nt):
+        s = <float *>KT.workspace.get(FC_WS_SCRATCH, scratch)
+        if s == NULL:
+            KT.workspace.flag_error()
+            continue
+        dwl = s + (2 * H * W + OH * OW + T) * 16
+        c0 = b * 16
+        nc = <int>(16 if C - c0 > 16 else C - c0)
+        for l in range(nc):
+            if need_dw:
+                for t in range(T):
+                    dw_acc[(c0 + l) * T + t] = 0
+            if need_db:
+                db_acc[c0 + l] = 0
+        for n in range(N):
+            gp = dy + (n * C + c0) * OH * OW
+            if need_db:
+                for l in range(nc):
+                    sb = 0
+                    for q in range(OH * OW):
+                        sb = sb + gp[l * OH * OW + q]
+                    db_acc[c0 + l] += sb
+            if need_dx or need_dw:
+                KT.depthwise.bwd_lanes_f32(x + (n * C + c0) * H * W, gp, H, W, w + c0 * T, KH,
+                                           KW, OH, OW, g, nc,
+                                           (dx + (n * C + c0) * H * W) if need_dx else NULL,
+                                           dwl if need_dw else NULL, s)
+                if need_dw:
+                    for l in range(nc):
+                        for t in range(T):
+                            dw_acc[(c0 + l) * T + t] += dwl[t * 16 + l]
+
+
 def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
                          const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
                          Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
@@ -117,7 +165,16 @@ def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     cdef const float *gp
     cdef double sb
     cdef int nt = n_threads if N * C * H * W > FC_DW_GRAIN else 1
+    cdef fc_dwgeom_t g
     if C * N == 0:
+        return
+    if OW < FC_DW_LANES_BELOW and mult == 1:
+        g.sh = 1; g.sw = 1; g.ph = pt; g.pw = pl; g.dh = dh; g.dw = dwl
+        with nogil:
+            _backward_lanes(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &dy[0, 0, 0, 0], &dx[0, 0, 0, 0],
+                            &dw_acc[0, 0], &db_acc[0], N, C, H, W, OH, OW, KH, KW, &g,
+                            need_dx, need_dw, need_db, nt)
+        check_workspace()
         return
     with nogil:
         for ci in prange(C, schedule='static', num_threads=nt):
@@ -225,6 +282,15 @@ def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef double sb
     if C * N == 0:
         return
+    if floating is float:
+        if OW < FC_DW_LANES_BELOW and mult == 1:
+            with nogil:
+                _backward_lanes(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &dy[0, 0, 0, 0],
+                                &dx[0, 0, 0, 0], &dw_acc[0, 0], &db_acc[0], N, C, H, W, OH,
+                                OW, KH, KW, &g, need_dx, need_dw, need_db,
+                                n_threads if N * C * H * W > FC_DW_GRAIN else 1)
+            check_workspace()
+            return
     with nogil:
         for ci in prange(C, schedule='static',
                          num_threads=n_threads if N * C * H * W > FC_DW_GRAIN else 1):

@@ -49,3 +49,41 @@ def test_lanes_forward_same_bits_at_any_thread_count(case):
         fc.set_num_threads(n0)
     for y in outs[1:]:
         np.testing.assert_array_equal(y, outs[0])
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, True)])
+def test_lanes_backward_matches_reference(case, needs):
+    N, C, H, K, s, p, d = case
+    rng = np.random.default_rng(3 + sum(case))
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = rng.standard_normal((C, 1, K, K)).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    y, ctx = FC.conv2d(x, w, b, (s, s), (p, p, p, p), (d, d), C)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx, gw, gb = FC.conv2d_backward(ctx, gy, needs)
+    rx, rw, rb = R.conv2d_backward(x, w, gy, (s, s), (p, p, p, p), (d, d), C)
+    for got, ref, need in zip((gx, gw, gb), (rx, rw, rb), needs):
+        if need:
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+        else:
+            assert got is None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_lanes_backward_same_bits_at_any_thread_count(case):
+    N, C, H, K, s, p, d = case
+    rng = np.random.default_rng(11 + sum(case))
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = rng.standard_normal((C, 1, K, K)).astype(np.float32)
+    outs, n0 = [], fc.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            fc.set_num_threads(nt)
+            y, ctx = FC.conv2d(x, w, None, (s, s), (p, p, p, p), (d, d), C)
+            outs.append(FC.conv2d_backward(ctx, np.ones_like(y))[:2])
+    finally:
+        fc.set_num_threads(n0)
+    for got in outs[1:]:
+        for a, b in zip(got, outs[0]):
+            np.testing.assert_array_equal(a, b)

@@ -21,7 +21,7 @@
 const fc_dw_kernels_t fc_dw_generic = {
     0, dw_fwd_plane_f32_generic, dw_bwd_plane_f32_generic, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_generic, dw_bwd_plane_padded_f32_generic,
-    dw_fwd_lanes_f32_generic,
+    dw_fwd_lanes_f32_generic, dw_bwd_lanes_f32_generic,
 };
 
 #if defined(__x86_64__)
@@ -46,12 +46,13 @@ const fc_dw_kernels_t fc_dw_generic = {
 const fc_dw_kernels_t fc_dw_avx2 = {
     FC_PATH_AVX2, dw_fwd_plane_f32_avx2, dw_bwd_plane_f32_avx2, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_avx2, dw_bwd_plane_padded_f32_avx2,
-    dw_fwd_lanes_f32_avx2,
+    dw_fwd_lanes_f32_avx2, dw_bwd_lanes_f32_avx2,
 };
 
 const fc_dw_kernels_t fc_dw_avx512 = {
     FC_CPU_AVX512F | FC_CPU_AVX512VL | FC_CPU_FMA, dw_fwd_plane_f32_avx512,
     dw_bwd_plane_f32_avx512, dw_fwd_plane_f64_generic, dw_bwd_plane_f64_generic,
     dw_fwd_plane_padded_f32_avx512, dw_bwd_plane_padded_f32_avx512, dw_fwd_lanes_f32_avx512,
+    dw_bwd_lanes_f32_avx512,
 };
 #endif

@@ -41,6 +41,11 @@ typedef struct {
     void (*fwd_lanes_f32)(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
                           fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                           const float *bias, int nc, int relu, float *scratch);
+    /* its backward for one image: dx written (or NULL), this image's weight-gradient
+     * lane sums written (or NULL); scratch (2*H*W + OH*OW + KH*KW) * 16 floats */
+    void (*bwd_lanes_f32)(const float *x, const float *dy, fc_int H, fc_int W, const float *w,
+                          fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                          int nc, float *dx, float *dwl, float *scratch);
 } fc_dw_kernels_t;
 
 extern const fc_dw_kernels_t fc_dw_generic, fc_dw_avx2, fc_dw_avx512;

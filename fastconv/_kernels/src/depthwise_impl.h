@@ -192,6 +192,65 @@ static void DW_NAME(fwd_lanes)(const FC_T *restrict x, fc_int H, fc_int W,
         }
 }
 
+/* The backward of fwd_lanes for one image: dx (written, not accumulated; NULL when not
+ * wanted) and this image's weight-gradient sums dwl[tap * DW_LANES + lane] (written;
+ * NULL when not wanted), nc channels in the lanes.  Each lane's sums run in one fixed
+ * order.  scratch: (2 * H*W + OH*OW + KH*KW) * DW_LANES values. */
+static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, fc_int H,
+                               fc_int W, const FC_T *restrict w, fc_int KH, fc_int KW,
+                               fc_int OH, fc_int OW, const fc_dwgeom_t *g, int nc,
+                               FC_T *restrict dx, FC_T *restrict dwl, FC_T *restrict scratch)
+{
+    typedef DW_NAME(vec) vec;
+    fc_int HW = H * W, T = KH * KW, OHW = OH * OW;
+    FC_T *restrict xt = scratch;                    /* [pixel][lane] */
+    FC_T *restrict gt = xt + HW * DW_LANES;         /* [output pixel][lane] */
+    FC_T *restrict dxt = gt + OHW * DW_LANES;       /* [pixel][lane] */
+    FC_T *restrict wt = dxt + HW * DW_LANES;        /* [tap][lane] */
+    for (fc_int q = 0; q < OHW; q++)
+        for (int l = 0; l < DW_LANES; l++) gt[q * DW_LANES + l] = l < nc ? dy[l * OHW + q] : 0;
+    if (dwl) {
+        for (fc_int q = 0; q < HW; q++)
+            for (int l = 0; l < DW_LANES; l++) xt[q * DW_LANES + l] = l < nc ? x[l * HW + q] : 0;
+        for (fc_int t = 0; t < T * DW_LANES; t++) dwl[t] = 0;
+    }
+    if (dx) {
+        for (fc_int q = 0; q < HW * DW_LANES; q++) dxt[q] = 0;
+        for (fc_int t = 0; t < T; t++)
+            for (int l = 0; l < DW_LANES; l++) wt[t * DW_LANES + l] = l < nc ? w[l * T + t] : 0;
+    }
+    for (fc_int oh = 0; oh < OH; oh++)
+        for (fc_int ow = 0; ow < OW; ow++) {
+            vec gv;
+            __builtin_memcpy(&gv, gt + (oh * OW + ow) * DW_LANES, sizeof gv);
+            for (fc_int kh = 0; kh < KH; kh++) {
+                fc_int ih = oh * g->sh - g->ph + kh * g->dh;
+                if (ih < 0 || ih >= H) continue;
+                for (fc_int kw = 0; kw < KW; kw++) {
+                    fc_int iw = ow * g->sw - g->pw + kw * g->dw;
+                    if (iw < 0 || iw >= W) continue;
+                    fc_int i = (ih * W + iw) * DW_LANES, t = (kh * KW + kw) * DW_LANES;
+                    vec a;
+                    if (dwl) {
+                        __builtin_memcpy(&a, dwl + t, sizeof a);
+                        DW_FMA(vec, a, gv, xt + i);
+                        __builtin_memcpy(dwl + t, &a, sizeof a);
+                    }
+                    if (dx) {
+                        vec wv;
+                        __builtin_memcpy(&wv, wt + t, sizeof wv);
+                        __builtin_memcpy(&a, dxt + i, sizeof a);
+                        a += wv * gv;
+                        __builtin_memcpy(dxt + i, &a, sizeof a);
+                    }
+                }
+            }
+        }
+    if (dx)
+        for (fc_int q = 0; q < HW; q++)
+            for (int l = 0; l < nc; l++) dx[l * HW + q] = dxt[q * DW_LANES + l];
+}
+
 static void DW_NAME(bwd_plane_padded)(const FC_T *restrict xp, FC_T *restrict dxp, fc_int PWD,
                                       const FC_T *restrict dy, const FC_T *restrict w,
                                       fc_int KH, fc_int KW, fc_int OH, fc_int OW, fc_int dh,

@@ -246,6 +246,17 @@ cdef void _gemm_fold_image(const floating *small, const floating *w, floating *b
         col2im(col, Cg, g, big + grp * Cg * g.H * g.W)
 
 
+cdef void _stack_images(const floating *small, floating *a, Py_ssize_t N, Py_ssize_t Mg,
+                        Py_ssize_t OHW, Py_ssize_t sstride, int nt) noexcept nogil:
+    """a (Mg x N*OHW) = the N images' Mg planes side by side (small: the group's first
+    plane of image 0, images sstride apart)."""
+    cdef Py_ssize_t n, m
+    for n in prange(N, schedule='static', num_threads=nthreads_for(Mg * N * OHW, nt)):
+        for m in range(Mg):
+            memcpy(a + m * N * OHW + n * OHW, small + n * sstride + m * OHW,
+                   OHW * sizeof(floating))
+
+
 cdef void _gemm_fold_stacked(const floating *small, const floating *w, floating *big,
                              const Geom *g, Py_ssize_t N, Py_ssize_t bstride, Py_ssize_t sstride,
                              Py_ssize_t G, Py_ssize_t Mg, int nt) noexcept nogil:
@@ -262,10 +273,7 @@ cdef void _gemm_fold_stacked(const floating *small, const floating *w, floating 
         return
     col = a + Mg * cols
     for grp in range(G):
-        for n in prange(N, schedule='static', num_threads=nthreads_for(Mg * cols, nt)):
-            for m in range(Mg):
-                memcpy(a + m * cols + n * OHW, small + n * sstride + (grp * Mg + m) * OHW,
-                       OHW * sizeof(floating))
+        _stack_images(small + grp * Mg * OHW, a, N, Mg, OHW, sstride, nt)
         gemm(&KT.gemm, Kg, cols, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, a, cols, 1,
              <floating>0, col, cols, nt)
         for n in prange(N, schedule='static', num_threads=nthreads_for(Kg * cols, nt)):
@@ -339,11 +347,7 @@ cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
             KT.workspace.flag_error()
             return
         for grp in range(G):
-            for n in range(nimg):
-                for m in range(Mg):
-                    memcpy(a + m * nimg * OHW + n * OHW,
-                           small + (n0 + n) * sstride + (grp * Mg + m) * OHW,
-                           OHW * sizeof(floating))
+            _stack_images(small + n0 * sstride + grp * Mg * OHW, a, nimg, Mg, OHW, sstride, 1)
             b = conv_source(big + n0 * bstride + grp * Cg * g.H * g.W, g, Cg, True)
             b.g.nimg = nimg
             b.g.istride = bstride

@@ -23,6 +23,21 @@ class _SameShape(Module):
         """The input shape."""
         return tuple(int(v) for v in input_shape)
 
+    def _apply(self, x, op, op_inplace):
+        """(y, ctx) of op(x), or with inplace=True on an array op_inplace(x) written into
+        x itself (a non-contiguous input gets the result copied back)."""
+        name = type(self).__name__
+        if not (self.inplace and isinstance(x, np.ndarray)):
+            return op(_any_input(name, x))
+        if not x.flags.writeable:
+            raise ValueError(f"{name}(inplace=True): the input array is read-only")
+        orig = x
+        y, ctx = op_inplace(_any_input(name, x))
+        if y is not orig:
+            orig[...] = y
+            y = orig
+        return y, ctx
+
 
 class ReLU(_SameShape):
     """max(x, 0) element-wise, any shape; NaN propagates as in torch.
@@ -34,19 +49,7 @@ class ReLU(_SameShape):
         self.inplace = bool(inplace)
 
     def forward(self, x):
-        name = type(self).__name__
-        if self.inplace and isinstance(x, np.ndarray):
-            if not x.flags.writeable:
-                raise ValueError(f"{name}(inplace=True): the input array is read-only")
-            orig = x
-            x = _any_input(name, x)
-            y, ctx = F.relu(x, inplace=True)
-            if y is not orig:           # non-contiguous input: write the result back
-                orig[...] = y
-                y = orig
-        else:
-            y, ctx = F.relu(_any_input(name, x))
-        return self._remember(y, ctx)
+        return self._remember(*self._apply(x, F.relu, lambda v: F.relu(v, inplace=True)))
 
     def _backward(self, ctx, gy, needs):
         return F.relu_backward(ctx, gy, needs)
@@ -167,18 +170,9 @@ class _Elementwise(_SameShape):
         return getattr(self, self._param) if self._param else 0.0
 
     def forward(self, x):
-        name = type(self).__name__
-        if self.inplace and isinstance(x, np.ndarray):
-            if not x.flags.writeable:
-                raise ValueError(f"{name}(inplace=True): the input array is read-only")
-            orig = x
-            x = _any_input(name, x)
-            y, ctx = F.activation(x, self._op, self._alpha(), out=x)
-            if y is not orig:           # non-contiguous input: write the result back
-                orig[...] = y
-                y = orig
-            return self._remember(y, ctx)
-        return self._remember(*F.activation(_any_input(name, x), self._op, self._alpha()))
+        op, a = self._op, self._alpha()
+        return self._remember(*self._apply(x, lambda v: F.activation(v, op, a),
+                                           lambda v: F.activation(v, op, a, out=v)))
 
     def _backward(self, ctx, gy, needs):
         return F.activation_backward(ctx, gy, needs)

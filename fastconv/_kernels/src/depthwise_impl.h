@@ -146,6 +146,15 @@ static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
     }
 }
 
+/* A block of nc planes (stride values apart, n values each) into lanes:
+ * dst[q * DW_LANES + l] = src[l * stride + q], zero in the lanes past nc. */
+static void DW_NAME(to_lanes)(const FC_T *restrict src, fc_int n, fc_int stride, int nc,
+                              FC_T *restrict dst)
+{
+    for (fc_int q = 0; q < n; q++)
+        for (int l = 0; l < DW_LANES; l++) dst[q * DW_LANES + l] = l < nc ? src[l * stride + q] : 0;
+}
+
 /* Tiny planes (OW under 8, where a row is a fraction of a vector): DW_LANES channels in
  * the vector lanes instead.  x: the block's first input plane (planes H*W apart), nc
  * channels (<= DW_LANES); w: their KH*KW weights each; bias: theirs or NULL; y: the
@@ -162,10 +171,8 @@ static void DW_NAME(fwd_lanes)(const FC_T *restrict x, fc_int H, fc_int W,
     FC_T *restrict xt = scratch;                   /* [pixel][lane] */
     FC_T *restrict wt = scratch + HW * DW_LANES;   /* [tap][lane] */
     FC_T out[DW_LANES];
-    for (fc_int q = 0; q < HW; q++)
-        for (int l = 0; l < DW_LANES; l++) xt[q * DW_LANES + l] = l < nc ? x[l * HW + q] : 0;
-    for (fc_int t = 0; t < T; t++)
-        for (int l = 0; l < DW_LANES; l++) wt[t * DW_LANES + l] = l < nc ? w[l * T + t] : 0;
+    DW_NAME(to_lanes)(x, HW, HW, nc, xt);
+    DW_NAME(to_lanes)(w, T, T, nc, wt);
     for (int l = 0; l < DW_LANES; l++) out[l] = (bias && l < nc) ? bias[l] : 0;
     vec b;
     __builtin_memcpy(&b, out, sizeof b);
@@ -207,17 +214,14 @@ static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, 
     FC_T *restrict gt = xt + HW * DW_LANES;         /* [output pixel][lane] */
     FC_T *restrict dxt = gt + OHW * DW_LANES;       /* [pixel][lane] */
     FC_T *restrict wt = dxt + HW * DW_LANES;        /* [tap][lane] */
-    for (fc_int q = 0; q < OHW; q++)
-        for (int l = 0; l < DW_LANES; l++) gt[q * DW_LANES + l] = l < nc ? dy[l * OHW + q] : 0;
+    DW_NAME(to_lanes)(dy, OHW, OHW, nc, gt);
     if (dwl) {
-        for (fc_int q = 0; q < HW; q++)
-            for (int l = 0; l < DW_LANES; l++) xt[q * DW_LANES + l] = l < nc ? x[l * HW + q] : 0;
+        DW_NAME(to_lanes)(x, HW, HW, nc, xt);
         for (fc_int t = 0; t < T * DW_LANES; t++) dwl[t] = 0;
     }
     if (dx) {
         for (fc_int q = 0; q < HW * DW_LANES; q++) dxt[q] = 0;
-        for (fc_int t = 0; t < T; t++)
-            for (int l = 0; l < DW_LANES; l++) wt[t * DW_LANES + l] = l < nc ? w[l * T + t] : 0;
+        DW_NAME(to_lanes)(w, T, T, nc, wt);
     }
     for (fc_int oh = 0; oh < OH; oh++)
         for (fc_int ow = 0; ow < OW; ow++) {

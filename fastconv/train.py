@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from . import __version__, data, models, nn, optim
+from . import __version__, data, evaluation, models, nn, optim
 from ._grad import no_grad
 from ._random import manual_seed
 from ._runtime import get_num_threads, set_num_threads
@@ -523,19 +523,50 @@ class _StopFlag:
 
 # ------------------------------------------------------------------------- train
 
-def evaluate(model, loader, criterion, prepare=None):
-    """(mean loss, accuracy) of model over a loader, in eval mode without gradients;
-    prepare: applied to each input batch (a renormalisation) when given."""
+def predict(model, loader, criterion=None, prepare=None):
+    """(mean loss or None, predicted classes int64 (n,)) of model over a loader, in
+    eval mode without gradients; prepare: applied to each input batch (a
+    renormalisation) when given."""
     model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, seen, predicted = 0.0, 0, []
     with no_grad():
         for x, y in loader.epoch(0):
             logits = model(x if prepare is None else prepare(x))
-            loss_sum += criterion(logits, y) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            if criterion is not None:
+                loss_sum += criterion(logits, y) * len(y)
+            predicted.append(logits.argmax(1))
             seen += len(y)
     model.train()
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
+    p = np.concatenate(predicted).astype(np.int64) if predicted else np.zeros(0, np.int64)
+    return (loss_sum / max(seen, 1) if criterion is not None else None), p
+
+
+def evaluate(model, loader, criterion, prepare=None):
+    """(mean loss, accuracy) of model over a loader, in eval mode without gradients;
+    prepare: applied to each input batch (a renormalisation) when given."""
+    loss, p = predict(model, loader, criterion, prepare)
+    return loss, float((p == loader.dataset.labels).mean()) if len(p) else 0.0
+
+
+def _size_sets(config, dataset, val_set):
+    """-> (validation set, its SceneSizes or None).  Synthetic data: the validation
+    scenes are rendered once, with their truth (persons' heights), and kept."""
+    if config.data != "synthetic":
+        return val_set, None
+    val = data.SyntheticCameraDataset(len(val_set), config.image_size, config.seed,
+                                      with_masks=True)
+    assert np.array_equal(val.labels, val_set.labels)         # the same scenes [0, n_val)
+    return val, evaluation.synthetic_sizes(val)
+
+
+def hard_test(model, image_size, prepare=None, meta_classes=data.CLASSES):
+    """The fixed far-end test set (evaluation.HARD_TEST) scored with model: a
+    size_report dict."""
+    ds = data.SyntheticCameraDataset(image_size=image_size, with_masks=True,
+                                     **evaluation.HARD_TEST)
+    sizes = evaluation.synthetic_sizes(ds)
+    _, p = predict(model, data.DataLoader(ds, 256), prepare=prepare)
+    return evaluation.size_report(ds.labels, p, sizes, positive=list(meta_classes).index("person"))
 
 
 def train(config=None, resume=None, progress=True, threads=None, log=print, on_step=None):
@@ -568,6 +599,7 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                                seed=config.seed,
                                augment=data.Augment() if config.augment_on else None,
                                drop_last=len(train_set) >= config.batch_size)
+    val_set, val_sizes = _size_sets(config, dataset, val_set)
     val_loader = data.DataLoader(val_set, 256)
     model = build_model(config, len(dataset.classes))
     if config.init is not None and state is None:     # a resumed run has its own weights
@@ -665,14 +697,19 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                     f"(continue with --resume {ckpt_path})")
                 interrupted = True
                 break
-            val_loss, val_acc = evaluate(model, val_loader, crit, prepare)
+            val_loss, predicted = predict(model, val_loader, crit, prepare)
+            val_acc = float((predicted == val_set.labels).mean())
+            report = _person_report(dataset.classes, val_set.labels, predicted, val_sizes)
             _train_mode(model, frozen)
             metrics.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen,
                                 train_acc=correct / seen, val_loss=val_loss, val_acc=val_acc,
-                                lr=opt.lr, epoch_seconds=elapsed, images_per_s=seen / elapsed))
+                                lr=opt.lr, epoch_seconds=elapsed, images_per_s=seen / elapsed,
+                                **({} if report is None else dict(val_report=report))))
             log(f"epoch {epoch + 1}/{config.epochs}  train loss {loss_sum / seen:.4f} "
                 f"acc {correct / seen:.4f}  val loss {val_loss:.4f} acc {val_acc:.4f}  "
                 f"{elapsed:.1f} s ({seen / elapsed:.0f} images/s)")
+            if report is not None:
+                log(f"    {evaluation.bucket_line(report)}")
             epoch, start, partial = epoch + 1, 0, None
             save_checkpoint(ckpt_path, model, opt, meta(epoch, 0, None))
             if stop.set:
@@ -680,21 +717,36 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                 if interrupted:
                     log(f"interrupted after epoch {epoch}: saved {ckpt_path} "
                         f"(continue with --resume {ckpt_path})")
+    tests = {}
+    if not interrupted and metrics and config.data == "synthetic":
+        if metrics[-1].get("val_report"):
+            log(evaluation.format_report(metrics[-1]["val_report"], "validation:"))
+        tests["hard_test"] = hard_test(model, config.image_size, prepare, dataset.classes)
+        log(evaluation.format_report(tests["hard_test"], "far-end test set (persons and "
+                                     "stand-ins 0.15-0.3 H, 800 scenes, seed 12345):"))
+        _train_mode(model, frozen)
     wall = time.perf_counter() - t_run
     result = dict(model=model, metrics=metrics, interrupted=interrupted, checkpoint=ckpt_path,
-                  wall_seconds=wall, classes=dataset.classes)
+                  wall_seconds=wall, classes=dataset.classes, **tests)
     if not interrupted:
-        _write_reports(config, metrics, val_set, dataset, log)
+        _write_reports(config, metrics, val_set, dataset, log, tests)
         if metrics:
             log(f"done: val accuracy {metrics[-1]['val_acc']:.4f} after {len(metrics)} epochs, "
                 f"{wall:.0f} s this session; checkpoint {ckpt_path}")
     return result
 
 
-def _write_reports(config, metrics, val_set, dataset, log):
+def _person_report(classes, labels, predicted, sizes):
+    """The per-size report of a person / no-person run, or None for other classes."""
+    if "person" not in classes or len(classes) != 2:
+        return None
+    return evaluation.size_report(labels, predicted, sizes, positive=list(classes).index("person"))
+
+
+def _write_reports(config, metrics, val_set, dataset, log, tests=None):
     with open(os.path.join(config.out, "metrics.json"), "w") as fh:
         json.dump(dict(config=dataclasses.asdict(config), classes=list(dataset.classes),
-                       epochs=metrics), fh, indent=1)
+                       epochs=metrics, **(tests or {})), fh, indent=1)
     try:
         import matplotlib
         matplotlib.use("Agg")

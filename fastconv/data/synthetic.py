@@ -5,11 +5,13 @@ download, is identical on every machine and thread count, and exists at any
 resolution.  A scene is a room, a corridor or an outdoor view (texture, perspective,
 furniture), lit unevenly, seen through a cheap camera (blur, sensor noise, JPEG
 blocks, sometimes a grey night mode).  "person" scenes hold one to three human
-figures in varied poses, clothing and scales, from distant to frame-filling, often
-cropped by the border or partly hidden.  Both classes hold distractors, and "no
+figures in varied poses and clothing, from 0.15 of the frame's height (the far end
+of a corridor) to frame-filling, far ones more often, any of them cropped by the
+border or partly hidden.  Both classes hold distractors, and "no
 person" scenes hold the hard negatives a real camera meets: coats on hooks (with
-hats), chairs, plants, pets, lamp posts, doors, bags and shadows.  Sizes, colours
-and positions are shared between the classes, so no pixel statistic gives the
+hats), chairs, plants, pets, lamp posts, doors, bags and shadows.  Sizes (drawn
+from one law for persons and objects), colours and positions are shared between the
+classes, so no pixel statistic gives the
 answer away: a linear model on pixels does poorly, a small CNN does well."""
 from typing import NamedTuple
 
@@ -334,9 +336,9 @@ _HARD = [_coat, _plant, _pet, _pole, _door, _shadow]
 
 def _occluder(rng, img, base, fx, h, W):
     """Furniture, a counter or a car bonnet hiding the lower part of a figure."""
-    cover = rng.uniform(0.15, 0.35) * h
-    w = rng.uniform(0.3, 1.0) * W
-    cx = fx + rng.uniform(-0.3, 0.3) * w
+    cover = rng.uniform(0.15, 0.5) * h
+    w = min(rng.uniform(0.8, 3.0) * h, W)         # a far counter looks small too
+    cx = fx + rng.uniform(-0.2, 0.2) * w
     c = _muted(rng, 0.2, 0.8)
     D.box(img, base + 0.05 * h - cover / 2, cx, cover / 2 + 0.05 * h, w / 2, c, round_=0.03 * h)
 
@@ -357,9 +359,32 @@ class Scene(NamedTuple):
     visible: np.ndarray    # float32 (K,): the part of its pixels still visible, in (0, 1]
 
 
-def render_scene(rng, size, person, truth=False):
+PERSON_HEIGHTS = (0.15, 1.05)
+"""The range of figure heights (a fraction of the frame's height) the scenes draw by
+default: from the far end of a corridor to right in front of the lens."""
+
+
+def _check_heights(heights, who):
+    try:
+        lo, hi = (float(v) for v in heights)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: heights must be a pair (lo, hi), got {heights!r}") from None
+    if not 0.05 <= lo <= hi <= 1.05:
+        raise ValueError(f"{who}: heights must satisfy 0.05 <= lo <= hi <= 1.05 (fractions of "
+                         f"the frame's height), got {heights!r}")
+    return lo, hi
+
+
+def render_scene(rng, size, person, truth=False, heights=PERSON_HEIGHTS):
     """One scene as float (H, W, 3) in [0, 1] (float32, or float64 when the camera
     neither blurs nor compresses).  size: int or (H, W); person: bool.
+
+    heights: (lo, hi), the range of figure heights as fractions of H.  Persons and
+    the things that stand in for them (coats, poles, doors, plants, pets, shadows)
+    draw their size from the same log-uniform law on it (far figures more often, as a
+    camera sees them) and stand where that size puts them on the floor (the smaller,
+    the nearer the horizon), so that size and position alone predict nothing.  Any
+    figure may be cut by the frame's edge or half hidden behind furniture.
 
     ``truth=True`` returns a ``Scene`` instead: the same image, bit for bit, and the
     same draws from ``rng``, with each person's mask and box.  The mask is where the
@@ -369,34 +394,40 @@ def render_scene(rng, size, person, truth=False):
     noise and JPEG blocks move nothing).  Shadows falling on a person keep it a person;
     what a figure carries (a bag) is part of it."""
     H, W = (size, size) if np.isscalar(size) else size
+    lo_h, hi_h = _check_heights(heights, "render_scene")
     kind = rng.integers(3)
     img, horizon = (_room, _corridor, _outdoor)[kind](rng, H, W)
     horizon = min(horizon, 0.8 * H)
-    items = []                                    # (base, kind, fx, height), far first
+    items = []                                    # (base, fx, height, kind), far first
 
-    def place(big):
-        h = H * np.exp(rng.uniform(np.log(0.6 if big else 0.38), np.log(1.05 if big else 0.9)))
-        lo = max(horizon + 0.15 * (H - horizon), h * 0.95)    # head stays in frame
+    def draw_height():
+        return H * np.exp(rng.uniform(np.log(lo_h), np.log(hi_h)))
+
+    def place():
+        h = draw_height()
+        # on a floor seen from above head height, feet lie lower in the frame the
+        # nearer (taller) the figure
+        base = horizon + rng.uniform(0.25, 1.1) * h
         hi = H + (0.25 * h if h > 0.8 * H else 0.05 * h)      # big figures: legs cropped
-        base = rng.uniform(lo, max(hi, lo + 1))
-        fx = rng.uniform(0.0, 1.0) * W if rng.random() < 0.1 else rng.uniform(0.12, 0.88) * W
+        base = min(max(base, 0.95 * h), hi)                   # the head stays in frame
+        fx = rng.uniform(0.0, 1.0) * W if rng.random() < 0.15 else rng.uniform(0.1, 0.9) * W
         return base, fx, h
 
     n_people = 0
     if person:
         n_people = 1 + (rng.random() < 0.25) + (rng.random() < 0.08)
         for _ in range(n_people):
-            items.append((*place(True), _person))
+            items.append((*place(), _person))
     n_obj = rng.integers(1, 4) if not person else rng.integers(0, 3)
     for i in range(n_obj):
         fn = _HARD[rng.integers(len(_HARD))] if (not person and i == 0) else \
             _OBJECTS[rng.integers(len(_OBJECTS))]
         if fn in (_coat, _door):                  # on a wall: base near the horizon
-            h = H * rng.uniform(0.35, 0.9)
-            items.append((min(horizon + rng.uniform(0, 0.15) * H, H), rng.uniform(0.05, 0.95) * W,
+            h = draw_height()
+            items.append((min(horizon + rng.uniform(0, 0.3) * h, H), rng.uniform(0.05, 0.95) * W,
                           h, fn))
         else:
-            items.append((*place(False), fn))
+            items.append((*place(), fn))
     items.sort(key=lambda t: (t[0], t[1]))
     shares = D.Shares(n_people, H, W) if truth else None
     heights = []
@@ -405,13 +436,12 @@ def render_scene(rng, size, person, truth=False):
             if shares is not None:
                 shares.owner = len(heights) if fn is _person else None
             fn(rng, img, base, fx, h)
-            if fn is _person:
-                if shares is not None:
-                    shares.keep(len(heights))     # "visible" compares with this
-                    shares.owner = None           # the occluder hides, it is not the person
-                    heights.append(h / H)
-                if rng.random() < 0.05:
-                    _occluder(rng, img, base, fx, h, W)
+            if fn is _person and shares is not None:
+                shares.keep(len(heights))         # "visible" compares with this
+                shares.owner = None               # the occluder hides, it is not the person
+                heights.append(h / H)
+            if fn not in (_coat, _door, _shadow) and rng.random() < 0.12:
+                _occluder(rng, img, base, fx, h, W)
     if not truth:
         return _camera(rng, img)[0]
     # the blur mixes the shares like the colours: blur both at once
@@ -472,7 +502,9 @@ def _camera(rng, img, share=None):
 
 class SyntheticCameraDataset(CachedImages):
     """The built-in "person / no person" data set: ``n`` scenes of ``image_size``
-    pixels, rendered deterministically from ``seed``.
+    pixels, rendered deterministically from ``seed``; persons and the objects that
+    stand in for them are drawn at ``heights`` (a (lo, hi) range of fractions of the
+    frame's height; ``(0.15, 0.3)`` makes a far-end test set).
 
     ``ds[i]`` -> (uint8 image (H, W, 3), label); ``ds.images(idx)`` -> uint8
     (len(idx), H, W, 3); ``ds.labels`` -> int64 (n,).  The classes are balanced
@@ -490,7 +522,7 @@ class SyntheticCameraDataset(CachedImages):
     classes = CLASSES
 
     def __init__(self, n=8000, image_size=64, seed=0, cache=True, max_cache_bytes=1 << 30,
-                 with_masks=False):
+                 with_masks=False, heights=PERSON_HEIGHTS):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"SyntheticCameraDataset: n must be a positive int, got {n!r}")
         hw = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
@@ -501,6 +533,7 @@ class SyntheticCameraDataset(CachedImages):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"SyntheticCameraDataset: seed must be an int >= 0, got {seed!r}")
         self.n, self.image_size, self.seed = int(n), (int(hw[0]), int(hw[1])), int(seed)
+        self.heights = _check_heights(heights, "SyntheticCameraDataset")
         self.with_masks = bool(with_masks)
         # pairs (2j, 2j+1) hold one scene of each class in random order: balanced
         # exactly, and label i does not depend on n (a prefix of the same stream)
@@ -521,11 +554,13 @@ class SyntheticCameraDataset(CachedImages):
         if not -self.n <= i < self.n:
             raise IndexError(f"SyntheticCameraDataset: index {i} out of range for {self.n} images")
         i = int(i) % self.n
-        return render_scene(self._rng(i), self.image_size, bool(self.labels[i]))
+        return render_scene(self._rng(i), self.image_size, bool(self.labels[i]),
+                            heights=self.heights)
 
     def _render_truth(self, i):
         """Scene i with a uint8 image, rendered now; kept when with_masks caches."""
-        s = render_scene(self._rng(i), self.image_size, bool(self.labels[i]), truth=True)
+        s = render_scene(self._rng(i), self.image_size, bool(self.labels[i]), truth=True,
+                         heights=self.heights)
         s = s._replace(image=(s.image * 255 + 0.5).astype(np.uint8))
         if self._truth is not None:
             self._truth[i] = s._replace(image=None)
@@ -562,4 +597,5 @@ class SyntheticCameraDataset(CachedImages):
 
     def __repr__(self):
         return (f"SyntheticCameraDataset(n={self.n}, image_size={self.image_size}, "
-                f"seed={self.seed}{', with_masks=True' if self.with_masks else ''})")
+                f"seed={self.seed}{', with_masks=True' if self.with_masks else ''}"
+                f"{'' if self.heights == PERSON_HEIGHTS else f', heights={self.heights}'})")

@@ -198,12 +198,15 @@ def test_truth_shapes_and_dtypes(size):
 
 def test_no_person_scenes_have_no_truth_and_person_scenes_do():
     ds = SyntheticCameraDataset(60, 32, seed=4)
+    seen = 0
     for i in range(60):
         s = ds.scene(i)
         if s.label == 0:
             assert not s.mask.any() and not s.instances.any() and s.boxes.shape == (0, 4)
-        else:                       # one to three figures, at least 0.6 H tall
-            assert 1 <= len(s.boxes) <= 3 and s.mask.mean() > 0.01
+        else:                       # one to three figures (all of them hidden: rare)
+            assert len(s.boxes) <= 3 and s.mask.any() == (len(s.boxes) > 0)
+            seen += len(s.boxes) > 0
+    assert seen >= 28
 
 
 def test_boxes_are_tight_around_their_instances():
@@ -219,7 +222,7 @@ def test_boxes_are_tight_around_their_instances():
             assert 0 <= y0 < y1 <= H and 0 <= x0 < x1 <= W
             assert ys.min() == y0 and ys.max() == y1 - 1      # y1, x1 exclusive
             assert xs.min() == x0 and xs.max() == x1 - 1
-        assert np.all((s.heights >= 0.6 - 1e-6) & (s.heights <= 1.05 + 1e-6))
+        assert np.all((s.heights >= 0.15 - 1e-6) & (s.heights <= 1.05 + 1e-6))
         assert np.all((s.visible > 0) & (s.visible <= 1))
         assert np.array_equal(s.occluded, s.visible < 0.95)
         if len(s.boxes) == 1:       # visible at the frame's edge: cut by the border
@@ -265,10 +268,13 @@ def test_masks_align_with_the_pixels_the_persons_changed(monkeypatch):
     hit = total = off_hit = 0
     for key, size, _ in _scenes(n=10, seed=9)[::2]:            # person scenes
         del sigmas[:]
-        s = data.render_scene(np.random.default_rng(key), size, True, truth=True)
+        # figures of 0.4 H and more: at a few pixels, whole limbs are thinner than the
+        # half-pixel share the mask asks for
+        s = data.render_scene(np.random.default_rng(key), size, True, truth=True,
+                              heights=(0.4, 1.05))
         r = 2 + (int(np.ceil(2.5 * sigmas[-1])) if sigmas and sigmas[-1] >= 0.3 else 0)
         monkeypatch.setattr(synthetic, "_person", ghost)
-        without = data.render_scene(np.random.default_rng(key), size, True)
+        without = data.render_scene(np.random.default_rng(key), size, True, heights=(0.4, 1.05))
         monkeypatch.setattr(synthetic, "_person", person)
         changed = np.abs(s.image - without).max(axis=2) > 1e-3
         assert not (changed & ~_dilate(s.mask, r)).any()

@@ -1,0 +1,207 @@
+"""Person detection by distance: accuracy, false alarms and person recall per height.
+
+A camera classifier that only finds people close to the lens is not a person
+detector.  ``size_report`` splits a validation set's results by the height of the
+tallest visible person in each scene (as a fraction of the frame's height), by the
+number of persons, and by whether they are cut by the frame or partly hidden, so
+that a miss at the far end shows up instead of averaging away.
+
+    sizes = synthetic_sizes(dataset)                      # from the renderer's truth
+    report = size_report(dataset.labels, predicted, sizes)
+    print(format_report(report))
+
+The synthetic scenes know their persons' sizes; for an image folder, ``read_sizes``
+takes them from a CSV (``file,height[,persons][,occluded][,cropped]``)."""
+import csv
+import math
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+HEIGHT_BUCKETS = ((0.15, 0.3), (0.3, 0.5), (0.5, 0.75), (0.75, 1.05))
+"""Person height ranges (fractions of the frame's height) the reports split recall by;
+a range holds lo <= height < hi (the last one also its hi)."""
+
+HARD_TEST = dict(n=800, seed=12345, heights=(0.15, 0.3))
+"""The fixed far-end test set: 800 synthetic scenes (seed 12345), every person and
+every stand-in object 0.15-0.3 of the frame's height."""
+
+TEST = dict(n=800, seed=12345)
+"""The default test set of ``python -m fastconv evaluate``: 800 scenes the training
+run never saw (training renders from its own seed), persons at every distance."""
+
+
+class SceneSizes(NamedTuple):
+    """Per-scene facts for the size metrics, each (n,).  height: the tallest visible
+    person's full height / H (nan where no person is visible or the size is unknown);
+    persons: visible persons (-1: unknown); occluded / cropped: some person is more
+    than 5 % hidden / cut by the frame's edge."""
+
+    height: np.ndarray
+    persons: np.ndarray
+    occluded: np.ndarray
+    cropped: np.ndarray
+
+
+def synthetic_sizes(dataset, indices=None):
+    """SceneSizes of synthetic scenes (a SyntheticCameraDataset or a Subset of one),
+    from the renderer's truth (one render per scene, or the cache of ``with_masks``)."""
+    idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, np.int64)
+    out = _empty_sizes(len(idx))
+    for k, i in enumerate(idx):
+        _record(out, k, dataset.scene(int(i)))
+    return out
+
+
+def _empty_sizes(n):
+    return SceneSizes(np.full(n, np.nan, np.float32), np.zeros(n, np.int64),
+                      np.zeros(n, bool), np.zeros(n, bool))
+
+
+def _record(sizes, k, scene):
+    """Row k of ``sizes`` from a synthetic Scene."""
+    if len(scene.heights):
+        sizes.height[k] = scene.heights.max()
+    sizes.persons[k] = len(scene.heights)
+    sizes.occluded[k] = bool(scene.occluded.any())
+    sizes.cropped[k] = bool(scene.cropped.any())
+
+
+def read_sizes(path, dataset):
+    """SceneSizes of an ImageFolder from a CSV with a header naming its columns:
+    ``file`` (the image's path under the folder's root, e.g. ``person/0001.png``, or
+    its file name when that is unique), ``height`` (the tallest person's height / the
+    image's height; empty for none) and optionally ``persons`` (a count), ``occluded``
+    and ``cropped`` (0/1).  Images the CSV does not name have unknown sizes."""
+    if not os.path.isfile(path):
+        raise ValueError(f"sizes: no CSV file {path!r}")
+    files = [os.path.relpath(f, dataset.root).replace(os.sep, "/") for f in dataset.files]
+    where = {f: i for i, f in enumerate(files)}
+    names = {}
+    for i, f in enumerate(files):
+        names.setdefault(os.path.basename(f), []).append(i)
+    out = _empty_sizes(len(files))
+    out.persons[:] = -1
+    with open(path, newline="") as fh:
+        rows = csv.DictReader(fh)
+        if rows.fieldnames is None or not {"file", "height"} <= set(rows.fieldnames):
+            raise ValueError(f"sizes {path!r}: the header must name the columns 'file' and "
+                             f"'height', got {rows.fieldnames}")
+        for line, row in enumerate(rows, start=2):
+            f = (row["file"] or "").strip().replace("\\", "/")
+            i = where.get(f)
+            if i is None:
+                hits = names.get(os.path.basename(f), [])
+                if len(hits) != 1:
+                    raise ValueError(f"sizes {path!r} line {line}: {f!r} is "
+                                     f"{'not an image of the folder' if not hits else 'ambiguous: give its class folder'}")
+                i = hits[0]
+            out.height[i] = _number(row["height"], path, line, "height", allow_empty=True)
+            n = row.get("persons")
+            out.persons[i] = int(_number(n, path, line, "persons")) if n not in (None, "") \
+                else int(math.isfinite(out.height[i]))
+            for name in ("occluded", "cropped"):
+                v = row.get(name)
+                getattr(out, name)[i] = bool(_number(v, path, line, name)) if v not in (None, "") \
+                    else False
+    return out
+
+
+def _number(text, path, line, column, allow_empty=False):
+    text = (text or "").strip()
+    if not text and allow_empty:
+        return math.nan
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"sizes {path!r} line {line}: {column} must be a number, got "
+                         f"{text!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"sizes {path!r} line {line}: {column} must be >= 0, got {text!r}")
+    return v
+
+
+def _rate(hits, n):
+    return dict(n=int(n), rate=float(hits) / n if n else None)
+
+
+def size_report(labels, predicted, sizes=None, positive=1):
+    """Scores of a person detector, as a JSON-able dict.
+
+    labels, predicted: int (n,) classes (``positive`` is "person"); sizes: SceneSizes
+    or None.  Returns n, accuracy, false_alarm (the share of scenes without a person
+    called "person"), recall, and with sizes: ``buckets`` (recall of the person scenes
+    whose tallest visible person falls in each HEIGHT_BUCKETS range, also one for
+    heights outside them when there are some), ``persons`` (recall by 1, 2, 3...
+    visible persons, 0 for person scenes whose figures are all hidden), ``occluded``
+    and ``cropped`` (recall where some person is partly hidden / cut by the frame).
+    Each recall is {"n": scenes, "rate": share found, or None when n is 0}."""
+    y = np.asarray(labels).reshape(-1)
+    p = np.asarray(predicted).reshape(-1)
+    if y.shape != p.shape:
+        raise ValueError(f"size_report: {len(y)} labels but {len(p)} predictions")
+    pos, found = y == positive, p == positive
+    r = dict(n=int(len(y)), accuracy=float((y == p).mean()) if len(y) else None,
+             false_alarm=_rate((found & ~pos).sum(), (~pos).sum())["rate"],
+             negatives=int((~pos).sum()), recall=_rate((found & pos).sum(), pos.sum())["rate"],
+             positives=int(pos.sum()))
+    if sizes is None:
+        return r
+    if len(sizes.height) != len(y):
+        raise ValueError(f"size_report: {len(y)} labels but sizes of {len(sizes.height)} scenes")
+    h = sizes.height
+    known = pos & np.isfinite(h)
+    buckets, inside = [], np.zeros(len(y), bool)
+    for k, (lo, hi) in enumerate(HEIGHT_BUCKETS):
+        last = k == len(HEIGHT_BUCKETS) - 1
+        m = known & (h >= lo) & ((h <= hi + 1e-6) if last else (h < hi))
+        inside |= m
+        buckets.append(dict(range=[lo, hi], **_rate((found & m).sum(), m.sum())))
+    rest = known & ~inside
+    if rest.any():
+        buckets.append(dict(range=[float(h[rest].min()), float(h[rest].max())], other=True,
+                            **_rate((found & rest).sum(), rest.sum())))
+    r["buckets"] = buckets
+    counts = sizes.persons
+    r["persons"] = {str(c): _rate((found & pos & (counts == c)).sum(), (pos & (counts == c)).sum())
+                    for c in sorted(set(counts[pos & (counts >= 0)].tolist()))}
+    for name in ("occluded", "cropped"):
+        m = pos & getattr(sizes, name)
+        r[name] = _rate((found & m).sum(), m.sum())
+    return r
+
+
+def _pct(v):
+    return "   -  " if v is None else f"{100 * v:5.1f}%"
+
+
+def format_report(report, title=None):
+    """The report as a text table (what ``evaluate`` prints)."""
+    lines = [title] if title else []
+    lines.append(f"accuracy {_pct(report['accuracy']).strip()} on {report['n']} scenes; "
+                 f"person recall {_pct(report['recall']).strip()} of {report['positives']}, "
+                 f"false alarms {_pct(report['false_alarm']).strip()} of {report['negatives']}")
+    if "buckets" in report:
+        lines.append("  person recall by the tallest person's height (fraction of the frame):")
+        for b in report["buckets"]:
+            lo, hi = b["range"]
+            name = f"{lo:.2f}-{hi:.2f} H" + (" (outside the ranges)" if b.get("other") else "")
+            lines.append(f"    {name:<28} {_pct(b['rate'])}  ({b['n']} scenes)")
+        parts = [f"{c} person{'s' if c != '1' else ''}: {_pct(v['rate']).strip()} ({v['n']})"
+                 if c != "0" else f"all hidden: {_pct(v['rate']).strip()} ({v['n']})"
+                 for c, v in report["persons"].items()]
+        if parts:
+            lines.append("  by count: " + ", ".join(parts))
+        lines.append(f"  partly hidden: {_pct(report['occluded']['rate']).strip()} "
+                     f"({report['occluded']['n']}), cut by the frame: "
+                     f"{_pct(report['cropped']['rate']).strip()} ({report['cropped']['n']})")
+    return "\n".join(lines)
+
+
+def bucket_line(report):
+    """One line of per-bucket recall and false alarms (the trainer's epoch log)."""
+    parts = [f"{b['range'][0]:.2f}-{b['range'][1]:.2f}H {_pct(b['rate']).strip()}"
+             for b in report.get("buckets", ()) if not b.get("other")]
+    return (f"recall {' | '.join(parts)}  " if parts else "") + \
+        f"false alarms {_pct(report['false_alarm']).strip()}"

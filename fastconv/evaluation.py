@@ -123,7 +123,7 @@ def _number(text, path, line, column, allow_empty=False):
 
 
 def _rate(hits, n):
-    return dict(n=int(n), rate=float(hits) / n if n else None)
+    return dict(n=int(n), rate=float(hits) / int(n) if n else None)
 
 
 def size_report(labels, predicted, sizes=None, positive=1):

@@ -8,6 +8,7 @@ import pytest
 
 from fastconv import data
 from fastconv.__main__ import main
+from fastconv.evaluation import HEIGHT_BUCKETS
 from fastconv.train import TrainConfig, load_checkpoint, load_model, save_checkpoint, train
 
 
@@ -32,7 +33,7 @@ def _quiet(*a):
 
 def test_train_writes_everything_and_is_bitwise_reproducible(tmp_path):
     r1 = train(_cfg(tmp_path, "a"), progress=False, log=_quiet)
-    r2 = train(_cfg(tmp_path, "b"), progress=False, log=_quiet)
+    r2 = train(_cfg(tmp_path, "b"), progress=False, log=_quiet, far_test=False)
     assert _same(_weights(r1["model"]), _weights(r2["model"]))
     assert [m["train_loss"] for m in r1["metrics"]] == [m["train_loss"] for m in r2["metrics"]]
     out = tmp_path / "a"
@@ -40,35 +41,41 @@ def test_train_writes_everything_and_is_bitwise_reproducible(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [m["epoch"] for m in metrics["epochs"]] == [1, 2]
     assert metrics["config"]["image_size"] == 16
+    # per-size validation each epoch, and the far-end test set at the end
+    report = metrics["epochs"][-1]["val_report"]
+    assert report["n"] == 16 and report["accuracy"] == metrics["epochs"][-1]["val_acc"]
+    assert [b["range"] for b in report["buckets"]][:4] == [list(b) for b in HEIGHT_BUCKETS]
+    assert metrics["hard_test"]["n"] == 800 and metrics["hard_test"] == r1["hard_test"]
+    assert [b["n"] for b in metrics["hard_test"]["buckets"]] == [400, 0, 0, 0]
     assert not [f for f in os.listdir(out) if f.startswith(".tmp")]     # atomic writes
-    r3 = train(_cfg(tmp_path, "c", seed=1), progress=False, log=_quiet)
+    r3 = train(_cfg(tmp_path, "c", seed=1), progress=False, log=_quiet, far_test=False)
     assert not _same(_weights(r1["model"]), _weights(r3["model"]))
 
 
 def test_resume_from_epoch_checkpoint_equals_uninterrupted(tmp_path):
-    full = train(_cfg(tmp_path, "full", epochs=3), progress=False, log=_quiet)
-    first = train(_cfg(tmp_path, "part", epochs=3), progress=False, log=_quiet,
+    full = train(_cfg(tmp_path, "full", epochs=3), progress=False, log=_quiet, far_test=False)
+    first = train(_cfg(tmp_path, "part", epochs=3), progress=False, log=_quiet, far_test=False,
                   on_step=lambda e, k: os.kill(os.getpid(), signal.SIGINT) if (e, k) == (0, 4)
                   else None)
     assert first["interrupted"]                       # Ctrl-C at the end of epoch 1
     meta, _, _ = load_checkpoint(first["checkpoint"])
     assert (meta["epoch"], meta["step"]) == (1, 0)
-    rest = train(resume=first["checkpoint"], progress=False, log=_quiet)
+    rest = train(resume=first["checkpoint"], progress=False, log=_quiet, far_test=False)
     assert not rest["interrupted"]
     assert _same(_weights(full["model"]), _weights(rest["model"]))
     assert full["metrics"][-1]["train_loss"] == rest["metrics"][-1]["train_loss"]
 
 
 def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
-    full = train(_cfg(tmp_path, "full"), progress=False, log=_quiet)
-    part = train(_cfg(tmp_path, "part"), progress=False, log=_quiet,
+    full = train(_cfg(tmp_path, "full"), progress=False, log=_quiet, far_test=False)
+    part = train(_cfg(tmp_path, "part"), progress=False, log=_quiet, far_test=False,
                  on_step=lambda e, k: os.kill(os.getpid(), signal.SIGINT) if (e, k) == (1, 2)
                  else None)
     assert part["interrupted"]
     meta, _, opt_state = load_checkpoint(part["checkpoint"])
     assert (meta["epoch"], meta["step"]) == (1, 2)
     assert opt_state["state"][0]["step"] == 6         # Adam's step count survives
-    rest = train(resume=part["checkpoint"], progress=False, log=_quiet)
+    rest = train(resume=part["checkpoint"], progress=False, log=_quiet, far_test=False)
     assert _same(_weights(full["model"]), _weights(rest["model"]))
     assert [m["train_acc"] for m in full["metrics"]] == [m["train_acc"] for m in rest["metrics"]]
 
@@ -76,7 +83,7 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_checkpoint_round_trip_restores_optimizer(tmp_path, optimizer):
     r = train(_cfg(tmp_path, optimizer, epochs=1, optimizer=optimizer), progress=False,
-              log=_quiet)
+              log=_quiet, far_test=False)
     meta, model_state, opt_state = load_checkpoint(r["checkpoint"])
     assert _same(model_state, _weights(r["model"]))
     assert meta["config"]["optimizer"] == optimizer and meta["classes"] == ["no_person", "person"]
@@ -98,7 +105,7 @@ def test_load_checkpoint_rejects_other_files(tmp_path):
 
 
 def test_save_checkpoint_never_leaves_a_partial_file(tmp_path, monkeypatch):
-    r = train(_cfg(tmp_path, "a", epochs=1), progress=False, log=_quiet)
+    r = train(_cfg(tmp_path, "a", epochs=1), progress=False, log=_quiet, far_test=False)
     before = (tmp_path / "a" / "checkpoint.npz").read_bytes()
 
     def boom(*a, **k):
@@ -124,7 +131,8 @@ def test_bad_config_fields_name_the_option(tmp_path):
 
 
 def test_linear_baseline_model(tmp_path):
-    r = train(_cfg(tmp_path, "lin", model="linear", epochs=1), progress=False, log=_quiet)
+    r = train(_cfg(tmp_path, "lin", model="linear", epochs=1), progress=False, log=_quiet,
+              far_test=False)
     assert [type(m).__name__ for m in r["model"]] == ["Flatten", "Linear"]
 
 
@@ -170,6 +178,8 @@ def test_cli_resume_rejects_a_different_run(tmp_path, capsys):
     (["train", "--data", "/no/such/dir"], "no such directory"),
     (["train", "--resume", "/no/such.npz"], "no checkpoint file"),
     (["predict", "/no/such.npz", "a.png"], "no checkpoint file"),
+    (["evaluate", "/no/such.npz"], "no checkpoint file"),
+    (["evaluate", "x.npz", "--heights", "far"], "expected LO-HI"),
     (["train", "--bogus"], "unrecognized arguments"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -184,7 +194,7 @@ def test_cli_bad_arguments_one_line_exit_2(argv, msg, capsys):
 
 
 def test_cli_help_for_every_command(capsys):
-    for cmd in ("train", "predict", "summary", "bench"):
+    for cmd in ("train", "predict", "evaluate", "summary", "bench"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0

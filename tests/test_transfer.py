@@ -92,14 +92,14 @@ def test_npz_and_checkpoint_inits_equal_the_pt_init(tmp_path, rng):
     np.savez(tmp_path / "init.npz", **init)
     kw = dict(model="mobilenet_v3_small", freeze="features.10", synthetic_size=24)
     a = train(_cfg(tmp_path, "pt", init=str(tmp_path / "init.pt"), **kw), progress=False,
-              log=_quiet)
+              log=_quiet, far_test=False)
     b = train(_cfg(tmp_path, "npz", init=str(tmp_path / "init.npz"), **kw), progress=False,
-              log=_quiet)
+              log=_quiet, far_test=False)
     sa, sb = a["model"].state_dict(), b["model"].state_dict()
     assert all(np.array_equal(sa[k], sb[k]) for k in sa)
     # a fastconv checkpoint's model as the init: every stage frozen, so its weights stay
     c = train(_cfg(tmp_path, "ckpt", init=a["checkpoint"], freeze="all", model=kw["model"],
-                   synthetic_size=24), progress=False, log=_quiet)
+                   synthetic_size=24), progress=False, log=_quiet, far_test=False)
     sc = c["model"].state_dict()
     assert all(np.array_equal(sc[k], sa[k]) for k in sa if not k.startswith("classifier.3."))
 
@@ -110,7 +110,7 @@ def test_bad_init_files_and_freeze_specs_say_what_is_wrong(tmp_path, rng):
 
     def run(path, **kw):
         kw.setdefault("model", "mobilenet_v3_small")
-        return train(_cfg(tmp_path, "bad", init=str(path), **kw), progress=False, log=_quiet)
+        return train(_cfg(tmp_path, "bad", init=str(path), **kw), progress=False, log=_quiet, far_test=False)
 
     missing = dict(state)
     del missing["features.1.block.0.0.weight"]
@@ -148,7 +148,7 @@ def test_bad_init_files_and_freeze_specs_say_what_is_wrong(tmp_path, rng):
         with pytest.raises(ValueError, match=msg):
             run(tmp_path / "v3.pt", freeze=freeze)
     with pytest.raises(ValueError, match="the linear model has no stages"):
-        train(_cfg(tmp_path, "lin", model="linear", freeze="1"), progress=False, log=_quiet)
+        train(_cfg(tmp_path, "lin", model="linear", freeze="1"), progress=False, log=_quiet, far_test=False)
     with pytest.raises(ValueError, match="model must be one of camera, linear, resnet18"):
         _cfg(tmp_path, "x", model="vgg16").check()
 
@@ -160,13 +160,13 @@ def test_resume_with_init_and_freeze_equals_uninterrupted(tmp_path, rng):
     _save_twin(torch, "mobilenet_v3_small", tmp_path / "init.pt", rng)
     kw = dict(model="mobilenet_v3_small", init=str(tmp_path / "init.pt"), freeze="features.8",
               epochs=2, synthetic_size=24)
-    full = train(_cfg(tmp_path, "full", **kw), progress=False, log=_quiet)
-    part = train(_cfg(tmp_path, "part", **kw), progress=False, log=_quiet,
+    full = train(_cfg(tmp_path, "full", **kw), progress=False, log=_quiet, far_test=False)
+    part = train(_cfg(tmp_path, "part", **kw), progress=False, log=_quiet, far_test=False,
                  on_step=lambda e, k: os.kill(os.getpid(), signal.SIGINT) if (e, k) == (1, 1)
                  else None)
     assert part["interrupted"]
     os.remove(tmp_path / "init.pt")
-    rest = train(resume=part["checkpoint"], progress=False, log=_quiet)
+    rest = train(resume=part["checkpoint"], progress=False, log=_quiet, far_test=False)
     a, b = full["model"].state_dict(), rest["model"].state_dict()
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert [m["train_loss"] for m in full["metrics"]] == [m["train_loss"] for m in rest["metrics"]]
@@ -178,9 +178,9 @@ def test_resume_with_init_and_freeze_equals_uninterrupted(tmp_path, rng):
 def test_frozen_camera_classifier_trains_on_the_tape(tmp_path):
     """The trainer's own network freezes by block count; its default run (no freeze)
     keeps the explicit backward, whose bits the reproducibility tests pin."""
-    r0 = train(_cfg(tmp_path, "a"), progress=False, log=_quiet)
+    r0 = train(_cfg(tmp_path, "a"), progress=False, log=_quiet, far_test=False)
     r = train(_cfg(tmp_path, "b", init=r0["checkpoint"], freeze="2"), progress=False,
-              log=_quiet)
+              log=_quiet, far_test=False)
     before, after = r0["model"].state_dict(), r["model"].state_dict()
     for k in after:         # blocks 0 and 1 keep the init's bits; the rest (head too) train
         assert np.array_equal(before[k], after[k]) == k.startswith(("0.", "1.")), k
@@ -192,7 +192,7 @@ def test_predict_uses_the_checkpoints_normalisation(tmp_path, rng):
     torch = torch_or_skip()
     _save_twin(torch, "mobilenet_v3_small", tmp_path / "init.pt", rng)
     r = train(_cfg(tmp_path, "run", model="mobilenet_v3_small", init=str(tmp_path / "init.pt"),
-                   freeze="all", synthetic_size=24), progress=False, log=_quiet)
+                   freeze="all", synthetic_size=24), progress=False, log=_quiet, far_test=False)
     model, meta = load_model(r["checkpoint"])
     assert type(model).__name__ == "MobileNetV3" and not model.training
     img = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
@@ -214,7 +214,7 @@ def test_imagenet_normalisation_reaches_training_and_validation(tmp_path):
     from fastconv import data
     from fastconv.train import build_dataset, build_model, build_splits
     config = _cfg(tmp_path, "run", normalize="imagenet", lr=1e-12, synthetic_size=48)
-    r = train(config, progress=False, log=_quiet)
+    r = train(config, progress=False, log=_quiet, far_test=False)
     train_for, val = build_splits(config, build_dataset(config))
     mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
 

@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_summary(args):
     from . import analysis
     from .train import TrainConfig, build_model
-    model = build_model(TrainConfig(model=args.model, image_size=args.image_size),
+    model = build_model(TrainConfig(model=args.model, image_size=args.image_size,
+                                    width=args.width, pool=args.pool).check(False),
                         args.num_classes)
     print(analysis.summary(model, (args.batch, 3, args.image_size, args.image_size)))
     return 0
@@ -33,7 +34,7 @@ def _cmd_summary(args):
 
 # train options that define the run; with --resume they must match the checkpoint
 _RUN_OPTIONS = ("data", "image_size", "epochs", "batch_size", "lr", "optimizer", "seed",
-                "val_split", "weight_decay", "model", "synthetic_size", "label_smoothing",
+                "val_split", "weight_decay", "model", "width", "pool", "synthetic_size", "label_smoothing",
                 "augment", "fresh", "out", "init", "freeze", "normalize")
 
 
@@ -213,6 +214,10 @@ def build_parser():
     p.add_argument("--model", choices=list(MODELS),
                    help="camera classifier, the linear baseline on pixels, or a torchvision "
                    "network (same keys; trained on the tape) (camera)")
+    p.add_argument("--width", type=_float, help=f"camera classifier: channel multiplier "
+                   f"({d.width:g}: 64, 128, 256 channels)")
+    p.add_argument("--pool", choices=["avg", "max"], help=f"camera classifier: global "
+                   f"pooling before the head ({d.pool})")
     p.add_argument("--init", metavar="PATH",
                    help="start from a torchvision-format state_dict: .pt/.pth (read with "
                    "weights_only, needs torch) or .npz (a state_dict or a fastconv "
@@ -281,6 +286,10 @@ def build_parser():
     p.add_argument("--num-classes", type=_positive_int, default=2, help="output classes (2)")
     p.add_argument("--model", choices=list(MODELS), default="camera",
                    help="the network (camera)")
+    p.add_argument("--width", type=_float, default=d.width, help="camera classifier: channel "
+                   f"multiplier ({d.width:g})")
+    p.add_argument("--pool", choices=["avg", "max"], default=d.pool,
+                   help=f"camera classifier: global pooling ({d.pool})")
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("bench", help="time fastconv against PyTorch CPU",

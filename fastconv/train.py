@@ -72,6 +72,8 @@ class TrainConfig:
     synthetic_size: int = 7200
     image_size: int = 64
     model: str = "camera"
+    width: float = 1.0
+    pool: str = "avg"
     epochs: int = 5
     batch_size: int = 16
     lr: float = 3e-3
@@ -124,6 +126,14 @@ class TrainConfig:
         if self.freeze is not None and not (isinstance(self.freeze, str) and self.freeze):
             raise ValueError(f"freeze must be a stage count, a stage name or 'all', "
                              f"got {self.freeze!r}")
+        if isinstance(self.width, bool) or not isinstance(self.width, (int, float)) or \
+                not 0 < self.width <= 4:
+            raise ValueError(f"width must be a number in (0, 4], got {self.width!r}")
+        if self.pool not in ("avg", "max"):
+            raise ValueError(f"pool must be 'avg' or 'max', got {self.pool!r}")
+        if self.model != "camera" and (self.width != 1.0 or self.pool != "avg"):
+            raise ValueError(f"width and pool shape the camera classifier; model is "
+                             f"{self.model!r}")
         if self.normalize not in (None, "camera", "imagenet"):
             raise ValueError(f"normalize must be 'camera' or 'imagenet', got {self.normalize!r}")
         if self.optimizer not in ("adamw", "adam", "sgd"):
@@ -189,7 +199,7 @@ def build_model(config, num_classes):
         return nn.Sequential(nn.Flatten(), nn.Linear(3 * config.image_size ** 2, num_classes))
     if config.model in TORCHVISION_MODELS:
         return getattr(models, config.model)(num_classes=num_classes)
-    return models.camera_classifier(num_classes)
+    return models.camera_classifier(num_classes, width=config.width, pool=config.pool)
 
 
 # ------------------------------------------------------------ transfer learning

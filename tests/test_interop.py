@@ -28,6 +28,35 @@ def test_to_torch_camera_classifier_same_outputs(rng):
     _assert_same_outputs(m, t, rng)
 
 
+@pytest.mark.parametrize("width, pool", [(0.5, "max"), (0.25, "avg")])
+def test_camera_classifier_width_and_pool(width, pool, rng):
+    """The variants keep the article's layers and keys, with scaled channels, and match
+    torch forward and backward (training mode: batch statistics)."""
+    torch = torch_or_skip()
+    m = models.camera_classifier(width=width, pool=pool)
+    assert list(m.state_dict()) == list(models.camera_classifier().state_dict())
+    assert [m[i].conv.out_channels for i in (0, 3, 6)] == [round(64 * width),
+                                                          round(128 * width),
+                                                          round(256 * width)]
+    assert type(m[8]).__name__ == ("AdaptiveMaxPool2d" if pool == "max" else "AdaptiveAvgPool2d")
+    t = to_torch(m)
+    x = rng.standard_normal((3, 3, 24, 24)).astype(np.float32)
+    g = rng.standard_normal((3, 2)).astype(np.float32)
+    y = m(x)
+    dx = m.backward(g)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = t(xt)
+    yt.backward(torch.from_numpy(g))
+    assert_close(y, yt.detach().numpy(), 1e-4)
+    assert_close(dx, xt.grad.numpy(), 1e-4)
+    tp = dict(t.named_parameters())
+    for name, p in m.named_parameters():
+        assert_close(p.grad, tp[name].grad.numpy(), 1e-3)
+    for bad in (dict(width=0), dict(width=True), dict(pool="sum")):
+        with pytest.raises(ValueError, match="camera_classifier"):
+            models.camera_classifier(**bad)
+
+
 def test_to_torch_blocks(rng):
     torch = torch_or_skip()
     for m, shape in [(fc.nn.Residual(models.Bottleneck(16, 4)), (1, 16, 5, 5)),

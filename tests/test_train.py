@@ -125,6 +125,9 @@ def test_bad_config_fields_name_the_option(tmp_path):
                     (dict(optimizer="rmsprop"), "optimizer must be"),
                     (dict(val_split=1.5), "val-split must be in"),
                     (dict(image_size=8), "image-size must be >= 16"),
+                    (dict(width=0), "width must be a number"),
+                    (dict(pool="sum"), "pool must be 'avg' or 'max'"),
+                    (dict(model="linear", width=0.5), "width and pool shape the camera"),
                     (dict(data=str(tmp_path / "nowhere")), "no such directory")]:
         with pytest.raises(ValueError, match=msg):
             _cfg(tmp_path, "x", **kw).check()

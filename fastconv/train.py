@@ -745,7 +745,7 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     result = dict(model=model, metrics=metrics, interrupted=interrupted, checkpoint=ckpt_path,
                   wall_seconds=wall, classes=dataset.classes, **tests)
     if not interrupted:
-        _write_reports(config, metrics, val_set, dataset, log, tests)
+        _write_reports(config, metrics, val_set, dataset, log, dict(tests, wall_seconds=wall))
         if metrics:
             log(f"done: val accuracy {metrics[-1]['val_acc']:.4f} after {len(metrics)} epochs, "
                 f"{wall:.0f} s this session; checkpoint {ckpt_path}")

@@ -185,6 +185,8 @@ def format_report(report, title=None):
     if "buckets" in report:
         lines.append("  person recall by the tallest person's height (fraction of the frame):")
         for b in report["buckets"]:
+            if b["n"] == 0 and any(x["n"] for x in report["buckets"]):
+                continue                      # a set drawn at some distances only
             lo, hi = b["range"]
             name = f"{lo:.2f}-{hi:.2f} H" + (" (outside the ranges)" if b.get("other") else "")
             lines.append(f"    {name:<28} {_pct(b['rate'])}  ({b['n']} scenes)")

@@ -148,11 +148,12 @@ def test_cli_evaluate_synthetic_and_folder(tmp_path, capsys):
     js = tmp_path / "r.json"
     assert main(["evaluate", ckpt, "--scenes", "40", "--json", str(js)]) == 0
     text = capsys.readouterr().out
-    assert "40 synthetic scenes (seed 12345)" in text and "0.75-1.05 H" in text
+    assert "40 synthetic scenes (seed 12345)" in text and "0.15-0.30 H" in text
     r = json.loads(js.read_text())
     assert r["n"] == 40 and sum(b["n"] for b in r["buckets"]) <= r["positives"] == 20
     assert main(["evaluate", ckpt, "--hard", "--scenes", "20", "--seed", "3"]) == 0
-    assert "0.15-0.3 H" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "0.15-0.3 H" in text and "0.15-0.30 H" in text and "0.30-0.50 H" not in text
     root = _folder(tmp_path)
     csv = tmp_path / "s.csv"
     csv.write_text("file,height\np0.png,0.4\np1.png,0.9\n")

@@ -82,11 +82,14 @@ def main():
     ap.add_argument("--synthetic-size", type=int, default=d.synthetic_size)
     ap.add_argument("--image-size", type=int, default=d.image_size)
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--width", type=float, default=None, help="(the trainer's default)")
+    ap.add_argument("--pool", choices=["avg", "max"], default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     config = TrainConfig(epochs=args.epochs, synthetic_size=args.synthetic_size,
-                         image_size=args.image_size, batch_size=args.batch_size).check()
+                         image_size=args.image_size, batch_size=args.batch_size,
+                         width=args.width, pool=args.pool).check()
     if args.threads:
         fc.set_num_threads(args.threads)
     threads = fc.get_num_threads()

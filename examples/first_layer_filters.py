@@ -29,18 +29,19 @@ from fastconv.train import TrainConfig, build_model, load_model, train
 path = sys.argv[1] if len(sys.argv) > 1 else os.path.join("runs", "camera", "checkpoint.npz")
 if os.path.isfile(path):
     model, meta = load_model(path)
-    config = TrainConfig(**meta["config"])
+    config = TrainConfig.saved(meta["config"])
     print(f"{path}: trained {meta['epoch']} epochs, val accuracy "
           f"{meta['metrics'][-1]['val_acc']:.4f}" if meta["metrics"] else path)
 else:
     print(f"no checkpoint at {path}: training a small model first (2 epochs, 32x32)")
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig(synthetic_size=1600, image_size=32, epochs=2, out=out)
+        config = TrainConfig(synthetic_size=1600, image_size=32, epochs=2, out=out,
+                             width=1.0, pool="avg")               # the article's network
         r = train(config, progress=False, log=lambda *a: None)
     model = r["model"]
     print(f"trained: val accuracy {r['metrics'][-1]['val_acc']:.4f}")
 
-w = model[0].conv.weight.data.astype(np.float64)            # (64, 3, 3, 3)
+w = model[0].conv.weight.data.astype(np.float64)            # (64 * width, 3, 3, 3)
 w0 = build_model(config, 2)[0].conv.weight.data.astype(np.float64)    # its initialisation
 
 
@@ -66,8 +67,8 @@ def colour_opponent(w):
 s_trained, s_init = smooth_share(w), smooth_share(w0)
 print(f"smooth (edge / blob) share of filter energy: trained {s_trained.mean():.2f}, "
       f"initialisation {s_init.mean():.2f} (random 3x3: 0.33)")
-print(f"colour-opponent filters: trained {colour_opponent(w)}/64, "
-      f"initialisation {colour_opponent(w0)}/64")
+print(f"colour-opponent filters: trained {colour_opponent(w)}/{len(w)}, "
+      f"initialisation {colour_opponent(w0)}/{len(w0)}")
 assert s_trained.mean() > s_init.mean(), "training should make the filters smoother"
 
 order = np.argsort(-np.abs(w).sum(axis=(1, 2, 3)))          # strongest filters first

@@ -215,9 +215,9 @@ def build_parser():
                    help="camera classifier, the linear baseline on pixels, or a torchvision "
                    "network (same keys; trained on the tape) (camera)")
     p.add_argument("--width", type=_float, help=f"camera classifier: channel multiplier "
-                   f"({d.width:g}: 64, 128, 256 channels)")
+                   f"({d.camera_shape[0]:g}; 1: the article's 64, 128, 256 channels)")
     p.add_argument("--pool", choices=["avg", "max"], help=f"camera classifier: global "
-                   f"pooling before the head ({d.pool})")
+                   f"pooling before the head ({d.camera_shape[1]}; avg: the article's)")
     p.add_argument("--init", metavar="PATH",
                    help="start from a torchvision-format state_dict: .pt/.pth (read with "
                    "weights_only, needs torch) or .npz (a state_dict or a fastconv "
@@ -281,15 +281,16 @@ def build_parser():
     p = sub.add_parser("summary", help="print a model's per-layer summary",
                        description="Per-layer output shapes, parameters, multiply-adds and "
                                    "receptive fields of the camera classifier (or --model).")
-    p.add_argument("--image-size", type=_positive_int, default=64, help="input height and width (64)")
+    p.add_argument("--image-size", type=_positive_int, default=d.image_size,
+                   help=f"input height and width ({d.image_size})")
     p.add_argument("--batch", type=_positive_int, default=1, help="batch size (1)")
     p.add_argument("--num-classes", type=_positive_int, default=2, help="output classes (2)")
     p.add_argument("--model", choices=list(MODELS), default="camera",
                    help="the network (camera)")
-    p.add_argument("--width", type=_float, default=d.width, help="camera classifier: channel "
-                   f"multiplier ({d.width:g})")
-    p.add_argument("--pool", choices=["avg", "max"], default=d.pool,
-                   help=f"camera classifier: global pooling ({d.pool})")
+    p.add_argument("--width", type=_float, help="camera classifier: channel "
+                   f"multiplier ({d.camera_shape[0]:g})")
+    p.add_argument("--pool", choices=["avg", "max"],
+                   help=f"camera classifier: global pooling ({d.camera_shape[1]})")
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("bench", help="time fastconv against PyTorch CPU",

@@ -127,7 +127,7 @@ def _run_cli(*args):
 
 
 def test_summary_command_line():
-    r = _run_cli("summary", "--image-size", "64")
+    r = _run_cli("summary", "--image-size", "64", "--width", "1", "--pool", "avg")
     assert r.returncode == 0, r.stderr
     assert "1,146,818" in r.stdout and "receptive field" in r.stdout
     r = _run_cli("summary", "--image-size", "2")

@@ -202,3 +202,14 @@ def test_cli_help_for_every_command(capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
         assert "usage: python -m fastconv " + cmd in capsys.readouterr().out
+
+
+def test_default_shape_and_checkpoints_from_before_width():
+    """Unset width / pool mean the measured default (0.5, max); a checkpoint saved
+    before the fields existed holds the article's network (1.0, avg)."""
+    assert TrainConfig().camera_shape == (0.5, "max")
+    assert TrainConfig(width=1.0, pool="avg").camera_shape == (1.0, "avg")
+    old = {k: v for k, v in TrainConfig(image_size=32).__dict__.items()
+           if k not in ("width", "pool")}
+    assert TrainConfig.saved(old).camera_shape == (1.0, "avg")
+    assert TrainConfig.saved(dict(old, model="linear")).width is None

@@ -213,7 +213,8 @@ def test_imagenet_normalisation_reaches_training_and_validation(tmp_path):
     model's on ImageNet-normalised validation images."""
     from fastconv import data
     from fastconv.train import build_dataset, build_model, build_splits
-    config = _cfg(tmp_path, "run", normalize="imagenet", lr=1e-12, synthetic_size=48)
+    config = _cfg(tmp_path, "run", normalize="imagenet", lr=1e-12, synthetic_size=48,
+                  width=1.0)
     r = train(config, progress=False, log=_quiet, far_test=False)
     train_for, val = build_splits(config, build_dataset(config))
     mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)

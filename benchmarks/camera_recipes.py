@@ -16,6 +16,8 @@ import argparse
 import json
 import os
 
+from fastconv.train import TrainConfig
+
 
 def _pct(v):
     return "-" if v is None else f"{100 * v:.1f}"
@@ -29,7 +31,9 @@ def row(run):
     hard = m.get("hard_test", {})
     seen = sum(round(e["images_per_s"] * e["epoch_seconds"]) for e in m["epochs"])
     buckets = [_pct(b["rate"]) for b in val.get("buckets", []) if not b.get("other")]
-    setting = (f"{c['model']} w{c.get('width', 1.0):g} {c.get('pool', 'avg')} "
+    cfg = TrainConfig.saved(c)
+    shape = " w{:g} {}".format(*cfg.camera_shape) if cfg.model == "camera" else ""
+    setting = (f"{c['model']}{shape} "
                f"{c['image_size']}px {c['epochs']}x{seen // max(c['epochs'], 1)} "
                f"b{c['batch_size']}{' aug' if c.get('augment') else ''}"
                f"{' fixed' if c.get('fresh') is False else ''}")

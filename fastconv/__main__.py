@@ -102,7 +102,7 @@ def _cmd_evaluate(args):
     import numpy as np
     from . import data, evaluation
     from ._runtime import set_num_threads
-    from .train import _renormalizer, load_model, predict
+    from .train import _person_report, _renormalizer, load_model, predict
     if args.threads is not None:
         set_num_threads(args.threads)
     if not os.path.isfile(args.checkpoint):
@@ -151,9 +151,9 @@ def _cmd_evaluate(args):
         def images(self, idx):
             return self.inner.images(idx)
 
-    _, p = predict(model, data.DataLoader(_Relabelled(ds), args.batch_size),
+    _, z = predict(model, data.DataLoader(_Relabelled(ds), args.batch_size),
                    prepare=_renormalizer(meta.get("mean", data.MEAN), meta.get("std", data.STD)))
-    report = evaluation.size_report(labels, p, sizes, positive=classes.index("person"))
+    report = _person_report(classes, labels, z, sizes)
     print(evaluation.format_report(report, f"{args.checkpoint}: {what}"))
     if args.json:
         with open(args.json, "w") as fh:

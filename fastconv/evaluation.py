@@ -126,7 +126,8 @@ def _rate(hits, n):
     return dict(n=int(n), rate=float(hits) / int(n) if n else None)
 
 
-def size_report(labels, predicted, sizes=None, positive=1):
+def size_report(labels, predicted, sizes=None, positive=1, scores=None,
+                false_alarm_target=0.02):
     """Scores of a person detector, as a JSON-able dict.
 
     labels, predicted: int (n,) classes (``positive`` is "person"); sizes: SceneSizes
@@ -136,7 +137,12 @@ def size_report(labels, predicted, sizes=None, positive=1):
     heights outside them when there are some), ``persons`` (recall by 1, 2, 3...
     visible persons, 0 for person scenes whose figures are all hidden), ``occluded``
     and ``cropped`` (recall where some person is partly hidden / cut by the frame).
-    Each recall is {"n": scenes, "rate": share found, or None when n is 0}."""
+    Each recall is {"n": scenes, "rate": share found, or None when n is 0}.
+
+    scores: float (n,), the detector's person probability; then ``operating_point``
+    holds the same recalls at the alarm threshold that keeps this set's false alarms
+    at most ``false_alarm_target`` (a scene alarms when its score is above the
+    threshold): what the detector finds when it may cry wolf that rarely."""
     y = np.asarray(labels).reshape(-1)
     p = np.asarray(predicted).reshape(-1)
     if y.shape != p.shape:
@@ -146,6 +152,8 @@ def size_report(labels, predicted, sizes=None, positive=1):
              false_alarm=_rate((found & ~pos).sum(), (~pos).sum())["rate"],
              negatives=int((~pos).sum()), recall=_rate((found & pos).sum(), pos.sum())["rate"],
              positives=int(pos.sum()))
+    if scores is not None:
+        r["operating_point"] = _operating_point(y, scores, sizes, positive, false_alarm_target)
     if sizes is None:
         return r
     if len(sizes.height) != len(y):
@@ -169,7 +177,23 @@ def size_report(labels, predicted, sizes=None, positive=1):
     for name in ("occluded", "cropped"):
         m = pos & getattr(sizes, name)
         r[name] = _rate((found & m).sum(), m.sum())
+    if "operating_point" in r:                # after the recalls it repeats, in the JSON
+        r["operating_point"] = r.pop("operating_point")
     return r
+
+
+def _operating_point(y, scores, sizes, positive, target):
+    s = np.asarray(scores, np.float64).reshape(-1)
+    if s.shape != y.shape:
+        raise ValueError(f"size_report: {len(y)} labels but {len(s)} scores")
+    neg = np.sort(s[y != positive])[::-1]
+    allowed = int(np.floor(target * len(neg) + 1e-9))
+    threshold = float(neg[allowed]) if allowed < len(neg) else -np.inf
+    alarm = (s > threshold).astype(np.int64)
+    r = size_report(y == positive, alarm, sizes, positive=1)
+    keep = {k: r[k] for k in ("false_alarm", "recall", "buckets", "persons", "occluded",
+                              "cropped") if k in r}
+    return dict(target=target, threshold=threshold, **keep)
 
 
 def _pct(v):
@@ -198,12 +222,20 @@ def format_report(report, title=None):
         lines.append(f"  partly hidden: {_pct(report['occluded']['rate']).strip()} "
                      f"({report['occluded']['n']}), cut by the frame: "
                      f"{_pct(report['cropped']['rate']).strip()} ({report['cropped']['n']})")
+    op = report.get("operating_point")
+    if op is not None:
+        lines.append(f"  at most {100 * op['target']:g}% false alarms (alarm when p(person) > "
+                     f"{op['threshold']:.3f}): {_pct(op['false_alarm']).strip()} false "
+                     f"alarms, person recall {_pct(op['recall']).strip()}"
+                     + (f"; {bucket_line(op, alarms=False)}" if "buckets" in op else ""))
     return "\n".join(lines)
 
 
-def bucket_line(report):
+def bucket_line(report, alarms=True):
     """One line of per-bucket recall and false alarms (the trainer's epoch log)."""
     parts = [f"{b['range'][0]:.2f}-{b['range'][1]:.2f}H {_pct(b['rate']).strip()}"
-             for b in report.get("buckets", ()) if not b.get("other")]
-    return (f"recall {' | '.join(parts)}  " if parts else "") + \
-        f"false alarms {_pct(report['false_alarm']).strip()}"
+             for b in report.get("buckets", ()) if not b.get("other") and b["n"]]
+    line = f"recall {' | '.join(parts)}" if parts else ""
+    if alarms:
+        line += f"  false alarms {_pct(report['false_alarm']).strip()}"
+    return line

@@ -557,28 +557,28 @@ class _StopFlag:
 # ------------------------------------------------------------------------- train
 
 def predict(model, loader, criterion=None, prepare=None):
-    """(mean loss or None, predicted classes int64 (n,)) of model over a loader, in
-    eval mode without gradients; prepare: applied to each input batch (a
-    renormalisation) when given."""
+    """(mean loss or None, logits float32 (n, classes)) of model over a loader, in eval
+    mode without gradients; prepare: applied to each input batch (a renormalisation)
+    when given."""
     model.eval()
-    loss_sum, seen, predicted = 0.0, 0, []
+    loss_sum, seen, logits = 0.0, 0, []
     with no_grad():
         for x, y in loader.epoch(0):
-            logits = model(x if prepare is None else prepare(x))
+            out = model(x if prepare is None else prepare(x))
             if criterion is not None:
-                loss_sum += criterion(logits, y) * len(y)
-            predicted.append(logits.argmax(1))
+                loss_sum += criterion(out, y) * len(y)
+            logits.append(np.asarray(out, np.float32))
             seen += len(y)
     model.train()
-    p = np.concatenate(predicted).astype(np.int64) if predicted else np.zeros(0, np.int64)
-    return (loss_sum / max(seen, 1) if criterion is not None else None), p
+    z = np.concatenate(logits) if logits else np.zeros((0, 0), np.float32)
+    return (loss_sum / max(seen, 1) if criterion is not None else None), z
 
 
 def evaluate(model, loader, criterion, prepare=None):
     """(mean loss, accuracy) of model over a loader, in eval mode without gradients;
     prepare: applied to each input batch (a renormalisation) when given."""
-    loss, p = predict(model, loader, criterion, prepare)
-    return loss, float((p == loader.dataset.labels).mean()) if len(p) else 0.0
+    loss, z = predict(model, loader, criterion, prepare)
+    return loss, float((z.argmax(1) == loader.dataset.labels).mean()) if len(z) else 0.0
 
 
 def _size_sets(config, dataset, val_set):
@@ -592,14 +592,14 @@ def _size_sets(config, dataset, val_set):
     return val, evaluation.synthetic_sizes(val)
 
 
-def hard_test(model, image_size, prepare=None, meta_classes=data.CLASSES):
+def hard_test(model, image_size, prepare=None, classes=data.CLASSES):
     """The fixed far-end test set (evaluation.HARD_TEST) scored with model: a
     size_report dict."""
     ds = data.SyntheticCameraDataset(image_size=image_size, with_masks=True,
                                      **evaluation.HARD_TEST)
     sizes = evaluation.synthetic_sizes(ds)
-    _, p = predict(model, data.DataLoader(ds, 256), prepare=prepare)
-    return evaluation.size_report(ds.labels, p, sizes, positive=list(meta_classes).index("person"))
+    _, z = predict(model, data.DataLoader(ds, 256), prepare=prepare)
+    return _person_report(classes, ds.labels, z, sizes)
 
 
 def train(config=None, resume=None, progress=True, threads=None, log=print, on_step=None,
@@ -736,9 +736,9 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                     f"(continue with --resume {ckpt_path})")
                 interrupted = True
                 break
-            val_loss, predicted = predict(model, val_loader, crit, prepare)
-            val_acc = float((predicted == val_set.labels).mean())
-            report = _person_report(dataset.classes, val_set.labels, predicted, val_sizes)
+            val_loss, logits = predict(model, val_loader, crit, prepare)
+            val_acc = float((logits.argmax(1) == val_set.labels).mean())
+            report = _person_report(dataset.classes, val_set.labels, logits, val_sizes)
             _train_mode(model, frozen)
             metrics.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen,
                                 train_acc=correct / seen, val_loss=val_loss, val_acc=val_acc,
@@ -748,7 +748,9 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                 f"acc {correct / seen:.4f}  val loss {val_loss:.4f} acc {val_acc:.4f}  "
                 f"{elapsed:.1f} s ({seen / elapsed:.0f} images/s)")
             if report is not None:
-                log(f"    {evaluation.bucket_line(report)}")
+                op = report["operating_point"]
+                log(f"    {evaluation.bucket_line(report)}; at <= {100 * op['target']:g}% "
+                    f"false alarms: recall {100 * op['recall']:.1f}%")
             epoch, start, partial = epoch + 1, 0, None
             save_checkpoint(ckpt_path, model, opt, meta(epoch, 0, None))
             if stop.set:
@@ -775,11 +777,15 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     return result
 
 
-def _person_report(classes, labels, predicted, sizes):
-    """The per-size report of a person / no-person run, or None for other classes."""
+def _person_report(classes, labels, logits, sizes):
+    """The per-size report of a person / no-person run from its logits (n, 2), or
+    None for other classes."""
     if "person" not in classes or len(classes) != 2:
         return None
-    return evaluation.size_report(labels, predicted, sizes, positive=list(classes).index("person"))
+    k = list(classes).index("person")
+    z = logits.astype(np.float64)
+    score = 1 / (1 + np.exp(z[:, 1 - k] - z[:, k]))           # softmax's person share
+    return evaluation.size_report(labels, logits.argmax(1), sizes, positive=k, scores=score)
 
 
 def _write_reports(config, metrics, val_set, dataset, log, tests=None):

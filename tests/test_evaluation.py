@@ -44,6 +44,19 @@ def test_size_report_counts_by_the_definitions():
     text = format_report(r, "t")
     assert "0.15-0.30 H" in text and "50.0%" in text and "outside the ranges" in text
     json.dumps(r)                                            # JSON-able, for metrics.json
+    # the operating point: the alarm threshold that keeps false alarms at most 25 %
+    scores = [0.95, 0.3, 0.6, 0.8, 0.55, 0.4, 0.7, 0.9, 0.5, 0.2, 0.1]
+    op = size_report(labels, pred, _sizes(h, persons), scores=scores,
+                     false_alarm_target=0.25)["operating_point"]
+    assert op["threshold"] == 0.5 and op["false_alarm"] == 0.25     # only the 0.9 alarms
+    assert op["recall"] == pytest.approx(5 / 7)                     # 0.3 and 0.4 missed
+    assert [(x["n"], x["rate"]) for x in op["buckets"][:4]] == [(2, 0.5), (1, 1.0), (1, 1.0),
+                                                                (1, 1.0)]
+    assert "at most 25% false alarms (alarm when p(person) > 0.500)" in format_report(
+        size_report(labels, pred, _sizes(h, persons), scores=scores, false_alarm_target=0.25))
+    strict = size_report(labels, pred, scores=scores, false_alarm_target=0.0)["operating_point"]
+    assert strict["threshold"] == 0.9 and strict["false_alarm"] == 0.0
+    assert strict["recall"] == pytest.approx(1 / 7)
     plain = size_report(labels, pred)
     assert "buckets" not in plain and plain["accuracy"] == r["accuracy"]
     with pytest.raises(ValueError, match="11 labels but 3"):

@@ -104,6 +104,9 @@ class TrainConfig:
         if config.get("model", "camera") == "camera":
             config.setdefault("width", 1.0)
             config.setdefault("pool", "avg")
+        else:                                   # they shape the camera classifier only
+            config.pop("width", None)
+            config.pop("pool", None)
         return cls(**config)
 
     @property

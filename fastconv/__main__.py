@@ -45,7 +45,10 @@ def _cmd_train(args):
         if not os.path.isfile(args.resume):
             raise ValueError(f"--resume: no checkpoint file {args.resume!r}")
         meta, _, _ = T.load_checkpoint(args.resume)
-        saved = meta["config"]
+        cfg = T.TrainConfig.saved(meta["config"])
+        saved = dict(meta["config"])
+        if cfg.model == "camera":               # unset means the default: compare values
+            saved["width"], saved["pool"] = cfg.camera_shape
         for k, v in given.items():
             if saved.get(k) != v:
                 raise ValueError(f"--resume continues the run saved in {args.resume}; "

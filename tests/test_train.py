@@ -172,6 +172,9 @@ def test_cli_resume_rejects_a_different_run(tmp_path, capsys):
     rc = main(["train", "--resume", str(out / "checkpoint.npz"), "--lr", "0.5"])
     err = capsys.readouterr().err
     assert rc == 2 and "--lr 0.5 differs" in err and len(err.strip().splitlines()) == 1
+    rc = main(["train", "--resume", str(out / "checkpoint.npz"), "--width", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--width 1.0 differs from its 0.5" in err
 
 
 @pytest.mark.parametrize("argv, msg", [

@@ -14,13 +14,13 @@ prints the training loss and, on held-out scenes, the person class's IoU
 (intersection over union of predicted and true person pixels); predicting all
 background scores 0, all person about 0.06.
 
-Default run (64x64, 3,000 training and 400 held-out scenes, 5 epochs, width 8 depth
-3, batch 16, 2 threads): held-out person IoU 0.754 (pixel accuracy 0.981; 0.604 after
-the first epoch), the same bits on 1 or 2 threads.  Measured here: 153 s wall, 16 s of
-it rendering and 135 s training, with OMP_WAIT_POLICY=passive on 2 cores shared with
-two test suites (94 s of CPU time; an idle machine is faster; with OpenMP's default
-spin-waiting, two threads on that busy machine ran several times slower than one).  Width 16 reaches 0.766
-in about twice the time.  ``--quick`` (32x32, 768 scenes, 5 epochs, one thread, about 8
+Default run (64x64, persons 0.4-1.05 H, 3,000 training and 400 held-out scenes, 5
+epochs, width 8 depth 3, batch 16): held-out person IoU 0.674 (pixel accuracy 0.981;
+0.421 after the first epoch; all person 0.046), the same bits on 1 or 2 threads.
+Measured with ``--threads 1`` on a machine busy with four training runs: 374 s of
+training, 32 s rendering; on an idle machine with 2 threads it is a few minutes.
+(Before the scenes drew persons at every distance, with persons at 0.6-1.05 H and no
+perspective placement, the same run reached 0.754, and width 16 0.766.)  ``--quick`` (32x32, 768 scenes, 5 epochs, one thread, about 8
 s) is what the test runs: IoU about 0.2 (all person 0.05).
 """
 import argparse

@@ -81,8 +81,8 @@ class TrainConfig:
     width: float = None
     pool: str = None
     epochs: int = 7
-    batch_size: int = 16
-    lr: float = 3e-3
+    batch_size: int = 32
+    lr: float = 4e-3
     optimizer: str = "adamw"
     weight_decay: float = 0.05
     label_smoothing: float = 0.0

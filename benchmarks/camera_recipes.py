@@ -47,11 +47,43 @@ HEAD = ["setting", "wall s", "val acc %", "false alarms %", "recall 0.15-0.3 H",
         "0.3-0.5", "0.5-0.75", "0.75-1.05", "far set recall", "far set false alarms"]
 
 
+def curve(runs, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    for run in runs:
+        with open(os.path.join(run, "metrics.json")) as fh:
+            m = json.load(fh)
+        seen, xs, acc, far = 0, [], [], []
+        for e in m["epochs"]:
+            seen += round(e["images_per_s"] * e["epoch_seconds"])
+            xs.append(seen / 1000)
+            acc.append(100 * e["val_acc"])
+            far.append(100 * e["val_report"]["buckets"][0]["rate"])
+        label = row(run)[0]
+        ax.plot(xs, acc, "o-", label=label)
+        bx.plot(xs, far, "o-", label=label)
+    ax.set(xlabel="training images (thousands)", ylabel="validation accuracy %",
+           title="accuracy")
+    bx.set(xlabel="training images (thousands)", ylabel="recall %",
+           title="person recall, 0.15-0.3 H")
+    for x in (ax, bx):
+        x.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--curve", metavar="PNG", help="plot validation accuracy and far-person "
+                   "recall against the images each run has trained on (matplotlib)")
     a = p.parse_args()
+    if a.curve:
+        curve(a.runs, a.curve)
     rows = [row(r) for r in a.runs]
     if a.markdown:
         print("| " + " | ".join(HEAD) + " |")

@@ -34,8 +34,8 @@ def _cmd_summary(args):
 
 # train options that define the run; with --resume they must match the checkpoint
 _RUN_OPTIONS = ("data", "image_size", "epochs", "batch_size", "lr", "optimizer", "seed",
-                "val_split", "weight_decay", "model", "width", "pool", "synthetic_size", "label_smoothing",
-                "augment", "fresh", "out", "init", "freeze", "normalize")
+                "val_split", "weight_decay", "model", "width", "pool", "synthetic_size",
+                "label_smoothing", "augment", "fresh", "out", "init", "freeze", "normalize")
 
 
 def _cmd_train(args):

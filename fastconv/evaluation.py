@@ -94,8 +94,9 @@ def read_sizes(path, dataset):
             if i is None:
                 hits = names.get(os.path.basename(f), [])
                 if len(hits) != 1:
-                    raise ValueError(f"sizes {path!r} line {line}: {f!r} is "
-                                     f"{'not an image of the folder' if not hits else 'ambiguous: give its class folder'}")
+                    why = "ambiguous: give its class folder" if hits else \
+                        "not an image of the folder"
+                    raise ValueError(f"sizes {path!r} line {line}: {f!r} is {why}")
                 i = hits[0]
             out.height[i] = _number(row["height"], path, line, "height", allow_empty=True)
             n = row.get("persons")

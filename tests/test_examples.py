@@ -39,7 +39,7 @@ def test_example_runs(script, tmp_path):
                PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     name = os.path.basename(script)
     r = subprocess.run([sys.executable, script, *ARGS.get(name, [])], capture_output=True,
-                       text=True, env=env, cwd=str(tmp_path), timeout=120)
+                       text=True, env=env, cwd=str(tmp_path), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     if name in CHECKS:
         CHECKS[name](r.stdout, str(tmp_path))

@@ -94,3 +94,16 @@ def directional_check(mod, x, eps=1e-6, rtol=1e-5, seed=0):
     numeric = (fp - fm) / (2 * eps)
     assert abs(numeric - analytic) <= rtol * max(1.0, abs(analytic)), \
         f"finite difference {numeric} vs analytic {analytic}"
+
+
+def at_thread_counts(fn, counts=(1, 2, 3)):
+    """[fn() run with each OpenMP thread count], the caller's count restored after."""
+    import fastconv as fc
+    n0, outs = fc.get_num_threads(), []
+    try:
+        for nt in counts:
+            fc.set_num_threads(nt)
+            outs.append(fn())
+    finally:
+        fc.set_num_threads(n0)
+    return outs

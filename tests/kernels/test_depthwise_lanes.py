@@ -4,9 +4,9 @@ padding, dilation, bias and the fused ReLU, and bitwise across thread counts."""
 import numpy as np
 import pytest
 
-import fastconv as fc
 from fastconv.functional import conv as FC
 import reference as R
+from helpers import at_thread_counts
 
 CASES = [  # N, C, H, K, stride, pad, dilation
     (3, 5, 4, 3, 1, 1, 1),
@@ -40,13 +40,7 @@ def test_lanes_forward_same_bits_at_any_thread_count(case):
     rng = np.random.default_rng(7 + sum(case))
     x = rng.standard_normal((N, C, H, H)).astype(np.float32)
     w = rng.standard_normal((C, 1, K, K)).astype(np.float32)
-    outs, n0 = [], fc.get_num_threads()
-    try:
-        for nt in (1, 2, 3):
-            fc.set_num_threads(nt)
-            outs.append(FC.conv2d(x, w, None, (s, s), (p, p, p, p), (d, d), C)[0])
-    finally:
-        fc.set_num_threads(n0)
+    outs = at_thread_counts(lambda: FC.conv2d(x, w, None, (s, s), (p, p, p, p), (d, d), C)[0])
     for y in outs[1:]:
         np.testing.assert_array_equal(y, outs[0])
 
@@ -76,14 +70,11 @@ def test_lanes_backward_same_bits_at_any_thread_count(case):
     rng = np.random.default_rng(11 + sum(case))
     x = rng.standard_normal((N, C, H, H)).astype(np.float32)
     w = rng.standard_normal((C, 1, K, K)).astype(np.float32)
-    outs, n0 = [], fc.get_num_threads()
-    try:
-        for nt in (1, 2, 3):
-            fc.set_num_threads(nt)
-            y, ctx = FC.conv2d(x, w, None, (s, s), (p, p, p, p), (d, d), C)
-            outs.append(FC.conv2d_backward(ctx, np.ones_like(y))[:2])
-    finally:
-        fc.set_num_threads(n0)
+    def step():
+        y, ctx = FC.conv2d(x, w, None, (s, s), (p, p, p, p), (d, d), C)
+        return FC.conv2d_backward(ctx, np.ones_like(y))[:2]
+
+    outs = at_thread_counts(step)
     for got in outs[1:]:
         for a, b in zip(got, outs[0]):
             np.testing.assert_array_equal(a, b)

@@ -100,12 +100,26 @@ def _heights(s):
     return lo, hi
 
 
+class _Relabelled:
+    """A data set with its labels mapped to another class order (a folder's classes
+    to a checkpoint's)."""
+
+    def __init__(self, inner, order):
+        import numpy as np
+        self.inner, self.labels = inner, np.asarray(order, np.int64)[inner.labels]
+
+    def __len__(self):
+        return len(self.inner)
+
+    def images(self, idx):
+        return self.inner.images(idx)
+
+
 def _cmd_evaluate(args):
     import json
-    import numpy as np
     from . import data, evaluation
     from ._runtime import set_num_threads
-    from .train import _person_report, _renormalizer, load_model, predict
+    from .train import _renormalizer, load_model, score, synthetic_test_set
     if args.threads is not None:
         set_num_threads(args.threads)
     if not os.path.isfile(args.checkpoint):
@@ -123,9 +137,7 @@ def _cmd_evaluate(args):
             v = getattr(args, k)
             if v is not None:
                 spec["n" if k == "scenes" else k] = v
-        ds = data.SyntheticCameraDataset(image_size=size, with_masks=True, **spec)
-        sizes = evaluation.synthetic_sizes(ds)
-        labels = ds.labels
+        ds, sizes = synthetic_test_set(size, **spec)
         what = (f"{ds.n} synthetic scenes (seed {ds.seed}), persons and stand-ins "
                 f"{ds.heights[0]:g}-{ds.heights[1]:g} H, {size}x{size}")
     else:
@@ -140,23 +152,11 @@ def _cmd_evaluate(args):
         if unknown:
             raise ValueError(f"{args.data}: class folders {unknown} are not among the "
                              f"checkpoint's classes {classes}")
-        labels = np.array([classes.index(ds.classes[k]) for k in ds.labels], np.int64)
         sizes = evaluation.read_sizes(args.sizes, ds) if args.sizes else None
         what = f"{len(ds)} images of {args.data}, {size}x{size}"
-
-    class _Relabelled:                      # the folder's classes in the checkpoint's order
-        def __init__(self, inner):
-            self.inner, self.labels = inner, labels
-
-        def __len__(self):
-            return len(self.inner)
-
-        def images(self, idx):
-            return self.inner.images(idx)
-
-    _, z = predict(model, data.DataLoader(_Relabelled(ds), args.batch_size),
-                   prepare=_renormalizer(meta.get("mean", data.MEAN), meta.get("std", data.STD)))
-    report = _person_report(classes, labels, z, sizes)
+        ds = _Relabelled(ds, [classes.index(c) for c in ds.classes])
+    prepare = _renormalizer(meta.get("mean", data.MEAN), meta.get("std", data.STD))
+    report = score(model, ds, sizes, classes, prepare, args.batch_size)
     print(evaluation.format_report(report, f"{args.checkpoint}: {what}"))
     if args.json:
         with open(args.json, "w") as fh:

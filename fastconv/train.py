@@ -595,14 +595,25 @@ def _size_sets(config, dataset, val_set):
     return val, evaluation.synthetic_sizes(val)
 
 
+def synthetic_test_set(image_size, **spec):
+    """(SyntheticCameraDataset rendered with its truth, its SceneSizes): spec is
+    evaluation.TEST, evaluation.HARD_TEST or any n, seed and heights."""
+    ds = data.SyntheticCameraDataset(image_size=image_size, with_masks=True, **spec)
+    return ds, evaluation.synthetic_sizes(ds)
+
+
+def score(model, dataset, sizes=None, classes=data.CLASSES, prepare=None, batch_size=256):
+    """The size_report of a person detector on a data set (``dataset.labels`` in the
+    order of ``classes``); sizes: its SceneSizes or None."""
+    _, z = predict(model, data.DataLoader(dataset, batch_size), prepare=prepare)
+    return _person_report(classes, dataset.labels, z, sizes)
+
+
 def hard_test(model, image_size, prepare=None, classes=data.CLASSES):
     """The fixed far-end test set (evaluation.HARD_TEST) scored with model: a
     size_report dict."""
-    ds = data.SyntheticCameraDataset(image_size=image_size, with_masks=True,
-                                     **evaluation.HARD_TEST)
-    sizes = evaluation.synthetic_sizes(ds)
-    _, z = predict(model, data.DataLoader(ds, 256), prepare=prepare)
-    return _person_report(classes, ds.labels, z, sizes)
+    ds, sizes = synthetic_test_set(image_size, **evaluation.HARD_TEST)
+    return score(model, ds, sizes, classes, prepare)
 
 
 def train(config=None, resume=None, progress=True, threads=None, log=print, on_step=None,

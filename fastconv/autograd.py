@@ -289,7 +289,49 @@ def _topological(root):
     return order[::-1]          # consumers first
 
 
+# Gradient reducers (distributed.DistributedDataParallel) armed by a training forward:
+# while a backward runs, each gets ready(leaf) once the leaf's gradient is complete (every
+# node that consumes it ran), progress() between nodes, and backward_done() at the end.
+_reducers = []
+
+
+def _leaf_uses(nodes):
+    """id(leaf) -> how many of nodes take it as an input (its gradient is complete when
+    all have run)."""
+    uses = {}
+    for node in nodes:
+        for t in node.inputs:
+            if t is not None and t._node is None and t.requires_grad:
+                uses[id(t)] = uses.get(id(t), 0) + 1
+    return uses
+
+
+def _consumed(node, uses, reducers):
+    """node ran (or no gradient reached it): tell the reducers of leaves now complete."""
+    for t in node.inputs:
+        if t is not None and t._node is None and t.requires_grad:
+            left = uses[id(t)] - 1
+            uses[id(t)] = left
+            if left == 0:
+                for r in reducers:
+                    r.ready(t)
+    for r in reducers:
+        r.progress()
+
+
 def _run_backward(root, index, grad):
+    reducers = list(_reducers)
+    try:
+        _backward_nodes(root, index, grad, reducers)
+    except BaseException:
+        for r in reducers:
+            r.abandon()
+        raise
+    for r in reducers:
+        r.backward_done()
+
+
+def _backward_nodes(root, index, grad, reducers):
     nodes = _topological(root)
     me = threading.get_ident()
     for node in nodes:
@@ -300,11 +342,14 @@ def _run_backward(root, index, grad):
         if node.thread != me:
             raise RuntimeError(f"backward: {node.name}'s forward ran in another thread; run "
                                f"the forward and the backward in the same thread")
+    uses = _leaf_uses(nodes) if reducers else None
     pending = {id(root): [None] * root.n_out}
     pending[id(root)][index] = grad
     for node in nodes:
         gouts = pending.pop(id(node), None)
         if gouts is None:              # no gradient reached this node
+            if reducers:
+                _consumed(node, uses, reducers)
             continue
         g = gouts[0] if node.n_out == 1 else tuple(gouts)
         needs = tuple(t is not None and t.requires_grad for t in node.inputs)
@@ -324,4 +369,6 @@ def _run_backward(root, index, grad):
             slot = pending.setdefault(id(t._node), [None] * t._node.n_out)
             cur = slot[t._index]
             slot[t._index] = gi if cur is None else cur + gi
+        if reducers:
+            _consumed(node, uses, reducers)
         node.inputs = ()

@@ -86,18 +86,24 @@ class Augment:
         self.scale, self.ratio, self.flip = scale, ratio, flip
         self.brightness, self.contrast = brightness, contrast
 
-    def __call__(self, images, rng):
-        """uint8 (N, H, W, 3) -> float32 (N, H, W, 3) in [0, 1]."""
+    def __call__(self, images, rng, within=None):
+        """uint8 (N, H, W, 3) -> float32 (N, H, W, 3) in [0, 1].
+
+        within=(start, total): images are items start .. start + N of a batch of total
+        (one rank's share): the draws are made for the whole batch and this part's are
+        used, so each image gets the same augmentation whatever the number of ranks."""
         n, H, W, _ = images.shape
-        area = rng.uniform(*self.scale, n)
-        logr = rng.uniform(np.log(self.ratio[0]), np.log(self.ratio[1]), n)
+        start, total = (0, n) if within is None else within
+        p = slice(start, start + n)
+        area = rng.uniform(*self.scale, total)[p]
+        logr = rng.uniform(np.log(self.ratio[0]), np.log(self.ratio[1]), total)[p]
         ch = np.clip(np.sqrt(area / np.exp(logr)) * H, 1, H)
         cw = np.clip(np.sqrt(area * np.exp(logr)) * W, 1, W)
-        y0 = rng.uniform(0, 1, n) * (H - ch)
-        x0 = rng.uniform(0, 1, n) * (W - cw)
-        flip = rng.random(n) < 0.5 if self.flip else np.zeros(n, bool)
-        b = 1 + rng.uniform(-self.brightness, self.brightness, n)
-        c = 1 + rng.uniform(-self.contrast, self.contrast, n)
+        y0 = rng.uniform(0, 1, total)[p] * (H - ch)
+        x0 = rng.uniform(0, 1, total)[p] * (W - cw)
+        flip = (rng.random(total) < 0.5)[p] if self.flip else np.zeros(n, bool)
+        b = 1 + rng.uniform(-self.brightness, self.brightness, total)[p]
+        c = 1 + rng.uniform(-self.contrast, self.contrast, total)[p]
         # bilinear sampling of the crop, pixel centres mapped to pixel centres
         ys = y0[:, None] + (np.arange(H) + 0.5)[None, :] * (ch / H)[:, None] - 0.5
         xs = x0[:, None] + (np.arange(W) + 0.5)[None, :] * (cw / W)[:, None] - 0.5
@@ -124,18 +130,35 @@ class DataLoader:
 
     ``loader.epoch(e, start=k)`` iterates epoch e from batch k; the order (when
     ``shuffle``) and the augmentation depend only on (seed, e, batch).  ``len(loader)``
-    is the number of batches (the last one may be short unless ``drop_last``)."""
+    is the number of batches (the last one may be short unless ``drop_last``).
+
+    shard=(rank, world_size): data-parallel training.  ``batch_size`` stays the global
+    batch; each rank gets its contiguous part of every batch (sizes differ by at most
+    one) and renders or reads only those items.  Order and augmentation are drawn for
+    the global batch, so the union over ranks is the same images, augmented the same,
+    whatever the world size.  ``shard_range(n)`` gives a part's (start, stop)."""
 
     def __init__(self, dataset, batch_size=64, shuffle=False, augment=None, seed=0,
-                 drop_last=False, prefetch=3):
+                 drop_last=False, prefetch=3, shard=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if len(dataset) == 0:
             raise ValueError("DataLoader: the data set is empty")
+        rank, size = (0, 1) if shard is None else (int(shard[0]), int(shard[1]))
+        if size < 1 or not 0 <= rank < size:
+            raise ValueError(f"DataLoader: shard must be (rank, world_size) with 0 <= rank < "
+                             f"world_size, got {shard!r}")
         self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
         self.augment, self.seed, self.drop_last = augment, seed, drop_last
         self.prefetch = max(1, prefetch)
+        self.rank, self.world_size = rank, size
+
+    def shard_range(self, n):
+        """(start, stop) of this rank's part of a batch of n items."""
+        q, r = divmod(n, self.world_size)
+        start = self.rank * q + min(self.rank, r)
+        return start, start + q + (self.rank < r)
 
     def __len__(self):
         n = len(self.dataset)
@@ -151,9 +174,13 @@ class DataLoader:
         """Batch k of epoch e, made in the calling thread."""
         order = self.order(epoch) if order is None else order
         idx = order[k * self.batch_size:(k + 1) * self.batch_size]
+        total = len(idx)
+        start, stop = self.shard_range(total)
+        idx = idx[start:stop]
         images = self.dataset.images(idx)
         if self.augment is not None:
-            images = self.augment(images, np.random.default_rng([self.seed, epoch, k, 0xa09]))
+            rng = np.random.default_rng([self.seed, epoch, k, 0xa09])
+            images = self.augment(images, rng, None if self.world_size == 1 else (start, total))
         return normalize(images), self.dataset.labels[idx]
 
     def epoch(self, epoch=0, start=0):

@@ -4,6 +4,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .. import _group
 from .._kernels import _norm
 from ._common import empty, empty_like, nthreads, per_channel, wants
 from .activation import ReluCtx, relu_backward
@@ -28,26 +29,47 @@ class BatchNormCtx(NamedTuple):
 
 
 # ------------------------------------------------------------------ SyncBatchNorm's reductions
-# The two places where SyncBatchNorm's per-channel reductions cross processes.  In one
-# process (the form implemented now) they return their arguments, so SyncBatchNorm computes
-# bit for bit what BatchNorm2d does; the MPI issue gives them their all-reduces.
+# The two places where SyncBatchNorm's per-channel reductions cross processes, over
+# ``process_group`` (None: the default group of ``fastconv.distributed.init()``).  In a
+# single process they return their arguments, so SyncBatchNorm computes bit for bit what
+# BatchNorm2d does.  Across processes every rank gathers every rank's values and sums them
+# in rank order, so all ranks hold the same bits whatever the MPI library's algorithm.
 
 def sync_channel_stats(count, mean, var, process_group=None):
     """This process's per-channel statistics -> the whole group's: count values per
     channel, their mean and biased variance ((C,) float64).  Returns (count, mean, var).
 
-    One process: unchanged.  Across processes (to come) the sums stay two-pass, which
-    a plain sum / sum-of-squares all-reduce is not (it cancels): all-reduce
-    [count, count * mean] for the global mean M, then
-    sum_p count_p * (var_p + (mean_p - M)**2) (= the centred sum of squares), in rank order."""
-    return count, mean, var
+    The combination stays two-pass, which a sum / sum-of-squares all-reduce is not (it
+    cancels): the global mean M = sum_p count_p mean_p / N, then the centred sum of
+    squares sum_p count_p (var_p + (mean_p - M)**2), in rank order."""
+    group = _group.resolve(process_group)
+    if group is None:
+        return count, mean, var
+    C = len(mean)
+    rows = group.allgather(np.concatenate([[float(count)], mean, var]))
+    counts, means, vars_ = rows[:, 0], rows[:, 1:C + 1], rows[:, C + 1:]
+    total = 0.0
+    acc = np.zeros(C)
+    for r in range(len(rows)):
+        total += counts[r]
+        acc += counts[r] * means[r]
+    if total == 0:
+        return 0, mean, var
+    m = acc / total
+    acc = np.zeros(C)
+    for r in range(len(rows)):
+        acc += counts[r] * (vars_[r] + (means[r] - m) ** 2)
+    return int(total), m, acc / total
 
 
 def sync_channel_sums(sum_dy, sum_dy_xhat, process_group=None):
     """The backward's per-channel sums of dy and dy * xhat ((C,) float64, the caller's
-    copies) -> their sums over the group (an all-reduce, in rank order), for the input
-    gradient.  One process: unchanged."""
-    return sum_dy, sum_dy_xhat
+    copies) -> their sums over the group, in rank order, for the input gradient."""
+    group = _group.resolve(process_group)
+    if group is None:
+        return sum_dy, sum_dy_xhat
+    both = group.sum(np.concatenate([sum_dy, sum_dy_xhat]))
+    return both[:len(sum_dy)], both[len(sum_dy):]
 
 
 def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, training=True,

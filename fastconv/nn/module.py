@@ -365,6 +365,12 @@ class Module:
         for p, gp in zip(params, grads[1:]):
             if p is not None:
                 p.accumulate(gp)
+        if autograd._reducers:          # a distributed reducer overlaps their reduction
+            for r in autograd._reducers:
+                for p in params:
+                    if p is not None and p.requires_grad:
+                        r.ready(p)
+                r.progress()
         if not input_grad:
             return None
         return grads[0][0] if unbatched and grads[0] is not None else grads[0]

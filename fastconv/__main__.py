@@ -65,6 +65,40 @@ def _cmd_train(args):
     return 130 if result["interrupted"] else 0
 
 
+def _join_mpi_job():
+    """Started by mpirun / mpiexec / srun: join the job (the trainer then runs data
+    parallel).  Returns its ProcessGroup, or None in a plain process."""
+    from . import distributed
+    if not distributed.launched_by_mpi():
+        return None
+    try:
+        return distributed.init()
+    except ImportError as e:
+        raise ImportError(f"started by an MPI launcher, but {e}") from None
+
+
+def _on_every_rank(func, args):
+    """func(args) on one rank of a job of several: any error ends the whole job (the
+    other ranks would otherwise wait in a collective for ever), with this rank's message
+    on stderr and status 2 (bad arguments) or 1."""
+    from . import distributed
+    try:
+        return func(args)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        import traceback
+        one_line = isinstance(e, (ValueError, TypeError, ImportError, FloatingPointError))
+        if one_line:
+            print(f"python -m fastconv {args.command} (rank {distributed.get_rank()}): "
+                  f"error: {e}", file=sys.stderr)
+        else:
+            print(f"python -m fastconv {args.command}: rank {distributed.get_rank()} failed:",
+                  file=sys.stderr)
+            traceback.print_exc()
+        distributed.abort(2 if one_line else 1)
+
+
 def _cmd_predict(args):
     import numpy as np
     from . import data
@@ -316,6 +350,10 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message=r".*could be decompression bomb",
                             module=r"PIL\.")
     try:
+        if args.command == "train":
+            group = _join_mpi_job()
+            if group is not None and group.size > 1:
+                return _on_every_rank(args.func, args)
         return args.func(args)
     except (ValueError, TypeError, ImportError, FloatingPointError) as e:   # one line
         print(f"python -m fastconv {args.command}: error: {e}", file=sys.stderr)

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from . import __version__, data, evaluation, models, nn, optim
+from . import __version__, _group, data, distributed, evaluation, models, nn, optim
 from ._grad import no_grad
 from ._random import manual_seed
 from ._runtime import get_num_threads, set_num_threads
@@ -559,14 +559,17 @@ class _StopFlag:
 
 # ------------------------------------------------------------------------- train
 
-def predict(model, loader, criterion=None, prepare=None):
+def predict(model, loader, criterion=None, prepare=None, group=None):
     """(mean loss or None, logits float32 (n, classes)) of model over a loader, in eval
     mode without gradients; prepare: applied to each input batch (a renormalisation)
-    when given."""
+    when given.  group (a distributed.ProcessGroup): the loader is this rank's shard;
+    every rank gets the whole set's logits, in order, and the whole set's loss."""
     model.eval()
     loss_sum, seen, logits = 0.0, 0, []
     with no_grad():
         for x, y in loader.epoch(0):
+            if len(y) == 0:             # a rank's empty part of a short last batch
+                continue
             out = model(x if prepare is None else prepare(x))
             if criterion is not None:
                 loss_sum += criterion(out, y) * len(y)
@@ -574,7 +577,27 @@ def predict(model, loader, criterion=None, prepare=None):
             seen += len(y)
     model.train()
     z = np.concatenate(logits) if logits else np.zeros((0, 0), np.float32)
+    if group is not None:
+        loss_sum, seen = group.sum([loss_sum, seen])
+        z = _gather_batches(group, loader, z)
     return (loss_sum / max(seen, 1) if criterion is not None else None), z
+
+
+def _gather_batches(group, loader, z):
+    """Every rank's logits of a sharded, unshuffled loader -> the whole set's, in order
+    (rank r holds its part of each batch, one after another)."""
+    parts = group.comm.allgather(z)
+    out, taken = [], [0] * group.size
+    n, B = len(loader.dataset), loader.batch_size
+    for k in range(len(loader)):
+        total = min(B, n - k * B)
+        for r in range(group.size):
+            q, extra = divmod(total, group.size)
+            m = q + (r < extra)
+            if m:
+                out.append(parts[r][taken[r]:taken[r] + m])
+            taken[r] += m
+    return np.concatenate(out) if out else z
 
 
 def evaluate(model, loader, criterion, prepare=None):
@@ -602,22 +625,33 @@ def synthetic_test_set(image_size, **spec):
     return ds, evaluation.synthetic_sizes(ds)
 
 
-def score(model, dataset, sizes=None, classes=data.CLASSES, prepare=None, batch_size=256):
+def score(model, dataset, sizes=None, classes=data.CLASSES, prepare=None, batch_size=256,
+          group=None):
     """The size_report of a person detector on a data set (``dataset.labels`` in the
-    order of ``classes``); sizes: its SceneSizes or None."""
-    _, z = predict(model, data.DataLoader(dataset, batch_size), prepare=prepare)
+    order of ``classes``); sizes: its SceneSizes or None.  group: each rank scores its
+    share, every rank gets the report."""
+    loader = data.DataLoader(dataset, batch_size, shard=_shard(group))
+    _, z = predict(model, loader, prepare=prepare, group=group)
     return _person_report(classes, dataset.labels, z, sizes)
 
 
-def hard_test(model, image_size, prepare=None, classes=data.CLASSES):
+def hard_test(model, image_size, prepare=None, classes=data.CLASSES, group=None):
     """The fixed far-end test set (evaluation.HARD_TEST) scored with model: a
     size_report dict."""
     ds, sizes = synthetic_test_set(image_size, **evaluation.HARD_TEST)
-    return score(model, ds, sizes, classes, prepare)
+    return score(model, ds, sizes, classes, prepare, group=group)
+
+
+def _shard(group):
+    return None if group is None else (group.rank, group.size)
+
+
+def _quiet(*args, **kwargs):
+    pass
 
 
 def train(config=None, resume=None, progress=True, threads=None, log=print, on_step=None,
-          far_test=True):
+          far_test=True, group=None):
     """Train per ``config`` (or continue the run in checkpoint ``resume``).
 
     Writes ``<out>/checkpoint.npz`` every epoch and on Ctrl-C, ``metrics.json`` and
@@ -628,7 +662,19 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     On the synthetic scenes each epoch's metrics hold ``val_report``, the validation
     set's evaluation.size_report (false alarms, person recall per height bucket...),
     and the end of the run scores the fixed far-end test set (evaluation.HARD_TEST;
-    ``far_test=False`` skips it) into ``result["hard_test"]`` and metrics.json."""
+    ``far_test=False`` skips it) into ``result["hard_test"]`` and metrics.json.
+
+    Data-parallel (``group``, a distributed.ProcessGroup of more than one rank; default:
+    the group of ``fastconv.distributed.init()``): every rank trains the model wrapped in
+    DistributedDataParallel, its BatchNorm layers made SyncBatchNorm, on its part of
+    each global batch of ``batch_size``; the log, the progress bar, the checkpoints and
+    the reports come from rank 0, the metrics reduced over the ranks, and ``threads`` is
+    per rank.  The result equals one process's on the same global batches up to the
+    rounding of reordered sums."""
+    group = _group.resolve(group)
+    rank0 = group is None or group.rank == 0
+    if not rank0:
+        log, progress = _quiet, False
     if threads is not None:
         set_num_threads(threads)
     state = None
@@ -646,17 +692,23 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     if len(train_set) == 0 or len(val_set) == 0:
         raise ValueError(f"val-split {config.val_split} of {len(dataset)} images leaves an "
                          "empty train or validation set")
+    if group is not None and min(config.batch_size, len(train_set)) < group.size:
+        raise ValueError(f"batch size {min(config.batch_size, len(train_set))} is smaller than "
+                         f"the {group.size} ranks: every rank needs a part of each batch")
 
     def train_loader(epoch):
         return data.DataLoader(train_for(epoch), config.batch_size, shuffle=True,
                                seed=config.seed,
                                augment=data.Augment() if config.augment_on else None,
-                               drop_last=len(train_set) >= config.batch_size)
+                               drop_last=len(train_set) >= config.batch_size,
+                               shard=_shard(group))
     val_set, val_sizes = _size_sets(config, dataset, val_set)
-    val_loader = data.DataLoader(val_set, 256)
+    val_loader = data.DataLoader(val_set, 256, shard=_shard(group))
     model = build_model(config, len(dataset.classes))
     if config.init is not None and state is None:     # a resumed run has its own weights
         load_init(config, model, log)
+    if group is not None:           # batch statistics over the global batch
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     frozen = freeze_stages(config, model)
     mean, std = config.input_stats
     prepare = _renormalizer(mean, std)
@@ -679,6 +731,9 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
             raise ValueError(f"checkpoint {resume!r}: batch {start} is past the epoch's "
                              f"{steps} batches")
         log(f"resuming {resume}: epoch {epoch + 1}/{config.epochs}, batch {start}/{steps}")
+    # the forward and backward go through net: under MPI the wrapper that averages the
+    # gradients (rank 0's weights on every rank from here)
+    net = model if group is None else distributed.DistributedDataParallel(model, group)
 
     def meta(epoch, step, partial):
         return dict(config=dataclasses.asdict(config), classes=list(dataset.classes),
@@ -690,7 +745,8 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
         f"{' (new scenes each epoch)' if config.data == 'synthetic' and config.fresh else ''}"
         f" / {len(val_set)} val images ({config.data}, {config.image_size}x{config.image_size}), "
         f"{config.epochs} epochs x {steps} batches of {config.batch_size}, "
-        f"{config.optimizer} lr {config.lr:g}, {get_num_threads()} threads")
+        f"{config.optimizer} lr {config.lr:g}, {get_num_threads()} threads" +
+        (f" x {group.size} ranks (MPI)" if group is not None else ""))
     n_all = sum(p.data.size for p in params)
     n_train = sum(p.data.size for p in params if p.requires_grad)
     log(f"trainable parameters: {n_train:,} of {n_all:,}" + (
@@ -700,14 +756,17 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     interrupted = False
     with _StopFlag() as stop:
         while epoch < config.epochs and not interrupted:
+            # the sums so far (a resumed epoch's) start on rank 0 only: a reduction over
+            # the ranks then counts them once
             loss_sum, correct, seen, t_prev = (partial["loss_sum"], partial["correct"],
                                                partial["seen"], partial["time"]) \
-                if partial else (0.0, 0, 0, 0.0)
+                if partial and rank0 else (0.0, 0, 0, partial["time"] if partial else 0.0)
             bar = _Progress(progress, steps, f"epoch {epoch + 1}/{config.epochs}", start)
             t0 = time.perf_counter()
             _train_mode(model, frozen)
             k = start
-            for x, y in train_loader(epoch).epoch(epoch, start):
+            loader = train_loader(epoch)
+            for x, y in loader.epoch(epoch, start):
                 opt.lr = learning_rate(config, epoch * steps + k, steps)
                 opt.zero_grad()
                 if prepare is not None:
@@ -716,19 +775,25 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                     # dropout masks from (seed, epoch, batch): a resumed run draws the same
                     manual_seed(int(np.random.SeedSequence([config.seed, epoch, k, 0xd40])
                                     .generate_state(1)[0]))
-                    logits_t = model(Tensor(x))
+                    logits_t = net(Tensor(x))
                     loss_t = crit(logits_t, y)
                     logits, loss = logits_t.data, float(loss_t)
                 else:
-                    logits = model(x)
+                    logits = net(x)
                     loss = crit(logits, y)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"training diverged: loss {loss} at epoch "
                                              f"{epoch + 1}, batch {k + 1} (try a lower --lr)")
+                # a rank's mean loss weighted so that the ranks' average is the global
+                # batch's mean (parts may differ by one image)
+                w = 1.0 if group is None else \
+                    len(y) * group.size / min(config.batch_size, len(loader.dataset) -
+                                              k * config.batch_size)
                 if tape:
-                    loss_t.backward()
+                    (loss_t if w == 1.0 else loss_t * w).backward()
                 else:
-                    model.backward(crit.backward(), input_grad=False)
+                    g = crit.backward()
+                    net.backward(g if w == 1.0 else g * g.dtype.type(w), input_grad=False)
                 opt.step()
                 k += 1
                 loss_sum += loss * len(y)
@@ -736,21 +801,26 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                 seen += len(y)
                 dt = t_prev + time.perf_counter() - t0
                 bar.update(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}",
-                           img_s=f"{seen / max(dt, 1e-9):.0f}")
+                           img_s=f"{seen * (1 if group is None else group.size) / max(dt, 1e-9):.0f}")
                 if on_step is not None:
                     on_step(epoch, k)
-                if stop.set:
+                if stop.set if group is None else group.any(stop.set):
+                    stop.set = True         # every rank stops at the same batch
                     break
             bar.close()
             elapsed = t_prev + time.perf_counter() - t0
+            if group is not None:
+                loss_sum, correct, seen = group.sum([loss_sum, correct, seen])
+                correct, seen = int(correct), int(seen)
             if stop.set and k < steps:
                 partial = dict(loss_sum=loss_sum, correct=correct, seen=seen, time=elapsed)
-                save_checkpoint(ckpt_path, model, opt, meta(epoch, k, partial))
+                if rank0:
+                    save_checkpoint(ckpt_path, model, opt, meta(epoch, k, partial))
                 log(f"interrupted at epoch {epoch + 1}, batch {k}/{steps}: saved {ckpt_path} "
                     f"(continue with --resume {ckpt_path})")
                 interrupted = True
                 break
-            val_loss, logits = predict(model, val_loader, crit, prepare)
+            val_loss, logits = predict(model, val_loader, crit, prepare, group)
             val_acc = float((logits.argmax(1) == val_set.labels).mean())
             report = _person_report(dataset.classes, val_set.labels, logits, val_sizes)
             _train_mode(model, frozen)
@@ -766,7 +836,10 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                 log(f"    {evaluation.bucket_line(report)}; at <= {100 * op['target']:g}% "
                     f"false alarms: recall {100 * op['recall']:.1f}%")
             epoch, start, partial = epoch + 1, 0, None
-            save_checkpoint(ckpt_path, model, opt, meta(epoch, 0, None))
+            if group is not None:       # a Ctrl-C during validation reached some ranks
+                stop.set = group.any(stop.set)
+            if rank0:
+                save_checkpoint(ckpt_path, model, opt, meta(epoch, 0, None))
             if stop.set:
                 interrupted = epoch < config.epochs
                 if interrupted:
@@ -776,14 +849,15 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     if not interrupted and metrics and metrics[-1].get("val_report"):
         log(evaluation.format_report(metrics[-1]["val_report"], "validation:"))
     if not interrupted and metrics and config.data == "synthetic" and far_test:
-        tests["hard_test"] = hard_test(model, config.image_size, prepare, dataset.classes)
+        tests["hard_test"] = hard_test(model, config.image_size, prepare, dataset.classes,
+                                       group)
         log(evaluation.format_report(tests["hard_test"], "far-end test set (persons and "
                                      "stand-ins 0.15-0.3 H, 800 scenes, seed 12345):"))
         _train_mode(model, frozen)
     wall = time.perf_counter() - t_run
     result = dict(model=model, metrics=metrics, interrupted=interrupted, checkpoint=ckpt_path,
                   wall_seconds=wall, classes=dataset.classes, **tests)
-    if not interrupted:
+    if not interrupted and rank0:
         _write_reports(config, metrics, val_set, dataset, log, dict(tests, wall_seconds=wall))
         if metrics:
             log(f"done: val accuracy {metrics[-1]['val_acc']:.4f} after {len(metrics)} epochs, "

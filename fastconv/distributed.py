@@ -24,6 +24,7 @@ rank order too.
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from . import _group, autograd
 from .nn.module import Module
 
 __all__ = ["ProcessGroup", "DistributedDataParallel", "init", "is_initialized", "get_rank",
-           "get_world_size", "launched_by_mpi", "abort"]
+           "get_world_size", "launched_by_mpi", "abort", "bucket_size"]
 
 # environment variables that MPI launchers (Open MPI, MPICH / Hydra, Intel MPI, MVAPICH,
 # PMIx under Slurm's srun) set in every process they start
@@ -124,36 +125,42 @@ class ProcessGroup:
         """Start averaging 1-D ``buf`` over the ranks without blocking: a _Mean whose
         ``test()`` moves it on and ``wait()`` returns the mean.  after: the _Mean started
         before this one (its Allgather must start first)."""
-        return _Mean(self, buf, after)
+        send, recv, mine = _mean_buffers(buf.size, buf.dtype, self.size)
+        send[:buf.size] = buf
+        return _Mean(self, send, recv, mine, buf.size, after)
+
+
+def _mean_buffers(n, dtype, p):
+    """(send, recv, mine) for averaging n values over p ranks: send and recv padded to
+    p equal chunks (the padding zero), mine one chunk."""
+    c = -(-n // p)
+    return np.zeros(p * c, dtype), np.empty(p * c, dtype), np.empty(c, dtype)
 
 
 class _Mean:
-    """One bucket's average in fixed order: Ialltoall of the chunks, the rank-order sum
-    of this rank's chunk, Iallgather of the sums.  ``test()`` advances what can advance
-    without waiting (Open MPI progresses a collective only inside MPI calls).  The
-    Allgathers start in bucket order (``after``), on their own communicator."""
+    """One bucket's average in fixed order: Ialltoall of the chunks of ``send``, the
+    rank-order sum of this rank's chunk into ``mine``, Iallgather of the sums into
+    ``send``.  ``test()`` advances what can advance without waiting (Open MPI progresses
+    a collective only inside MPI calls).  The Allgathers start in bucket order
+    (``after``), on their own communicator."""
 
-    def __init__(self, group, buf, after=None):
-        self.group, self.n, self.after = group, buf.size, after
+    def __init__(self, group, send, recv, mine, n, after=None):
+        self.group, self.n, self.after = group, n, after
+        self.send, self.recv, self.mine = send, recv, mine
         self.scatter_comm, self.gather_comm = group.gradient_comms()
-        p = group.size
-        self.chunk = c = -(-buf.size // p)
-        self.send = np.zeros(p * c, buf.dtype)      # padded to p equal chunks
-        self.send[:buf.size] = buf
-        self.recv = np.empty(p * c, buf.dtype)
-        self.req = self.scatter_comm.Ialltoall(self.send, self.recv)
+        self.req = self.scatter_comm.Ialltoall(send, recv)
         self.stage = 0
 
     def _reduce_chunk(self):
-        p, c = self.group.size, self.chunk
-        pieces = self.recv.reshape(p, c)
-        acc = pieces[0].copy()
+        p = self.group.size
+        pieces = self.recv.reshape(p, -1)
+        acc = self.mine
+        np.copyto(acc, pieces[0])
         for r in range(1, p):
             acc += pieces[r]
         acc /= acc.dtype.type(p)
-        self.mine = acc
         # the send buffer is free again: the shared result lands in it
-        self.req = self.gather_comm.Iallgather(self.mine, self.send)
+        self.req = self.gather_comm.Iallgather(acc, self.send)
         self.stage = 1
         self.after = None
 
@@ -232,25 +239,39 @@ def abort(code=1):
     os._exit(code)
 
 
+def bucket_size(total_bytes, cap_mb=None):
+    """Bytes per gradient bucket: cap_mb MiB, or by default an eighth of the gradient
+    within [1, 25] MiB.  torch's fixed 25 MiB would put a small CNN's whole gradient
+    (the camera classifier's 4.6 MB) in one bucket, which can only start when the
+    backward has ended; eight let seven of them overlap it."""
+    if cap_mb is not None:
+        return max(1, int(cap_mb * (1 << 20)))
+    return int(min(25 << 20, max(1 << 20, total_bytes // 8)))
+
+
 class _Bucket:
-    """Parameters whose gradients are averaged together: one flat buffer."""
+    """Parameters whose gradients are averaged together, with the buffers the
+    reduction runs in, made once (a fresh multi-MiB array per step would cost a page
+    fault per 4 KiB)."""
 
-    def __init__(self, params):
+    def __init__(self, params, ranks):
         self.params = params
-        self.dtype = params[0].data.dtype
         self.size = sum(p.data.size for p in params)
+        self.send, self.recv, self.mine = _mean_buffers(self.size, params[0].data.dtype, ranks)
 
-    def flat(self):
-        buf = np.empty(self.size, self.dtype)
+    def start(self, group, after):
+        """Copy the gradients into the send buffer (zeros for a missing one) and start
+        their _Mean."""
         k = 0
         for p in self.params:
             n = p.data.size
             if p.grad is None:
-                buf[k:k + n] = 0
+                self.send[k:k + n] = 0
             else:
-                buf[k:k + n] = p.grad.reshape(-1)
+                self.send[k:k + n] = p.grad.reshape(-1)
             k += n
-        return buf
+        self.send[k:] = 0
+        return _Mean(group, self.send, self.recv, self.mine, self.size, after)
 
     def scatter(self, mean):
         k = 0
@@ -280,6 +301,7 @@ class _Reducer:
         self.seen = set()
         self.started = []           # _Mean per started bucket, in bucket order
         self.finished = False
+        self.wait_seconds = 0.0
 
     def ready(self, p):
         i = self.where.get(id(p))
@@ -292,8 +314,7 @@ class _Reducer:
 
     def _start(self):
         b = self.buckets[len(self.started)]
-        self.started.append(self.group.start_mean(b.flat(),
-                                                  self.started[-1] if self.started else None))
+        self.started.append(b.start(self.group, self.started[-1] if self.started else None))
 
     def progress(self):
         for m in self.started:
@@ -302,11 +323,13 @@ class _Reducer:
     def finish(self):
         """Start what is left (a parameter no node used gets a zero gradient), wait,
         and write the means into ``.grad``."""
+        t = time.perf_counter()
         while len(self.started) < len(self.buckets):
             self._start()
         for b, m in zip(self.buckets, self.started):
             b.scatter(m.wait())
         self.finished = True
+        self.wait_seconds = time.perf_counter() - t
 
     def backward_done(self):
         """The armed backward ended: finish and disarm."""
@@ -330,7 +353,8 @@ class DistributedDataParallel(Module):
     gradients enabled) arms the reduction: the backward that follows (``loss.backward()``
     on the tape, or this wrapper's ``backward(grad)`` for an explicit chain) averages
     every trainable parameter's ``.grad`` over the ranks, in buckets of at most
-    ``bucket_cap_mb`` MiB started while the backward still runs; when it returns, every
+    ``bucket_cap_mb`` MiB (None: ``bucket_size``'s choice) started while the backward
+    still runs; when it returns, every
     rank holds the same gradients and ``optimizer.step()`` may run.  A trainable
     parameter that got no gradient on a rank counts as zero there.
 
@@ -340,13 +364,13 @@ class DistributedDataParallel(Module):
     ``module`` is the wrapped model: save ``ddp.module.state_dict()`` (this wrapper's own
     keys start with ``module.``, as torch's)."""
 
-    def __init__(self, module, process_group=None, bucket_cap_mb=25, broadcast_buffers=True):
+    def __init__(self, module, process_group=None, bucket_cap_mb=None, broadcast_buffers=True):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel: expected a fastconv Module, got "
                             f"{type(module).__name__}")
-        if not bucket_cap_mb > 0:
-            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0, got "
+        if bucket_cap_mb is not None and not bucket_cap_mb > 0:
+            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0 or None, got "
                              f"{bucket_cap_mb}")
         group = process_group if process_group is not None else _group.default()
         if group is None:
@@ -360,16 +384,16 @@ class DistributedDataParallel(Module):
         group.gradient_comms()
         group.broadcast_([p.data for p in module.parameters()] + self._buffers_now())
         params = [p for p in module.parameters() if p.requires_grad]
-        cap = int(bucket_cap_mb * (1 << 20))
+        cap = bucket_size(sum(p.data.nbytes for p in params), bucket_cap_mb)
         buckets, cur, nbytes = [], [], 0
         for p in reversed(params):          # the backward produces the last layer's first
             if cur and (nbytes + p.data.nbytes > cap or p.data.dtype != cur[0].data.dtype):
-                buckets.append(_Bucket(cur))
+                buckets.append(_Bucket(cur, group.size))
                 cur, nbytes = [], 0
             cur.append(p)
             nbytes += p.data.nbytes
         if cur:
-            buckets.append(_Bucket(cur))
+            buckets.append(_Bucket(cur, group.size))
         object.__setattr__(self, "_reducer", _Reducer(group, buckets))
 
     def _buffers_now(self):
@@ -384,6 +408,12 @@ class DistributedDataParallel(Module):
                         (f"{len(mine)} parameters", f"{len(ref)} parameters"))
             raise ValueError(f"DistributedDataParallel: rank {group.rank}'s model differs from "
                              f"rank 0's: {diff[0]} against {diff[1]}")
+
+    @property
+    def last_wait_seconds(self):
+        """How long the last backward waited for the reduction after its own work ended
+        (what overlapping did not hide)."""
+        return self._reducer.wait_seconds
 
     @property
     def buckets(self):

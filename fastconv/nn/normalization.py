@@ -121,24 +121,27 @@ class BatchNorm2d(Module):
 class SyncBatchNorm(BatchNorm2d):
     """Batch normalisation whose statistics span every process of a group
     (torch.nn.SyncBatchNorm's signature, defaults, parameters, buffers and state_dict
-    keys).  This is the single-process form: it computes exactly what BatchNorm2d does,
-    bit for bit, and the multi-process reduction is to come.  The per-channel
-    statistics and the backward's per-channel sums pass through
-    ``fastconv.functional.sync_channel_stats`` / ``sync_channel_sums``, the hooks where
-    the cross-process all-reduce goes.
+    keys): in training, the mean and variance are those of the global batch (every
+    rank's part together), and so is the input gradient; the weight and bias gradients
+    stay this rank's (DistributedDataParallel averages them).  Equal, up to rounding,
+    to BatchNorm2d on the concatenated batch in one process.
+
+    process_group: a ``fastconv.distributed.ProcessGroup``; None (the default) means
+    the group of ``fastconv.distributed.init()``.  Outside a distributed job (or in a
+    group of one) it computes exactly what BatchNorm2d does, bit for bit.  Every rank
+    gathers the others' per-channel values and adds them in rank order, so all ranks
+    hold the same bits.
 
     Input (N, C, *) with at least 2 dims, like torch's ((N, C), (N, C, L), (N, C, H, W),
     ...) -> the same shape.  Training: batch statistics, running_mean / running_var
-    updated with ``momentum`` (None: cumulative average) from the unbiased variance;
-    eval: the running statistics (batch statistics without track_running_stats).
+    updated with ``momentum`` (None: cumulative average) from the unbiased variance of
+    the global batch; eval: the running statistics (batch statistics without
+    track_running_stats), no communication.
 
-    Where fastconv differs from torch 2.13: torch synchronises only inside an
-    initialised torch.distributed job, where it also refuses CPU input in training
-    ("SyncBatchNorm expected input tensor to be on GPU"); outside one, as here, it falls
-    back to batch_norm in-process, which is what this computes on any input.
-    ``process_group`` is kept for the later multi-process form and not used yet.  A
-    subclass of BatchNorm2d here (in torch both derive from _BatchNorm), so code that
-    handles BatchNorm2d (folding, summaries) handles it too."""
+    Where fastconv differs from torch 2.13: torch refuses CPU input in a distributed
+    job ("SyncBatchNorm expected input tensor to be on GPU"); fastconv synchronises on
+    the CPU, over MPI.  A subclass of BatchNorm2d here (in torch both derive from
+    _BatchNorm), so code that handles BatchNorm2d (folding, summaries) handles it too."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, process_group=None, *, bias=True):

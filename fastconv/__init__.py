@@ -7,7 +7,7 @@ Every layer has a compiled (Cython/C, OpenMP) forward and backward::
     y = m(x)                 # x: float32 ndarray (N, 3, H, W)
     gx = m.backward(gy)      # parameter grads accumulate into m.weight.grad
 """
-from . import functional, models, nn, ops, optim, profiler
+from . import distributed, functional, models, nn, ops, optim, profiler
 from .autograd import Tensor, tensor
 from .ops import cat, chunk, split, stack
 from ._grad import is_grad_enabled, no_grad
@@ -19,7 +19,7 @@ from .interop import (export_torch, import_torch, load_state_dict, save_state_di
 
 __version__ = "0.1.0"
 
-__all__ = ["nn", "optim", "models", "functional", "ops", "profiler", "Tensor", "tensor", "cat", "stack",
+__all__ = ["nn", "optim", "models", "functional", "ops", "profiler", "distributed", "Tensor", "tensor", "cat", "stack",
            "split", "chunk", "no_grad", "is_grad_enabled", "manual_seed",
            "set_num_threads", "get_num_threads", "show_config", "empty_cache", "memory_stats",
            "export_torch", "import_torch", "save_state_dict", "load_state_dict", "to_torch",

@@ -82,6 +82,15 @@ def test_ddp_needs_a_group(monkeypatch):
     assert not distributed.is_initialized()
 
 
+def test_import_loads_no_mpi():
+    """fastconv.distributed is importable everywhere: mpi4py (which initialises MPI) is
+    imported by init() alone."""
+    code = "import sys, fastconv; assert 'mpi4py' not in sys.modules; print(fastconv.distributed)"
+    r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, r.stdout
+
+
 def test_launcher_detected_from_its_environment(monkeypatch):
     for v in distributed._LAUNCHER_VARS:
         monkeypatch.delenv(v, raising=False)
@@ -105,6 +114,28 @@ def test_shards_make_the_whole_batch(size):
         np.testing.assert_array_equal(np.concatenate([g[1] for g in got]), y)
         sizes = [len(g[1]) for g in got]
         assert max(sizes) - min(sizes) <= 1 and sum(sizes) == len(y)
+
+
+def test_an_image_folder_rank_reads_only_its_files(tmp_path, monkeypatch):
+    pytest.importorskip("PIL")
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        os.makedirs(tmp_path / c)
+        for i in range(5):
+            data.write_image(str(tmp_path / c / f"{i}.png"),
+                             rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    ds = data.ImageFolder(str(tmp_path), image_size=8)
+    read = []
+    load = type(ds)._load
+    monkeypatch.setattr(type(ds), "_load", lambda self, i: read.append(i) or load(self, i))
+    loader = data.DataLoader(ds, 4, shuffle=True, seed=2, shard=(1, 2))
+    mine = []
+    for k in range(len(loader)):
+        idx = loader.order(0)[k * 4:(k + 1) * 4]
+        lo, hi = loader.shard_range(len(idx))
+        mine.extend(idx[lo:hi])
+        loader.batch(0, k)
+    assert sorted(read) == sorted(mine) and len(read) < len(ds)
 
 
 @pytest.mark.parametrize("shard", [(2, 2), (-1, 2), (0, 0)])

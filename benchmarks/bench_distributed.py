@@ -71,7 +71,7 @@ def worker(args):
     net = model
     if size > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = dist.DistributedDataParallel(model, group)
+        net = dist.DistributedDataParallel(model, group, broadcast_buffers=False)  # as train
     opt = optim.SGD(list(model.parameters()), 0.01, momentum=0.9)
     crit = nn.CrossEntropyLoss()
     rng = np.random.default_rng(0)

@@ -733,7 +733,9 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
         log(f"resuming {resume}: epoch {epoch + 1}/{config.epochs}, batch {start}/{steps}")
     # the forward and backward go through net: under MPI the wrapper that averages the
     # gradients (rank 0's weights on every rank from here)
-    net = model if group is None else distributed.DistributedDataParallel(model, group)
+    # (SyncBatchNorm keeps the running statistics equal on every rank: no broadcast)
+    net = model if group is None else distributed.DistributedDataParallel(
+        model, group, broadcast_buffers=False)
 
     def meta(epoch, step, partial):
         return dict(config=dataclasses.asdict(config), classes=list(dataset.classes),

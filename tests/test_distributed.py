@@ -32,6 +32,20 @@ def _mpiexec():
 
 
 MPIEXEC = _mpiexec()
+# the processes import the fastconv this test imports (the installed one in CI, the
+# built checkout in development), never the uncompiled source tree of the working folder
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fc.__file__)))
+
+
+def _env(**extra):
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+                **extra)
+
+
+def run_python(args, **kw):
+    """``python args...`` in one process, from tests/mpi (not the checkout's top)."""
+    return subprocess.run([sys.executable, *args], env=_env(), cwd=MPI_DIR,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 needs_mpi = pytest.mark.skipif(
     importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
     reason="mpi4py and an MPI launcher are needed (pip install 'fastconv[mpi]')")
@@ -39,13 +53,14 @@ needs_mpi = pytest.mark.skipif(
 
 def mpirun(n, args, timeout=240, threads=1):
     """Run ``python args...`` on n ranks; -> CompletedProcess (stdout + stderr text)."""
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+    env = _env(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_btl="tcp,self", OMPI_MCA_plm_ssh_agent="false",
                PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe",
                OMP_NUM_THREADS=str(threads))
     return subprocess.run([MPIEXEC, "-n", str(n), "--bind-to", "none", sys.executable, *args],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, errors="replace", timeout=timeout)
+                          env=env, cwd=MPI_DIR, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace",
+                          timeout=timeout)
 
 
 def train_args(out, *extra):
@@ -86,8 +101,7 @@ def test_import_loads_no_mpi():
     """fastconv.distributed is importable everywhere: mpi4py (which initialises MPI) is
     imported by init() alone."""
     code = "import sys, fastconv; assert 'mpi4py' not in sys.modules; print(fastconv.distributed)"
-    r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
+    r = run_python(["-c", code])
     assert r.returncode == 0, r.stdout
 
 
@@ -209,8 +223,7 @@ def test_train_under_mpirun(tmp_path):
     assert mpirun(2, train_args(tmp_path / "b", *one_step)).returncode == 0
     r = mpirun(2, train_args(tmp_path / "c", *one_step) + ["--threads", "2"], threads=2)
     assert r.returncode == 0, r.stdout[-3000:]
-    single = subprocess.run([sys.executable, *train_args(tmp_path / "d", *one_step)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    single = run_python(train_args(tmp_path / "d", *one_step))
     assert single.returncode == 0, single.stdout[-3000:]
     a, b, c, d = (weights(tmp_path / k) for k in "abcd")
     for k in a:

@@ -4,6 +4,7 @@
               fine-tune a torchvision network from its weights (--model, --init, --freeze)
     predict   classify image files with a saved checkpoint
     evaluate  a checkpoint's accuracy, false alarms and person recall by distance
+    export    write a checkpoint's model as ONNX
     summary   print a model's per-layer summary (the camera classifier's by default)
     bench     time fastconv against PyTorch CPU (when torch is installed)
 
@@ -63,6 +64,23 @@ def _cmd_train(args):
         print("interrupted", file=sys.stderr)
         return 130
     return 130 if result["interrupted"] else 0
+
+
+def _cmd_export(args):
+    import json
+
+    from .onnx_export import export_onnx
+    from .train import load_model
+    model, meta = load_model(args.checkpoint)
+    size = int(meta["image_size"])
+    mean, std = meta.get("mean"), meta.get("std")
+    export_onnx(model, args.output, (1, 3, size, size), metadata=dict(
+        classes=json.dumps(list(meta["classes"])), image_size=size, mean=json.dumps(mean),
+        std=json.dumps(std), input="float32 (N, 3, H, W): (RGB / 255 - mean) / std"))
+    print(f"wrote {args.output}: input (N, 3, {size}, {size}) float32 = (RGB pixel / 255 - "
+          f"mean) / std with mean {mean}, std {std}; output (N, {len(meta['classes'])}) "
+          f"logits for {', '.join(meta['classes'])}")
+    return 0
 
 
 def _join_mpi_job():
@@ -283,6 +301,15 @@ def build_parser():
                    "new scenes each epoch)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="write a checkpoint's model as ONNX",
+                       description="Write the model of a checkpoint written by train as an "
+                       "ONNX file (opset 17, dynamic batch) for ONNX Runtime and other "
+                       "runtimes; its metadata holds the classes and the input "
+                       "normalisation. Needs the onnx package (pip install 'fastconv[onnx]').")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by train")
+    p.add_argument("output", help="the .onnx file to write")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("predict", help="classify image files with a checkpoint",
                        description="Print each image's predicted class and probability. "

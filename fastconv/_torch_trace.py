@@ -75,6 +75,25 @@ def _mirror(m, convert, torch):
     return holder
 
 
+def record_calls(model, x):
+    """Run model on Tensor(x) without gradients, recording every layer call and op:
+    -> (calls, the input Tensor, the output).  calls: (module or None, name, args,
+    kwargs, outputs) in order.  Traced in the model's own mode (a forward may branch on
+    self.training); the pass must not move BatchNorm's running statistics, so they are
+    put back after it."""
+    rec = _Recorder()
+    prev, autograd._tracer = autograd._tracer, rec
+    saved = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+    try:
+        with no_grad():
+            xt = autograd.Tensor(np.asarray(x))
+            out = model(xt)
+    finally:
+        autograd._tracer = prev
+        model.load_state_dict(saved)
+    return rec.calls, xt, out
+
+
 def trace_to_torch(model, example_input, convert, torch):
     """model's forward on example_input (an array, or a shape to fill with zeros) as a
     torch.fx.GraphModule with model's submodule names; convert(m, torch) converts one
@@ -84,21 +103,9 @@ def trace_to_torch(model, example_input, convert, torch):
     x = example_input
     if isinstance(x, (tuple, list)) and all(isinstance(v, (int, np.integer)) for v in x):
         x = np.zeros(tuple(int(v) for v in x), np.float32)
-    x = np.asarray(x)
     names = {id(m): n for n, m in model.named_modules()}
     params = {id(p): n for n, p in model.named_parameters()}
-    rec = _Recorder()
-    prev, autograd._tracer = autograd._tracer, rec
-    # traced in the model's own mode (a forward may branch on self.training); the pass
-    # must not move BatchNorm's running statistics, so they are put back after it
-    saved = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
-    try:
-        with no_grad():
-            xt = autograd.Tensor(x)
-            out = model(xt)
-    finally:
-        autograd._tracer = prev
-        model.load_state_dict(saved)
+    calls, xt, out = record_calls(model, x)
 
     root = _mirror(model, convert, torch)
     graph = fx.Graph()
@@ -128,7 +135,7 @@ def trace_to_torch(model, example_input, convert, torch):
         return graph.get_attr(name)
 
     extra = [0]
-    for module, name, args, kwargs, outputs in rec.calls:
+    for module, name, args, kwargs, outputs in calls:
         if module is not None:
             target = names.get(id(module))
             if target is None:              # made inside forward (ops.interpolate)

@@ -4,6 +4,7 @@ Flags are portable x86-64 (no -march=native): ISA-specific code is selected at
 run time by the C dispatch layer, so one wheel runs on any x86-64 CPU.
 
 Environment switches:
+  FASTCONV_BUILD_JOBS=N     compile with N jobs (default: every core)
   FASTCONV_NO_OPENMP=1      build without OpenMP (sequential kernels, loud warning)
   FASTCONV_DEBUG_CYTHON=1   turn Cython bounds/wraparound checks back on
 """
@@ -13,8 +14,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+
+from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
 
 KDIR = os.path.join("fastconv", "_kernels")
 SRC = os.path.join(KDIR, "src")
@@ -117,4 +122,38 @@ def extensions():
     )
 
 
-setup(ext_modules=extensions())
+def _jobs():
+    return max(1, int(os.environ.get("FASTCONV_BUILD_JOBS", 0)) or os.cpu_count() or 1)
+
+
+class build_ext(_build_ext):
+    """build_ext on every core by default (``-j N`` or FASTCONV_BUILD_JOBS=N to choose):
+    the extensions build side by side, and the C sources of one extension (the kernels
+    linked into _cpu) compile side by side too."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None or self.parallel is True:
+            self.parallel = _jobs()
+
+    def build_extensions(self):
+        compiler, compile_one = self.compiler, self.compiler.compile
+        jobs = self.parallel if isinstance(self.parallel, int) else 1
+        slots = threading.Semaphore(jobs)       # at most `jobs` compilers at any time
+
+        def compile_source(src, args, kwargs):
+            with slots:
+                return compile_one([src], *args, **kwargs)
+
+        def compile_all(sources, *args, **kwargs):
+            with ThreadPoolExecutor(max(1, min(jobs, len(sources)))) as pool:
+                parts = pool.map(lambda src: compile_source(src, args, kwargs), sources)
+                return [obj for part in parts for obj in part]
+        compiler.compile = compile_all
+        try:
+            super().build_extensions()
+        finally:
+            compiler.compile = compile_one
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": build_ext})

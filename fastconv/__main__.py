@@ -2,7 +2,7 @@
 
     train     train the camera classifier (built-in synthetic data by default), or
               fine-tune a torchvision network from its weights (--model, --init, --freeze)
-    predict   classify image files with a saved checkpoint
+    predict   classify images or frames with a checkpoint: alarms, latency, frames/s
     evaluate  a checkpoint's accuracy, false alarms and person recall by distance
     export    write a checkpoint's model as ONNX
     summary   print a model's per-layer summary (the camera classifier's by default)
@@ -36,7 +36,8 @@ def _cmd_summary(args):
 # train options that define the run; with --resume they must match the checkpoint
 _RUN_OPTIONS = ("data", "image_size", "epochs", "batch_size", "lr", "optimizer", "seed",
                 "val_split", "weight_decay", "model", "width", "pool", "synthetic_size",
-                "label_smoothing", "augment", "fresh", "out", "init", "freeze", "normalize")
+                "label_smoothing", "augment", "fresh", "out", "init", "freeze", "normalize",
+                "alarm_fpr")
 
 
 def _cmd_train(args):
@@ -118,29 +119,80 @@ def _on_every_rank(func, args):
 
 
 def _cmd_predict(args):
+    import time
+
     import numpy as np
-    from . import data
     from ._grad import no_grad
-    from .train import load_model, prepare_input
+    from .data.frames import frames
+    from .train import load_model, person_scores, prepare_input
     if not os.path.isfile(args.checkpoint):
         raise ValueError(f"no checkpoint file {args.checkpoint!r}")
+    if not (args.images or args.watch or args.raw):
+        raise ValueError("nothing to classify: give image files or folders, --watch FOLDER "
+                         "or --raw WxH (frames on standard input)")
+    if args.watch and not os.path.isdir(args.watch):
+        raise ValueError(f"--watch: no folder {args.watch!r}")
     model, meta = load_model(args.checkpoint)
     classes, size = meta["classes"], meta["image_size"]
-    failed = 0
-    for path in args.images:
-        try:
-            img = data.read_image(path, size)
-        except ValueError as e:
-            print(f"{path}: error: {str(e).split(': ', 1)[-1]}", file=sys.stderr)
-            failed += 1
-            continue
-        with no_grad():
-            logits = model(prepare_input(img[None], meta))[0].astype(np.float64)
-        p = np.exp(logits - logits.max())
-        p /= p.sum()
-        k = int(p.argmax())
-        print(f"{path}: {classes[k]} {p[k]:.3f}")
+    person = "person" in classes and len(classes) == 2
+    threshold = args.threshold
+    if threshold is not None and not person:
+        raise ValueError(f"--threshold needs a person / no-person checkpoint; its classes are "
+                         f"{', '.join(classes)}")
+    if threshold is None and person:
+        alarm = meta.get("alarm")
+        threshold = None if alarm is None else alarm["threshold"]
+        if threshold is None:
+            print("(this checkpoint holds no alarm threshold: the most probable class decides; "
+                  "retrain, or give --threshold)", file=sys.stderr)
+    failed, times = 0, []
+    t_start = time.perf_counter()
+    try:
+        for name, img in frames(args.images, size, args.watch, args.raw, poll=args.poll,
+                                max_frames=args.max_frames):
+            if isinstance(img, Exception):
+                print(f"{name}: error: {str(img).split(': ', 1)[-1]}", file=sys.stderr)
+                failed += 1
+                continue
+            t = time.perf_counter()
+            with no_grad():
+                logits = np.asarray(model(prepare_input(img[None], meta)), np.float64)
+            dt = time.perf_counter() - t
+            times.append(dt)
+            if person and threshold is not None:
+                k, p = person_scores(classes, logits)
+                p = float(p[0])
+                hit = p > threshold
+                print(f"{name}: {classes[k] if hit else classes[1 - k]} p(person) {p:.3f} "
+                      f"{'>' if hit else '<='} {threshold:.3f}{' ALARM' if hit else ''}  "
+                      f"{1e3 * dt:.1f} ms", flush=True)
+            else:
+                z = logits[0]
+                q = np.exp(z - z.max())
+                q /= q.sum()
+                k = int(q.argmax())
+                print(f"{name}: {classes[k]} {q[k]:.3f}  {1e3 * dt:.1f} ms", flush=True)
+    except KeyboardInterrupt:
+        pass
+    wall = time.perf_counter() - t_start
+    if times:
+        ms = 1e3 * np.asarray(times)
+        print(f"{len(times)} frames{f', {failed} unreadable' if failed else ''}: latency "
+              f"{ms.mean():.1f} ms mean, {np.percentile(ms, 95):.1f} ms p95 (the network); "
+              f"{len(times) / wall:.1f} frames/s sustained (reading and resizing included)",
+              file=sys.stderr)
     return 1 if failed else 0
+
+
+def _frame_size(s):
+    try:
+        w, h = (int(v) for v in s.lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x360, got {s!r}") \
+            from None
+    return w, h
 
 
 def _heights(s):
@@ -299,6 +351,9 @@ def build_parser():
     p.add_argument("--fixed-scenes", dest="fresh", action="store_const", const=False,
                    help="synthetic data: train on the same scenes every epoch (default: "
                    "new scenes each epoch)")
+    p.add_argument("--alarm-fpr", type=_float, help=f"share of empty scenes allowed to raise "
+                   f"an alarm: the validation set picks the person-probability threshold "
+                   f"that keeps to it, stored in the checkpoint for predict ({d.alarm_fpr:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -311,11 +366,27 @@ def build_parser():
     p.add_argument("output", help="the .onnx file to write")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("predict", help="classify image files with a checkpoint",
-                       description="Print each image's predicted class and probability. "
-                       "Unreadable files get a one-line error and a non-zero exit status.")
+    p = sub.add_parser("predict", help="classify images or frames with a checkpoint",
+                       description="One line per frame: for a person detector, whether it "
+                       "raises an alarm (p(person) above the threshold chosen on validation "
+                       "by train --alarm-fpr, or --threshold), else the most probable class; "
+                       "and the network's latency. At the end, on stderr: mean and p95 "
+                       "latency and the frames per second sustained. Frames: image files, "
+                       "folders, a folder watched for new images, raw RGB frames on standard "
+                       "input. Unreadable files get a one-line error and a non-zero exit "
+                       "status.")
     p.add_argument("checkpoint", help="a checkpoint.npz written by train")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (png, jpg, ...)")
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files (png, jpg, ...) or folders of them")
+    p.add_argument("--threshold", type=_float,
+                   help="alarm when p(person) is above this (default: the checkpoint's)")
+    p.add_argument("--watch", metavar="FOLDER", help="then classify each new image that "
+                   "appears in FOLDER, until Ctrl-C or --max-frames")
+    p.add_argument("--raw", type=_frame_size, metavar="WxH",
+                   help="read raw RGB24 frames of WxH from standard input (e.g. ffmpeg -i "
+                   "CAMERA -f rawvideo -pix_fmt rgb24 -s 640x360 -)")
+    p.add_argument("--poll", type=_float, default=0.2, help="--watch: seconds between looks (0.2)")
+    p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="a checkpoint's person recall by distance",

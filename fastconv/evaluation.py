@@ -155,6 +155,9 @@ def size_report(labels, predicted, sizes=None, positive=1, scores=None,
              positives=int(pos.sum()))
     if scores is not None:
         r["operating_point"] = _operating_point(y, scores, sizes, positive, false_alarm_target)
+        if pos.any() and (~pos).any():
+            c = curves(y, scores, positive)
+            r["roc_auc"], r["average_precision"] = c["roc_auc"], c["average_precision"]
     if sizes is None:
         return r
     if len(sizes.height) != len(y):
@@ -183,18 +186,100 @@ def size_report(labels, predicted, sizes=None, positive=1, scores=None,
     return r
 
 
+def alarm_threshold(labels, scores, false_alarm_target, positive=1):
+    """The lowest alarm threshold (a scene alarms when its score is above it) that keeps
+    the share of negative scenes alarming at or below false_alarm_target: the
+    (floor(target * negatives) + 1)-th highest negative score (-inf: every scene may
+    alarm)."""
+    y = np.asarray(labels).reshape(-1)
+    s = np.asarray(scores, np.float64).reshape(-1)
+    neg = np.sort(s[y != positive])[::-1]
+    allowed = int(np.floor(false_alarm_target * len(neg) + 1e-9))
+    return float(neg[allowed]) if allowed < len(neg) else -np.inf
+
+
+def alarm_metrics(labels, scores, threshold, positive=1):
+    """Alarms (score > threshold) against the truth, as a JSON-able dict: threshold,
+    precision (alarms that were persons), recall, f1, false_alarm, and the confusion
+    counts tn, fp, fn, tp (None for a rate with nothing to count)."""
+    y = np.asarray(labels).reshape(-1) == positive
+    alarm = np.asarray(scores, np.float64).reshape(-1) > threshold
+    tp, fp = int((alarm & y).sum()), int((alarm & ~y).sum())
+    fn, tn = int((~alarm & y).sum()), int((~alarm & ~y).sum())
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * precision * recall / (precision + recall) \
+        if precision is not None and recall is not None and precision + recall > 0 else None
+    return dict(threshold=float(threshold), precision=precision, recall=recall, f1=f1,
+                false_alarm=fp / (fp + tn) if fp + tn else None,
+                confusion=dict(tn=tn, fp=fp, fn=fn, tp=tp))
+
+
+def curves(labels, scores, positive=1):
+    """ROC and precision-recall curves of a detector, every distinct score a threshold
+    (highest first): dict of arrays fpr, tpr (= recall), precision, thresholds, and the
+    areas roc_auc (trapezoids; the chance a person scene outscores an empty one) and
+    average_precision (sum of precision times recall steps, as scikit-learn)."""
+    y = np.asarray(labels).reshape(-1) == positive
+    s = np.asarray(scores, np.float64).reshape(-1)
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]   # the end of each tie group
+    tp = np.cumsum(y)[last].astype(np.float64)
+    fp = (last + 1 - tp).astype(np.float64)
+    P, N = max(float(y.sum()), 1e-300), max(float((~y).sum()), 1e-300)
+    tpr, fpr = np.r_[0.0, tp / P], np.r_[0.0, fp / N]
+    precision = np.r_[1.0, tp / np.maximum(tp + fp, 1)]
+    roc_auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    ap = float(np.sum(np.diff(tpr) * precision[1:]))
+    return dict(fpr=fpr, tpr=tpr, precision=precision, thresholds=np.r_[np.inf, s[last]],
+                roc_auc=roc_auc, average_precision=ap)
+
+
+def plot_curves(labels, scores, path, threshold=None, positive=1, title=None):
+    """ROC and precision-recall curves side by side in one PNG at path, with the alarm
+    threshold's point marked.  Needs matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    c = curves(labels, scores, positive)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4))
+    a.plot(c["fpr"], c["tpr"], label=f"AUC {c['roc_auc']:.3f}")
+    a.plot([0, 1], [0, 1], ":", color="grey")
+    a.set(xlabel="false alarm rate (empty scenes alarming)", ylabel="person recall",
+          title="ROC")
+    b.plot(c["tpr"], c["precision"], label=f"AP {c['average_precision']:.3f}")
+    b.set(xlabel="person recall", ylabel="precision (alarms that were persons)",
+          title="precision-recall", ylim=(0, 1.02))
+    if threshold is not None:
+        m = alarm_metrics(labels, scores, threshold, positive)
+        lbl = f"threshold {threshold:.3f}"
+        if m["false_alarm"] is not None and m["recall"] is not None:
+            a.plot([m["false_alarm"]], [m["recall"]], "o", color="C3", label=lbl)
+        if m["recall"] is not None and m["precision"] is not None:
+            b.plot([m["recall"]], [m["precision"]], "o", color="C3", label=lbl)
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _operating_point(y, scores, sizes, positive, target):
     s = np.asarray(scores, np.float64).reshape(-1)
     if s.shape != y.shape:
         raise ValueError(f"size_report: {len(y)} labels but {len(s)} scores")
-    neg = np.sort(s[y != positive])[::-1]
-    allowed = int(np.floor(target * len(neg) + 1e-9))
-    threshold = float(neg[allowed]) if allowed < len(neg) else -np.inf
+    threshold = alarm_threshold(y, s, target, positive)
     alarm = (s > threshold).astype(np.int64)
     r = size_report(y == positive, alarm, sizes, positive=1)
     keep = {k: r[k] for k in ("false_alarm", "recall", "buckets", "persons", "occluded",
                               "cropped") if k in r}
-    return dict(target=target, threshold=threshold, **keep)
+    m = alarm_metrics(y, s, threshold, positive)
+    return dict(target=target, threshold=threshold, precision=m["precision"], f1=m["f1"],
+                confusion=m["confusion"], **keep)
 
 
 def _pct(v):
@@ -229,6 +314,15 @@ def format_report(report, title=None):
                      f"{op['threshold']:.3f}): {_pct(op['false_alarm']).strip()} false "
                      f"alarms, person recall {_pct(op['recall']).strip()}"
                      + (f"; {bucket_line(op, alarms=False)}" if "buckets" in op else ""))
+        if "confusion" in op:
+            c = op["confusion"]
+            f1 = "-" if op["f1"] is None else f"{op['f1']:.3f}"
+            lines.append(f"    precision {_pct(op['precision']).strip()}, F1 {f1}; alarms on "
+                         f"{c['tp']} person and {c['fp']} empty scenes, missed {c['fn']}, "
+                         f"quiet on {c['tn']}")
+    if "roc_auc" in report:
+        lines.append(f"  ROC AUC {report['roc_auc']:.3f}, average precision "
+                     f"{report['average_precision']:.3f}")
     return "\n".join(lines)
 
 

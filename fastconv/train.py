@@ -73,7 +73,10 @@ class TrainConfig:
     crops, flips and brightness in the loader; None means on for image folders and
     off for the synthetic scenes, whose renderer already varies framing, light and
     camera (and augmenting them on top slows learning: 84% vs 75% validation accuracy
-    after the same two short epochs)."""
+    after the same two short epochs).  alarm_fpr: the share of empty validation scenes
+    allowed to raise an alarm; the person-probability threshold that keeps to it is
+    chosen on validation every epoch, stored in the checkpoint (``meta["alarm"]``) and
+    used by ``predict``."""
     data: str = "synthetic"
     synthetic_size: int = 7200
     image_size: int = 96
@@ -95,6 +98,7 @@ class TrainConfig:
     init: str = None
     freeze: str = None
     normalize: str = None
+    alarm_fpr: float = 0.02
 
     @classmethod
     def saved(cls, config):
@@ -172,6 +176,8 @@ class TrainConfig:
         if not 0 <= self.warmup <= 1:
             raise ValueError(f"warmup must be in [0, 1] (a fraction of the first epoch), "
                              f"got {self.warmup}")
+        if not (isinstance(self.alarm_fpr, (int, float)) and 0 < self.alarm_fpr < 1):
+            raise ValueError(f"alarm-fpr must be in (0, 1), got {self.alarm_fpr!r}")
         if not 0 < self.val_split < 1:
             raise ValueError(f"val-split must be in (0, 1), got {self.val_split}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
@@ -626,13 +632,13 @@ def synthetic_test_set(image_size, **spec):
 
 
 def score(model, dataset, sizes=None, classes=data.CLASSES, prepare=None, batch_size=256,
-          group=None):
+          group=None, false_alarm_target=0.02):
     """The size_report of a person detector on a data set (``dataset.labels`` in the
     order of ``classes``); sizes: its SceneSizes or None.  group: each rank scores its
     share, every rank gets the report."""
     loader = data.DataLoader(dataset, batch_size, shard=_shard(group))
     _, z = predict(model, loader, prepare=prepare, group=group)
-    return _person_report(classes, dataset.labels, z, sizes)
+    return _person_report(classes, dataset.labels, z, sizes, false_alarm_target)
 
 
 def hard_test(model, image_size, prepare=None, classes=data.CLASSES, group=None):
@@ -721,7 +727,7 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     crit = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     steps = len(train_loader(0))
 
-    epoch, start, metrics, partial = 0, 0, [], None
+    epoch, start, metrics, partial, last_val = 0, 0, [], None, None
     if state is not None:
         _restore(state, resume, model, opt)
         meta = state[0]
@@ -738,10 +744,14 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
         model, group, broadcast_buffers=False)
 
     def meta(epoch, step, partial):
+        last = metrics[-1].get("val_report") if metrics else None
+        alarm = None if last is None else dict(
+            fpr=config.alarm_fpr, threshold=last["operating_point"]["threshold"],
+            epoch=metrics[-1]["epoch"])
         return dict(config=dataclasses.asdict(config), classes=list(dataset.classes),
                     epoch=epoch, step=step, metrics=metrics, partial=partial,
                     num_params=len(params), image_size=config.image_size,
-                    mean=list(mean), std=list(std))
+                    mean=list(mean), std=list(std), alarm=alarm)
 
     log(f"fastconv {__version__}: {config.model} model, {len(train_set)} train"
         f"{' (new scenes each epoch)' if config.data == 'synthetic' and config.fresh else ''}"
@@ -824,7 +834,9 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                 break
             val_loss, logits = predict(model, val_loader, crit, prepare, group)
             val_acc = float((logits.argmax(1) == val_set.labels).mean())
-            report = _person_report(dataset.classes, val_set.labels, logits, val_sizes)
+            report = _person_report(dataset.classes, val_set.labels, logits, val_sizes,
+                                    config.alarm_fpr)
+            last_val = logits
             _train_mode(model, frozen)
             metrics.append(dict(epoch=epoch + 1, train_loss=loss_sum / seen,
                                 train_acc=correct / seen, val_loss=val_loss, val_acc=val_acc,
@@ -850,6 +862,10 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     tests = {}
     if not interrupted and metrics and metrics[-1].get("val_report"):
         log(evaluation.format_report(metrics[-1]["val_report"], "validation:"))
+        op = metrics[-1]["val_report"]["operating_point"]
+        log(f"alarm threshold: p(person) > {op['threshold']:.4f} keeps validation false "
+            f"alarms at {100 * op['false_alarm']:.1f}% (--alarm-fpr {config.alarm_fpr:g}); "
+            f"stored in the checkpoint for predict")
     if not interrupted and metrics and config.data == "synthetic" and far_test:
         tests["hard_test"] = hard_test(model, config.image_size, prepare, dataset.classes,
                                        group)
@@ -860,25 +876,36 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
     result = dict(model=model, metrics=metrics, interrupted=interrupted, checkpoint=ckpt_path,
                   wall_seconds=wall, classes=dataset.classes, **tests)
     if not interrupted and rank0:
-        _write_reports(config, metrics, val_set, dataset, log, dict(tests, wall_seconds=wall))
+        _write_reports(config, metrics, val_set, dataset, log, dict(tests, wall_seconds=wall),
+                       last_val)
         if metrics:
             log(f"done: val accuracy {metrics[-1]['val_acc']:.4f} after {len(metrics)} epochs, "
                 f"{wall:.0f} s this session; checkpoint {ckpt_path}")
     return result
 
 
-def _person_report(classes, labels, logits, sizes):
-    """The per-size report of a person / no-person run from its logits (n, 2), or
-    None for other classes."""
+def person_scores(classes, logits):
+    """(index of "person", its softmax probability per row) of a person / no-person
+    model's logits (n, 2), or None for other classes."""
     if "person" not in classes or len(classes) != 2:
         return None
     k = list(classes).index("person")
-    z = logits.astype(np.float64)
-    score = 1 / (1 + np.exp(z[:, 1 - k] - z[:, k]))           # softmax's person share
-    return evaluation.size_report(labels, logits.argmax(1), sizes, positive=k, scores=score)
+    z = np.asarray(logits, np.float64)
+    return k, 1 / (1 + np.exp(z[:, 1 - k] - z[:, k]))
 
 
-def _write_reports(config, metrics, val_set, dataset, log, tests=None):
+def _person_report(classes, labels, logits, sizes, false_alarm_target=0.02):
+    """The per-size report of a person / no-person run from its logits (n, 2), or
+    None for other classes."""
+    ps = person_scores(classes, logits)
+    if ps is None:
+        return None
+    k, score = ps
+    return evaluation.size_report(labels, logits.argmax(1), sizes, positive=k, scores=score,
+                                  false_alarm_target=false_alarm_target)
+
+
+def _write_reports(config, metrics, val_set, dataset, log, tests=None, val_logits=None):
     with open(os.path.join(config.out, "metrics.json"), "w") as fh:
         json.dump(dict(config=dataclasses.asdict(config), classes=list(dataset.classes),
                        epochs=metrics, **(tests or {})), fh, indent=1)
@@ -903,6 +930,11 @@ def _write_reports(config, metrics, val_set, dataset, log, tests=None):
         fig.tight_layout()
         fig.savefig(os.path.join(config.out, "curve.png"), dpi=100)
         plt.close(fig)
+        ps = None if val_logits is None else person_scores(dataset.classes, val_logits)
+        if ps is not None and metrics and metrics[-1].get("val_report"):
+            evaluation.plot_curves(val_set.labels, ps[1], os.path.join(config.out, "roc_pr.png"),
+                                   metrics[-1]["val_report"]["operating_point"]["threshold"],
+                                   positive=ps[0], title="validation, last epoch")
     if config.data == "synthetic":
         try:
             folder = os.path.join(config.out, "samples")

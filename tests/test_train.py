@@ -158,10 +158,10 @@ def test_cli_train_predict(tmp_path, capsys):
     assert rc == 1
     line = o.out.strip().splitlines()
     assert len(line) == 1 and line[0].startswith(str(samples[0]))
-    cls, p = line[0].split()[-2:]
-    assert cls in ("person", "no_person") and 0.5 <= float(p) <= 1
-    errs = o.err.strip().splitlines()
-    assert len(errs) == 2 and all(": error: " in e for e in errs)
+    cls, _, p = line[0].split(": ", 1)[1].split()[:3]
+    assert cls in ("person", "no_person") and 0 <= float(p) <= 1
+    errs = [e for e in o.err.strip().splitlines() if ": error: " in e]
+    assert len(errs) == 2 and "1 frames, 2 unreadable" in o.err
 
 
 def test_cli_resume_rejects_a_different_run(tmp_path, capsys):

@@ -38,21 +38,37 @@ def read_image(path, image_size):
             if limit is not None and w * h > limit:
                 raise ValueError(f"{w}x{h} = {w * h} pixels exceeds Pillow's limit of {limit} "
                                  "(PIL.Image.MAX_IMAGE_PIXELS), could be a decompression bomb")
-            im = im.convert("RGB")
-            # crop the centre to H:W, then resize, so nothing is stretched
-            if w * H > h * W:
-                cw = max(1, round(h * W / H))
-                box = ((w - cw) // 2, 0, (w - cw) // 2 + cw, h)
-            else:
-                ch = max(1, round(w * H / W))
-                box = (0, (h - ch) // 2, w, (h - ch) // 2 + ch)
-            im = im.resize((W, H), Image.BILINEAR, box=box)
-            return np.asarray(im, dtype=np.uint8).copy()
+            return _fit(im.convert("RGB"), H, W)
     # PIL raises all of OSError, ValueError, SyntaxError on bad files; beyond its pixel
     # limit DecompressionBombError, or its warning when warnings are made errors
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as e:
         raise ValueError(f"cannot read image {os.fspath(path)!r}: {e}") from None
+
+
+def _fit(im, H, W):
+    """A PIL RGB image centre-cropped to H:W and resized (bilinear), so nothing is
+    stretched -> uint8 (H, W, 3)."""
+    Image = _pil()
+    w, h = im.size
+    if w * H > h * W:
+        cw = max(1, round(h * W / H))
+        box = ((w - cw) // 2, 0, (w - cw) // 2 + cw, h)
+    else:
+        ch = max(1, round(w * H / W))
+        box = (0, (h - ch) // 2, w, (h - ch) // 2 + ch)
+    im = im.resize((W, H), Image.BILINEAR, box=box)
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def fit_image(image, image_size):
+    """uint8 (h, w, 3) RGB -> uint8 (H, W, 3) the way read_image fits a file's image
+    (centre crop to the aspect ratio, bilinear resize); image_size: int or (H, W)."""
+    H, W = (image_size, image_size) if np.isscalar(image_size) else image_size
+    image = np.asarray(image, np.uint8)
+    if image.shape[:2] == (H, W):
+        return image
+    return _fit(_pil().fromarray(image), H, W)
 
 
 def write_image(path, image):

@@ -26,8 +26,8 @@ def set_num_threads(n):
 
 
 def isa_name():
-    """The ISA path the kernels run: 'avx512', 'avx2' or 'generic' (FASTCONV_ISA may
-    force a lower one)."""
+    """The ISA path the kernels' GEMM runs: 'avx512', 'avx2' or 'generic' on x86-64,
+    'neon' or 'generic' on AArch64 (FASTCONV_ISA may force a lower one)."""
     return _cpu.isa_name()
 
 
@@ -63,7 +63,8 @@ def show_config():
     print(f"fastconv {__version__}  (Python {platform.python_version()}, "
           f"NumPy {numpy.__version__}, {platform.machine()})")
     print(f"  compiler:       {_cpu.compiler()}")
-    print(f"  ISA path:       {_cpu.isa_name()}  (FASTCONV_ISA may force avx2 or generic)")
+    lower = "generic" if _cpu.isa_name() in ("neon", "generic") else "avx2 or generic"
+    print(f"  ISA path:       {_cpu.isa_name()}  (FASTCONV_ISA may force {lower})")
     print(f"  CPU flags:      {' '.join(_cpu.features()) or 'none'}")
     print(f"  GEMM kernels:   float {_gemm.kernel_names()[0]}, double {_gemm.kernel_names()[1]}")
     print(f"  OpenMP:         {'enabled' if _openmp_helpers.openmp_enabled() else 'disabled'}")

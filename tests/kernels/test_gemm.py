@@ -60,11 +60,11 @@ def test_matmul_shape_error():
 
 def _supported_paths():
     best = _cpu.isa_name()
-    order = ["generic", "avx2", "avx512"]
+    order = ["generic", "neon"] if best == "neon" else ["generic", "avx2", "avx512"]
     return order[:order.index(best) + 1]
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512", "neon"])
 def test_isa_path_forced_by_env_runs_conv_correctly(isa):
     """FASTCONV_ISA forces a lower path; a conv layer is checked against a float64
     run in a fresh interpreter (the dispatch table is filled once per process)."""

@@ -9,7 +9,7 @@
 
 static const char *const flag_names[FC_CPU_NFLAGS] = {
     "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512dq", "avx512bw", "avx512vl",
-    "avx512_vnni", "avx512_bf16",
+    "avx512_vnni", "avx512_bf16", "neon",
 };
 
 static unsigned detect(void)
@@ -37,6 +37,8 @@ static unsigned detect(void)
         if ((a & (1u << 4)) && (f & FC_CPU_AVX2)) f |= FC_CPU_AVX_VNNI;
         if ((a & (1u << 5)) && (f & FC_CPU_AVX512F)) f |= FC_CPU_AVX512_BF16;
     }
+#elif defined(__aarch64__)
+    f |= FC_CPU_NEON;               /* mandatory in AArch64 */
 #endif
     return f;
 }
@@ -74,6 +76,7 @@ const char *fc_isa_name(void)
 {
     if (fc_cpu_has(FC_PATH_AVX512)) return "avx512";
     if (fc_cpu_has(FC_PATH_AVX2)) return "avx2";
+    if (fc_cpu_has(FC_PATH_NEON)) return "neon";
     return "generic";
 }
 

@@ -27,12 +27,17 @@ static const void *pick(const void *const *cand, size_t off)
 #else
 #define X86(set)
 #endif
+#if defined(__aarch64__)
+#define ARM64(set) set,
+#else
+#define ARM64(set)
+#endif
 
 void fc_dispatch_init(void)
 {
     fc_dispatch_t k;
     k.gemm.s = PICK(fc_skernel_t, X86_64(&fc_skernel_avx512) X86(&fc_skernel_avx2)
-                    &fc_skernel_generic);
+                    ARM64(&fc_skernel_neon) &fc_skernel_generic);
     k.gemm.d = PICK(fc_dkernel_t, X86_64(&fc_dkernel_avx512) X86(&fc_dkernel_avx2)
                     &fc_dkernel_generic);
     k.gemm.sgemm_ex = fc_sgemm_ex;

@@ -44,7 +44,8 @@ typedef struct {
 } fc_dkernel_t;
 
 /* Per-ISA descriptors (gemm_<isa>.c). */
-extern const fc_skernel_t fc_skernel_generic, fc_skernel_avx2, fc_skernel_avx512;
+extern const fc_skernel_t fc_skernel_generic, fc_skernel_avx2, fc_skernel_avx512,
+    fc_skernel_neon;
 extern const fc_dkernel_t fc_dkernel_generic, fc_dkernel_avx2, fc_dkernel_avx512;
 
 /* Where the B operand comes from.  FC_B_MATRIX: a strided matrix.  FC_B_IM2COL: the

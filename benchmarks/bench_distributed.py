@@ -63,6 +63,7 @@ def worker(args):
     import fastconv as fc
     from fastconv import distributed as dist
     from fastconv import nn, optim
+    from fastconv.data.loader import shard_bounds
     group = dist.init() if dist.launched_by_mpi() else None
     size, rank = (1, 0) if group is None else (group.size, group.rank)
     fc.set_num_threads(args.threads)
@@ -77,9 +78,8 @@ def worker(args):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, 3, S, S)).astype(np.float32)
     y = rng.integers(0, classes, B)
-    q, r = divmod(B, size)
-    lo = rank * q + min(rank, r)
-    x, y = x[lo:lo + q + (rank < r)], y[lo:lo + q + (rank < r)]
+    lo, hi = shard_bounds(B, rank, size)
+    x, y = x[lo:hi], y[lo:hi]
 
     def step():
         opt.zero_grad()

@@ -121,14 +121,6 @@ class ProcessGroup:
             self._grad_comms = (self.comm.Dup(), self.comm.Dup())
         return self._grad_comms
 
-    def start_mean(self, buf, after=None):
-        """Start averaging 1-D ``buf`` over the ranks without blocking: a _Mean whose
-        ``test()`` moves it on and ``wait()`` returns the mean.  after: the _Mean started
-        before this one (its Allgather must start first)."""
-        send, recv, mine = _mean_buffers(buf.size, buf.dtype, self.size)
-        send[:buf.size] = buf
-        return _Mean(self, send, recv, mine, buf.size, after)
-
 
 def _mean_buffers(n, dtype, p):
     """(send, recv, mine) for averaging n values over p ranks: send and recv padded to

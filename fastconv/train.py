@@ -598,8 +598,8 @@ def _gather_batches(group, loader, z):
     for k in range(len(loader)):
         total = min(B, n - k * B)
         for r in range(group.size):
-            q, extra = divmod(total, group.size)
-            m = q + (r < extra)
+            lo, hi = data.loader.shard_bounds(total, r, group.size)
+            m = hi - lo
             if m:
                 out.append(parts[r][taken[r]:taken[r] + m])
             taken[r] += m

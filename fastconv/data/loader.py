@@ -14,6 +14,14 @@ MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
 
 
+def shard_bounds(n, rank, size):
+    """(start, stop) of rank's contiguous part of n items split over size ranks: parts
+    differ by at most one, the larger ones first."""
+    q, r = divmod(n, size)
+    start = rank * q + min(rank, r)
+    return start, start + q + (rank < r)
+
+
 class Subset:
     """The items ``indices`` of ``dataset`` (same interface: images, labels, classes)."""
 
@@ -156,9 +164,7 @@ class DataLoader:
 
     def shard_range(self, n):
         """(start, stop) of this rank's part of a batch of n items."""
-        q, r = divmod(n, self.world_size)
-        start = self.rank * q + min(self.rank, r)
-        return start, start + q + (self.rank < r)
+        return shard_bounds(n, self.rank, self.world_size)
 
     def __len__(self):
         n = len(self.dataset)

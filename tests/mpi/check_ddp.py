@@ -11,6 +11,7 @@ import numpy as np
 import fastconv as fc
 from fastconv import distributed as dist
 from fastconv import data, nn
+from fastconv.data.loader import shard_bounds
 
 group = dist.init()
 rank, size = group.rank, group.size
@@ -46,9 +47,7 @@ rng = np.random.default_rng(7)
 B = 2 * size + 1                    # uneven parts: sizes differ by one
 x = rng.standard_normal((B, 5, 6, 7)).astype(np.float32) * 3 + 1
 gy = rng.standard_normal(x.shape).astype(np.float32)
-q, r = divmod(B, size)
-lo = rank * q + min(rank, r)
-hi = lo + q + (rank < r)
+lo, hi = shard_bounds(B, rank, size)
 ref = nn.BatchNorm2d(5)
 ref.weight.data[:] = rng.uniform(0.5, 1.5, 5)
 ref.bias.data[:] = rng.uniform(-1, 1, 5)
@@ -77,9 +76,7 @@ close(sbn64.backward(gy[lo:hi].astype(np.float64)),
 B = 4 * size + (1 if size > 1 else 0)
 x = rng.standard_normal((B, 3, 12, 12)).astype(np.float32)
 t = rng.integers(0, 3, B)
-q, r = divmod(B, size)
-lo = rank * q + min(rank, r)
-hi = lo + q + (rank < r)
+lo, hi = shard_bounds(B, rank, size)
 weight = (hi - lo) * size / B       # a rank's mean loss, weighted to the global mean
 
 for tape in (False, True):

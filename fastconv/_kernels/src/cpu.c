@@ -48,6 +48,10 @@ static unsigned env_mask(void)
 {
     const char *env = getenv("FASTCONV_ISA");
     if (env && !strcmp(env, "generic")) return 0;
+    /* AVX-512 without the reduced-precision dot products: the emulated bf16 and the
+     * non-VNNI int8 kernels on this CPU (what Skylake-X and Ice Lake clients run) */
+    if (env && !strcmp(env, "avx512f"))
+        return ~(unsigned)(FC_CPU_AVX512_BF16 | FC_CPU_AVX512_VNNI | FC_CPU_AVX_VNNI);
     if (env && !strcmp(env, "avx2"))
         return FC_CPU_AVX2 | FC_CPU_FMA | FC_CPU_F16C | FC_CPU_AVX_VNNI;
     return ~0u;

@@ -1,5 +1,7 @@
 /* CPU features as a set of flags, detected once and masked by FASTCONV_ISA:
  *     generic   no SIMD extension
+ *     avx512f   AVX-512 without AVX512_BF16 and the VNNI dot products (emulated bf16,
+ *               non-VNNI int8)
  *     avx2      the VEX-encoded ones (AVX2, FMA, F16C, AVX-VNNI): no AVX-512
  *     avx512    (or unset) all the CPU has (on AArch64: neon)
  * A kernel set names the flags it needs (its `requires`), and the dispatch table takes

@@ -77,7 +77,7 @@ def extensions():
     # call through (one copy of the CPU flags, the kernels and the workspace)
     kernel_sources = [os.path.join(SRC, f) for f in (
         "cpu.c", "dispatch.c", "workspace.c", "peak.c",
-        "gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c", "gemm_neon.c",
+        "gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c", "gemm_neon.c", "gemm_bf16.c",
         "winograd.c", "winograd_generic.c", "winograd_avx2.c", "winograd_avx512.c",
         "depthwise.c", "pool.c", "norm.c")]
     families = {

@@ -32,7 +32,7 @@ from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 
 from ._cpu cimport FC_WS_SCRATCH, check_workspace, fc_dispatch_t, kernels
-from ._gemm cimport (FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, FC_B_OFFSETS, FC_B_OFFSETS_T,
+from ._gemm cimport (fc_gemm_ops_t, FC_B_IM2COL, FC_B_IM2COL_T, FC_B_MATRIX, FC_B_OFFSETS, FC_B_OFFSETS_T,
                      fc_bsrc_t, fc_epilogue_t, fc_int, gemm, gemm_ex)
 from ._openmp_helpers cimport nthreads_for
 from libc.string cimport memset, memcpy
@@ -41,6 +41,16 @@ from libc.stdint cimport int64_t
 import numpy as np
 
 cdef const fc_dispatch_t *KT = kernels()    # the kernel table
+
+
+cdef inline const fc_gemm_ops_t *gemm_ops(bint bf16, size_t itemsize) except NULL:
+    """The GEMM entries of the precision asked for: bf16 products (float32 sums) exist
+    for float32 operands only."""
+    if not bf16:
+        return &KT.gemm
+    if itemsize != 4:
+        raise TypeError("bf16 products need float32 operands")
+    return &KT.gemm_bf16
 
 
 cdef struct Geom:
@@ -150,7 +160,7 @@ cdef inline fc_bsrc_t conv_source(const floating *big, const Geom *g, Py_ssize_t
     return b
 
 
-cdef void _unfold_gemm_image(const floating *big, const floating *w, const floating *bias,
+cdef void _unfold_gemm_image(const fc_gemm_ops_t *ops, const floating *big, const floating *w, const floating *bias,
                              floating *small, const Geom *g, Py_ssize_t G, Py_ssize_t Mg,
                              bint relu, int nt) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, grp
@@ -160,11 +170,11 @@ cdef void _unfold_gemm_image(const floating *big, const floating *w, const float
     for grp in range(G):
         b = conv_source(big + grp * Cg * g.H * g.W, g, Cg, False)
         ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
-        gemm_ex(&KT.gemm, Mg, OHW, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
+        gemm_ex(ops, Mg, OHW, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
                 <floating>0, small + grp * Mg * OHW, OHW, &ep, nt)
 
 
-cdef void _unfold_gemm_stacked(const floating *big, const floating *w, const floating *bias,
+cdef void _unfold_gemm_stacked(const fc_gemm_ops_t *ops, const floating *big, const floating *w, const floating *bias,
                                floating *small, const Geom *g, Py_ssize_t N,
                                Py_ssize_t bstride, Py_ssize_t sstride, Py_ssize_t G,
                                Py_ssize_t Mg, bint relu, int nt) noexcept nogil:
@@ -185,7 +195,7 @@ cdef void _unfold_gemm_stacked(const floating *big, const floating *w, const flo
         b.g.nimg = N
         b.g.istride = bstride
         ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
-        gemm_ex(&KT.gemm, Mg, cols, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
+        gemm_ex(ops, Mg, cols, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
                 <floating>0, c, cols, &ep, nt)
         for n in prange(N, schedule='static', num_threads=nthreads_for(Mg * cols, nt)):
             for m in range(Mg):
@@ -196,7 +206,8 @@ cdef void _unfold_gemm_stacked(const floating *big, const floating *w, const flo
 def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, const floating[::1] bias,
                 floating[:, :, :, ::1] small, Py_ssize_t groups,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
+                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads,
+        bint bf16=False):
     """small[n, g*Mg + m] = relu?(sum_k W2[g*Mg + m, k] * im2col(big[n, group g])[k] + bias).
 
     big (N, C, H, W) IN; w2 (G*Mg, (C/G)*KH*KW) IN; bias (G*Mg,) or None IN;
@@ -205,6 +216,7 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
     cdef Py_ssize_t Mg = w2.shape[0] // groups
+    cdef const fc_gemm_ops_t *ops = gemm_ops(bf16, sizeof(floating))
     cdef int nt = max(1, n_threads)
     cdef bint outer = N >= nt and nt > 1
     cdef const floating *bp = &bias[0] if bias is not None else NULL
@@ -213,35 +225,35 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
         return
     if g.OH * g.OW < STACK_BELOW and N > 1:
         with nogil:
-            _unfold_gemm_stacked(&big[0, 0, 0, 0], &w2[0, 0], bp, &small[0, 0, 0, 0], &g, N,
+            _unfold_gemm_stacked(ops, &big[0, 0, 0, 0], &w2[0, 0], bp, &small[0, 0, 0, 0], &g, N,
                                  bstride, sstride, groups, Mg, relu, nt)
         check_workspace()
         return
     if outer:
         with nogil:
             for n in prange(N, schedule='static', num_threads=nt):
-                _unfold_gemm_image(&big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
+                _unfold_gemm_image(ops, &big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
                                    &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg, relu, 1)
     else:
         with nogil:
             for n in range(N):
-                _unfold_gemm_image(&big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
+                _unfold_gemm_image(ops, &big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
                                    &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg, relu, nt)
     check_workspace()
 
 
-cdef void _gemm_fold_image(const floating *small, const floating *w, floating *big, const Geom *g,
+cdef void _gemm_fold_image(const fc_gemm_ops_t *ops, const floating *small, const floating *w, floating *big, const Geom *g,
                            Py_ssize_t G, Py_ssize_t Mg, floating *col, int nt) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW
     cdef Py_ssize_t grp
     if is_pointwise(g):
         for grp in range(G):
-            gemm(&KT.gemm, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
+            gemm(ops, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
                  small + grp * Mg * OHW, OHW, 1, <floating>0, big + grp * Cg * g.H * g.W, OHW, nt)
         return
     memset(big, 0, g.C * g.H * g.W * sizeof(floating))
     for grp in range(G):
-        gemm(&KT.gemm, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
+        gemm(ops, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
              small + grp * Mg * OHW, OHW, 1, <floating>0, col, OHW, nt)
         col2im(col, Cg, g, big + grp * Cg * g.H * g.W)
 
@@ -257,7 +269,7 @@ cdef void _stack_images(const floating *small, floating *a, Py_ssize_t N, Py_ssi
                    OHW * sizeof(floating))
 
 
-cdef void _gemm_fold_stacked(const floating *small, const floating *w, floating *big,
+cdef void _gemm_fold_stacked(const fc_gemm_ops_t *ops, const floating *small, const floating *w, floating *big,
                              const Geom *g, Py_ssize_t N, Py_ssize_t bstride, Py_ssize_t sstride,
                              Py_ssize_t G, Py_ssize_t Mg, int nt) noexcept nogil:
     """gemm_fold with every image side by side (small planes): small's group gathered to
@@ -274,7 +286,7 @@ cdef void _gemm_fold_stacked(const floating *small, const floating *w, floating 
     col = a + Mg * cols
     for grp in range(G):
         _stack_images(small + grp * Mg * OHW, a, N, Mg, OHW, sstride, nt)
-        gemm(&KT.gemm, Kg, cols, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, a, cols, 1,
+        gemm(ops, Kg, cols, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, a, cols, 1,
              <floating>0, col, cols, nt)
         for n in prange(N, schedule='static', num_threads=nthreads_for(Kg * cols, nt)):
             memset(big + n * bstride + grp * Cg * g.H * g.W, 0,
@@ -292,7 +304,8 @@ def fold_scratch_shape(Py_ssize_t N, Py_ssize_t C, Py_ssize_t groups, Py_ssize_t
 def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
               floating[:, :, :, ::1] big, floating[:, ::1] cols, Py_ssize_t groups,
               Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-              Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+              Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads,
+        bint bf16=False):
     """big[n, group g] = col2im(W2_g^T @ small[n, group g]).
 
     small (N, G*Mg, OH, OW) IN; w2 (G*Mg, (C/G)*KH*KW) IN; big (N, C, H, W) OUT;
@@ -301,6 +314,7 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
     cdef Py_ssize_t Mg = w2.shape[0] // groups
+    cdef const fc_gemm_ops_t *ops = gemm_ops(bf16, sizeof(floating))
     cdef int nt = max(1, n_threads)
     cdef bint outer = N >= nt and nt > 1
     if (cols.shape[0], cols.shape[1]) != fold_scratch_shape(N, g.C, groups, KH, KW, g.OH, g.OW, nt):
@@ -313,25 +327,25 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
         return
     if g.OH * g.OW < STACK_BELOW and N > 1 and not is_pointwise(&g):
         with nogil:
-            _gemm_fold_stacked(&small[0, 0, 0, 0], &w2[0, 0], &big[0, 0, 0, 0], &g, N, bstride,
+            _gemm_fold_stacked(ops, &small[0, 0, 0, 0], &w2[0, 0], &big[0, 0, 0, 0], &g, N, bstride,
                                sstride, groups, Mg, nt)
         check_workspace()
         return
     if outer:
         with nogil, parallel(num_threads=nt):
             for n in prange(N, schedule='static'):
-                _gemm_fold_image(&small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
+                _gemm_fold_image(ops, &small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
                                  &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg,
                                  &cols[threadid(), 0], 1)
     else:
         with nogil:
             for n in range(N):
-                _gemm_fold_image(&small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
+                _gemm_fold_image(ops, &small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
                                  &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg, &cols[0, 0], nt)
     check_workspace()
 
 
-cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
+cdef void _wgrad_chunk(const fc_gemm_ops_t *ops, const floating *small, const floating *big, floating *dw,
                        Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t sstride, Py_ssize_t bstride,
                        const Geom *g, Py_ssize_t G, Py_ssize_t Mg, int nt) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, n, grp, m
@@ -351,20 +365,21 @@ cdef void _wgrad_chunk(const floating *small, const floating *big, floating *dw,
             b = conv_source(big + n0 * bstride + grp * Cg * g.H * g.W, g, Cg, True)
             b.g.nimg = nimg
             b.g.istride = bstride
-            gemm_ex(&KT.gemm, Mg, Kg, nimg * OHW, <floating>1, a, nimg * OHW, 1, &b, <floating>0,
+            gemm_ex(ops, Mg, Kg, nimg * OHW, <floating>1, a, nimg * OHW, 1, &b, <floating>0,
                     dw + grp * Mg * Kg, Kg, NULL, nt)
         return
     for n in range(n0, n1):
         for grp in range(G):
             b = conv_source(big + n * bstride + grp * Cg * g.H * g.W, g, Cg, True)
-            gemm_ex(&KT.gemm, Mg, Kg, OHW, <floating>1, small + n * sstride + grp * Mg * OHW, OHW,
+            gemm_ex(ops, Mg, Kg, OHW, <floating>1, small + n * sstride + grp * Mg * OHW, OHW,
                     1, &b, <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, NULL, nt)
 
 
 def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1] big,
                 floating[:, ::1] dw2, floating[:, ::1] part, Py_ssize_t groups,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads,
+        bint bf16=False):
     """dW2_g = sum_n small[n, g] @ im2col(big[n, g])^T, reduced in fixed batch chunks.
 
     small (N, G*Mg, OH, OW) IN; big (N, C, H, W) IN; dw2 (G*Mg, (C/G)*KH*KW) OUT;
@@ -374,6 +389,7 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
                             KH, KW, sh, sw, ph, pw, dh, dw)
     cdef Py_ssize_t Mg = dw2.shape[0] // groups
     cdef Py_ssize_t nchunk = min(N, MAX_WGRAD_CHUNKS)
+    cdef const fc_gemm_ops_t *ops = gemm_ops(bf16, sizeof(floating))
     cdef int nt = max(1, n_threads)
     cdef bint outer = nchunk >= nt and nt > 1
     cdef Py_ssize_t wsize = dw2.shape[0] * dw2.shape[1]
@@ -385,7 +401,7 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
         # small planes: every image stacked along K in one GEMM, threaded over its output
         # tiles (each dW element has one owner and one K order, so no partial sums)
         with nogil:
-            _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &dw2[0, 0], 0, N, sstride,
+            _wgrad_chunk(ops, &small[0, 0, 0, 0], &big[0, 0, 0, 0], &dw2[0, 0], 0, N, sstride,
                          bstride, &g, groups, Mg, nt)
         check_workspace()
         return
@@ -394,13 +410,13 @@ def weight_grad(const floating[:, :, :, ::1] small, const floating[:, :, :, ::1]
     if outer:
         with nogil:
             for ch in prange(nchunk, schedule='static', num_threads=nt):
-                _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
+                _wgrad_chunk(ops, &small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
                              ch * N // nchunk, (ch + 1) * N // nchunk, sstride, bstride,
                              &g, groups, Mg, 1)
     else:
         with nogil:
             for ch in range(nchunk):
-                _wgrad_chunk(&small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
+                _wgrad_chunk(ops, &small[0, 0, 0, 0], &big[0, 0, 0, 0], &part[ch, 0],
                              ch * N // nchunk, (ch + 1) * N // nchunk, sstride, bstride,
                              &g, groups, Mg, nt)
     _sum_chunks(part, nchunk, dw2, nt)
@@ -430,11 +446,13 @@ def padded_offsets(Py_ssize_t Cg, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH, P
 
 def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[:, ::1] w2,
                 const floating[::1] bias, floating[:, :, ::1] ypad, const int64_t[::1] off,
-                Py_ssize_t groups, Py_ssize_t group_size, bint relu, int n_threads):
+                Py_ssize_t groups, Py_ssize_t group_size, bint relu, int n_threads,
+        bint bf16=False):
     """ypad[n, g*Mg + m, q] = relu?(sum_k W2[g*Mg + m, k] xpad[n*image_size + g*group_size
     + off[k] + q] + bias).  ypad (N, G*Mg, OH*PW) OUT."""
     cdef Py_ssize_t N = ypad.shape[0], Q = ypad.shape[2], Mg = w2.shape[0] // groups
     cdef Py_ssize_t Kg = w2.shape[1], n
+    cdef const fc_gemm_ops_t *ops = gemm_ops(bf16, sizeof(floating))
     cdef int nt = max(1, n_threads)
     cdef const floating *bp = &bias[0] if bias is not None else NULL
     if N * Q * Mg == 0:
@@ -442,17 +460,17 @@ def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[
     if N >= nt and nt > 1:
         with nogil:
             for n in prange(N, schedule='static', num_threads=nt):
-                _padded_conv_image(&xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
+                _padded_conv_image(ops, &xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
                                    groups, group_size, Mg, Kg, Q, relu, 1)
     else:
         with nogil:
             for n in range(N):
-                _padded_conv_image(&xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
+                _padded_conv_image(ops, &xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
                                    groups, group_size, Mg, Kg, Q, relu, nt)
     check_workspace()
 
 
-cdef void _padded_conv_image(const floating *x, const floating *w, const floating *bias,
+cdef void _padded_conv_image(const fc_gemm_ops_t *ops, const floating *x, const floating *w, const floating *bias,
                              floating *y, const int64_t *off, Py_ssize_t G, Py_ssize_t gsize,
                              Py_ssize_t Mg, Py_ssize_t Kg, Py_ssize_t Q, bint relu,
                              int nt) noexcept nogil:
@@ -467,11 +485,11 @@ cdef void _padded_conv_image(const floating *x, const floating *w, const floatin
     for grp in range(G):
         b.ptr = x + grp * gsize
         ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
-        gemm_ex(&KT.gemm, Mg, Q, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b, <floating>0,
+        gemm_ex(ops, Mg, Q, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b, <floating>0,
                 y + grp * Mg * Q, Q, &ep, nt)
 
 
-cdef void _padded_wgrad_chunk(const floating *dyp, const floating *x, floating *dw,
+cdef void _padded_wgrad_chunk(const fc_gemm_ops_t *ops, const floating *dyp, const floating *x, floating *dw,
                               Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t dstride,
                               Py_ssize_t image_size, const int64_t *off, Py_ssize_t G,
                               Py_ssize_t gsize, Py_ssize_t Mg, Py_ssize_t Kg, Py_ssize_t Q,
@@ -485,19 +503,21 @@ cdef void _padded_wgrad_chunk(const floating *dyp, const floating *x, floating *
     for n in range(n0, n1):
         for grp in range(G):
             b.ptr = x + n * image_size + grp * gsize
-            gemm_ex(&KT.gemm, Mg, Kg, Q, <floating>1, dyp + n * dstride + grp * Mg * Q, Q, 1, &b,
+            gemm_ex(ops, Mg, Kg, Q, <floating>1, dyp + n * dstride + grp * Mg * Q, Q, 1, &b,
                     <floating>(0 if n == n0 else 1), dw + grp * Mg * Kg, Kg, NULL, nt)
 
 
 def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad,
                        Py_ssize_t image_size, floating[:, ::1] dw2, floating[:, ::1] part,
                        const int64_t[::1] off, Py_ssize_t groups, Py_ssize_t group_size,
-                       int n_threads):
+                       int n_threads,
+        bint bf16=False):
     """dW2_g = sum_n dypad[n, g] @ B_n^T with B_n[k, q] = xpad[n, g, off[k] + q]; dypad's
     junk columns must be zero.  Reduced over wgrad_chunks(N) fixed chunks, in order."""
     cdef Py_ssize_t N = dypad.shape[0], Q = dypad.shape[2], Mg = dw2.shape[0] // groups
     cdef Py_ssize_t Kg = dw2.shape[1], wsize = dw2.shape[0] * dw2.shape[1], ch, i, c
     cdef Py_ssize_t nchunk = min(N, MAX_WGRAD_CHUNKS), dstride = dypad.shape[1] * Q
+    cdef const fc_gemm_ops_t *ops = gemm_ops(bf16, sizeof(floating))
     cdef int nt = max(1, n_threads)
     if N == 0 or Q == 0 or wsize == 0:
         dw2[...] = 0
@@ -507,13 +527,13 @@ def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad
     if nchunk >= nt and nt > 1:
         with nogil:
             for ch in prange(nchunk, schedule='static', num_threads=nt):
-                _padded_wgrad_chunk(&dypad[0, 0, 0], &xpad[0], &part[ch, 0], ch * N // nchunk,
+                _padded_wgrad_chunk(ops, &dypad[0, 0, 0], &xpad[0], &part[ch, 0], ch * N // nchunk,
                                     (ch + 1) * N // nchunk, dstride, image_size, &off[0], groups,
                                     group_size, Mg, Kg, Q, 1)
     else:
         with nogil:
             for ch in range(nchunk):
-                _padded_wgrad_chunk(&dypad[0, 0, 0], &xpad[0], &part[ch, 0], ch * N // nchunk,
+                _padded_wgrad_chunk(ops, &dypad[0, 0, 0], &xpad[0], &part[ch, 0], ch * N // nchunk,
                                     (ch + 1) * N // nchunk, dstride, image_size, &off[0], groups,
                                     group_size, Mg, Kg, Q, nt)
     _sum_chunks(part, nchunk, dw2, nt)

@@ -30,6 +30,7 @@ cdef extern from "workspace.h":
 cdef extern from "dispatch.h":
     ctypedef struct fc_dispatch_t:
         fc_gemm_ops_t gemm
+        fc_gemm_ops_t gemm_bf16
         fc_winograd_ops_t winograd
         const fc_dw_kernels_t *depthwise
         const fc_pool_kernels_t *pool

@@ -24,9 +24,13 @@ cdef extern from "gemm.h":
         const char *name
     ctypedef struct fc_dkernel_t:
         const char *name
+    ctypedef struct fc_bkernel_t:
+        const char *name
+    void fc_bf16_pairs(float *panel, fc_int k, int w) nogil
     ctypedef struct fc_gemm_ops_t:
         const fc_skernel_t *s
         const fc_dkernel_t *d
+        const fc_bkernel_t *b
         void (*sgemm_ex)(fc_int M, fc_int N, fc_int K, float alpha,
                          const float *A, fc_int rsa, fc_int csa, const fc_bsrc_t *B,
                          float beta, float *C, fc_int ldc, const fc_epilogue_t *ep,

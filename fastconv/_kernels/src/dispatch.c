@@ -40,10 +40,15 @@ void fc_dispatch_init(void)
                     ARM64(&fc_skernel_neon) &fc_skernel_generic);
     k.gemm.d = PICK(fc_dkernel_t, X86_64(&fc_dkernel_avx512) X86(&fc_dkernel_avx2)
                     &fc_dkernel_generic);
+    k.gemm.b = PICK(fc_bkernel_t, X86_64(&fc_bkernel_avx512bf16) X86_64(&fc_bkernel_avx512)
+                    X86_64(&fc_bkernel_avx2) &fc_bkernel_generic);
     k.gemm.sgemm_ex = fc_sgemm_ex;
     k.gemm.dgemm_ex = fc_dgemm_ex;
     k.gemm.sgemm = fc_sgemm;
     k.gemm.dgemm = fc_dgemm;
+    k.gemm_bf16 = k.gemm;
+    k.gemm_bf16.sgemm_ex = fc_bgemm_ex;
+    k.gemm_bf16.sgemm = fc_bgemm;
     k.winograd.kernels = PICK(fc_winograd_kernels_t, X86_64(&fc_winograd_avx512)
                               X86_64(&fc_winograd_avx2) &fc_winograd_generic);
     k.winograd.weights_size = fc_winograd_weights_size;

@@ -19,6 +19,9 @@
 
 typedef struct {
     fc_gemm_ops_t gemm;
+    /* the same entries, but float GEMMs multiply in bf16 (float32 sums): a caller picks
+     * its precision by the table it passes down */
+    fc_gemm_ops_t gemm_bf16;
     fc_winograd_ops_t winograd;
     const fc_dw_kernels_t *depthwise;
     const fc_pool_kernels_t *pool;

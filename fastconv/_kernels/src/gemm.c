@@ -1,5 +1,42 @@
-/* GEMM framework: one template (gemm_impl.h), instantiated for float and for double. */
+/* GEMM framework: one template (gemm_impl.h), instantiated for float, for float with
+ * bf16 products and for double. */
+#include <string.h>
 #include "dispatch.h"
+
+/* float -> bf16 bits in the high half (the low half is junk): nearest-even, subnormals to
+ * signed zero (as vdpbf16ps reads them), NaN kept quiet (rounding could carry it to Inf). */
+static inline uint32_t bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    uint32_t r = u + 0x7FFFu + ((u >> 16) & 1u);
+    if ((u & 0x7F800000u) == 0) r = u & 0x80000000u;
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) r = u | 0x00400000u;
+    return r;
+}
+
+static inline float bf16_value(float x)
+{
+    uint32_t r = bf16_round(x) & 0xFFFF0000u;
+    float f;
+    memcpy(&f, &r, 4);
+    return f;
+}
+
+void fc_bf16_pairs(float *panel, fc_int k, int w)
+{
+    uint32_t pair[64];
+    for (fc_int p = 0; p < k; p += 2) {
+        const float *r0 = panel + p * w, *r1 = r0 + w;
+        if (p + 1 < k)
+            for (int j = 0; j < w; j++)
+                pair[j] = (bf16_round(r1[j]) & 0xFFFF0000u) | (bf16_round(r0[j]) >> 16);
+        else
+            for (int j = 0; j < w; j++) pair[j] = bf16_round(r0[j]) >> 16;
+        /* pair row p/2 lies at or below row p: rows p, p + 1 are read before it is written */
+        memcpy(panel + (p / 2) * w, pair, (size_t)w * 4);
+    }
+}
 
 /* Transposing packs (A read along rows, B along columns: weight gradients, Winograd's
  * transformed weights) are strided scalar stores in plain C; with AVX2 they go through
@@ -56,6 +93,35 @@ static void fc_transpose8_avx2(const float *src, fc_int rs, float *dst, fc_int l
 #undef FC_KERNEL
 #undef FC_GEMM
 #undef FC_GEMM_EX
+
+/* bf16: A and B staged as float (the same packing code), then paired; the unpacked path
+ * for tiny products rounds each operand the same way. */
+#define FC_TA float
+#define FC_TB float
+#define FC_TC float
+#define FC_TPA float
+#define FC_TPB float
+#define FC_SFX b
+#define FC_KT fc_bkernel_t
+#define FC_KERNEL() (fc_dispatch.gemm.b)
+#define FC_GEMM fc_bgemm
+#define FC_GEMM_EX fc_bgemm_ex
+#define FC_PAIRS 1
+#define FC_UKP const uint32_t *
+#define FC_A2C(x) bf16_value(x)
+#define FC_B2C(x) bf16_value(x)
+#include "gemm_impl.h"
+#undef FC_TA
+#undef FC_TB
+#undef FC_TC
+#undef FC_TPA
+#undef FC_TPB
+#undef FC_SFX
+#undef FC_KT
+#undef FC_KERNEL
+#undef FC_GEMM
+#undef FC_GEMM_EX
+#undef FC_PAIRS
 #undef FC_TRANSPOSE8
 #undef FC_HAS_TRANSPOSE8
 

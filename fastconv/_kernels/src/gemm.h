@@ -43,6 +43,28 @@ typedef struct {
     fc_dukr_t ukr;
 } fc_dkernel_t;
 
+/* bf16 GEMM (float in and out, bf16 products): the packing rounds A and B to bf16
+ * (nearest-even, subnormals to zero, NaN kept) and interleaves pairs of consecutive k,
+ * so a packed panel is [ceil(k/2)][MR or NR] 32-bit words, the even k in the low half;
+ * the micro-kernel accumulates in float32 (gemm_bf16.c).  Every bf16 kernel has the same
+ * KC (even, so no pair straddles two blocks): all paths give the same bits. */
+#define FC_BF16_KC 256
+typedef void (*fc_bukr_t)(fc_int k, const uint32_t *a, const uint32_t *b, float *c, fc_int ldc,
+                          int m, int n, float alpha, float beta);
+typedef struct {
+    const char *name;
+    unsigned requires;
+    int mr, nr;
+    fc_int mc, kc, nc;
+    fc_bukr_t ukr;
+} fc_bkernel_t;
+extern const fc_bkernel_t fc_bkernel_generic, fc_bkernel_avx2, fc_bkernel_avx512,
+    fc_bkernel_avx512bf16;
+
+/* A packed float panel [k][w] (w <= 64) turned, in place, into bf16 pair words
+ * [ceil(k/2)][w] (an odd k's last pair has a zero high half). */
+void fc_bf16_pairs(float *panel, fc_int k, int w);
+
 /* Per-ISA descriptors (gemm_<isa>.c). */
 extern const fc_skernel_t fc_skernel_generic, fc_skernel_avx2, fc_skernel_avx512,
     fc_skernel_neon;
@@ -102,14 +124,17 @@ typedef void fc_dgemm_fn(fc_int M, fc_int N, fc_int K, double alpha,
                          const double *B, fc_int rsb, fc_int csb,
                          double beta, double *C, fc_int ldc, int nthreads);
 fc_sgemm_ex_fn fc_sgemm_ex;
+fc_sgemm_ex_fn fc_bgemm_ex;        /* float operands, bf16 products, float32 sums */
 fc_dgemm_ex_fn fc_dgemm_ex;
 fc_sgemm_fn fc_sgemm;
+fc_sgemm_fn fc_bgemm;
 fc_dgemm_fn fc_dgemm;
 
 /* The family's entries in the dispatch table. */
 typedef struct {
     const fc_skernel_t *s;     /* the micro-kernels in use */
     const fc_dkernel_t *d;
+    const fc_bkernel_t *b;     /* bf16 (native, or emulated with float32 FMAs) */
     fc_sgemm_ex_fn *sgemm_ex;
     fc_dgemm_ex_fn *dgemm_ex;
     fc_sgemm_fn *sgemm;

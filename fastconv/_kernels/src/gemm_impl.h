@@ -6,6 +6,8 @@
  *   FC_SFX              a suffix naming this instantiation's internal functions
  *   FC_KT, FC_KERNEL()  the micro-kernel descriptor type, and the one in use
  *   FC_GEMM_EX, FC_GEMM the entry points' names
+ * FC_PAIRS (bf16): packed panels are staged as float, then turned into bf16 pair words
+ * (fc_bf16_pairs) that the micro-kernel, called with FC_UKP-typed panel pointers, reads;
  * and optionally the conversions FC_A2P(x), FC_B2P(x) (an A / B element to its packed
  * type) and FC_A2C(x), FC_B2C(x) (to C's type, for the unpacked path): plain
  * assignments unless given, so float and double compile to plain copies.
@@ -38,8 +40,11 @@
 #ifndef FC_B2C
 #define FC_B2C(x) (x)
 #endif
+#ifndef FC_UKP
+#define FC_UKP const FC_TPA *
+#endif
 
-static void FC_CAT(pack_a_, FC_SFX)(fc_int mc, fc_int kc, const FC_TA *A, fc_int rsa,
+static void FC_CAT(pack_a_raw_, FC_SFX)(fc_int mc, fc_int kc, const FC_TA *A, fc_int rsa,
                                     fc_int csa, int mr, fc_int ip, FC_TPA *Ap)
 {
     /* one MR-row panel: Ap[p*mr + i] = A[(ip*mr + i), p], rows past mc zero-filled */
@@ -70,6 +75,15 @@ static void FC_CAT(pack_a_, FC_SFX)(fc_int mc, fc_int kc, const FC_TA *A, fc_int
     if (m < mr)
         for (fc_int p = 0; p < kc; p++)
             for (int i = m; i < mr; i++) dst[p * mr + i] = 0;
+}
+
+static void FC_CAT(pack_a_, FC_SFX)(fc_int mc, fc_int kc, const FC_TA *A, fc_int rsa,
+                                    fc_int csa, int mr, fc_int ip, FC_TPA *Ap)
+{
+    FC_CAT(pack_a_raw_, FC_SFX)(mc, kc, A, rsa, csa, mr, ip, Ap);
+#ifdef FC_PAIRS
+    fc_bf16_pairs(Ap + ip * mr * kc, kc, mr);
+#endif
 }
 
 /* B[p0 + p, j0 + j] for p < kc, j < n into dst[p*nr + j]; columns n..nr zero. */
@@ -276,6 +290,9 @@ static void FC_CAT(pack_b_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc
     case FC_B_IM2COL_T: FC_CAT(pack_b_im2col_t_, FC_SFX)(B, p0, kc, j0, n, nr, dst); break;
     default: FC_CAT(pack_b_matrix_, FC_SFX)(B, p0, kc, j0, n, nr, dst); break;
     }
+#ifdef FC_PAIRS
+    fc_bf16_pairs(dst, kc, nr);
+#endif
 }
 
 static void FC_CAT(epilogue_, FC_SFX)(FC_TC *c, fc_int ldc, int m, int n, const FC_TC *bias,
@@ -361,8 +378,8 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                         int m = (int)((mc - i0) < mr ? (mc - i0) : mr);
                         int n = (int)((nc - j0) < nr ? (nc - j0) : nr);
                         FC_TC *ct = C + (ic + i0) * ldc + jc + j0;
-                        kd->ukr(kc, Ap + ip * mr * kc, Bp + jp * nr * kc, ct, ldc, m, n,
-                                alpha, beta_eff);
+                        kd->ukr(kc, (FC_UKP)(Ap + ip * mr * kc), (FC_UKP)(Bp + jp * nr * kc),
+                                ct, ldc, m, n, alpha, beta_eff);
                         if (last && (bias || relu))
                             FC_CAT(epilogue_, FC_SFX)(ct, ldc, m, n, bias ? bias + ic + i0 : NULL,
                                                     relu);
@@ -389,3 +406,4 @@ void FC_GEMM(fc_int M, fc_int N, fc_int K, FC_TC alpha,
 #undef FC_B2P
 #undef FC_A2C
 #undef FC_B2C
+#undef FC_UKP

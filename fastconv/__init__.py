@@ -11,6 +11,7 @@ from . import distributed, functional, models, nn, ops, optim, profiler
 from .autograd import Tensor, tensor
 from .ops import cat, chunk, split, stack
 from ._grad import is_grad_enabled, no_grad
+from ._precision import autocast, autocast_dtype
 from ._random import manual_seed
 from ._runtime import (empty_cache, get_num_threads, memory_stats, set_num_threads,
                        show_config)
@@ -21,7 +22,7 @@ from .interop import (export_torch, import_torch, load_state_dict, save_state_di
 __version__ = "0.1.0"
 
 __all__ = ["nn", "optim", "models", "functional", "ops", "profiler", "distributed", "Tensor", "tensor", "cat", "stack",
-           "split", "chunk", "no_grad", "is_grad_enabled", "manual_seed",
+           "split", "chunk", "no_grad", "is_grad_enabled", "autocast", "autocast_dtype", "manual_seed",
            "set_num_threads", "get_num_threads", "show_config", "empty_cache", "memory_stats",
            "export_torch", "export_onnx", "import_torch", "save_state_dict", "load_state_dict", "to_torch",
            "__version__"]

@@ -15,6 +15,7 @@ from .._conv_plan import (DEPTHWISE, WINOGRAD, Algorithm, ConvGeometry, InputGra
                           accepts, choose_algorithm, input_grad_algorithm,
                           weight_grad_algorithm)
 from .._kernels import _conv, _depthwise, _norm, _pad, _winograd
+from .._precision import bf16_enabled
 from ._common import cast, channel_sum, empty, nthreads, per_channel, wants
 
 
@@ -42,6 +43,7 @@ class ConvTranspose2dCtx(NamedTuple):
     stride: Tuple[int, int]
     padding: Tuple[int, int]
     dilation: Tuple[int, int]
+    bf16: bool                  # the forward ran under autocast("bf16")
 
 
 # ===================================================================== public ops
@@ -54,7 +56,9 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     padding (top, bottom, left, right).  y (N, C_out, H_out, W_out),
     H_out = floor((H + top + bottom - d_h*(K_h-1) - 1)/s_h) + 1.  relu=True applies
     max(., 0) in the kernel's epilogue (inference of a folded Conv-BN-ReLU).
-    algorithm: force one of :class:`~fastconv._conv_plan.Algorithm` (tests)."""
+    algorithm: force one of :class:`~fastconv._conv_plan.Algorithm` (tests).
+    Under ``fastconv.autocast("bf16")`` a float32 convolution multiplies in bf16 (its
+    backward too); a depthwise one stays float32."""
     dt = np.result_type(x.dtype, weight.dtype)
     x, w, b = cast(x, dt), cast(weight, dt), cast(bias, dt)
     H, W = x.shape[2:]
@@ -70,7 +74,8 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
         src = empty((x.shape[0], x.shape[1], H + pt + pb, W + pl + pr), dt)
         _pad.pad2d(x, src, pt, pl, _shape.padding_mode_code(padding_mode), nt)
         pads = (0, 0, 0, 0)
-    g = ConvGeometry.of(src.shape, w.shape, stride, pads, dilation, groups, dt)
+    g = ConvGeometry.of(src.shape, w.shape, stride, pads, dilation, groups, dt,
+                        _bf16(dt, groups, x.shape[1]))
     y, state = _run(src, w, b, g, _plan(g, src, nt, algorithm, layer), relu, nt)
     return y, Conv2dCtx(state, x.shape, padding_mode, pt if src is not x else 0,
                         pl if src is not x else 0)
@@ -105,35 +110,37 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
     OW = _shape.checked_conv_transpose_output(layer, "width", W, KW, sw, pw, opw, dw)
     C_out = Cg_out * groups
     nt = nthreads()
+    bf16 = _bf16(dt, groups, C_in)
     if sh == sw == 1:           # a stride-1 convolution with the flipped weights
         q = (dh * (KH - 1) - ph, dh * (KH - 1) - ph + oph, dw * (KW - 1) - pw,
              dw * (KW - 1) - pw + opw)
         wf = _flip_transpose(w, groups)
-        g = ConvGeometry.of(x.shape, wf.shape, (1, 1), q, dilation, groups, dt)
+        g = ConvGeometry.of(x.shape, wf.shape, (1, 1), q, dilation, groups, dt, bf16)
         y, _ = _run(x, wf, b, g, _plan(g, x, nt), False, nt)
     else:                       # GEMM, then col2im onto the output
         y = empty((N, C_out, OH, OW), dt)
         geom = (KH, KW, sh, sw, ph, pw, dh, dw)
         _conv.gemm_fold(x, w.reshape(C_in, -1), y, _fold_scratch(x, y, groups, geom, nt), groups,
-                        *geom, nt)
+                        *geom, nt, bf16)
         if b is not None:
             y3 = per_channel(y)
             _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
-    return y, ConvTranspose2dCtx(x, w, groups, tuple(stride), tuple(padding), tuple(dilation))
+    return y, ConvTranspose2dCtx(x, w, groups, tuple(stride), tuple(padding), tuple(dilation),
+                                 bf16)
 
 
 def conv_transpose2d_backward(ctx, gy, needs=None):
     """Gradients of conv_transpose2d w.r.t. (x, weight, bias).  d x is the convolution
     of gy with the same weight and geometry; the weight gradient reuses its plan."""
     need_x, need_w, need_b = wants(needs, 3)
-    x, w, groups, (sh, sw), (ph, pw), (dh, dw) = ctx
+    x, w, groups, (sh, sw), (ph, pw), (dh, dw), bf16 = ctx
     KH, KW = w.shape[2:]
     H, W = x.shape[2:]
     OH, OW = gy.shape[2:]
     nt = nthreads()
     pads = (ph, (H - 1) * sh + dh * (KH - 1) + 1 - OH - ph,
             pw, (W - 1) * sw + dw * (KW - 1) + 1 - OW - pw)
-    g = ConvGeometry.of(gy.shape, w.shape, (sh, sw), pads, (dh, dw), groups, gy.dtype)
+    g = ConvGeometry.of(gy.shape, w.shape, (sh, sw), pads, (dh, dw), groups, gy.dtype, bf16)
     gx = gw = None
     state = None
     if need_x:
@@ -146,6 +153,12 @@ def conv_transpose2d_backward(ctx, gy, needs=None):
 
 
 # ===================================================================== planned kernels
+
+def _bf16(dt, groups, channels):
+    """Whether a convolution of dtype dt multiplies in bf16 here: under autocast, float32,
+    and not depthwise (memory-bound: bf16 products would save nothing)."""
+    return dt == np.float32 and bf16_enabled() and not (groups == channels and channels > 1)
+
 
 def _plan(g, src, nt, algorithm=None, layer="conv2d", finite=None):
     """The algorithm for g: forced (checked), or the planner's, checking the input for
@@ -181,10 +194,10 @@ def _run(src, w, b, g, algorithm, relu, nt):
         return y, ConvState(g, algorithm, w, src, None)
     if algorithm in WINOGRAD:
         tile = 4 if algorithm is Algorithm.WINOGRAD4 else 2
-        Up = empty((_winograd.winograd_weights_size(M, g.C, tile),), np.float32)
-        _winograd.winograd_weights(w, Up, tile, nt)
+        Up = empty((_winograd.winograd_weights_size(M, g.C, tile, g.bf16),), np.float32)
+        _winograd.winograd_weights(w, Up, tile, nt, g.bf16)
         y = empty((N, M, OH, OW), np.float32)
-        _winograd.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt)
+        _winograd.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt, g.bf16)
         # weight grads read straight from the input: no padded copy to keep or build
         return y, ConvState(g, algorithm, w, src, None)
     w2 = w.reshape(M, -1)
@@ -192,7 +205,7 @@ def _run(src, w, b, g, algorithm, relu, nt):
         data = _padded_source(src, g, nt)
         flat, image, off, PW, gsize = data
         ypad = empty((N, M, OH * PW), dt)
-        _conv.padded_conv(flat, image, w2, b, ypad, off, g.groups, gsize, relu, nt)
+        _conv.padded_conv(flat, image, w2, b, ypad, off, g.groups, gsize, relu, nt, g.bf16)
         state = ConvState(g, algorithm, w, None, data)
         if PW == OW:
             return ypad.reshape(N, M, OH, OW), state
@@ -201,7 +214,7 @@ def _run(src, w, b, g, algorithm, relu, nt):
         return y, state
     y = empty((N, M, OH, OW), dt)
     _conv.unfold_gemm(src, w2, b, y, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,
-                      relu, nt)
+                      relu, nt, g.bf16)
     return y, ConvState(g, algorithm, w, src, None)
 
 
@@ -223,12 +236,13 @@ def _input_grad(state, gy, nt, finite):
         pads = (g.dh * (g.KH - 1) - g.pt, g.dh * (g.KH - 1) - g.pb,
                 g.dw * (g.KW - 1) - g.pl, g.dw * (g.KW - 1) - g.pr)
         wf = _flip_transpose(w, g.groups)
-        gg = ConvGeometry.of(gy.shape, wf.shape, (1, 1), pads, (g.dh, g.dw), g.groups, gy.dtype)
+        gg = ConvGeometry.of(gy.shape, wf.shape, (1, 1), pads, (g.dh, g.dw), g.groups, gy.dtype,
+                             g.bf16)
         return _run(gy, wf, None, gg, _plan(gg, gy, nt, finite=finite), False, nt)[0]
     gx = empty((g.N, g.C, g.H, g.W), gy.dtype)
     geom = (g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw)
     _conv.gemm_fold(gy, w.reshape(g.M, -1), gx, _fold_scratch(gy, gx, g.groups, geom, nt),
-                    g.groups, *geom, nt)
+                    g.groups, *geom, nt, g.bf16)
     return gx
 
 
@@ -240,7 +254,7 @@ def _weight_grad(state, gy, nt, finite):
         wg = weight_grad_algorithm(g, state.algorithm, finite=False)
     if wg is WeightGrad.WINOGRAD:
         S = empty(_winograd.winograd_wgrad_scratch_shape(g.N, g.C, g.M, g.OH, g.OW), np.float32)
-        _winograd.winograd_conv3x3_wgrad(state.src, gy, S, dw2, g.pt, g.pl, nt)
+        _winograd.winograd_conv3x3_wgrad(state.src, gy, S, dw2, g.pt, g.pl, nt, g.bf16)
     elif wg is WeightGrad.PADDED:
         flat, image, off, PW, gsize = state.padded
         N, M, OH, OW = gy.shape
@@ -250,11 +264,12 @@ def _weight_grad(state, gy, nt, finite):
             dypad = empty((N, M, OH * PW), gy.dtype)
             _conv.widen_columns(gy.reshape(N * M, OH, OW), dypad.reshape(N * M, OH, PW), nt)
         scratch = empty((_conv.wgrad_chunks(N), dw2.size), gy.dtype)
-        _conv.padded_weight_grad(dypad, flat, image, dw2, scratch, off, g.groups, gsize, nt)
+        _conv.padded_weight_grad(dypad, flat, image, dw2, scratch, off, g.groups, gsize, nt,
+                                 g.bf16)
     else:
         scratch = empty((_conv.wgrad_chunks(g.N, g.OH * g.OW), dw2.size), gy.dtype)
         _conv.weight_grad(gy, state.src, dw2, scratch, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt,
-                          g.pl, g.dh, g.dw, nt)
+                          g.pl, g.dh, g.dw, nt, g.bf16)
     return dw2.reshape(state.w.shape)
 
 

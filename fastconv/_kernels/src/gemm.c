@@ -3,39 +3,13 @@
 #include <string.h>
 #include "dispatch.h"
 
-/* float -> bf16 bits in the high half (the low half is junk): nearest-even, subnormals to
- * signed zero (as vdpbf16ps reads them), NaN kept quiet (rounding could carry it to Inf). */
-static inline uint32_t bf16_round(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    uint32_t r = u + 0x7FFFu + ((u >> 16) & 1u);
-    if ((u & 0x7F800000u) == 0) r = u & 0x80000000u;
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) r = u | 0x00400000u;
-    return r;
-}
-
+/* the tiny unpacked path's operand rounding: bf16 of x, as a float */
 static inline float bf16_value(float x)
 {
-    uint32_t r = bf16_round(x) & 0xFFFF0000u;
+    uint32_t r = fc_bf16_round(x) & 0xFFFF0000u;
     float f;
     memcpy(&f, &r, 4);
     return f;
-}
-
-void fc_bf16_pairs(float *panel, fc_int k, int w)
-{
-    uint32_t pair[64];
-    for (fc_int p = 0; p < k; p += 2) {
-        const float *r0 = panel + p * w, *r1 = r0 + w;
-        if (p + 1 < k)
-            for (int j = 0; j < w; j++)
-                pair[j] = (bf16_round(r1[j]) & 0xFFFF0000u) | (bf16_round(r0[j]) >> 16);
-        else
-            for (int j = 0; j < w; j++) pair[j] = bf16_round(r0[j]) >> 16;
-        /* pair row p/2 lies at or below row p: rows p, p + 1 are read before it is written */
-        memcpy(panel + (p / 2) * w, pair, (size_t)w * 4);
-    }
 }
 
 /* Transposing packs (A read along rows, B along columns: weight gradients, Winograd's

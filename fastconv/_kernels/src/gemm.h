@@ -57,12 +57,27 @@ typedef struct {
     int mr, nr;
     fc_int mc, kc, nc;
     fc_bukr_t ukr;
+    /* fc_bf16_pairs on this ISA's vectors (same bits) */
+    void (*pairs)(float *panel, fc_int k, int w);
 } fc_bkernel_t;
 extern const fc_bkernel_t fc_bkernel_generic, fc_bkernel_avx2, fc_bkernel_avx512,
     fc_bkernel_avx512bf16;
 
+/* float -> bf16 bits in the high half (the low half is junk): nearest-even, subnormals to
+ * signed zero (as vdpbf16ps reads them), NaN kept quiet (rounding could carry it to Inf). */
+static inline uint32_t fc_bf16_round(float x)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &x, 4);
+    uint32_t r = u + 0x7FFFu + ((u >> 16) & 1u);
+    if ((u & 0x7F800000u) == 0) r = u & 0x80000000u;
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) r = u | 0x00400000u;
+    return r;
+}
+
 /* A packed float panel [k][w] (w <= 64) turned, in place, into bf16 pair words
- * [ceil(k/2)][w] (an odd k's last pair has a zero high half). */
+ * [ceil(k/2)][w] (an odd k's last pair has a zero high half): the portable version; each
+ * bf16 kernel carries its ISA's (the same bits). */
 void fc_bf16_pairs(float *panel, fc_int k, int w);
 
 /* Per-ISA descriptors (gemm_<isa>.c). */

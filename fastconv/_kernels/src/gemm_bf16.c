@@ -39,6 +39,25 @@ static inline void store_row(const float *acc, float *c, int n, float alpha, flo
     }
 }
 
+/* always inlined, so each target's copy is vectorised for its registers */
+static inline __attribute__((always_inline)) void fc_bf16_pairs_body(float *panel, fc_int k,
+                                                                     int w)
+{
+    uint32_t pair[64];
+    for (fc_int p = 0; p < k; p += 2) {
+        const float *r0 = panel + p * w, *r1 = r0 + w;
+        if (p + 1 < k)
+            for (int j = 0; j < w; j++)
+                pair[j] = (fc_bf16_round(r1[j]) & 0xFFFF0000u) | (fc_bf16_round(r0[j]) >> 16);
+        else
+            for (int j = 0; j < w; j++) pair[j] = fc_bf16_round(r0[j]) >> 16;
+        /* pair row p/2 lies at or below row p: rows p, p + 1 are read before it is written */
+        memcpy(panel + (p / 2) * w, pair, (size_t)w * 4);
+    }
+}
+
+void fc_bf16_pairs(float *panel, fc_int k, int w) { fc_bf16_pairs_body(panel, k, w); }
+
 /* ------------------------------------------------------------------ plain C, 4x8 */
 static void bukr_generic_4x8(fc_int k, const uint32_t *restrict a, const uint32_t *restrict b,
                              float *restrict c, fc_int ldc, int m, int n, float alpha, float beta)
@@ -57,12 +76,15 @@ static void bukr_generic_4x8(fc_int k, const uint32_t *restrict a, const uint32_
 }
 
 const fc_bkernel_t fc_bkernel_generic = {"bf16_emulated_generic_4x8", 0, 4, 8, 128,
-                                         FC_BF16_KC, 2048, bukr_generic_4x8};
+                                         FC_BF16_KC, 2048, bukr_generic_4x8, fc_bf16_pairs};
 
 #if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
+
+/* the portable pairing, vectorised by the compiler for this target */
+static void pairs_avx2(float *panel, fc_int k, int w) { fc_bf16_pairs_body(panel, k, w); }
 
 /* ------------------------------------------------------------------ AVX2, 6x16 */
 static void bukr_avx2_6x16(fc_int k, const uint32_t *restrict a, const uint32_t *restrict b,
@@ -97,13 +119,15 @@ static void bukr_avx2_6x16(fc_int k, const uint32_t *restrict a, const uint32_t 
 #pragma GCC pop_options
 
 const fc_bkernel_t fc_bkernel_avx2 = {"bf16_emulated_avx2_6x16", FC_PATH_AVX2, 6, 16, 144,
-                                      FC_BF16_KC, 4080, bukr_avx2_6x16};
+                                      FC_BF16_KC, 4080, bukr_avx2_6x16, pairs_avx2};
 
 /* ------------------------------------------------------------------ AVX-512, 8x48 */
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bf16,fma")
 
 /* the tile's epilogue: masked stores, n <= 16 * NV */
+static void pairs_avx512(float *panel, fc_int k, int w) { fc_bf16_pairs_body(panel, k, w); }
+
 #define BF16_STORE(MR, NV)                                                                 \
     for (int i = 0; i < MR && i < m; i++) {                                                \
         float *ci = c + i * ldc;                                                           \
@@ -192,8 +216,9 @@ static void bukr_avx512bf16_8x48(fc_int k, const uint32_t *restrict a, const uin
 #pragma GCC pop_options
 
 const fc_bkernel_t fc_bkernel_avx512 = {"bf16_emulated_avx512_8x48", FC_PATH_AVX512, 8, 48,
-                                        240, FC_BF16_KC, 1536, bukr_avx512_8x48};
+                                        240, FC_BF16_KC, 1536, bukr_avx512_8x48, pairs_avx512};
 const fc_bkernel_t fc_bkernel_avx512bf16 = {"bf16_avx512bf16_8x48",
                                             FC_PATH_AVX512 | FC_CPU_AVX512_BF16, 8, 48, 240,
-                                            FC_BF16_KC, 1536, bukr_avx512bf16_8x48};
+                                            FC_BF16_KC, 1536, bukr_avx512bf16_8x48,
+                                            pairs_avx512};
 #endif

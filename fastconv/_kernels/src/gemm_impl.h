@@ -82,7 +82,7 @@ static void FC_CAT(pack_a_, FC_SFX)(fc_int mc, fc_int kc, const FC_TA *A, fc_int
 {
     FC_CAT(pack_a_raw_, FC_SFX)(mc, kc, A, rsa, csa, mr, ip, Ap);
 #ifdef FC_PAIRS
-    fc_bf16_pairs(Ap + ip * mr * kc, kc, mr);
+    FC_KERNEL()->pairs(Ap + ip * mr * kc, kc, mr);
 #endif
 }
 
@@ -291,7 +291,7 @@ static void FC_CAT(pack_b_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc
     default: FC_CAT(pack_b_matrix_, FC_SFX)(B, p0, kc, j0, n, nr, dst); break;
     }
 #ifdef FC_PAIRS
-    fc_bf16_pairs(dst, kc, nr);
+    FC_KERNEL()->pairs(dst, kc, nr);
 #endif
 }
 

@@ -58,8 +58,9 @@ fc_int fc_winograd_wgrad_chunks(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int 
  * S: scratch of chunks * 16 * M * C floats.  Returns 0, or -1 if scratch failed. */
 int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
                           const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                          float *S, float *dw, int nthreads)
+                          float *S, float *dw, int bf16, int nthreads)
 {
+    fc_sgemm_fn *gemm = bf16 ? fc_bgemm : fc_sgemm;
     fc_int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = N * TH * TW;
     fc_int TB = w_wgrad_block(C, M), nblocks = (T + TB - 1) / TB;
     fc_int nchunk = fc_winograd_wgrad_chunks(N, C, M, OH, OW), MC = M * C;
@@ -97,7 +98,7 @@ int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W
                 }
                 /* S[xi] (M x C) += Z[xi] (M x nt) @ V[xi]^T (nt x C) */
                 for (int xi = 0; xi < 16; xi++)
-                    fc_sgemm(M, C, nt, 1.0f, Z + (fc_int)xi * M * TB, TB, 1,
+                    gemm(M, C, nt, 1.0f, Z + (fc_int)xi * M * TB, TB, 1,
                              V + (fc_int)xi * C * TB, 1, TB, blk == b0 ? 0.0f : 1.0f,
                              Sc + xi * MC, C, 1);
             }
@@ -148,10 +149,14 @@ static int w_planes(int tile) { return (tile + 2) * (tile + 2); }
 
 static fc_int w_panels(fc_int M, int mr) { return (M + mr - 1) / mr; }
 
-size_t fc_winograd_weights_size(fc_int M, fc_int C, int tile)
+/* the register tile of the micro-kernel the precision runs on */
+static int w_mr(int bf16) { return bf16 ? fc_dispatch.gemm.b->mr : fc_dispatch.gemm.s->mr; }
+static int w_nr(int bf16) { return bf16 ? fc_dispatch.gemm.b->nr : fc_dispatch.gemm.s->nr; }
+
+size_t fc_winograd_weights_size(fc_int M, fc_int C, int tile, int bf16)
 {
-    const fc_skernel_t *kd = fc_dispatch.gemm.s;
-    return (size_t)w_planes(tile) * w_panels(M, kd->mr) * kd->mr * (size_t)C;
+    int mr = w_mr(bf16);
+    return (size_t)w_planes(tile) * w_panels(M, mr) * mr * (size_t)C;
 }
 
 /* G x for the three taps x0, x1, x2 (one column or row of a kernel): 4 values for
@@ -180,10 +185,11 @@ static inline void w_g4(float x0, float x1, float x2, float *o)
  * past M.  The P planes lie a power of two apart, and scattering each filter's values
  * across them thrashes the cache sets: filters are transformed 16 channels at a time
  * into a small buffer, then copied out plane by plane. */
-void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up, int nthreads)
+void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up, int bf16,
+                         int nthreads)
 {
     enum { CB = 16, MRMAX = 16 };
-    const int mr = fc_dispatch.gemm.s->mr, a = tile + 2, P = a * a;
+    const int mr = w_mr(bf16), a = tile + 2, P = a * a;
     const fc_int np = w_panels(M, mr);
     void (*gt)(float, float, float, float *) = tile == 2 ? w_g2 : w_g4;
     if (nthreads < 1 || (double)M * C < W_WEIGHTS_GRAIN) nthreads = 1;
@@ -207,6 +213,9 @@ void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up
             for (int xi = 0; xi < P; xi++)
                 memcpy(Up + ((xi * np + ip) * C + c0) * mr, buf[xi],
                        (size_t)cb * mr * sizeof(float));
+            if (bf16 && c0 + CB >= C)          /* this panel row is complete: pair it */
+                for (int xi = 0; xi < P; xi++)
+                    fc_dispatch.gemm.b->pairs(Up + (xi * np + ip) * C * mr, C, mr);
         }
 }
 
@@ -221,11 +230,12 @@ static fc_int w_block(fc_int C, fc_int M, int nr, int tile)
 
 int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, const float *Up,
                      fc_int M, int tile, float *y, fc_int OH, fc_int OW, fc_int pt, fc_int pl,
-                     const float *bias, int relu, int nthreads)
+                     const float *bias, int relu, int bf16, int nthreads)
 {
     const fc_skernel_t *kd = fc_dispatch.gemm.s;
+    const fc_bkernel_t *kb = fc_dispatch.gemm.b;
     const fc_winograd_kernels_t *wk = fc_dispatch.winograd.kernels;
-    const int mr = kd->mr, nr = kd->nr, P = w_planes(tile);
+    const int mr = w_mr(bf16), nr = w_nr(bf16), P = w_planes(tile);
     fc_int TH = (OH + tile - 1) / tile, TW = (OW + tile - 1) / tile, T = N * TH * TW;
     fc_int TB = w_block(C, M, nr, tile), nblocks = (T + TB - 1) / TB;
     fc_int njp = TB / nr, nip = w_panels(M, mr);
@@ -261,12 +271,17 @@ int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, con
             for (int xi = 0; xi < P; xi++)
                 for (fc_int jp = 0; jp * nr < nt; jp++) {
                     int n = (int)(nt - jp * nr < nr ? nt - jp * nr : nr);
-                    const float *b = V + (fc_int)xi * vs + jp * C * nr;
+                    float *b = V + (fc_int)xi * vs + jp * C * nr;
+                    if (bf16) kb->pairs(b, C, nr);
                     for (fc_int ip = 0; ip < nip; ip++) {
                         int m = (int)(M - ip * mr < mr ? M - ip * mr : mr);
-                        kd->ukr(C, Up + ((xi * nip + ip) * C) * mr, b,
-                                Mx + ((fc_int)xi * M + ip * mr) * TB + jp * nr, TB, m, n,
-                                1.0f, 0.0f);
+                        const float *u = Up + ((xi * nip + ip) * C) * mr;
+                        float *mx = Mx + ((fc_int)xi * M + ip * mr) * TB + jp * nr;
+                        if (bf16)
+                            kb->ukr(C, (const uint32_t *)u, (const uint32_t *)b, mx, TB, m, n,
+                                    1.0f, 0.0f);
+                        else
+                            kd->ukr(C, u, b, mx, TB, m, n, 1.0f, 0.0f);
                     }
                 }
             /* output transform, bias and ReLU */

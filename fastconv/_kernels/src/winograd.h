@@ -33,21 +33,24 @@ extern const fc_winograd_kernels_t fc_winograd_generic, fc_winograd_avx2, fc_win
 
 /* Weights transformed for F(2x2, 3x3) (tile 2) or F(4x4, 3x3) (tile 4), written into
  * the GEMM micro-kernel's packed A panels; then the convolution (0, or -1 if its
- * scratch could not be allocated). */
-typedef size_t fc_winograd_weights_size_fn(fc_int M, fc_int C, int tile);
+ * scratch could not be allocated).  bf16: the transformed weights and tiles are rounded
+ * to bf16 pairs and multiplied by the bf16 micro-kernel (float32 sums); the transforms
+ * themselves stay float32. */
+typedef size_t fc_winograd_weights_size_fn(fc_int M, fc_int C, int tile, int bf16);
 typedef void fc_winograd_weights_fn(const float *g, fc_int M, fc_int C, int tile, float *Up,
-                                    int nthreads);
+                                    int bf16, int nthreads);
 typedef int fc_winograd_conv_fn(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
                                 const float *Up, fc_int M, int tile, float *y, fc_int OH,
                                 fc_int OW, fc_int pt, fc_int pl, const float *bias, int relu,
-                                int nthreads);
-/* The weight gradient by F(2x2, 3x3) (for either forward); S is scratch of
+                                int bf16, int nthreads);
+/* The weight gradient by F(2x2, 3x3) (for either forward; bf16: its GEMMs multiply in
+ * bf16); S is scratch of
  * fc_winograd_wgrad_chunks() * 16 * M * C floats.  0, or -1 as above. */
 #define FC_WGRAD_CHUNKS 8
 typedef fc_int fc_winograd_wgrad_chunks_fn(fc_int N, fc_int C, fc_int M, fc_int OH, fc_int OW);
 typedef int fc_winograd_wgrad_fn(const float *x, fc_int N, fc_int C, fc_int H, fc_int W,
                                  const float *dy, fc_int M, fc_int OH, fc_int OW, fc_int pt,
-                                 fc_int pl, float *S, float *dw, int nthreads);
+                                 fc_int pl, float *S, float *dw, int bf16, int nthreads);
 fc_winograd_weights_size_fn fc_winograd_weights_size;
 fc_winograd_weights_fn fc_winograd_weights;
 fc_winograd_conv_fn fc_winograd_conv;

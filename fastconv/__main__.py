@@ -37,7 +37,7 @@ def _cmd_summary(args):
 _RUN_OPTIONS = ("data", "image_size", "epochs", "batch_size", "lr", "optimizer", "seed",
                 "val_split", "weight_decay", "model", "width", "pool", "synthetic_size",
                 "label_smoothing", "augment", "fresh", "out", "init", "freeze", "normalize",
-                "alarm_fpr")
+                "alarm_fpr", "precision")
 
 
 def _cmd_train(args):
@@ -354,6 +354,10 @@ def build_parser():
     p.add_argument("--alarm-fpr", type=_float, help=f"share of empty scenes allowed to raise "
                    f"an alarm: the validation set picks the person-probability threshold "
                    f"that keeps to it, stored in the checkpoint for predict ({d.alarm_fpr:g})")
+    p.add_argument("--precision", choices=["float32", "bf16"],
+                   help=f"bf16: convolutions and Linear multiply in bf16 with float32 sums "
+                   f"while training (weights, optimiser, BatchNorm, loss and the checkpoint "
+                   f"stay float32) ({d.precision})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 

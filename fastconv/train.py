@@ -26,6 +26,7 @@ import numpy as np
 
 from . import __version__, _group, data, distributed, evaluation, models, nn, optim
 from ._grad import no_grad
+from ._precision import autocast
 from ._random import manual_seed
 from ._runtime import get_num_threads, set_num_threads
 from .autograd import Tensor
@@ -76,7 +77,10 @@ class TrainConfig:
     after the same two short epochs).  alarm_fpr: the share of empty validation scenes
     allowed to raise an alarm; the person-probability threshold that keeps to it is
     chosen on validation every epoch, stored in the checkpoint (``meta["alarm"]``) and
-    used by ``predict``."""
+    used by ``predict``.  precision: "float32", or "bf16" (the training forward and
+    backward under ``fastconv.autocast("bf16")``: convolutions and Linear multiply in
+    bf16 with float32 sums; weights, optimiser, BatchNorm, loss, evaluation and the
+    checkpoint stay float32)."""
     data: str = "synthetic"
     synthetic_size: int = 7200
     image_size: int = 96
@@ -99,6 +103,7 @@ class TrainConfig:
     freeze: str = None
     normalize: str = None
     alarm_fpr: float = 0.02
+    precision: str = "float32"
 
     @classmethod
     def saved(cls, config):
@@ -176,6 +181,8 @@ class TrainConfig:
         if not 0 <= self.warmup <= 1:
             raise ValueError(f"warmup must be in [0, 1] (a fraction of the first epoch), "
                              f"got {self.warmup}")
+        if self.precision not in ("float32", "bf16"):
+            raise ValueError(f"precision must be 'float32' or 'bf16', got {self.precision!r}")
         if not (isinstance(self.alarm_fpr, (int, float)) and 0 < self.alarm_fpr < 1):
             raise ValueError(f"alarm-fpr must be in (0, 1), got {self.alarm_fpr!r}")
         if not 0 < self.val_split < 1:
@@ -758,7 +765,8 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
         f" / {len(val_set)} val images ({config.data}, {config.image_size}x{config.image_size}), "
         f"{config.epochs} epochs x {steps} batches of {config.batch_size}, "
         f"{config.optimizer} lr {config.lr:g}, {get_num_threads()} threads" +
-        (f" x {group.size} ranks (MPI)" if group is not None else ""))
+        (f" x {group.size} ranks (MPI)" if group is not None else "") +
+        (", bf16 products" if config.precision == "bf16" else ""))
     n_all = sum(p.data.size for p in params)
     n_train = sum(p.data.size for p in params if p.requires_grad)
     log(f"trainable parameters: {n_train:,} of {n_all:,}" + (
@@ -783,16 +791,18 @@ def train(config=None, resume=None, progress=True, threads=None, log=print, on_s
                 opt.zero_grad()
                 if prepare is not None:
                     x = prepare(x)
-                if tape:
-                    # dropout masks from (seed, epoch, batch): a resumed run draws the same
-                    manual_seed(int(np.random.SeedSequence([config.seed, epoch, k, 0xd40])
-                                    .generate_state(1)[0]))
-                    logits_t = net(Tensor(x))
-                    loss_t = crit(logits_t, y)
-                    logits, loss = logits_t.data, float(loss_t)
-                else:
-                    logits = net(x)
-                    loss = crit(logits, y)
+                # the backward multiplies in the precision its forward recorded
+                with autocast("bf16", enabled=config.precision == "bf16"):
+                    if tape:
+                        # dropout masks from (seed, epoch, batch): a resumed run draws the same
+                        manual_seed(int(np.random.SeedSequence([config.seed, epoch, k, 0xd40])
+                                        .generate_state(1)[0]))
+                        logits_t = net(Tensor(x))
+                        loss_t = crit(logits_t, y)
+                        logits, loss = logits_t.data, float(loss_t)
+                    else:
+                        logits = net(x)
+                        loss = crit(logits, y)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"training diverged: loss {loss} at epoch "
                                              f"{epoch + 1}, batch {k + 1} (try a lower --lr)")

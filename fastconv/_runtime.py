@@ -63,10 +63,11 @@ def show_config():
     print(f"fastconv {__version__}  (Python {platform.python_version()}, "
           f"NumPy {numpy.__version__}, {platform.machine()})")
     print(f"  compiler:       {_cpu.compiler()}")
-    lower = "generic" if _cpu.isa_name() in ("neon", "generic") else "avx2 or generic"
+    lower = "generic" if _cpu.isa_name() in ("neon", "generic") else "avx512f, avx2 or generic"
     print(f"  ISA path:       {_cpu.isa_name()}  (FASTCONV_ISA may force {lower})")
     print(f"  CPU flags:      {' '.join(_cpu.features()) or 'none'}")
-    print(f"  GEMM kernels:   float {_gemm.kernel_names()[0]}, double {_gemm.kernel_names()[1]}")
+    print(f"  GEMM kernels:   float {_gemm.kernel_names()[0]}, double {_gemm.kernel_names()[1]}, "
+          f"bf16 {_gemm.bf16_kernel_name()}")
     print(f"  OpenMP:         {'enabled' if _openmp_helpers.openmp_enabled() else 'disabled'}")
     print(f"  threads:        {get_num_threads()}")
     try:

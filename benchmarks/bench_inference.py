@@ -1,0 +1,130 @@
+"""Inference across precisions and runtimes: fastconv float32 and bf16 (and int8 where
+``fastconv.quantize`` exists) against ONNX Runtime and OpenVINO on the same model
+(exported with ``fc.export_onnx``), same threads, interleaved.
+
+    python benchmarks/bench_inference.py [--models camera] [--sizes 64,224]
+        [--batches 1,64] [--threads 1,2] [--reps 15]
+
+OpenVINO is run twice: with its default on this CPU (bf16 where the CPU has
+AVX512_BF16: its ``INFERENCE_PRECISION_HINT``) and forced to f32.  Each runtime that
+is not installed is left out.  Prints milliseconds per batch (median of interleaved
+rounds) and images/s, and every runtime's time over fastconv bf16's (> 1: fastconv
+bf16 faster).  Results: benchmarks/results/inference.txt.
+"""
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import fastconv as fc  # noqa: E402
+
+
+def build(name):
+    if name == "camera":
+        return fc.models.camera_classifier()
+    return getattr(fc.models, name)(num_classes=2)
+
+
+def fastconv_runner(model, x, precision):
+    model.eval()
+
+    def run():
+        with fc.no_grad(), fc.autocast("bf16", enabled=precision == "bf16"):
+            model(x)
+    return run
+
+
+def ort_runner(path, x, nt):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = nt
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda: sess.run(None, {name: x})
+
+
+def openvino_runner(path, x, nt, precision):
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    core = ov.Core()
+    m = core.read_model(path)
+    m.reshape(list(x.shape))
+    config = {"INFERENCE_NUM_THREADS": nt, "PERFORMANCE_HINT": "LATENCY"}
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = core.compile_model(m, "CPU", config)
+    req = compiled.create_infer_request()
+    return lambda: req.infer([x])
+
+
+def case(model_name, size, n, nt, reps, tmp):
+    fc.set_num_threads(nt)
+    model = build(model_name)
+    x = np.random.default_rng(0).standard_normal((n, 3, size, size)).astype(np.float32)
+    path = os.path.join(tmp, f"{model_name}.onnx")
+    fc.export_onnx(model, path, (1, 3, size, size))
+    runs = {"fastconv f32": fastconv_runner(model, x, "float32"),
+            "fastconv bf16": fastconv_runner(model, x, "bf16")}
+    quantize = getattr(fc, "quantize", None)
+    if quantize is not None:
+        try:
+            qm = quantize(model, [x[:8]])
+            runs["fastconv int8"] = lambda: qm(x)
+        except Exception as e:          # a model the quantizer cannot take yet
+            print(f"  (fastconv int8 skipped: {e})")
+    extra = {"onnxruntime f32": ort_runner(path, x, nt),
+             "openvino default": openvino_runner(path, x, nt, None),
+             "openvino f32": openvino_runner(path, x, nt, "f32")}
+    runs.update({k: v for k, v in extra.items() if v is not None})
+    for f in runs.values():
+        f()
+        f()
+    times = {k: [] for k in runs}
+    for _ in range(reps):
+        for k, f in runs.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    ref = times["fastconv bf16"]
+    print(f"{model_name} {size}x{size} N={n} threads={nt}")
+    for k, v in times.items():
+        med = statistics.median(v)
+        ratio = statistics.median(a / b for a, b in zip(v, ref))
+        print(f"  {k:18s} {1e3 * med:9.2f} ms  {n / med:8.1f} img/s  {ratio:5.2f}x fastconv bf16",
+              flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="camera")
+    ap.add_argument("--sizes", default="64,224")
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--reps", type=int, default=15)
+    args = ap.parse_args()
+    from fastconv._kernels import _gemm
+    print(f"fastconv {fc.__version__}, bf16 kernel {_gemm.bf16_kernel_name()}; "
+          "the machine is shared: ratios of interleaved rounds, not lone times")
+    with tempfile.TemporaryDirectory() as tmp:
+        for nt in map(int, args.threads.split(",")):
+            for model_name in args.models.split(","):
+                for size in map(int, args.sizes.split(",")):
+                    for n in map(int, args.batches.split(",")):
+                        case(model_name, size, n, nt, args.reps, tmp)
+
+
+if __name__ == "__main__":
+    main()

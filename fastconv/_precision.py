@@ -12,6 +12,13 @@ normalisation, elementwise) run float32; ``fastconv.analysis.summary`` says whic
 """
 import contextlib
 import threading
+import weakref
+
+import numpy as np
+
+from ._grad import is_grad_enabled
+from ._kernels import _elementwise, _memory
+from ._runtime import get_num_threads
 
 _state = threading.local()
 
@@ -42,3 +49,89 @@ def autocast(dtype="bf16", enabled=True):
         yield
     finally:
         _state.dtype = prev
+
+
+# ------------------------------------------------------------------ activations kept in bf16
+# A forward under autocast keeps the activations its backward reads in bf16: half the
+# memory of a training step's saved tensors.  The bf16 products would round them anyway
+# (a convolution's weight gradient reads its input through the bf16 GEMM: bit for bit
+# the same result; Winograd's transforms the rounded input, one more bf16 rounding);
+# BatchNorm's input and fused-ReLU output are rounded like torch's
+# autocast rounds them (the ReLU mask stays exact: bf16 keeps the sign, and only a
+# subnormal positive output would read as zero).  One array saved by two layers (a
+# BatchNorm-ReLU's output, the next convolution's input) shares one bf16 copy, checked
+# against the array first so that an in-place write between them is never missed.  On
+# the tape the graph holds every intermediate array anyway, so nothing is converted.
+
+SAVE_AT_LEAST = 4096          # elements: below this the bookkeeping outweighs the bytes
+
+
+class Bf16Saved:
+    """A float32 array kept as bf16 bits for a backward: ``restore()`` gives float32."""
+
+    __slots__ = ("bits", "shape")
+
+    def __init__(self, bits, shape):
+        self.bits, self.shape = bits, shape
+
+    dtype = property(lambda self: np.dtype(np.float32))
+    nbytes = property(lambda self: self.bits.nbytes)
+
+    def restore(self):
+        out = _memory.empty(self.shape, np.float32)
+        _elementwise.from_bf16(self.bits, out.reshape(-1), get_num_threads())
+        return out
+
+
+def recording():
+    """Context manager: a forward being recorded on the tape (keep() converts nothing)."""
+    return _Recording()
+
+
+class _Recording:
+    __slots__ = ("prev",)
+
+    def __enter__(self):
+        self.prev = getattr(_state, "taped", False)
+        _state.taped = True
+
+    def __exit__(self, *exc):
+        _state.taped = self.prev
+
+
+def keep(a):
+    """a as its backward should keep it: a Bf16Saved under autocast("bf16") with
+    gradients on and off the tape (float32, large enough), else a itself."""
+    if a is None or getattr(_state, "dtype", None) != "bf16" or getattr(_state, "taped", False) \
+            or a.dtype != np.float32 or a.size < SAVE_AT_LEAST or not is_grad_enabled():
+        return a
+    nt = get_num_threads()
+    flat = a.reshape(-1)
+    memo = _memo()
+    hit = memo.get(id(a))
+    if hit is not None and hit[0]() is a and hit[1].shape == a.shape \
+            and _elementwise.matches_bf16(flat, hit[1].bits, nt):
+        return hit[1]
+    bits = _memory.empty((a.size,), np.uint16)
+    _elementwise.to_bf16(flat, bits, nt)
+    saved = Bf16Saved(bits, a.shape)
+    key = id(a)
+
+    def forget(ref, key=key):
+        entry = memo.get(key)
+        if entry is not None and entry[0] is ref:
+            del memo[key]
+    memo[key] = (weakref.ref(a, forget), saved)
+    return saved
+
+
+def restore(a):
+    """The float32 array of keep()'s result (a itself if it was kept as is)."""
+    return a.restore() if type(a) is Bf16Saved else a
+
+
+def _memo():
+    m = getattr(_state, "memo", None)
+    if m is None:
+        m = _state.memo = {}
+    return m

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _shape
 from ._grad import is_grad_enabled
+from ._precision import recording
 
 __all__ = ["Tensor", "apply", "tensor"]
 
@@ -247,15 +248,17 @@ def apply(forward, backward, *args, name=None, **kwargs):
     returns (out, ctx).  With no Tensor among args, the plain output; otherwise Tensor(s)
     recorded on the tape with ``backward(ctx, grad_out, needs)``, needs covering args."""
     arrays = tuple([a.data if isinstance(a, Tensor) else a for a in args])
-    if _profiler is not None:
-        out, ctx = timed(forward, name, *arrays, **kwargs)
-    else:
-        out, ctx = forward(*arrays, **kwargs)
     for a in args:
         if isinstance(a, Tensor):
             break
     else:
-        return out
+        return (timed(forward, name, *arrays, **kwargs) if _profiler is not None
+                else forward(*arrays, **kwargs))[0]
+    with recording():           # the graph holds the inputs: keep no bf16 copies of them
+        if _profiler is not None:
+            out, ctx = timed(forward, name, *arrays, **kwargs)
+        else:
+            out, ctx = forward(*arrays, **kwargs)
     return record(backward, ctx, args, out, name or getattr(forward, "__name__", "op"),
                   call=(args, kwargs))
 

@@ -330,3 +330,90 @@ def test_train_config_precision_checked():
     TrainConfig(precision="bf16").check(False)
     with pytest.raises(ValueError, match="precision must be 'float32' or 'bf16'"):
         TrainConfig(precision="fp16").check(False)
+
+
+# ------------------------------------------------------------------ activations kept in bf16
+
+def test_conv_keeps_its_input_in_bf16_with_the_same_weight_gradient(monkeypatch):
+    """The bf16 weight-gradient GEMM rounds its input anyway: keeping it as bf16 changes
+    no bit of a GEMM path's gradients; Winograd's transforms the rounded input (one more
+    rounding, still bf16's error)."""
+    from fastconv import _precision
+    x = RNG.standard_normal((4, 16, 20, 20)).astype(np.float32)
+    gy = RNG.standard_normal((4, 24, 20, 20)).astype(np.float32)
+    w = (RNG.standard_normal((24, 16, 3, 3)) * 0.1).astype(np.float32)
+    grads = {}
+    for kept in (True, False):
+        if not kept:
+            monkeypatch.setattr(_precision, "SAVE_AT_LEAST", 1 << 62)
+        for algo in ("gather", "padded", "winograd2"):
+            with fc.autocast("bf16"):
+                _, ctx = FC.conv2d(x, w, None, (1, 1), (1, 1, 1, 1), algorithm=algo)
+            saved = ctx.conv.src if algo != "padded" else ctx.conv.padded[0]
+            assert isinstance(saved, _precision.Bf16Saved) == kept
+            grads[kept, algo] = FC.conv2d_backward(ctx, gy)
+    for algo in ("gather", "padded"):
+        for a, b in zip(grads[True, algo], grads[False, algo]):
+            assert np.array_equal(a, b), algo
+    (gx1, gw1, _), (gx0, gw0, _) = grads[True, "winograd2"], grads[False, "winograd2"]
+    assert np.array_equal(gx1, gx0)                    # d input never reads the input
+    assert rms_rel(gw1, gw0.astype(np.float64)) < 5e-3
+
+
+def test_batchnorm_relu_keeps_bf16_and_the_mask_exactly():
+    from fastconv import _precision
+    bn = fc.nn.BatchNorm2d(8)
+    x = RNG.standard_normal((4, 8, 16, 16)).astype(np.float32)
+    gy = RNG.standard_normal(x.shape).astype(np.float32)
+    y32 = bn.forward_relu(x)
+    gx32 = bn.backward(gy)
+    with fc.autocast("bf16"):
+        y16 = bn.forward_relu(x)
+    assert isinstance(bn._ctx.x, _precision.Bf16Saved) and isinstance(bn._ctx.y, _precision.Bf16Saved)
+    gx16 = bn.backward(gy)
+    assert np.array_equal(y16, y32)                    # the forward itself is float32
+    # the gradient's error is bf16's, through x-hat; where the output was zero it is
+    # exactly zero-masked in both
+    assert rms_rel(gx16, gx32.astype(np.float64)) < 1e-2
+    assert np.array_equal(gx16[y32 <= 0] != 0, gx32[y32 <= 0] != 0)
+
+
+def test_a_shared_bf16_copy_never_misses_an_in_place_write():
+    from fastconv import _precision
+    a = RNG.standard_normal((64, 128)).astype(np.float32)
+    with fc.autocast("bf16"):
+        k1 = _precision.keep(a)
+        assert _precision.keep(a) is k1                # the next layer shares it
+        a[3, 5] += 1.0                                 # written in place in between
+        k2 = _precision.keep(a)
+    assert k2 is not k1
+    assert np.array_equal(k2.restore(), bf16(a).astype(np.float32))
+    assert not np.array_equal(k1.restore(), k2.restore())
+
+
+def test_keep_only_under_autocast_with_gradients_and_off_the_tape():
+    from fastconv import _precision
+    a = RNG.standard_normal((64, 128)).astype(np.float32)
+    assert _precision.keep(a) is a
+    with fc.autocast("bf16"):
+        with fc.no_grad():
+            assert _precision.keep(a) is a
+        with _precision.recording():
+            assert _precision.keep(a) is a
+        assert _precision.keep(a.astype(np.float64)).dtype == np.float64
+        assert isinstance(_precision.keep(a), _precision.Bf16Saved)
+
+
+def test_bf16_step_keeps_about_half_the_activation_bytes():
+    m = fc.models.camera_classifier(width=0.5)
+    crit = fc.nn.CrossEntropyLoss()
+    x = RNG.standard_normal((8, 3, 48, 48)).astype(np.float32)
+    live = {}
+    for bf in (False, True):
+        fc.empty_cache()
+        base = fc.memory_stats()["live_bytes"]
+        with fc.autocast("bf16", enabled=bf):
+            crit(m(x), np.arange(8) % 2)
+        live[bf] = fc.memory_stats()["live_bytes"] - base
+        m.backward(crit.backward(), input_grad=False)
+    assert live[True] <= 0.6 * live[False], live

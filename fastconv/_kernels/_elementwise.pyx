@@ -1,4 +1,4 @@
-"""Element-wise kernels: ReLU, residual add, dropout.
+"""Element-wise kernels: ReLU, residual add, dropout, bf16 storage.
 
 Notes
 -----
@@ -10,7 +10,44 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from ._openmp_helpers cimport nthreads_for
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+cdef extern from "gemm.h":
+    # the GEMM packing's rounding: nearest even, subnormals to zero, NaN kept
+    uint32_t fc_bf16_round(float x) nogil
+
+
+def to_bf16(const float[::1] x, uint16_t[::1] h, int n_threads):
+    """h = bf16 bits of x, rounded as the bf16 GEMM rounds its operands.  (n,) flat."""
+    cdef Py_ssize_t n = x.shape[0], i
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
+            h[i] = <uint16_t>(fc_bf16_round(x[i]) >> 16)
+
+
+def from_bf16(const uint16_t[::1] h, float[::1] x, int n_threads):
+    """x = the float32 values of bf16 bits h (exact).  (n,) flat."""
+    cdef Py_ssize_t n = h.shape[0], i
+    cdef uint32_t u
+    cdef float f
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
+            u = (<uint32_t>h[i]) << 16
+            memcpy(&f, &u, 4)
+            x[i] = f
+
+
+def matches_bf16(const float[::1] x, const uint16_t[::1] h, int n_threads):
+    """Whether h holds the bf16 bits of x now (a saved copy still valid after x may
+    have been written in place).  (n,) flat."""
+    cdef Py_ssize_t n = x.shape[0], i
+    cdef Py_ssize_t bad = 0
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
+            if h[i] != <uint16_t>(fc_bf16_round(x[i]) >> 16):
+                bad += 1
+    return bad == 0
 
 
 

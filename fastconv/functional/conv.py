@@ -15,12 +15,13 @@ from .._conv_plan import (DEPTHWISE, WINOGRAD, Algorithm, ConvGeometry, InputGra
                           accepts, choose_algorithm, input_grad_algorithm,
                           weight_grad_algorithm)
 from .._kernels import _conv, _depthwise, _norm, _pad, _winograd
-from .._precision import bf16_enabled
+from .._precision import bf16_enabled, keep, restore
 from ._common import cast, channel_sum, empty, nthreads, per_channel, wants
 
 
 class ConvState(NamedTuple):
-    """A planned convolution as its gradients need it."""
+    """A planned convolution as its gradients need it (under bf16, src and the padded
+    copy are kept as bf16: _precision.keep)."""
     geom: ConvGeometry
     algorithm: Algorithm
     w: np.ndarray               # (M, C/groups, KH, KW)
@@ -125,8 +126,8 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
         if b is not None:
             y3 = per_channel(y)
             _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
-    return y, ConvTranspose2dCtx(x, w, groups, tuple(stride), tuple(padding), tuple(dilation),
-                                 bf16)
+    return y, ConvTranspose2dCtx(keep(x) if bf16 else x, w, groups, tuple(stride),
+                                 tuple(padding), tuple(dilation), bf16)
 
 
 def conv_transpose2d_backward(ctx, gy, needs=None):
@@ -134,6 +135,7 @@ def conv_transpose2d_backward(ctx, gy, needs=None):
     of gy with the same weight and geometry; the weight gradient reuses its plan."""
     need_x, need_w, need_b = wants(needs, 3)
     x, w, groups, (sh, sw), (ph, pw), (dh, dw), bf16 = ctx
+    x = restore(x)
     KH, KW = w.shape[2:]
     H, W = x.shape[2:]
     OH, OW = gy.shape[2:]
@@ -199,14 +201,14 @@ def _run(src, w, b, g, algorithm, relu, nt):
         y = empty((N, M, OH, OW), np.float32)
         _winograd.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt, g.bf16)
         # weight grads read straight from the input: no padded copy to keep or build
-        return y, ConvState(g, algorithm, w, src, None)
+        return y, ConvState(g, algorithm, w, keep(src) if g.bf16 else src, None)
     w2 = w.reshape(M, -1)
     if algorithm is Algorithm.PADDED:
         data = _padded_source(src, g, nt)
         flat, image, off, PW, gsize = data
         ypad = empty((N, M, OH * PW), dt)
         _conv.padded_conv(flat, image, w2, b, ypad, off, g.groups, gsize, relu, nt, g.bf16)
-        state = ConvState(g, algorithm, w, None, data)
+        state = ConvState(g, algorithm, w, None, (keep(flat),) + data[1:] if g.bf16 else data)
         if PW == OW:
             return ypad.reshape(N, M, OH, OW), state
         y = empty((N, M, OH, OW), dt)
@@ -215,7 +217,7 @@ def _run(src, w, b, g, algorithm, relu, nt):
     y = empty((N, M, OH, OW), dt)
     _conv.unfold_gemm(src, w2, b, y, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,
                       relu, nt, g.bf16)
-    return y, ConvState(g, algorithm, w, src, None)
+    return y, ConvState(g, algorithm, w, keep(src) if g.bf16 else src, None)
 
 
 def _grads(state, gy, need_input, need_weight, need_bias, nt):
@@ -254,9 +256,10 @@ def _weight_grad(state, gy, nt, finite):
         wg = weight_grad_algorithm(g, state.algorithm, finite=False)
     if wg is WeightGrad.WINOGRAD:
         S = empty(_winograd.winograd_wgrad_scratch_shape(g.N, g.C, g.M, g.OH, g.OW), np.float32)
-        _winograd.winograd_conv3x3_wgrad(state.src, gy, S, dw2, g.pt, g.pl, nt, g.bf16)
+        _winograd.winograd_conv3x3_wgrad(restore(state.src), gy, S, dw2, g.pt, g.pl, nt, g.bf16)
     elif wg is WeightGrad.PADDED:
         flat, image, off, PW, gsize = state.padded
+        flat = restore(flat)
         N, M, OH, OW = gy.shape
         if PW == OW:
             dypad = gy.reshape(N, M, OH * PW)
@@ -268,7 +271,7 @@ def _weight_grad(state, gy, nt, finite):
                                  g.bf16)
     else:
         scratch = empty((_conv.wgrad_chunks(g.N, g.OH * g.OW), dw2.size), gy.dtype)
-        _conv.weight_grad(gy, state.src, dw2, scratch, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt,
+        _conv.weight_grad(gy, restore(state.src), dw2, scratch, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt,
                           g.pl, g.dh, g.dw, nt, g.bf16)
     return dw2.reshape(state.w.shape)
 

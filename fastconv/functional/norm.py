@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import _group
 from .._kernels import _norm
+from .._precision import keep, restore
 from ._common import empty, empty_like, nthreads, per_channel, wants
 from .activation import ReluCtx, relu_backward
 
@@ -101,14 +102,16 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     y = empty_like(x)
     _norm.channel_affine(x3, per_channel(y), mean.astype(dt), (gamma * invstd).astype(dt),
                          beta.astype(dt), relu, nt)
-    return y, BatchNormCtx(x, mean, var, invstd, gamma, bool(training), y if relu else None,
-                           count, bool(sync), process_group)
+    # under autocast("bf16") the input and the fused ReLU's output are kept as bf16
+    return y, BatchNormCtx(keep(x), mean, var, invstd, gamma, bool(training),
+                           keep(y) if relu else None, count, bool(sync), process_group)
 
 
 def batch_norm_backward(ctx, gy, needs=None):
     """Gradients w.r.t. (x, weight, bias); weight and bias gradients in float64."""
     need_x, need_w, need_b = wants(needs, 3)
     x, mean, _, invstd, gamma, training, y, cnt, sync, group = ctx
+    x, y = restore(x), restore(y)
     dt = x.dtype
     C = x.shape[1]
     nt = nthreads()

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _shape, autograd
 from .._grad import is_grad_enabled
+from .._precision import recording
 from ..autograd import Tensor, record
 
 _NOT_RUN = object()     # backward before any forward
@@ -275,14 +276,16 @@ class Module:
         the context lives on the node, not on the module."""
         name = type(self).__name__
         prof = autograd._profiler
-        if prof is not None:
-            if prof.detail:         # one row per configuration and input size
-                name = f"{name}({self.extra_repr()}) @{'x'.join(map(str, x.shape[1:]))}"
-            t = time.perf_counter()
-            y = fn(x.data, *args, **kwargs)
-            prof.add(name, "forward", time.perf_counter() - t)
-        else:
-            y = fn(x.data, *args, **kwargs)
+        # the graph holds the input arrays: nothing to gain by keeping bf16 copies
+        with recording():
+            if prof is not None:
+                if prof.detail:         # one row per configuration and input size
+                    name = f"{name}({self.extra_repr()}) @{'x'.join(map(str, x.shape[1:]))}"
+                t = time.perf_counter()
+                y = fn(x.data, *args, **kwargs)
+                prof.add(name, "forward", time.perf_counter() - t)
+            else:
+                y = fn(x.data, *args, **kwargs)
         ctx = self.__dict__["_ctx"]
         self.__dict__["_ctx"] = _TAPED
         params = [self._parameters.get(n) for n in self._grad_params]

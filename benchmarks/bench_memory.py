@@ -1,6 +1,10 @@
 """Peak memory of a camera-classifier training step: fastconv vs PyTorch CPU.
 
     python benchmarks/bench_memory.py [--size 64] [--batch 64] [--steps 3] [--threads 2]
+        [--bf16]
+
+--bf16 adds each library's bf16 mixed precision (``fc.autocast("bf16")``,
+``torch.autocast("cpu", torch.bfloat16)``) and the bf16 / float32 ratios.
 
 Each library runs alone in a fresh process (so neither's allocations hide in the
 other's).  Reported: peak resident memory (ru_maxrss) minus the process's resident
@@ -15,7 +19,9 @@ import sys
 CHILD = r"""
 import json, os, resource, sys
 import numpy as np
+import contextlib
 lib, size, batch, steps, threads = sys.argv[1], *map(int, sys.argv[2:6])
+bf16 = sys.argv[6] == "bf16"
 def rss_kb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -33,7 +39,8 @@ if lib == "fastconv":
     base = rss_kb()
     for _ in range(steps):
         opt.zero_grad()
-        crit(m(x), y)
+        with fc.autocast("bf16", enabled=bf16):
+            crit(m(x), y)
         m.backward(crit.backward(), input_grad=False)
         opt.step()
 else:
@@ -48,10 +55,12 @@ else:
     base = rss_kb()
     for _ in range(steps):
         opt.zero_grad()
-        crit(m(tx), ty).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = crit(m(tx), ty)
+        loss.backward()
         opt.step()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"lib": lib, "base_mib": base / 1024, "peak_mib": peak / 1024,
+print(json.dumps({"lib": lib + (" bf16" if bf16 else ""), "base_mib": base / 1024, "peak_mib": peak / 1024,
                   "step_mib": (peak - base) / 1024}))
 """
 
@@ -62,15 +71,18 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true")
     args = ap.parse_args(argv)
     rows = []
-    for lib in ("fastconv", "torch"):
-        r = subprocess.run([sys.executable, "-c", CHILD, lib, str(args.size), str(args.batch),
-                            str(args.steps), str(args.threads)], capture_output=True, text=True)
-        if r.returncode != 0:
-            print(f"bench_memory: {lib} failed:\n{r.stderr}", file=sys.stderr)
-            return 1
-        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    for prec in ("float32", "bf16") if args.bf16 else ("float32",):
+        for lib in ("fastconv", "torch"):
+            r = subprocess.run([sys.executable, "-c", CHILD, lib, str(args.size), str(args.batch),
+                                str(args.steps), str(args.threads), prec], capture_output=True,
+                               text=True)
+            if r.returncode != 0:
+                print(f"bench_memory: {lib} failed:\n{r.stderr}", file=sys.stderr)
+                return 1
+            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     print(f"camera classifier training step, {args.size}x{args.size}, batch {args.batch}, "
           f"{args.steps} steps, {args.threads} threads")
     for row in rows:
@@ -78,6 +90,10 @@ def main(argv=None):
               f"(process peak {row['peak_mib']:.1f} MiB)")
     ratio = rows[0]["step_mib"] / rows[1]["step_mib"]
     print(f"  fastconv / torch: {ratio:.2f}")
+    if args.bf16:
+        print(f"  bf16 / float32: fastconv {rows[2]['step_mib'] / rows[0]['step_mib']:.2f}, "
+              f"torch {rows[3]['step_mib'] / rows[1]['step_mib']:.2f}; "
+              f"fastconv bf16 / torch bf16: {rows[2]['step_mib'] / rows[3]['step_mib']:.2f}")
     return 0
 
 

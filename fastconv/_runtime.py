@@ -68,6 +68,9 @@ def show_config():
     print(f"  CPU flags:      {' '.join(_cpu.features()) or 'none'}")
     print(f"  GEMM kernels:   float {_gemm.kernel_names()[0]}, double {_gemm.kernel_names()[1]}, "
           f"bf16 {_gemm.bf16_kernel_name()}")
+    sets = _cpu.kernel_sets()
+    print(f"  plane kernels:  pooling {sets['pool']}, BatchNorm {sets['norm']}, "
+          f"depthwise {sets['depthwise']}")
     print(f"  OpenMP:         {'enabled' if _openmp_helpers.openmp_enabled() else 'disabled'}")
     print(f"  threads:        {get_num_threads()}")
     try:

@@ -26,6 +26,13 @@ def isa_name():
     return fc_isa_name().decode()
 
 
+def kernel_sets():
+    """The memory-bound kernel sets in use by family, e.g. {'pool': 'avx512', 'norm':
+    'avx512', 'depthwise': 'avx512'} ('neon' on AArch64, 'generic' when forced)."""
+    return {"pool": fc_dispatch.pool.name.decode(), "norm": fc_dispatch.norm.name.decode(),
+            "depthwise": fc_dispatch.depthwise.name.decode()}
+
+
 def compiler():
     """The compiler (and version) that built the kernels."""
     return fc_compiler().decode()

@@ -8,6 +8,7 @@ cdef extern from "depthwise.h":
     ctypedef struct fc_dwgeom_t:
         fc_int sh, sw, ph, pw, dh, dw
     ctypedef struct fc_dw_kernels_t:
+        const char *name
         void (*fwd_plane_f32)(const float *x, fc_int H, fc_int W, const float *w, fc_int KH,
                               fc_int KW, float *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                               float bias, int relu) noexcept nogil

@@ -3,6 +3,7 @@ from ._base cimport fc_int
 
 cdef extern from "norm.h":
     ctypedef struct fc_norm_kernels_t:
+        const char *name
         double (*sum)(const float *x, fc_int n) noexcept nogil
         double (*sqdev)(const float *x, fc_int n, float mean) noexcept nogil
         void (*bwd_sums)(const float *x, const float *dy, const float *y, fc_int n, float mean,

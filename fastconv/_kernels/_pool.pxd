@@ -3,6 +3,7 @@ from ._base cimport fc_int
 
 cdef extern from "pool.h":
     ctypedef struct fc_pool_kernels_t:
+        const char *name
         void (*max2x2_fwd)(const float *x, fc_int H, fc_int W, float *y, unsigned char *idx,
                            fc_int OH, fc_int OW) noexcept nogil
         void (*max2x2_bwd)(const float *dy, const unsigned char *idx, fc_int OH, fc_int OW,

@@ -7,6 +7,13 @@
 
 #define FC_ACC double
 
+/* On AArch64 the baseline has NEON, which the compiler would use here too: the generic
+ * set stays scalar there (the reference FASTCONV_ISA=generic selects), the NEON set below
+ * is the vectorised one. */
+#if defined(__aarch64__)
+#pragma GCC push_options
+#pragma GCC optimize("no-tree-vectorize", "no-tree-slp-vectorize")
+#endif
 #define FC_T float
 #define DW_NAME(x) dw_##x##_f32_generic
 #include "depthwise_impl.h"
@@ -17,11 +24,14 @@
 #include "depthwise_impl.h"
 #undef DW_NAME
 #undef FC_T
+#if defined(__aarch64__)
+#pragma GCC pop_options
+#endif
 
 const fc_dw_kernels_t fc_dw_generic = {
     0, dw_fwd_plane_f32_generic, dw_bwd_plane_f32_generic, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_generic, dw_bwd_plane_padded_f32_generic,
-    dw_fwd_lanes_f32_generic, dw_bwd_lanes_f32_generic,
+    dw_fwd_lanes_f32_generic, dw_bwd_lanes_f32_generic, "generic",
 };
 
 #if defined(__x86_64__)
@@ -46,13 +56,29 @@ const fc_dw_kernels_t fc_dw_generic = {
 const fc_dw_kernels_t fc_dw_avx2 = {
     FC_PATH_AVX2, dw_fwd_plane_f32_avx2, dw_bwd_plane_f32_avx2, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_avx2, dw_bwd_plane_padded_f32_avx2,
-    dw_fwd_lanes_f32_avx2, dw_bwd_lanes_f32_avx2,
+    dw_fwd_lanes_f32_avx2, dw_bwd_lanes_f32_avx2, "avx2",
 };
 
 const fc_dw_kernels_t fc_dw_avx512 = {
     FC_CPU_AVX512F | FC_CPU_AVX512VL | FC_CPU_FMA, dw_fwd_plane_f32_avx512,
     dw_bwd_plane_f32_avx512, dw_fwd_plane_f64_generic, dw_bwd_plane_f64_generic,
     dw_fwd_plane_padded_f32_avx512, dw_bwd_plane_padded_f32_avx512, dw_fwd_lanes_f32_avx512,
-    dw_bwd_lanes_f32_avx512,
+    dw_bwd_lanes_f32_avx512, "avx512",
+};
+#endif
+
+#if defined(__aarch64__)
+/* NEON (AArch64's Advanced SIMD): the float template vectorised for 128-bit registers
+ * (float64 planes keep the generic loops, as on x86) */
+#define FC_T float
+#define DW_NAME(x) dw_##x##_f32_neon
+#include "depthwise_impl.h"
+#undef DW_NAME
+#undef FC_T
+
+const fc_dw_kernels_t fc_dw_neon = {
+    FC_CPU_NEON, dw_fwd_plane_f32_neon, dw_bwd_plane_f32_neon, dw_fwd_plane_f64_generic,
+    dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_neon, dw_bwd_plane_padded_f32_neon,
+    dw_fwd_lanes_f32_neon, dw_bwd_lanes_f32_neon, "neon",
 };
 #endif

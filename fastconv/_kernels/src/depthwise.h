@@ -46,8 +46,9 @@ typedef struct {
     void (*bwd_lanes_f32)(const float *x, const float *dy, fc_int H, fc_int W, const float *w,
                           fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                           int nc, float *dx, float *dwl, float *scratch);
+    const char *name;          /* "generic", "avx2", "avx512", "neon" (show_config) */
 } fc_dw_kernels_t;
 
-extern const fc_dw_kernels_t fc_dw_generic, fc_dw_avx2, fc_dw_avx512;
+extern const fc_dw_kernels_t fc_dw_generic, fc_dw_avx2, fc_dw_avx512, fc_dw_neon;
 
 #endif

@@ -57,11 +57,11 @@ void fc_dispatch_init(void)
     k.winograd.wgrad_chunks = fc_winograd_wgrad_chunks;
     k.winograd.wgrad = fc_winograd_f23_wgrad;
     k.depthwise = PICK(fc_dw_kernels_t, X86_64(&fc_dw_avx512) X86_64(&fc_dw_avx2)
-                       &fc_dw_generic);
+                       ARM64(&fc_dw_neon) &fc_dw_generic);
     k.pool = PICK(fc_pool_kernels_t, X86_64(&fc_pool_avx512) X86_64(&fc_pool_avx2)
-                  &fc_pool_generic);
+                  ARM64(&fc_pool_neon) &fc_pool_generic);
     k.norm = PICK(fc_norm_kernels_t, X86_64(&fc_norm_avx512) X86_64(&fc_norm_avx2)
-                  &fc_norm_generic);
+                  ARM64(&fc_norm_neon) &fc_norm_generic);
     k.workspace.get = fc_workspace;
     k.workspace.flag_error = fc_workspace_flag_error;
     k.workspace.take_error = fc_workspace_take_error;

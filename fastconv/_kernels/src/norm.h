@@ -13,8 +13,9 @@ typedef struct {
     void (*affine)(const float *x, float *y, fc_int n, float m, float a, float b, int relu);
     void (*bwd_apply)(const float *x, const float *dy, const float *y, float *dx, fc_int n,
                       double m, double a, double b, double ik, int exact);
+    const char *name;          /* "generic", "avx2", "avx512", "neon" (show_config) */
 } fc_norm_kernels_t;
 
-extern const fc_norm_kernels_t fc_norm_generic, fc_norm_avx2, fc_norm_avx512;
+extern const fc_norm_kernels_t fc_norm_generic, fc_norm_avx2, fc_norm_avx512, fc_norm_neon;
 
 #endif

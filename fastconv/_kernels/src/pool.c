@@ -3,13 +3,23 @@
 #include "cpu.h"
 #include "pool.h"
 
+/* On AArch64 the baseline has NEON, which the compiler would use here too: the generic
+ * set stays scalar there (the reference FASTCONV_ISA=generic selects), the NEON set below
+ * is the vectorised one. */
+#if defined(__aarch64__)
+#pragma GCC push_options
+#pragma GCC optimize("no-tree-vectorize", "no-tree-slp-vectorize")
+#endif
 #define P_NAME(x) p_##x##_generic
 #include "pool_impl.h"
 #undef P_NAME
+#if defined(__aarch64__)
+#pragma GCC pop_options
+#endif
 
 #define P_SET(isa, flags) \
     const fc_pool_kernels_t fc_pool_##isa = {flags, p_max2x2_fwd_##isa, p_max2x2_bwd_##isa, \
-                                             p_avg2x2_fwd_##isa, p_avg2x2_bwd_##isa}
+                                             p_avg2x2_fwd_##isa, p_avg2x2_bwd_##isa, #isa}
 P_SET(generic, 0);
 
 #if defined(__x86_64__)
@@ -112,4 +122,12 @@ static void p_max2x2_bwd_avx512(const float *restrict dy, const unsigned char *r
 #pragma GCC pop_options
 P_SET(avx2, FC_PATH_AVX2);
 P_SET(avx512, FC_CPU_AVX512F | FC_CPU_AVX512BW | FC_CPU_AVX512VL);
+#endif
+
+#if defined(__aarch64__)
+/* NEON (AArch64's Advanced SIMD): the template vectorised for 128-bit registers */
+#define P_NAME(x) p_##x##_neon
+#include "pool_impl.h"
+#undef P_NAME
+P_SET(neon, FC_CPU_NEON);
 #endif

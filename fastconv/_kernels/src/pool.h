@@ -15,8 +15,9 @@ typedef struct {
                        float div);
     void (*avg2x2_bwd)(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W,
                        float div);
+    const char *name;          /* "generic", "avx2", "avx512", "neon" (show_config) */
 } fc_pool_kernels_t;
 
-extern const fc_pool_kernels_t fc_pool_generic, fc_pool_avx2, fc_pool_avx512;
+extern const fc_pool_kernels_t fc_pool_generic, fc_pool_avx2, fc_pool_avx512, fc_pool_neon;
 
 #endif

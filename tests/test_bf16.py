@@ -30,10 +30,11 @@ RNG = np.random.default_rng(20261130)
 def bf16(a):
     """float32 -> bf16 -> float64: round to nearest even, subnormals to zero, as the
     kernels' packing does."""
-    u = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    a = np.asarray(a, np.float32)
+    u = a.reshape(-1).view(np.uint32).astype(np.uint64)     # 1-d: old NumPy's scalar casts
     r = ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
     r = np.where((u & 0x7F800000) == 0, u & 0x80000000, r).astype(np.uint32)
-    return r.view(np.float32).astype(np.float64)
+    return r.view(np.float32).astype(np.float64).reshape(a.shape)
 
 
 def rms_rel(a, b):

@@ -196,10 +196,11 @@ def _run(src, w, b, g, algorithm, relu, nt):
         return y, ConvState(g, algorithm, w, src, None)
     if algorithm in WINOGRAD:
         tile = 4 if algorithm is Algorithm.WINOGRAD4 else 2
-        Up = empty((_winograd.winograd_weights_size(M, g.C, tile, g.bf16),), np.float32)
-        _winograd.winograd_weights(w, Up, tile, nt, g.bf16)
+        bf16 = g.bf16 and tile == 2             # F(4x4) keeps float32 products (planner)
+        Up = empty((_winograd.winograd_weights_size(M, g.C, tile, bf16),), np.float32)
+        _winograd.winograd_weights(w, Up, tile, nt, bf16)
         y = empty((N, M, OH, OW), np.float32)
-        _winograd.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt, g.bf16)
+        _winograd.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt, bf16)
         # weight grads read straight from the input: no padded copy to keep or build
         return y, ConvState(g, algorithm, w, keep(src) if g.bf16 else src, None)
     w2 = w.reshape(M, -1)

@@ -35,20 +35,23 @@ def bf16_enabled():
 
 
 @contextlib.contextmanager
-def autocast(dtype="bf16", enabled=True):
+def autocast(dtype="bf16", enabled=True, save_bf16=True):
     """Context manager: convolutions and Linear inside it multiply in ``dtype`` ('bf16',
     or 'bfloat16'; NumPy has no bf16 type, so it is named by string) and sum in float32.
     enabled=False runs float32 (one code path for both, like ``torch.autocast``).
-    Nests; per Python thread."""
+    save_bf16: keep the activations a backward reads as bf16 (about half a training
+    step's saved memory, for a conversion pass each way; see keep() below); False keeps
+    them float32.  Nests; per Python thread."""
     name = _NAMES.get(dtype) if isinstance(dtype, str) else None
     if name is None:
         raise ValueError(f"autocast: dtype must be 'bf16' (or 'bfloat16'); got {dtype!r}")
-    prev = getattr(_state, "dtype", None)
+    prev = getattr(_state, "dtype", None), getattr(_state, "save", True)
     _state.dtype = name if enabled else None
+    _state.save = bool(save_bf16)
     try:
         yield
     finally:
-        _state.dtype = prev
+        _state.dtype, _state.save = prev
 
 
 # ------------------------------------------------------------------ activations kept in bf16
@@ -103,7 +106,8 @@ def keep(a):
     """a as its backward should keep it: a Bf16Saved under autocast("bf16") with
     gradients on and off the tape (float32, large enough), else a itself."""
     if a is None or getattr(_state, "dtype", None) != "bf16" or getattr(_state, "taped", False) \
-            or a.dtype != np.float32 or a.size < SAVE_AT_LEAST or not is_grad_enabled():
+            or not getattr(_state, "save", True) or a.dtype != np.float32 \
+            or a.size < SAVE_AT_LEAST or not is_grad_enabled():
         return a
     nt = get_num_threads()
     flat = a.reshape(-1)

@@ -405,6 +405,8 @@ def test_keep_only_under_autocast_with_gradients_and_off_the_tape():
             assert _precision.keep(a) is a
         with _precision.recording():
             assert _precision.keep(a) is a
+        with fc.autocast("bf16", save_bf16=False):
+            assert _precision.keep(a) is a
         assert _precision.keep(a.astype(np.float64)).dtype == np.float64
         assert isinstance(_precision.keep(a), _precision.Bf16Saved)
 

@@ -424,3 +424,22 @@ def test_bf16_step_keeps_about_half_the_activation_bytes():
         live[bf] = fc.memory_stats()["live_bytes"] - base
         m.backward(crit.backward(), input_grad=False)
     assert live[True] <= 0.6 * live[False], live
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("hw", [(4, 4), (9, 13)])
+def test_batchnorm_backward_reads_bf16_planes_like_widened_arrays(relu, hw, monkeypatch):
+    """The backward reads the kept bf16 planes directly (planes >= 32 values) or widens
+    small ones: bit for bit the float32 backward on the widened arrays."""
+    from fastconv import _precision
+    from fastconv.functional import norm as FN
+    monkeypatch.setattr(_precision, "SAVE_AT_LEAST", 1)
+    x = RNG.standard_normal((3, 5) + hw).astype(np.float32)
+    gy = RNG.standard_normal(x.shape).astype(np.float32)
+    w, b = RNG.standard_normal(5).astype(np.float32), RNG.standard_normal(5).astype(np.float32)
+    with fc.autocast("bf16"):
+        _, ctx = FN.batch_norm(x, w, b, 1e-5, relu=relu)
+    assert type(ctx.x) is _precision.Bf16Saved
+    widened = ctx._replace(x=ctx.x.restore(), y=None if ctx.y is None else ctx.y.restore())
+    for got, want in zip(FN.batch_norm_backward(ctx, gy), FN.batch_norm_backward(widened, gy)):
+        assert np.array_equal(got, want)

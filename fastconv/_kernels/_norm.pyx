@@ -14,7 +14,10 @@ A fused ReLU (``relu`` / ``y`` arguments) lets a Conv-BN-ReLU block normalise an
 rectify in one pass, and mask the gradient by the output inside the backward passes.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport uint16_t, uint32_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 from ._openmp_helpers cimport nthreads_for
 from libc.math cimport sqrt
@@ -367,3 +370,79 @@ def group_norm_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] d
                     for q in range(HW):
                         xh = (xr[c * HW + q] - m) * istd
                         dr[c * HW + q] = <floating>(istd * (gr[c * HW + q] * gm - s1 - xh * s2))
+
+
+# ---------------------------------------------------------------- bf16-kept activations
+# Under autocast("bf16") BatchNorm keeps its input and fused-ReLU output as bf16 bits
+# (fastconv._precision.keep).  These two read them a plane at a time: each plane is
+# widened into the thread's float scratch (in cache) and handed to the same float32
+# kernels, so the backward needs no float32 copy of the whole tensor.  Planes of at
+# least SMALL_PLANE values (the caller widens smaller ones whole).
+
+cdef inline void _widen(const uint16_t *h, float *out, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef uint32_t u
+    for i in range(n):
+        u = (<uint32_t>h[i]) << 16
+        memcpy(&out[i], &u, 4)
+
+
+def bn_backward_reduce_bf16(const uint16_t[:, :, ::1] x, const float[:, :, ::1] dy,
+                            const uint16_t[:, :, ::1] y, const double[::1] mean,
+                            const double[::1] invstd, double[::1] sum_dy,
+                            double[::1] sum_dy_xhat, int n_threads):
+    """bn_backward_reduce with x (and y, or None) as bf16 bits; float32 dy.  The same
+    kernels in the same order: bit for bit bn_backward_reduce on the widened arrays."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c
+    cdef const uint16_t *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
+    cdef float *buf
+    cdef int failed = 0
+    if HW < SMALL_PLANE:
+        raise ValueError("bn_backward_reduce_bf16: planes of at least 32 values")
+    with nogil, parallel(num_threads=nthreads_for(N * C * HW, n_threads)):
+        buf = <float *>malloc(2 * HW * sizeof(float))
+        for c in prange(C, schedule='static'):
+            sum_dy[c] = 0
+            sum_dy_xhat[c] = 0
+            if buf == NULL:
+                failed += 1
+                continue
+            for n in range(N):
+                _widen(&x[0, 0, 0] + (n * C + c) * HW, buf, HW)
+                if yp != NULL:
+                    _widen(yp + (n * C + c) * HW, buf + HW, HW)
+                KT.norm.bwd_sums(buf, &dy[0, 0, 0] + (n * C + c) * HW,
+                                 (buf + HW) if yp != NULL else NULL, HW, <float>mean[c],
+                                 &sum_dy[c], &sum_dy_xhat[c])
+            sum_dy_xhat[c] = (sum_dy_xhat[c] - sum_dy[c] * (mean[c] - <float>mean[c])) * invstd[c]
+        free(buf)
+    if failed:
+        raise MemoryError("bn_backward_reduce_bf16: cannot allocate plane scratch")
+
+
+def bn_backward_apply_bf16(const uint16_t[:, :, ::1] x, const float[:, :, ::1] dy,
+                           const uint16_t[:, :, ::1] y, const double[::1] mean,
+                           const double[::1] a, const double[::1] b, const double[::1] ik,
+                           float[:, :, ::1] dx, bint exact, int n_threads):
+    """bn_backward_apply with x (and y, or None) as bf16 bits; float32 dy and dx."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], p, c
+    cdef const uint16_t *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
+    cdef float *buf
+    cdef int failed = 0
+    if HW < SMALL_PLANE:
+        raise ValueError("bn_backward_apply_bf16: planes of at least 32 values")
+    with nogil, parallel(num_threads=nthreads_for(N * C * HW, n_threads)):
+        buf = <float *>malloc(2 * HW * sizeof(float))
+        for p in prange(N * C, schedule='static'):
+            if buf == NULL:
+                failed += 1
+                continue
+            c = p % C
+            _widen(&x[0, 0, 0] + p * HW, buf, HW)
+            if yp != NULL:
+                _widen(yp + p * HW, buf + HW, HW)
+            KT.norm.bwd_apply(buf, &dy[0, 0, 0] + p * HW, (buf + HW) if yp != NULL else NULL,
+                              &dx[0, 0, 0] + p * HW, HW, mean[c], a[c], b[c], ik[c], exact)
+        free(buf)
+    if failed:
+        raise MemoryError("bn_backward_apply_bf16: cannot allocate plane scratch")

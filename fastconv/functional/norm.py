@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _group
 from .._kernels import _norm
-from .._precision import keep, restore
+from .._precision import Bf16Saved, keep, restore
 from ._common import empty, empty_like, nthreads, per_channel, wants
 from .activation import ReluCtx, relu_backward
 
@@ -111,16 +111,25 @@ def batch_norm_backward(ctx, gy, needs=None):
     """Gradients w.r.t. (x, weight, bias); weight and bias gradients in float64."""
     need_x, need_w, need_b = wants(needs, 3)
     x, mean, _, invstd, gamma, training, y, cnt, sync, group = ctx
-    x, y = restore(x), restore(y)
+    # bf16-kept x and y (autocast) are read a plane at a time by the _bf16 kernels; small
+    # planes are widened whole
+    bits = type(x) is Bf16Saved and x.shape[2:] and np.prod(x.shape[2:]) >= 32 and \
+        (y is None or type(y) is Bf16Saved)
+    if not bits:
+        x, y = restore(x), restore(y)
     dt = x.dtype
     C = x.shape[1]
     nt = nthreads()
     if y is not None and dt != np.float32:      # fused ReLU, float64: mask first
         gy, y = relu_backward(ReluCtx(y), gy)[0], None
-    x3, g3 = per_channel(x), per_channel(gy)
-    y3 = None if y is None else per_channel(y)
+    g3 = per_channel(gy)
+    x3 = per_channel(x.bits.reshape(x.shape)) if bits else per_channel(x)
+    y3 = None if y is None else per_channel(y.bits.reshape(y.shape)) if bits else per_channel(y)
     sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
-    _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
+    if bits:
+        _norm.bn_backward_reduce_bf16(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
+    else:
+        _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
     gx = None
     if need_x:
         if training and cnt > 0:
@@ -131,10 +140,11 @@ def batch_norm_backward(ctx, gy, needs=None):
             b, k = s_dy / cnt, s_dy_xhat / cnt
         else:
             b = k = np.zeros(C)
-        gx = empty_like(x)
+        gx = empty(x.shape, dt)
         # few values per channel: the terms cancel, so evaluate them in double
-        _norm.bn_backward_apply(x3, g3, y3, mean, gamma * invstd, b, invstd * k, per_channel(gx),
-                                cnt <= EXACT_BELOW, nt)
+        apply = _norm.bn_backward_apply_bf16 if bits else _norm.bn_backward_apply
+        apply(x3, g3, y3, mean, gamma * invstd, b, invstd * k, per_channel(gx),
+              cnt <= EXACT_BELOW, nt)
     return gx, sum_dy_xhat if need_w else None, sum_dy if need_b else None
 
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from . import _shape, autograd
+from ._conv_plan import Algorithm, ConvGeometry, choose_algorithm
 from ._grad import no_grad
 from .nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout,
                  Flatten, Identity, Linear, MaxPool2d, Module, ReLU, Residual, Sequential,
@@ -103,7 +104,7 @@ def _leaf(m, shape, rf):
 class Summary:
     """Rows (one per leaf layer) and totals of ``summary``; ``str()`` gives the table.
 
-    Each row: name, type, output_shape, params, macs (multiply-adds), rf (theoretical
+    Each row: name, type, input_shape, output_shape, params, macs (multiply-adds), rf (theoretical
     receptive field, (h, w) input pixels), jump ((h, w) input pixels between outputs),
     activation_bytes (float32 output)."""
 
@@ -123,6 +124,9 @@ class Summary:
         body = [[r["name"], r["type"], str(r["output_shape"]), f"{r['params']:,}",
                  f"{r['macs']:,}", fmt_pair(r["rf"]), fmt_pair(r["jump"]),
                  f"{r['activation_bytes'] / 1024:,.1f}"] for r in self.rows]
+        if self.rows and "precision" in self.rows[0]:
+            head = head + ["precision"]
+            body = [b + [r["precision"]] for b, r in zip(body, self.rows)]
         widths = [max(len(x) for x in col) for col in zip(head, *body)]
         right = {3, 4, 5, 6, 7}
 
@@ -165,6 +169,7 @@ def _walk(m, shape, rf, prefix, rows):
         got = (tuple(out), sum(p.data.size for p in m.parameters()), 0, rf)
     out, params, macs, rf = got
     rows.append(dict(name=prefix or type(m).__name__, type=type(m).__name__,
+                     input_shape=tuple(int(v) for v in shape),
                      output_shape=tuple(int(v) for v in out), params=int(params),
                      macs=int(macs), rf=rf.size, jump=rf.jump,
                      activation_bytes=int(np.prod(out)) * 4))
@@ -202,6 +207,7 @@ def _trace(model, shape, rf, prefix, rows):
             seen[row] = seen.get(row, 0) + 1
             rows.append(dict(name=row if seen[row] == 1 else f"{row} (call {seen[row]})",
                              type=type(module).__name__,
+                             input_shape=tuple(int(v) for v in inputs[0].shape),
                              output_shape=tuple(int(v) for v in out_shape),
                              params=int(params) if seen[row] == 1 else 0, macs=int(macs),
                              rf=out.size, jump=out.jump,
@@ -218,17 +224,46 @@ def _trace(model, shape, rf, prefix, rows):
     return tuple(y.shape), fields.get(id(y), rf)
 
 
-def summary(model, input_shape):
+def _bf16_precision(m, shape):
+    """What a layer multiplies in under autocast("bf16") for an input of shape."""
+    if isinstance(m, Linear):
+        return "bf16"
+    if isinstance(m, (Conv2d, ConvTranspose2d)):
+        if m.groups == m.in_channels and m.in_channels > 1:
+            return "float32 (depthwise)"
+        if isinstance(m, Conv2d) and len(shape) == 4:
+            g = ConvGeometry.of(shape, m.weight.shape, m.stride, m._pads(shape[2], shape[3]),
+                                m.dilation, m.groups, np.float32, True)
+            if choose_algorithm(g) is Algorithm.WINOGRAD4:
+                return "float32 (Winograd F(4x4))"
+        return "bf16"
+    return "float32"
+
+
+def summary(model, input_shape, precision=None):
     """Per-layer table for ``model`` on an input of ``input_shape`` (N, C, H, W):
     name, type, output shape, parameters, multiply-adds, theoretical receptive field and
-    jump, activation memory; with totals.  Returns a ``Summary`` (print it)."""
+    jump, activation memory; with totals.  Returns a ``Summary`` (print it).
+
+    precision="bf16" adds a precision column: what each layer multiplies in under
+    ``fastconv.autocast("bf16")`` at this input size (bf16, or float32 for depthwise
+    convolutions, Winograd F(4x4) layers and the memory-bound ones)."""
     if not isinstance(model, Module):
         raise TypeError(f"summary: expected a fastconv Module, got {type(model).__name__}")
+    if precision not in (None, "float32", "bf16"):
+        raise ValueError(f"summary: precision must be None, 'float32' or 'bf16'; got "
+                         f"{precision!r}")
     input_shape = tuple(int(v) for v in input_shape)
     if len(input_shape) != 4 or min(input_shape) < 1:
         raise ValueError(f"summary: expected an input shape (N, C, H, W), got {input_shape}")
     rows = []
     _walk(model, input_shape, _RF(), "", rows)
+    if precision is not None:
+        modules = dict(model.named_modules())
+        for r in rows:
+            m = modules.get(r["name"].split(" (call ")[0])
+            r["precision"] = "float32" if precision == "float32" or m is None else \
+                _bf16_precision(m, r["input_shape"])
     return Summary(rows, input_shape)
 
 

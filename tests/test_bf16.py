@@ -443,3 +443,23 @@ def test_batchnorm_backward_reads_bf16_planes_like_widened_arrays(relu, hw, monk
     widened = ctx._replace(x=ctx.x.restore(), y=None if ctx.y is None else ctx.y.restore())
     for got, want in zip(FN.batch_norm_backward(ctx, gy), FN.batch_norm_backward(widened, gy)):
         assert np.array_equal(got, want)
+
+
+def test_summary_shows_the_precision_each_layer_runs_in():
+    from fastconv import analysis
+    m = fc.nn.Sequential(fc.nn.Conv2d(3, 16, 3, padding=1), fc.nn.BatchNorm2d(16),
+                         fc.nn.Conv2d(16, 16, 3, padding=1, groups=16),
+                         fc.nn.Conv2d(16, 32, 3, padding=1), fc.nn.AdaptiveAvgPool2d(1),
+                         fc.nn.Flatten(), fc.nn.Linear(32, 2))
+    rows = analysis.summary(m, (16, 3, 64, 64), precision="bf16").rows
+    got = {r["name"]: r["precision"] for r in rows}
+    assert got == {"0": "bf16", "1": "float32", "2": "float32 (depthwise)",
+                   "3": "float32 (Winograd F(4x4))", "4": "float32", "5": "float32",
+                   "6": "bf16"}
+    # on small planes the same 3x3 layer is Winograd F(2x2): bf16
+    rows = analysis.summary(m, (2, 3, 12, 12), precision="bf16").rows
+    assert rows[3]["precision"] == "bf16"
+    assert "precision" in str(analysis.summary(m, (2, 3, 12, 12), precision="bf16"))
+    assert "precision" not in analysis.summary(m, (2, 3, 12, 12)).rows[0]
+    with pytest.raises(ValueError, match="precision must be"):
+        analysis.summary(m, (2, 3, 12, 12), precision="int4")

@@ -16,7 +16,7 @@ __all__ = ["Node", "build_graph", "run_float"]
 
 
 class Node:
-    """One step of the forward: kind (conv, linear, bn, relu, relu6, maxpool, gap,
+    """One step of the forward: kind (conv, linear, bn, relu, relu6, maxpool, gap, gmp,
     flatten, add, identity, module, op), the layer (module) or op (op, args, kwargs), the
     input value numbers, the output value number, and for conv / linear / add the fused
     BatchNorm (bn) and activation (act: None, 'relu' or 'relu6')."""
@@ -55,6 +55,9 @@ def _kind(module, name, args, out):
         return "maxpool"
     if type(module) is nn.AdaptiveAvgPool2d and tuple(out.shape[2:]) == (1, 1):
         return "gap"
+    if type(module) is nn.AdaptiveMaxPool2d and tuple(out.shape[2:]) == (1, 1) \
+            and not getattr(module, "return_indices", False):
+        return "gmp"
     if type(module) is nn.Flatten and len(out.shape) == 2:
         return "flatten"
     if type(module) in (nn.Dropout, nn.Identity):

@@ -155,7 +155,7 @@ class _WeightStep(_Step):
 
 
 class _FollowStep(_Step):
-    """Max pooling, global average pooling, flatten, ReLU / ReLU6: on u8 when the input
+    """Max pooling, global max / average pooling, flatten, ReLU / ReLU6: on u8 when the input
     is u8 (the scale passes through; global pooling returns float32), else float."""
 
     def __init__(self, node, on_u8):
@@ -172,6 +172,9 @@ class _FollowStep(_Step):
             y = np.empty((d.shape[0],) + tuple(n.shape[2:]) + (d.shape[3],), np.uint8)
             Q.max_pool(d, y, *k, *s, *p, *dl, nt)
             return QTensor(y, x.scale, x.zp, (d.shape[0], d.shape[3]) + tuple(n.shape[2:]))
+        if n.kind == "gmp":                   # global max: the scale passes through
+            y = np.ascontiguousarray(d.max(axis=(1, 2), keepdims=True))
+            return QTensor(y, x.scale, x.zp, (d.shape[0], d.shape[3], 1, 1))
         if n.kind == "gap":
             y = np.empty((d.shape[0], d.shape[3]), np.float32)
             Q.global_avg_pool(d, y, x.scale, x.zp)
@@ -255,6 +258,10 @@ class QuantizedModel:
     def eval(self):
         return self
 
+    def train(self, mode=True):
+        """Inference only: nothing to switch (so code that toggles modes runs)."""
+        return self
+
     def precisions(self):
         """[(layer name, kind, 'int8' or 'float32')] in order."""
         return [(s.name, s.kind, s.precision) for s in self.steps]
@@ -333,7 +340,7 @@ def _plan(nodes, out, qp, float_layers, input_shape):
     # pooling / flatten / ReLU step that follows its input's form)
     takes_u8 = set()
     for n in nodes:
-        if id(n) in int8 or n.kind in ("add", "maxpool", "gap", "flatten", "relu", "relu6"):
+        if id(n) in int8 or n.kind in ("add", "maxpool", "gap", "gmp", "flatten", "relu", "relu6"):
             takes_u8.update(n.inputs)
     # the u8 parameters each value is held with (absent: float32); a pooling, flatten
     # or ReLU step on u8 keeps its input's
@@ -350,7 +357,7 @@ def _plan(nodes, out, qp, float_layers, input_shape):
         elif n.kind == "add":
             steps.append(_AddStep(n, [q_in(v) for v in n.inputs], qp[n.output]))
             held[n.output] = qp[n.output]
-        elif n.kind in ("maxpool", "gap", "flatten", "relu", "relu6"):
+        elif n.kind in ("maxpool", "gap", "gmp", "flatten", "relu", "relu6"):
             on_u8 = n.inputs[0] in held
             if on_u8 and n.kind == "flatten" and len(shapes[n.inputs[0]]) == 4 \
                     and tuple(shapes[n.inputs[0]][2:]) != (1, 1):
@@ -437,6 +444,12 @@ def is_quantized_file(path):
             return "__quant__" in z.files
     except (OSError, ValueError):
         return False
+
+
+def read_metadata(path):
+    """The metadata dict save() stored in path."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["__quant__"])).get("metadata", {})
 
 
 def load_quantized(path, model):

@@ -356,3 +356,33 @@ def test_errors_name_the_layer():
         qm(np.zeros((1, 3, 32, 32), np.uint8))
     with pytest.raises(ValueError, match=r"'0\.conv'"):
         qm(np.zeros((1, 4, 32, 32), np.float32))
+
+
+# ------------------------------------------------------------------ command line
+
+def test_cli_quantize_then_predict(tmp_path, capsys):
+    """train a tiny checkpoint, quantize it, predict with both: the same decisions on
+    the samples, p(person) within 0.05, and the int8 file's metadata is the checkpoint's."""
+    pytest.importorskip("PIL")
+    from fastconv.__main__ import main
+    out = tmp_path / "run"
+    assert main(["train", "--synthetic-size", "64", "--image-size", "16", "--epochs", "1",
+                 "--batch-size", "16", "--out", str(out), "--no-progress"]) == 0
+    ck = str(out / "checkpoint.npz")
+    q8 = str(tmp_path / "q8.npz")
+    assert main(["quantize", ck, "--calibration", "32", "-o", q8, "--report",
+                 "--validate"]) == 0
+    o = capsys.readouterr().out
+    assert "SQNR" in o and "validation accuracy" in o and "wrote" in o
+    from fastconv.quantization.model import read_metadata
+    from fastconv.train import load_checkpoint
+    assert read_metadata(q8)["classes"] == load_checkpoint(ck)[0]["classes"]
+    outs = []
+    for path in (ck, q8):
+        assert main(["predict", path, str(out / "samples"), "--threshold", "0.5"]) == 0
+        outs.append(sorted(capsys.readouterr().out.strip().splitlines()))
+    assert len(outs[0]) == len(outs[1]) > 0
+    for a, b in zip(*outs):
+        pa, pb = float(a.split("p(person) ")[1].split()[0]), float(b.split("p(person) ")[1].split()[0])
+        assert abs(pa - pb) < 0.05, (a, b)
+    assert main(["quantize", str(tmp_path / "missing.npz")]) == 2

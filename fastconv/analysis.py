@@ -123,6 +123,9 @@ class Summary:
         body = [[r["name"], r["type"], str(r["output_shape"]), f"{r['params']:,}",
                  f"{r['macs']:,}", fmt_pair(r["rf"]), fmt_pair(r["jump"]),
                  f"{r['activation_bytes'] / 1024:,.1f}"] for r in self.rows]
+        if self.rows and "precision" in self.rows[0]:       # a quantised model's
+            head = head + ["precision"]
+            body = [b + [r["precision"]] for b, r in zip(body, self.rows)]
         widths = [max(len(x) for x in col) for col in zip(head, *body)]
         right = {3, 4, 5, 6, 7}
 
@@ -221,7 +224,16 @@ def _trace(model, shape, rf, prefix, rows):
 def summary(model, input_shape):
     """Per-layer table for ``model`` on an input of ``input_shape`` (N, C, H, W):
     name, type, output shape, parameters, multiply-adds, theoretical receptive field and
-    jump, activation memory; with totals.  Returns a ``Summary`` (print it)."""
+    jump, activation memory; with totals.  Returns a ``Summary`` (print it).
+
+    A ``fastconv.quantize`` model is summarised as its float model plus a precision
+    column: the precision each layer runs in (int8, or float32 where it has no int8
+    kernel or is kept in float; BatchNorm and ReLU folded into an int8 layer show int8)."""
+    precisions = None
+    if hasattr(model, "layer_precisions") and isinstance(getattr(model, "model", None),
+                                                         Module):
+        precisions = model.layer_precisions()
+        model = model.model
     if not isinstance(model, Module):
         raise TypeError(f"summary: expected a fastconv Module, got {type(model).__name__}")
     input_shape = tuple(int(v) for v in input_shape)
@@ -229,6 +241,9 @@ def summary(model, input_shape):
         raise ValueError(f"summary: expected an input shape (N, C, H, W), got {input_shape}")
     rows = []
     _walk(model, input_shape, _RF(), "", rows)
+    if precisions is not None:
+        for r in rows:
+            r["precision"] = precisions.get(r["name"], "-")
     return Summary(rows, input_shape)
 
 

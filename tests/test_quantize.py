@@ -386,3 +386,15 @@ def test_cli_quantize_then_predict(tmp_path, capsys):
         pa, pb = float(a.split("p(person) ")[1].split()[0]), float(b.split("p(person) ")[1].split()[0])
         assert abs(pa - pb) < 0.05, (a, b)
     assert main(["quantize", str(tmp_path / "missing.npz")]) == 2
+
+
+def test_summary_shows_each_layers_precision():
+    from fastconv import analysis
+    m = small_model()
+    qm = fc.quantize(m, batches((2, 3, 32, 32)))
+    s = analysis.summary(qm, (1, 3, 32, 32))
+    prec = {r["name"]: r["precision"] for r in s.rows}
+    assert prec["0.conv"] == prec["0.bn"] == prec["0.relu"] == prec["2"] == "int8"
+    assert prec["10"] == "float32"                      # the head, kept in float
+    assert "precision" in str(s).splitlines()[1]
+    assert "precision" not in str(analysis.summary(m, (1, 3, 32, 32)))

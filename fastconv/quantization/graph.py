@@ -26,6 +26,7 @@ class Node:
         self.inputs, self.output, self.shape = list(inputs), output, tuple(shape)
         self.op = op                      # (name, args, kwargs) of an op call
         self.bn, self.act = None, None
+        self.fused = []                   # names of the layers folded into this one
 
     def __repr__(self):
         extra = (" +bn" if self.bn is not None else "") + (f" +{self.act}" if self.act else "")
@@ -69,6 +70,7 @@ def build_graph(model, input_shape):
     """model's forward for inputs of input_shape (C, H, W) -> (nodes, output value).
     Raises TypeError for a forward with several outputs or a call with several."""
     names = {id(m): n for n, m in model.named_modules()}
+    modules = dict(model.named_modules())
     x = np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)).astype(np.float32)
     was_training = model.training
     model.train()
@@ -92,6 +94,9 @@ def build_graph(model, input_shape):
                     op=(name, args, kwargs) if module is None else None)
         if kind == "bn" and len(args) > 1 and args[1] is True:
             node.act = "relu"                  # BatchNorm2d.forward_relu (ConvBlock)
+            sib = lname.rsplit(".", 1)[0] + ".relu" if "." in lname else None
+            if sib in modules and type(modules[sib]) is nn.ReLU:
+                node.fused.append(sib)         # the block's ReLU, applied by forward_relu
         vid[id(o)] = node.output
         nodes.append(node)
     if not isinstance(out, autograd.Tensor) or id(out) not in vid:
@@ -135,6 +140,7 @@ def _fuse(nodes, out):
         else:
             kept.append(n)
             continue
+        src.fused += [n.name] + n.fused
         src.output = n.output                 # the fused node now makes n's output
         producer[n.output] = src
     return kept, out

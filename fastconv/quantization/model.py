@@ -266,6 +266,15 @@ class QuantizedModel:
         """[(layer name, kind, 'int8' or 'float32')] in order."""
         return [(s.name, s.kind, s.precision) for s in self.steps]
 
+    def layer_precisions(self):
+        """{layer name: 'int8' or 'float32'}, the layers folded into a step (BatchNorm,
+        ReLU) included: what analysis.summary shows."""
+        out = {}
+        for s in self.steps:
+            for name in [s.name] + s.node.fused:
+                out[name] = s.precision
+        return out
+
     def error_report(self, x):
         """Per-layer error of the int8 model against the float one on the batch x: each
         step's output SQNR in dB (cumulative: int8 all the way up to it) and the

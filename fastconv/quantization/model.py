@@ -387,7 +387,7 @@ def _first_training(model):
 
 
 def quantize(model, calibration_batches, observer="percentile", report=False,
-             float_layers=("head",), saved=None):
+             float_layers=("head",), _saved=None):
     """Post-training int8 quantisation of a float model in eval mode.
 
     calibration_batches: an iterable of float32 (N, C, H, W) arrays (or (x, y) pairs),
@@ -408,7 +408,7 @@ def quantize(model, calibration_batches, observer="percentile", report=False,
         raise ValueError(f"quantize: observer must be one of {sorted(OBSERVERS)} or a "
                          f"class, got {observer!r}")
     batches = []
-    if saved is None:
+    if _saved is None:
         for b in calibration_batches if calibration_batches is not None else ():
             batches.append(b[0] if isinstance(b, (tuple, list)) else b)
         if not batches:
@@ -416,10 +416,10 @@ def quantize(model, calibration_batches, observer="percentile", report=False,
                              "float32 (N, C, H, W) array)")
     first = next(iter(model.named_modules()))[0]
     sample = np.asarray(batches[0]) if batches else None
-    input_shape = tuple(sample.shape[1:]) if sample is not None else saved["input_shape"]
+    input_shape = tuple(sample.shape[1:]) if sample is not None else _saved["input_shape"]
     nodes, out = build_graph(model, input_shape)
     lname = nodes[0].name if nodes else first
-    if saved is None:
+    if _saved is None:
         observers = {}
 
         def see(n, y):
@@ -437,7 +437,7 @@ def quantize(model, calibration_batches, observer="percentile", report=False,
             run_float(nodes, out, b, visit=see)
         qp = {v: qparams(*o.range()) for v, o in observers.items()}
     else:
-        qp = {int(k): (np.float32(s), int(z)) for k, (s, z) in saved["qparams"].items()}
+        qp = {int(k): (np.float32(s), int(z)) for k, (s, z) in _saved["qparams"].items()}
     options = {"float_layers": list(float_layers),
                "observer": observer if isinstance(observer, str) else observer.__name__}
     qm = QuantizedModel(model, input_shape, nodes, out, qp, options)
@@ -473,6 +473,6 @@ def load_quantized(path, model):
     model.eval()
     qm = quantize(model, None, observer=spec["options"]["observer"],
                   float_layers=spec["options"]["float_layers"],
-                  saved={"qparams": spec["qparams"],
+                  _saved={"qparams": spec["qparams"],
                             "input_shape": tuple(spec["input_shape"])})
     return qm, spec.get("metadata", {})

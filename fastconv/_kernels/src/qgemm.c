@@ -38,10 +38,14 @@ static void im2col_row(const uint8_t *x, const fc_qgeom_t *g, fc_int r, uint8_t 
         const fc_int ih = oh * g->sh - g->ph + i * g->dh;
         for (fc_int j = 0; j < g->kw; j++, p += C) {
             const fc_int iw = ow * g->sw - g->pw + j * g->dw;
-            if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+            if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) {
                 memset(p, g->zp, (size_t)C);
-            else
+            } else if (C < 16) {              /* a first layer's 3 channels: no call */
+                const uint8_t *src = x + ((n * g->h + ih) * g->w + iw) * C;
+                for (fc_int c = 0; c < C; c++) p[c] = src[c];
+            } else {
                 memcpy(p, x + ((n * g->h + ih) * g->w + iw) * C, (size_t)C);
+            }
         }
     }
     memset(p, 0, (size_t)(row + Kp - p));

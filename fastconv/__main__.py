@@ -429,8 +429,8 @@ def build_parser():
                    help="calibration images from the training data (256)")
     p.add_argument("-o", "--output", help="the file to write (default: "
                    "CHECKPOINT without .npz + _int8.npz)")
-    p.add_argument("--observer", choices=("percentile", "minmax"), default="percentile",
-                   help="activation ranges: 99.99th percentile (default) or min/max")
+    p.add_argument("--observer", choices=("minmax", "percentile"), default="minmax",
+                   help="activation ranges: min/max (default) or the 99.99th percentile")
     p.add_argument("--float-layers", default="head", metavar="NAMES",
                    help="comma-separated layers kept in float32; 'first' and 'head' name "
                    "the first and last convolution / Linear ('head'; '' for none)")

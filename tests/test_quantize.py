@@ -198,6 +198,9 @@ def test_pooling_add_and_conversions_match_reference():
     Q.quantize_nchw(f, q, np.float32(20.0), np.float32(128), 2)
     want = np.rint(np.clip(f * np.float32(20) + np.float32(128), 0, 255)).astype(np.uint8)
     assert np.array_equal(q, want.transpose(0, 2, 3, 1))
+    q5 = np.empty((2, 4, 5, 5), np.uint8)                  # channels padded with zp
+    Q.quantize_nchw(f, q5, np.float32(20.0), np.float32(128), 2)
+    assert np.array_equal(q5[..., :3], q) and (q5[..., 3:] == 128).all()
     back = np.empty_like(f)
     Q.dequantize_nhwc(q, back, np.float32(0.05), 128, 2)
     assert np.array_equal(back, (want.astype(np.int32) - 128).astype(np.float32) * np.float32(0.05))

@@ -188,10 +188,15 @@ def add(const uint8_t[::1] a, const uint8_t[::1] b, uint8_t[::1] y, float ka, in
 
 def quantize_nchw(const float[:, :, :, ::1] x, uint8_t[:, :, :, ::1] y, float inv_scale,
                   float zp, int n_threads=1):
-    """float32 NCHW -> u8 NHWC: y = round(clamp(x * inv_scale + zp, 0, 255)), written."""
+    """float32 NCHW -> u8 NHWC: y = round(clamp(x * inv_scale + zp, 0, 255)), written.
+    y may have more channels than x (a convolution's input padded to a multiple of 4
+    channels, so its rows are gathered without a copy): those are set to zp."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t r, n, h, w, c
+    cdef Py_ssize_t CY = y.shape[3], r, n, h, w, c
     cdef float v
+    cdef uint8_t z = <uint8_t>lrintf(_clampf(zp, 0.0, 255.0))
+    if CY < C:
+        raise ValueError("quantize_nchw: y has fewer channels than x")
     with nogil:
         for r in prange(N * H, schedule='static',
                         num_threads=nthreads_for(N * C * H * W, n_threads)):
@@ -202,6 +207,9 @@ def quantize_nchw(const float[:, :, :, ::1] x, uint8_t[:, :, :, ::1] y, float in
                     v = x[n, c, h, w] * inv_scale
                     v = v + zp
                     y[n, h, w, c] = <uint8_t>lrintf(_clampf(v, 0.0, 255.0))
+            for c in range(C, CY):
+                for w in range(W):
+                    y[n, h, w, c] = z
 
 
 def dequantize_nhwc(const uint8_t[:, :, :, ::1] x, float[:, :, :, ::1] y, float scale,

@@ -42,14 +42,15 @@ def _to_float(v, nt):
     return y.reshape(v.shape)
 
 
-def _to_q(v, scale, zp, nt):
-    """A value as u8 NHWC with (scale, zp) (float32 arrays are quantised)."""
+def _to_q(v, scale, zp, nt, channels=None):
+    """A value as u8 NHWC with (scale, zp) (float32 arrays are quantised, to `channels`
+    channels when given: the extra ones hold zp)."""
     if isinstance(v, QTensor):
         return v
     x = np.ascontiguousarray(v, np.float32)
     x4 = x.reshape(x.shape + (1,) * (4 - x.ndim))
     n, c, h, w = x4.shape
-    y = np.empty((n, h, w, c), np.uint8)
+    y = np.empty((n, h, w, channels or c), np.uint8)
     Q.quantize_nchw(x4, y, np.float32(1.0 / float(scale)), np.float32(zp), nt)
     return QTensor(y, scale, zp, x.shape)
 
@@ -84,7 +85,7 @@ class _WeightStep(_Step):
     the input's (scale, zp), the output u8 with out_q's or float32 (out_q None)."""
     precision = "int8"
 
-    def __init__(self, node, in_q, out_q, in_shape):
+    def __init__(self, node, in_q, out_q, in_shape, in_float=False):
         super().__init__(node)
         m = node.module
         if node.bn is not None:
@@ -108,6 +109,14 @@ class _WeightStep(_Step):
             self.wmat = np.ascontiguousarray(wq[:, 0].reshape(cout, -1).T)
             colsum = self.wmat.astype(np.int64).sum(axis=0)
         else:                                              # (K_h*K_w*C, C_out), (kh, kw, c)
+            # a float input quantised here gets its channels padded to a multiple of 4
+            # (zero weights): the kernel then gathers its rows without an im2col copy
+            cin = wq.shape[1]
+            self.cpad = (-cin) % 4 if in_float and (self.kh, self.kw) != (1, 1) else 0
+            if self.cpad:
+                wq = np.concatenate([wq, np.zeros((cout, self.cpad) + wq.shape[2:], np.int8)],
+                                    axis=1)
+            self.cin = cin + self.cpad
             mat = np.ascontiguousarray(wq.transpose(2, 3, 1, 0).reshape(-1, cout))
             colsum = mat.astype(np.int64).sum(axis=0)
             self.packed = Q.pack_weights(mat)
@@ -133,7 +142,8 @@ class _WeightStep(_Step):
             self.pad, self.out_hw = (0, 0), (1, 1)
 
     def run(self, env, nt):
-        x = _to_q(env[self.node.inputs[0]], *self.in_q, nt)
+        x = _to_q(env[self.node.inputs[0]], *self.in_q, nt,
+                  channels=None if self.depthwise or not self.cpad else self.cin)
         n = x.data.shape[0]
         oh, ow = self.out_hw
         if self.out_q is None:
@@ -360,7 +370,8 @@ def _plan(nodes, out, qp, float_layers, input_shape):
             return held.get(v, qp[v])
         if id(n) in int8:
             out_q = qp[n.output] if n.output in takes_u8 and n.output != out else None
-            steps.append(_WeightStep(n, q_in(n.inputs[0]), out_q, shapes[n.inputs[0]]))
+            steps.append(_WeightStep(n, q_in(n.inputs[0]), out_q, shapes[n.inputs[0]],
+                                     in_float=n.inputs[0] not in held))
             if out_q is not None:
                 held[n.output] = out_q
         elif n.kind == "add":

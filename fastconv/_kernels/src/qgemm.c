@@ -26,13 +26,12 @@ void fc_qpack(const fc_qkernel_t *k, const int8_t *w, fc_int K, fc_int cout, int
                 }
 }
 
-/* Row r of the im2col matrix (r over N*OH*OW): the KH*KW taps' C-byte runs in (kh, kw)
+/* The im2col row of output pixel (n, oh, ow): the KH*KW taps' C-byte runs in (kh, kw)
  * order, the zero point where a tap falls in the padding, 0 up to Kp. */
-static void im2col_row(const uint8_t *x, const fc_qgeom_t *g, fc_int r, uint8_t *row,
-                       fc_int Kp)
+static void im2col_row(const uint8_t *x, const fc_qgeom_t *g, fc_int n, fc_int oh,
+                       fc_int ow, uint8_t *row, fc_int Kp)
 {
-    const fc_int C = g->c, ohw = g->oh * g->ow;
-    const fc_int n = r / ohw, oh = (r % ohw) / g->ow, ow = r % g->ow;
+    const fc_int C = g->c;
     uint8_t *p = row;
     for (fc_int i = 0; i < g->kh; i++) {
         const fc_int ih = oh * g->sh - g->ph + i * g->dh;
@@ -49,6 +48,39 @@ static void im2col_row(const uint8_t *x, const fc_qgeom_t *g, fc_int r, uint8_t 
         }
     }
     memset(p, 0, (size_t)(row + Kp - p));
+}
+
+/* The indirection table of rows m0..m0+rows-1 (rounded up to MR: the rows past the end
+ * repeat the last): per row, the pointer of each tap's C input bytes, or the zero-point
+ * row for a tap in the padding. */
+static void indirect_rows(const uint8_t *x, const fc_qgeom_t *g, fc_int m0, fc_int rows,
+                          fc_int MR, const uint8_t *zrow, const uint8_t **ptrs)
+{
+    const fc_int C = g->c, ohw = g->oh * g->ow, T = g->kh * g->kw;
+    const fc_int padded = (rows + MR - 1) / MR * MR;
+    fc_int n = m0 / ohw, oh = (m0 % ohw) / g->ow, ow = m0 % g->ow;   /* then stepped */
+    for (fc_int i = 0; i < padded; i++) {
+        const uint8_t **p = ptrs + i * T;
+        if (i >= rows) {                    /* past the end: repeat the last row */
+            memcpy(p, p - T, (size_t)T * sizeof(*p));
+            continue;
+        }
+        for (fc_int a = 0; a < g->kh; a++) {
+            const fc_int ih = oh * g->sh - g->ph + a * g->dh;
+            for (fc_int b = 0; b < g->kw; b++) {
+                const fc_int iw = ow * g->sw - g->pw + b * g->dw;
+                *p++ = (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+                           ? zrow : x + ((n * g->h + ih) * g->w + iw) * C;
+            }
+        }
+        if (++ow == g->ow) {                /* no divisions per row: they cost more */
+            ow = 0;                         /* than the row's pointers */
+            if (++oh == g->oh) {
+                oh = 0;
+                n++;
+            }
+        }
+    }
 }
 
 /* Rows per tile: the tile's im2col block stays in L2 (about 192 KiB), whole MRs. */
@@ -69,6 +101,9 @@ int fc_qconv(const fc_qkernel_t *k, const uint8_t *x, const fc_qgeom_t *g, const
     /* 1x1, stride 1, no padding, C a multiple of 4: the input is the im2col matrix */
     const int direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 &&
                        g->ph == 0 && g->pw == 0 && g->c % 4 == 0;
+    /* C a multiple of 4: the rows gathered through pointers, no im2col copy */
+    const int indirect = !direct && g->c % 4 == 0;
+    const fc_int T = g->kh * g->kw;
     const fc_int MT = tile_rows(k, Kp, M), nmt = (M + MT - 1) / MT;
     /* too few row tiles for the threads: split the output channels too */
     fc_int nnt = 1;
@@ -91,9 +126,25 @@ int fc_qconv(const fc_qkernel_t *k, const uint8_t *x, const fc_qgeom_t *g, const
         const fc_int p1 = p0 + ppt < npanel ? p0 + ppt : npanel;
         const uint8_t *a;
         fc_int lda;
+        const uint8_t **ptrs = NULL;
         if (direct) {
             a = x + m0 * g->c;
             lda = g->c;
+        } else if (indirect) {
+            const fc_int padded = (mrows + MR - 1) / MR * MR;
+            void *buf = fc_workspace(FC_WS_PACK, (size_t)(padded * T) * sizeof(void *) +
+                                                 (size_t)g->c);
+            if (!buf) {
+                fc_workspace_flag_error();
+                failed = 1;
+                continue;
+            }
+            ptrs = (const uint8_t **)buf;
+            uint8_t *zrow = (uint8_t *)buf + (size_t)(padded * T) * sizeof(void *);
+            memset(zrow, g->zp, (size_t)g->c);
+            indirect_rows(x, g, m0, mrows, MR, zrow, ptrs);
+            a = NULL;
+            lda = 0;
         } else {
             uint8_t *buf = fc_workspace(FC_WS_PACK, (size_t)(MT * Kp));
             if (!buf) {
@@ -101,8 +152,18 @@ int fc_qconv(const fc_qkernel_t *k, const uint8_t *x, const fc_qgeom_t *g, const
                 failed = 1;
                 continue;
             }
-            for (fc_int r = 0; r < mrows; r++)
-                im2col_row(x, g, m0 + r, buf + r * Kp, Kp);
+            const fc_int ohw = g->oh * g->ow;
+            fc_int n = m0 / ohw, oh = (m0 % ohw) / g->ow, ow = m0 % g->ow;
+            for (fc_int r = 0; r < mrows; r++) {
+                im2col_row(x, g, n, oh, ow, buf + r * Kp, Kp);
+                if (++ow == g->ow) {
+                    ow = 0;
+                    if (++oh == g->oh) {
+                        oh = 0;
+                        n++;
+                    }
+                }
+            }
             a = buf;
             lda = Kp;
         }
@@ -111,7 +172,11 @@ int fc_qconv(const fc_qkernel_t *k, const uint8_t *x, const fc_qgeom_t *g, const
             const int nr = (int)(cout - c0 < NR ? cout - c0 : NR);
             for (fc_int r = 0; r < mrows; r += MR) {
                 const int mr = (int)(mrows - r < MR ? mrows - r : MR);
-                k->tile(Kq, a + r * lda, lda, bp + p * Kq * 4 * NR, mr, nr, e, m0 + r, c0);
+                if (ptrs)
+                    k->itile(T, g->c / 4, ptrs + r * T, bp + p * Kq * 4 * NR, mr, nr, e,
+                             m0 + r, c0);
+                else
+                    k->tile(Kq, a + r * lda, lda, bp + p * Kq * 4 * NR, mr, nr, e, m0 + r, c0);
             }
         }
     }
@@ -178,4 +243,23 @@ static void tile_generic(fc_int kq, const uint8_t *a, fc_int lda, const int8_t *
             fc_qepi_store(acc[i][j], e, row0 + i, col0 + j);
 }
 
-const fc_qkernel_t fc_qkernel_generic = {0, G_MR, G_NR, "generic", tile_generic};
+static void itile_generic(fc_int ntaps, fc_int cq, const uint8_t *const *ptrs,
+                          const int8_t *b, int mr, int nr, const fc_qepi_t *e, fc_int row0,
+                          fc_int col0)
+{
+    int32_t acc[G_MR][G_NR] = {{0}};
+    for (fc_int t = 0; t < ntaps; t++)
+        for (fc_int q = 0; q < cq; q++, b += 4 * G_NR)
+            for (int i = 0; i < mr; i++) {
+                const uint8_t *ap = ptrs[i * ntaps + t] + 4 * q;
+                for (int j = 0; j < G_NR; j++)
+                    acc[i][j] += ap[0] * b[4 * j] + ap[1] * b[4 * j + 1] +
+                                 ap[2] * b[4 * j + 2] + ap[3] * b[4 * j + 3];
+            }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            fc_qepi_store(acc[i][j], e, row0 + i, col0 + j);
+}
+
+const fc_qkernel_t fc_qkernel_generic = {0, G_MR, G_NR, "generic", tile_generic,
+                                         itile_generic};

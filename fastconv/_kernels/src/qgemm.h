@@ -34,13 +34,18 @@ typedef struct {
 
 /* One ISA's micro-kernel: C[MR x NR] = A rows (mr <= MR valid, row stride lda) times a
  * packed panel of kq quads, epilogue applied, the nr <= NR valid columns from col0 stored
- * at rows row0.. of the output. */
+ * at rows row0.. of the output.  itile is the same with the A rows gathered through an
+ * indirection table (no im2col copy): row i's K bytes are the ntaps runs of 4*cq bytes
+ * at ptrs[i * ntaps + t] (an input pixel's channels, or a row of zero points for a tap in
+ * the padding); all MR rows' pointers are valid (rows past mr repeat the last). */
 typedef struct {
     unsigned requires;       /* FC_CPU_* flags */
     int mr, nr;
     const char *name;
     void (*tile)(fc_int kq, const uint8_t *a, fc_int lda, const int8_t *b, int mr, int nr,
                  const fc_qepi_t *e, fc_int row0, fc_int col0);
+    void (*itile)(fc_int ntaps, fc_int cq, const uint8_t *const *ptrs, const int8_t *b,
+                  int mr, int nr, const fc_qepi_t *e, fc_int row0, fc_int col0);
 } fc_qkernel_t;
 
 extern const fc_qkernel_t fc_qkernel_generic, fc_qkernel_avx2, fc_qkernel_avx512bw,

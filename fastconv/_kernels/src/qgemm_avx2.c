@@ -63,6 +63,31 @@ static inline void epi8(__m256i acc, const fc_qepi_t *e, fc_int row, fc_int c, i
                                                              _mm256_madd_epi16(ao, b1o))); \
     }
 
+#define ZERO(i) __m256i c##i##0 = _mm256_setzero_si256(), c##i##1 = _mm256_setzero_si256();
+#define TAP(i) const uint8_t *a##i = ptrs[i * ntaps + t];
+#define STEP                                                                             \
+    const __m256i b0 = _mm256_loadu_si256((const void *)b);                              \
+    const __m256i b1 = _mm256_loadu_si256((const void *)(b + 32));                       \
+    const __m256i b0e = _mm256_srai_epi16(_mm256_slli_epi16(b0, 8), 8);                  \
+    const __m256i b0o = _mm256_srai_epi16(b0, 8);                                        \
+    const __m256i b1e = _mm256_srai_epi16(_mm256_slli_epi16(b1, 8), 8);                  \
+    const __m256i b1o = _mm256_srai_epi16(b1, 8);                                        \
+    REP4(DPW)
+
+static void itile_avx2(fc_int ntaps, fc_int cq, const uint8_t *const *ptrs, const int8_t *b,
+                       int mr, int nr, const fc_qepi_t *e, fc_int row0, fc_int col0)
+{
+    const __m256i lowbyte = _mm256_set1_epi16(0xFF);
+    REP4(ZERO)
+    for (fc_int t = 0; t < ntaps; t++) {
+        REP4(TAP)
+        for (fc_int q = 0; q < cq; q++, b += 4 * NR) {
+            STEP
+        }
+    }
+    REP4(STORE)
+}
+
 static void tile_avx2(fc_int kq, const uint8_t *a, fc_int lda, const int8_t *b, int mr, int nr,
                       const fc_qepi_t *e, fc_int row0, fc_int col0)
 {
@@ -81,7 +106,7 @@ static void tile_avx2(fc_int kq, const uint8_t *a, fc_int lda, const int8_t *b, 
     REP4(STORE)
 }
 
-const fc_qkernel_t fc_qkernel_avx2 = {FC_CPU_AVX2, MR, NR, "avx2", tile_avx2};
+const fc_qkernel_t fc_qkernel_avx2 = {FC_CPU_AVX2, MR, NR, "avx2", tile_avx2, itile_avx2};
 
 #pragma GCC pop_options
 #endif

@@ -16,21 +16,37 @@
 #define MR 8
 #define NR 32
 
-/* Columns c..c+n-1 (n <= 16, may be <= 0) of one output row. */
-static inline void epi16(__m512i acc, const fc_qepi_t *e, fc_int row, fc_int c, int n)
+/* One 16-column slice of the epilogue: its per-column values loaded once per tile (the
+ * u8 stores may alias anything, so the compiler would reload them for every row). */
+typedef struct {
+    __mmask16 m;
+    __m512i comp;
+    __m512 mult, bias;
+} cols16;
+
+static inline cols16 cols_load(const fc_qepi_t *e, fc_int c, int n)
 {
-    if (n <= 0) return;
-    const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-    __m512i comp = _mm512_maskz_loadu_epi32(m, e->comp + c);
-    __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(acc, comp));
-    v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, e->mult + c));
-    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, e->bias + c));
-    v = _mm512_max_ps(v, _mm512_set1_ps(e->lo));
-    v = _mm512_min_ps(v, _mm512_set1_ps(e->hi));
-    if (e->y8)
-        _mm512_mask_cvtusepi32_storeu_epi8(e->y8 + row * e->ldy + c, m, _mm512_cvtps_epi32(v));
+    cols16 v;
+    v.m = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+    v.comp = _mm512_maskz_loadu_epi32(v.m, e->comp + c);
+    v.mult = _mm512_maskz_loadu_ps(v.m, e->mult + c);
+    v.bias = _mm512_maskz_loadu_ps(v.m, e->bias + c);
+    return v;
+}
+
+/* Columns c.. of one output row (the slice's mask says which), qgemm.h's epilogue. */
+static inline void epi16(__m512i acc, const cols16 *k, __m512 lo, __m512 hi, uint8_t *y8,
+                         float *yf, fc_int off)
+{
+    __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(acc, k->comp));
+    v = _mm512_mul_ps(v, k->mult);
+    v = _mm512_add_ps(v, k->bias);
+    v = _mm512_max_ps(v, lo);
+    v = _mm512_min_ps(v, hi);
+    if (y8)
+        _mm512_mask_cvtusepi32_storeu_epi8(y8 + off, k->m, _mm512_cvtps_epi32(v));
     else
-        _mm512_mask_storeu_ps(e->yf + row * e->ldy + c, m, v);
+        _mm512_mask_storeu_ps(yf + off, k->m, v);
 }
 
 static inline __m512i quad(const uint8_t *p)
@@ -46,11 +62,21 @@ static inline __m512i quad(const uint8_t *p)
 #define DECL(i)                                                                          \
     __m512i c##i##0 = _mm512_setzero_si512(), c##i##1 = _mm512_setzero_si512();           \
     const uint8_t *a##i = a + (i < mr ? i : mr - 1) * lda;
+#define ZERO(i) __m512i c##i##0 = _mm512_setzero_si512(), c##i##1 = _mm512_setzero_si512();
+#define TAP(i) const uint8_t *a##i = ptrs[i * ntaps + t];
 #define STORE(i)                                                                         \
     if (i < mr) {                                                                        \
-        epi16(c##i##0, e, row0 + i, col0, nr);                                           \
-        epi16(c##i##1, e, row0 + i, col0 + 16, nr - 16);                                 \
+        const fc_int off = (row0 + i) * ldy + col0;                                      \
+        epi16(c##i##0, &k0, lo, hi, y8, yf, off);                                        \
+        if (k1.m) epi16(c##i##1, &k1, lo, hi, y8, yf, off + 16);                         \
     }
+#define EPILOGUE                                                                         \
+    const cols16 k0 = cols_load(e, col0, nr), k1 = cols_load(e, col0 + 16, nr - 16);     \
+    const __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);                 \
+    uint8_t *const y8 = e->y8;                                                           \
+    float *const yf = e->yf;                                                             \
+    const fc_int ldy = e->ldy;                                                           \
+    REP8(STORE)
 #define DP(i)                                                                            \
     {                                                                                    \
         const __m512i av = quad(a##i + 4 * q);                                           \
@@ -79,7 +105,46 @@ static void tile_vnni(fc_int kq, const uint8_t *a, fc_int lda, const int8_t *b, 
         const __m512i b1 = _mm512_loadu_si512(b + 64);
         REP8(DP)
     }
-    REP8(STORE)
+    EPILOGUE
+}
+
+static void itile_vnni(fc_int ntaps, fc_int cq, const uint8_t *const *ptrs, const int8_t *b,
+                       int mr, int nr, const fc_qepi_t *e, fc_int row0, fc_int col0)
+{
+    REP8(ZERO)
+    for (fc_int t = 0; t < ntaps; t++) {
+        REP8(TAP)
+        for (fc_int q = 0; q < cq; q++, b += 4 * NR) {
+            const __m512i b0 = _mm512_loadu_si512(b);
+            const __m512i b1 = _mm512_loadu_si512(b + 64);
+            REP8(DP)
+        }
+    }
+    EPILOGUE
+}
+
+#define BW_STEP                                                                          \
+    const __m512i b0 = _mm512_loadu_si512(b);                                            \
+    const __m512i b1 = _mm512_loadu_si512(b + 64);                                       \
+    const __m512i b0e = _mm512_srai_epi16(_mm512_slli_epi16(b0, 8), 8);                  \
+    const __m512i b0o = _mm512_srai_epi16(b0, 8);                                        \
+    const __m512i b1e = _mm512_srai_epi16(_mm512_slli_epi16(b1, 8), 8);                  \
+    const __m512i b1o = _mm512_srai_epi16(b1, 8);                                        \
+    REP8(DPW)
+
+static void itile_avx512bw(fc_int ntaps, fc_int cq, const uint8_t *const *ptrs,
+                           const int8_t *b, int mr, int nr, const fc_qepi_t *e, fc_int row0,
+                           fc_int col0)
+{
+    const __m512i lowbyte = _mm512_set1_epi16(0xFF);
+    REP8(ZERO)
+    for (fc_int t = 0; t < ntaps; t++) {
+        REP8(TAP)
+        for (fc_int q = 0; q < cq; q++, b += 4 * NR) {
+            BW_STEP
+        }
+    }
+    EPILOGUE
 }
 
 static void tile_avx512bw(fc_int kq, const uint8_t *a, fc_int lda, const int8_t *b, int mr,
@@ -88,22 +153,17 @@ static void tile_avx512bw(fc_int kq, const uint8_t *a, fc_int lda, const int8_t 
     const __m512i lowbyte = _mm512_set1_epi16(0xFF);
     REP8(DECL)
     for (fc_int q = 0; q < kq; q++, b += 4 * NR) {
-        const __m512i b0 = _mm512_loadu_si512(b);
-        const __m512i b1 = _mm512_loadu_si512(b + 64);
-        const __m512i b0e = _mm512_srai_epi16(_mm512_slli_epi16(b0, 8), 8);
-        const __m512i b0o = _mm512_srai_epi16(b0, 8);
-        const __m512i b1e = _mm512_srai_epi16(_mm512_slli_epi16(b1, 8), 8);
-        const __m512i b1o = _mm512_srai_epi16(b1, 8);
-        REP8(DPW)
+        BW_STEP
     }
-    REP8(STORE)
+    EPILOGUE
 }
 
 const fc_qkernel_t fc_qkernel_vnni = {
     FC_CPU_AVX512F | FC_CPU_AVX512BW | FC_CPU_AVX512VL | FC_CPU_AVX512_VNNI, MR, NR,
-    "avx512_vnni", tile_vnni};
+    "avx512_vnni", tile_vnni, itile_vnni};
 const fc_qkernel_t fc_qkernel_avx512bw = {
-    FC_CPU_AVX512F | FC_CPU_AVX512BW | FC_CPU_AVX512VL, MR, NR, "avx512bw", tile_avx512bw};
+    FC_CPU_AVX512F | FC_CPU_AVX512BW | FC_CPU_AVX512VL, MR, NR, "avx512bw", tile_avx512bw,
+    itile_avx512bw};
 
 #pragma GCC pop_options
 #endif

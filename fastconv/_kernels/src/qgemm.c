@@ -65,12 +65,21 @@ static void indirect_rows(const uint8_t *x, const fc_qgeom_t *g, fc_int m0, fc_i
             memcpy(p, p - T, (size_t)T * sizeof(*p));
             continue;
         }
-        for (fc_int a = 0; a < g->kh; a++) {
-            const fc_int ih = oh * g->sh - g->ph + a * g->dh;
-            for (fc_int b = 0; b < g->kw; b++) {
-                const fc_int iw = ow * g->sw - g->pw + b * g->dw;
-                *p++ = (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
-                           ? zrow : x + ((n * g->h + ih) * g->w + iw) * C;
+        const fc_int ih0 = oh * g->sh - g->ph, iw0 = ow * g->sw - g->pw;
+        if (ih0 >= 0 && ih0 + (g->kh - 1) * g->dh < g->h && iw0 >= 0 &&
+            iw0 + (g->kw - 1) * g->dw < g->w) {          /* inside: no checks per tap */
+            const uint8_t *base = x + ((n * g->h + ih0) * g->w + iw0) * C;
+            for (fc_int a = 0; a < g->kh; a++, base += g->dh * g->w * C)
+                for (fc_int b = 0; b < g->kw; b++)
+                    *p++ = base + b * g->dw * C;
+        } else {
+            for (fc_int a = 0; a < g->kh; a++) {
+                const fc_int ih = ih0 + a * g->dh;
+                for (fc_int b = 0; b < g->kw; b++) {
+                    const fc_int iw = iw0 + b * g->dw;
+                    *p++ = (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+                               ? zrow : x + ((n * g->h + ih) * g->w + iw) * C;
+                }
             }
         }
         if (++ow == g->ow) {                /* no divisions per row: they cost more */

@@ -15,6 +15,7 @@ import numpy as np
 from .. import nn
 from .._runtime import get_num_threads
 from .._kernels import _quant as Q
+from ..functional._common import empty as _empty   # the caching allocator (>= 1 MiB)
 from .graph import build_graph, run_float
 from .observers import OBSERVERS, MinMaxObserver, qparams
 
@@ -37,7 +38,7 @@ def _to_float(v, nt):
     if not isinstance(v, QTensor):
         return v
     n, h, w, c = v.data.shape
-    y = np.empty((n, c, h, w), np.float32)
+    y = _empty((n, c, h, w), np.float32)
     Q.dequantize_nhwc(v.data, y, v.scale, v.zp, nt)
     return y.reshape(v.shape)
 
@@ -50,7 +51,7 @@ def _to_q(v, scale, zp, nt, channels=None):
     x = np.ascontiguousarray(v, np.float32)
     x4 = x.reshape(x.shape + (1,) * (4 - x.ndim))
     n, c, h, w = x4.shape
-    y = np.empty((n, h, w, channels or c), np.uint8)
+    y = _empty((n, h, w, channels or c), np.uint8)
     Q.quantize_nchw(x4, y, np.float32(1.0 / float(scale)), np.float32(zp), nt)
     return QTensor(y, scale, zp, x.shape)
 
@@ -147,10 +148,10 @@ class _WeightStep(_Step):
         n = x.data.shape[0]
         oh, ow = self.out_hw
         if self.out_q is None:
-            y = np.empty((n, oh, ow, self.cout), np.float32)
+            y = _empty((n, oh, ow, self.cout), np.float32)
             kw = {"yf": y}
         else:
-            y = np.empty((n, oh, ow, self.cout), np.uint8)
+            y = _empty((n, oh, ow, self.cout), np.uint8)
             kw = {"y8": y}
         args = (self.kh, self.kw, *self.stride, *self.pad, *self.dilation, oh, ow,
                 x.zp, self.comp, self.mult, self.bias, self.lo, self.hi)
@@ -179,14 +180,14 @@ class _FollowStep(_Step):
         d = x.data
         if n.kind == "maxpool":
             k, s, p, dl = n.module._args
-            y = np.empty((d.shape[0],) + tuple(n.shape[2:]) + (d.shape[3],), np.uint8)
+            y = _empty((d.shape[0],) + tuple(n.shape[2:]) + (d.shape[3],), np.uint8)
             Q.max_pool(d, y, *k, *s, *p, *dl, nt)
             return QTensor(y, x.scale, x.zp, (d.shape[0], d.shape[3]) + tuple(n.shape[2:]))
         if n.kind == "gmp":                   # global max: the scale passes through
             y = np.ascontiguousarray(d.max(axis=(1, 2), keepdims=True))
             return QTensor(y, x.scale, x.zp, (d.shape[0], d.shape[3], 1, 1))
         if n.kind == "gap":
-            y = np.empty((d.shape[0], d.shape[3]), np.float32)
+            y = _empty((d.shape[0], d.shape[3]), np.float32)
             Q.global_avg_pool(d, y, x.scale, x.zp)
             return y.reshape(d.shape[0], d.shape[3], 1, 1)
         if n.kind == "flatten":
@@ -209,7 +210,7 @@ class _AddStep(_Step):
         a = _to_q(env[self.node.inputs[0]], *self.in_qs[0], nt)
         b = _to_q(env[self.node.inputs[1]], *self.in_qs[1], nt)
         sy, zy = self.out_q
-        y = np.empty_like(a.data)
+        y = _empty(a.data.shape, np.uint8)
         Q.add(a.data.reshape(-1), b.data.reshape(-1), y.reshape(-1),
               np.float32(float(a.scale) / float(sy)), a.zp,
               np.float32(float(b.scale) / float(sy)), b.zp, np.float32(zy),
@@ -244,6 +245,13 @@ class QuantizedModel:
         self.nodes, self.out, self.qparams, self.options = nodes, out, qp, options
         self.steps = _plan(nodes, out, qp, options["float_layers"], input_shape)
         self.report = None
+        # values dropped after their last use, so the allocator's cache reuses them
+        last = {}
+        for i, s in enumerate(self.steps):
+            for v in s.node.inputs:
+                last[v] = i
+        self._free = [[v for v, i2 in last.items() if i2 == i and v != out]
+                      for i in range(len(self.steps))]
 
     def __call__(self, x):
         first = self.steps[0].name if self.steps else "input"
@@ -259,10 +267,12 @@ class QuantizedModel:
     def forward(self, x, visit=None):
         nt = max(1, get_num_threads())
         env = {0: x}
-        for s in self.steps:
+        for s, free in zip(self.steps, self._free):
             env[s.node.output] = s.run(env, nt)
             if visit is not None:
                 visit(s, env[s.node.output])
+            for v in free:
+                env.pop(v, None)
         return _to_float(env[self.out], nt)
 
     def eval(self):

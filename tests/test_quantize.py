@@ -403,3 +403,15 @@ def test_summary_shows_each_layers_precision():
     assert prec["10"] == "float32"                      # the head, kept in float
     assert "precision" in str(s).splitlines()[1]
     assert "precision" not in str(analysis.summary(m, (1, 3, 32, 32)))
+
+
+def test_other_input_sizes_than_calibration():
+    """Calibrated at 32x32, run at 48x40 and 17x23: the geometry follows the input."""
+    m = small_model()
+    qm = fc.quantize(m, batches((4, 3, 32, 32)))
+    for shape in ((2, 3, 48, 40), (1, 3, 17, 23)):
+        x = batches(shape, 1, seed=4)[0]
+        with fc.no_grad():
+            f = m(x)
+        q = qm(x)
+        assert q.shape == f.shape and _sqnr(f, q) > 25, (shape, _sqnr(f, q))

@@ -134,19 +134,26 @@ class _WeightStep(_Step):
             self.bias = (b / sy + zy).astype(np.float32)
             self.lo = np.float32(max(0.0, np.rint(zy + lo / sy)) if node.act else 0.0)
             self.hi = np.float32(min(255.0, np.rint(zy + hi / sy)) if hi != np.inf else 255.0)
+        self.module = m
+        self.stride = self.dilation = (1, 1)
+        self.pad, self.out_hw, self.in_hw = (0, 0), (1, 1), None
         if isinstance(m, nn.Conv2d):
             self.stride, self.dilation = _pair(m.stride), _pair(m.dilation)
-            self.out_hw = tuple(node.shape[2:])
-            self.pad = _padding(m, in_shape[2:], self.out_hw)
-        else:
-            self.stride = self.dilation = (1, 1)
-            self.pad, self.out_hw = (0, 0), (1, 1)
+
+    def _geometry(self, h, w):
+        """Output size and top/left padding for an h x w input (any size, not only the
+        calibration's; the module's own formulas and checks)."""
+        if (h, w) != self.in_hw:
+            m = self.module
+            out = tuple(m.output_shape((1, m.in_channels, h, w))[2:])
+            self.out_hw, self.pad, self.in_hw = out, _padding(m, (h, w), out), (h, w)
+        return self.out_hw
 
     def run(self, env, nt):
         x = _to_q(env[self.node.inputs[0]], *self.in_q, nt,
                   channels=None if self.depthwise or not self.cpad else self.cin)
         n = x.data.shape[0]
-        oh, ow = self.out_hw
+        oh, ow = self._geometry(*x.data.shape[1:3]) if self.node.kind == "conv" else (1, 1)
         if self.out_q is None:
             y = _empty((n, oh, ow, self.cout), np.float32)
             kw = {"yf": y}
@@ -180,9 +187,10 @@ class _FollowStep(_Step):
         d = x.data
         if n.kind == "maxpool":
             k, s, p, dl = n.module._args
-            y = _empty((d.shape[0],) + tuple(n.shape[2:]) + (d.shape[3],), np.uint8)
+            out = tuple(n.module.output_shape((d.shape[0], d.shape[3]) + d.shape[1:3]))
+            y = _empty((d.shape[0],) + out[2:] + (d.shape[3],), np.uint8)
             Q.max_pool(d, y, *k, *s, *p, *dl, nt)
-            return QTensor(y, x.scale, x.zp, (d.shape[0], d.shape[3]) + tuple(n.shape[2:]))
+            return QTensor(y, x.scale, x.zp, out)
         if n.kind == "gmp":                   # global max: the scale passes through
             y = np.ascontiguousarray(d.max(axis=(1, 2), keepdims=True))
             return QTensor(y, x.scale, x.zp, (d.shape[0], d.shape[3], 1, 1))

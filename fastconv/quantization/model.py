@@ -562,23 +562,31 @@ def is_quantized_file(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             return "__quant__" in z.files
-    except (OSError, ValueError):
+    except Exception:             # not a readable .npz (BadZipFile, OSError...): not ours
         return False
 
 
 def read_metadata(path):
     """The metadata dict save() stored in path."""
-    with np.load(path, allow_pickle=False) as z:
-        return json.loads(str(z["__quant__"])).get("metadata", {})
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["__quant__"])).get("metadata", {})
+    except Exception as e:
+        raise ValueError(f"{path!r} is not a readable fastconv int8 model: "
+                         f"{type(e).__name__}: {e}") from None
 
 
 def load_quantized(path, model):
     """A QuantizedModel from ``save``'s file: model is the float model's skeleton (the
     same architecture), whose weights are loaded from the file -> (qm, metadata)."""
-    with np.load(path, allow_pickle=False) as z:
-        spec = json.loads(str(z["__quant__"]))
-        state = {k: z[k] for k in z.files if k != "__quant__"}
-    if spec.get("format") != FORMAT:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            spec = json.loads(str(z["__quant__"]))
+            state = {k: z[k] for k in z.files if k != "__quant__"}
+    except Exception as e:        # truncated, corrupted, foreign: one clear error
+        raise ValueError(f"{path!r} is not a readable fastconv int8 model: "
+                         f"{type(e).__name__}: {e}") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise ValueError(f"load_quantized: {path} is not a {FORMAT} file")
     model.load_state_dict(state)
     model.eval()

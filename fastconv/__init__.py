@@ -18,6 +18,8 @@ from ._runtime import (empty_cache, get_num_threads, memory_stats, set_num_threa
 from .onnx_export import export_onnx
 from .interop import (export_torch, import_torch, load_state_dict, save_state_dict,
                       to_torch)
+from . import quantization
+from .quantization import QuantizedModel, quantize
 
 __version__ = "0.1.0"
 
@@ -25,5 +27,5 @@ __all__ = ["nn", "optim", "models", "functional", "ops", "profiler", "distribute
            "split", "chunk", "no_grad", "is_grad_enabled", "autocast", "autocast_dtype", "manual_seed",
            "set_num_threads", "get_num_threads", "show_config", "empty_cache", "memory_stats",
            "export_torch", "export_onnx", "import_torch", "save_state_dict", "load_state_dict", "to_torch",
-           "__version__"]
+           "quantization", "quantize", "QuantizedModel", "__version__"]
 

@@ -5,6 +5,7 @@
     predict   classify images or frames with a checkpoint: alarms, latency, frames/s
     evaluate  a checkpoint's accuracy, false alarms and person recall by distance
     export    write a checkpoint's model as ONNX
+    quantize  write an int8 inference model of a checkpoint (predict runs it)
     summary   print a model's per-layer summary (the camera classifier's by default)
     bench     time fastconv against PyTorch CPU (when torch is installed)
 
@@ -118,6 +119,49 @@ def _on_every_rank(func, args):
         distributed.abort(2 if one_line else 1)
 
 
+def _cmd_quantize(args):
+    import time
+
+    import numpy as np
+    from . import data
+    from .quantization import quantize
+    from .train import (TrainConfig, _renormalizer, build_dataset, build_splits, load_model,
+                        predict)
+    if not os.path.isfile(args.checkpoint):
+        raise ValueError(f"no checkpoint file {args.checkpoint!r}")
+    model, meta = load_model(args.checkpoint)
+    config = TrainConfig.saved(meta["config"])
+    train_for, val = build_splits(config, build_dataset(config))
+    calib = train_for(0)
+    n = min(args.calibration, len(calib))
+    prepare = _renormalizer(meta.get("mean", data.MEAN), meta.get("std", data.STD))
+    loader = data.DataLoader(data.Subset(calib, np.arange(n)), min(64, n))
+    batches = [x if prepare is None else prepare(x) for x, _ in loader.epoch(0)]
+    t = time.perf_counter()
+    float_layers = tuple(args.float_layers.split(",")) if args.float_layers else ()
+    qm = quantize(model, batches, observer=args.observer, report=args.report,
+                  float_layers=float_layers)
+    print(f"calibrated on {n} training images ({args.observer}) in "
+          f"{time.perf_counter() - t:.1f} s")
+    if args.report:
+        print(qm.report)
+    out = args.output or os.path.splitext(args.checkpoint)[0] + "_int8.npz"
+    qm.save(out, metadata=meta)
+    prec = [p for _, k, p in qm.precisions() if k in ("conv", "linear")]
+    print(f"wrote {out}: {prec.count('int8')} of {len(prec)} convolution / Linear layers "
+          f"in int8")
+    if args.validate:
+        vl = data.DataLoader(val, 256)
+        _, zf = predict(model, vl, prepare=prepare)
+        _, zq = predict(qm, vl, prepare=prepare)
+        labels = np.asarray(val.labels)
+        af, aq = float((zf.argmax(1) == labels).mean()), float((zq.argmax(1) == labels).mean())
+        print(f"validation accuracy ({len(labels)} images): float32 {100 * af:.2f}%, "
+              f"int8 {100 * aq:.2f}% ({100 * (aq - af):+.2f} points); top-1 agreement "
+              f"{100 * float((zf.argmax(1) == zq.argmax(1)).mean()):.2f}%")
+    return 0
+
+
 def _cmd_predict(args):
     import time
 
@@ -132,7 +176,15 @@ def _cmd_predict(args):
                          "or --raw WxH (frames on standard input)")
     if args.watch and not os.path.isdir(args.watch):
         raise ValueError(f"--watch: no folder {args.watch!r}")
-    model, meta = load_model(args.checkpoint)
+    from .quantization import is_quantized_file, load_quantized
+    if is_quantized_file(args.checkpoint):          # quantize's int8 model
+        from .train import TrainConfig, build_model
+        from .quantization.model import read_metadata
+        meta = read_metadata(args.checkpoint)
+        model, _ = load_quantized(args.checkpoint, build_model(
+            TrainConfig.saved(meta["config"]), len(meta["classes"])))
+    else:
+        model, meta = load_model(args.checkpoint)
     classes, size = meta["classes"], meta["image_size"]
     person = "person" in classes and len(classes) == 2
     threshold = args.threshold
@@ -369,6 +421,28 @@ def build_parser():
     p.add_argument("checkpoint", help="a checkpoint.npz written by train")
     p.add_argument("output", help="the .onnx file to write")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("quantize", help="write an int8 inference model of a checkpoint",
+                       description="Post-training int8 quantisation: calibrate on the "
+                       "first N images of the checkpoint's training data, fold BatchNorm, "
+                       "quantise every convolution to int8 (the classifier head stays "
+                       "float32 unless --float-layers says otherwise) and write the model "
+                       "with the checkpoint's metadata; predict runs the file it writes.")
+    p.add_argument("checkpoint", help="a checkpoint.npz written by train")
+    p.add_argument("--calibration", type=_positive_int, default=256, metavar="N",
+                   help="calibration images from the training data (256)")
+    p.add_argument("-o", "--output", help="the file to write (default: "
+                   "CHECKPOINT without .npz + _int8.npz)")
+    p.add_argument("--observer", choices=("minmax", "percentile"), default="minmax",
+                   help="activation ranges: min/max (default) or the 99.99th percentile")
+    p.add_argument("--float-layers", default="head", metavar="NAMES",
+                   help="comma-separated layers kept in float32; 'first' and 'head' name "
+                   "the first and last convolution / Linear ('head'; '' for none)")
+    p.add_argument("--report", action="store_true",
+                   help="print the per-layer error (SQNR) on the first calibration batch")
+    p.add_argument("--validate", action="store_true",
+                   help="score float32 and int8 on the validation set")
+    p.set_defaults(func=_cmd_quantize)
 
     p = sub.add_parser("predict", help="classify images or frames with a checkpoint",
                        description="One line per frame: for a person detector, whether it "

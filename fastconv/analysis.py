@@ -247,7 +247,15 @@ def summary(model, input_shape, precision=None):
 
     precision="bf16" adds a precision column: what each layer multiplies in under
     ``fastconv.autocast("bf16")`` at this input size (bf16, or float32 for depthwise
-    convolutions, Winograd F(4x4) layers and the memory-bound ones)."""
+    convolutions, Winograd F(4x4) layers and the memory-bound ones).  A
+    ``fastconv.quantize`` model is summarised as its float model plus a precision
+    column: the precision each layer runs in (int8, or float32 where it has no int8
+    kernel or is kept in float; BatchNorm and ReLU folded into an int8 layer show int8)."""
+    precisions = None
+    if hasattr(model, "layer_precisions") and isinstance(getattr(model, "model", None),
+                                                         Module):
+        precisions = model.layer_precisions()
+        model = model.model
     if not isinstance(model, Module):
         raise TypeError(f"summary: expected a fastconv Module, got {type(model).__name__}")
     if precision not in (None, "float32", "bf16"):
@@ -258,7 +266,10 @@ def summary(model, input_shape, precision=None):
         raise ValueError(f"summary: expected an input shape (N, C, H, W), got {input_shape}")
     rows = []
     _walk(model, input_shape, _RF(), "", rows)
-    if precision is not None:
+    if precisions is not None:
+        for r in rows:
+            r["precision"] = precisions.get(r["name"], "-")
+    elif precision is not None:
         modules = dict(model.named_modules())
         for r in rows:
             m = modules.get(r["name"].split(" (call ")[0])

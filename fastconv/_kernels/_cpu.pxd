@@ -5,6 +5,7 @@ from ._depthwise cimport fc_dw_kernels_t
 from ._gemm cimport fc_gemm_ops_t
 from ._norm cimport fc_norm_kernels_t
 from ._pool cimport fc_pool_kernels_t
+from ._qgemm cimport fc_qgemm_ops_t
 from ._winograd cimport fc_winograd_ops_t
 
 cdef extern from "cpu.h":
@@ -36,6 +37,7 @@ cdef extern from "dispatch.h":
         const fc_pool_kernels_t *pool
         const fc_norm_kernels_t *norm
         fc_workspace_ops_t workspace
+        fc_qgemm_ops_t qgemm
     fc_dispatch_t fc_dispatch           # _cpu.pyx only: the other modules use kernels()
     void fc_dispatch_init() nogil
 

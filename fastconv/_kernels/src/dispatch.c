@@ -65,5 +65,11 @@ void fc_dispatch_init(void)
     k.workspace.get = fc_workspace;
     k.workspace.flag_error = fc_workspace_flag_error;
     k.workspace.take_error = fc_workspace_take_error;
+    k.qgemm.kernel = PICK(fc_qkernel_t, X86_64(&fc_qkernel_vnni) X86_64(&fc_qkernel_avx512bw)
+                          X86_64(&fc_qkernel_avx2) &fc_qkernel_generic);
+    k.qgemm.pack_size = fc_qpack_size;
+    k.qgemm.pack = fc_qpack;
+    k.qgemm.conv = fc_qconv;
+    k.qgemm.dwconv = fc_qdwconv;
     fc_dispatch = k;
 }

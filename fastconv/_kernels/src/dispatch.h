@@ -14,6 +14,7 @@
 #include "gemm.h"
 #include "norm.h"
 #include "pool.h"
+#include "qgemm.h"
 #include "winograd.h"
 #include "workspace.h"
 
@@ -27,6 +28,7 @@ typedef struct {
     const fc_pool_kernels_t *pool;
     const fc_norm_kernels_t *norm;
     fc_workspace_ops_t workspace;
+    fc_qgemm_ops_t qgemm;            /* int8 inference (qgemm.h) */
 } fc_dispatch_t;
 
 extern fc_dispatch_t fc_dispatch;

@@ -9,6 +9,7 @@ adds run on u8 directly; any other layer runs in float32 with conversions around
 Activations between int8 steps stay u8 in NHWC; the model takes and returns float32
 NCHW like the float model."""
 import json
+import math
 import threading
 
 import numpy as np
@@ -34,7 +35,7 @@ class _Arena:
 
     def take(self, shape, dtype):
         dt = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        nbytes = math.prod(shape) * dt.itemsize
         pool = self.free.get(nbytes)
         buf = pool.pop() if pool else np.empty(max(nbytes, 1), np.uint8)
         self.owner[id(buf)] = buf

@@ -9,6 +9,7 @@ adds run on u8 directly; any other layer runs in float32 with conversions around
 Activations between int8 steps stay u8 in NHWC; the model takes and returns float32
 NCHW like the float model."""
 import json
+import math
 import threading
 
 import numpy as np
@@ -34,7 +35,7 @@ class _Arena:
 
     def take(self, shape, dtype):
         dt = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        nbytes = math.prod(shape) * dt.itemsize
         pool = self.free.get(nbytes)
         buf = pool.pop() if pool else np.empty(max(nbytes, 1), np.uint8)
         self.owner[id(buf)] = buf
@@ -379,22 +380,28 @@ class QuantizedModel:
 
     def error_report(self, x):
         """Per-layer error of the int8 model against the float one on the batch x: each
-        step's output SQNR in dB (cumulative: int8 all the way up to it) and the
-        relative error ||q - f|| / ||f||; a QuantReport (print it)."""
-        ref = {}
-        run_float(self.nodes, self.out, np.asarray(x, np.float32),
-                  visit=lambda n, y: ref.__setitem__(n.output, y))
-        rows = []
+        step's output SQNR in dB, cumulative (int8 all the way up to it) and local (the
+        step alone, on the float model's own input: where the error comes from), and
+        the cumulative relative error ||q - f|| / ||f||; a QuantReport (print it)."""
+        x = np.ascontiguousarray(x, np.float32)
+        ref = {0: x}
+        run_float(self.nodes, self.out, x, visit=lambda n, y: ref.__setitem__(n.output, y))
         nt = max(1, get_num_threads())
 
-        def visit(s, v):
-            f = np.asarray(ref[s.node.output], np.float64)
+        def sqnr_rel(v, f):
+            f = np.asarray(f, np.float64)
             q = np.asarray(_to_float(v, nt), np.float64).reshape(f.shape)
-            err = np.linalg.norm(q - f)
-            nf = np.linalg.norm(f)
-            sqnr = np.inf if err == 0 else 20 * np.log10(max(nf, 1e-30) / err)
-            rows.append((s.name, s.kind, s.precision, float(sqnr), float(err / max(nf, 1e-30))))
-        self.forward(np.ascontiguousarray(x, np.float32), visit)
+            err, nf = np.linalg.norm(q - f), max(np.linalg.norm(f), 1e-30)
+            return (np.inf if err == 0 else 20 * np.log10(nf / err)), err / nf
+
+        rows = []
+
+        def visit(s, v):
+            cum, rel = sqnr_rel(v, ref[s.node.output])
+            local = s.run({i: ref[i] for i in s.node.inputs}, nt)
+            rows.append((s.name, s.kind, s.precision, float(cum),
+                         float(sqnr_rel(local, ref[s.node.output])[0]), float(rel)))
+        self.forward(x, visit)
         return QuantReport(rows)
 
     def save(self, path, metadata=None):
@@ -411,15 +418,20 @@ class QuantizedModel:
 
 
 class QuantReport:
-    """rows: (layer, kind, precision, SQNR dB, relative error), in order."""
+    """rows: (layer, kind, precision, cumulative SQNR dB, local SQNR dB, relative
+    error), in order."""
 
     def __init__(self, rows):
         self.rows = rows
 
     def __str__(self):
-        lines = [f"{'layer':<28} {'kind':<8} {'precision':<9} {'SQNR dB':>8} {'rel err':>8}"]
-        for name, kind, prec, sqnr, rel in self.rows:
-            lines.append(f"{name[:28]:<28} {kind:<8} {prec:<9} {sqnr:8.1f} {rel:8.4f}")
+        lines = [f"{'layer':<28} {'kind':<8} {'precision':<9} {'SQNR dB':>8} {'local dB':>8} "
+                 f"{'rel err':>8}"]
+        for name, kind, prec, sqnr, local, rel in self.rows:
+            lines.append(f"{name[:28]:<28} {kind:<8} {prec:<9} {sqnr:8.1f} {local:8.1f} "
+                         f"{rel:8.4f}")
+        lines.append("SQNR: 20 log10(|float| / |int8 - float|) of the layer's output, with "
+                     "int8 up to it (cumulative) or on the float input (local)")
         return "\n".join(lines)
 
     __repr__ = __str__

@@ -3,7 +3,7 @@
     python benchmarks/bench_memory.py [--size 64] [--batch 64] [--steps 3] [--threads 2]
         [--bf16]
 
---bf16 adds each library's bf16 mixed precision (``fc.autocast("bf16")``,
+--bf16 adds each library's bf16 mixed precision (``fc.autocast("bf16", save_bf16=True)``,
 ``torch.autocast("cpu", torch.bfloat16)``) and the bf16 / float32 ratios.
 
 Each library runs alone in a fresh process (so neither's allocations hide in the
@@ -39,7 +39,7 @@ if lib == "fastconv":
     base = rss_kb()
     for _ in range(steps):
         opt.zero_grad()
-        with fc.autocast("bf16", enabled=bf16):
+        with fc.autocast("bf16", enabled=bf16, save_bf16=True):
             crit(m(x), y)
         m.backward(crit.backward(), input_grad=False)
         opt.step()

@@ -35,17 +35,18 @@ def bf16_enabled():
 
 
 @contextlib.contextmanager
-def autocast(dtype="bf16", enabled=True, save_bf16=True):
+def autocast(dtype="bf16", enabled=True, save_bf16=False):
     """Context manager: convolutions and Linear inside it multiply in ``dtype`` ('bf16',
     or 'bfloat16'; NumPy has no bf16 type, so it is named by string) and sum in float32.
     enabled=False runs float32 (one code path for both, like ``torch.autocast``).
-    save_bf16: keep the activations a backward reads as bf16 (about half a training
-    step's saved memory, for a conversion pass each way; see keep() below); False keeps
-    them float32.  Nests; per Python thread."""
+    save_bf16=True: keep the activations a backward reads as bf16 (about half a training
+    step's saved memory and 0.69x its peak, for conversion passes that cost about a
+    quarter of the camera classifier's step; see keep() below).  Nests; per Python
+    thread."""
     name = _NAMES.get(dtype) if isinstance(dtype, str) else None
     if name is None:
         raise ValueError(f"autocast: dtype must be 'bf16' (or 'bfloat16'); got {dtype!r}")
-    prev = getattr(_state, "dtype", None), getattr(_state, "save", True)
+    prev = getattr(_state, "dtype", None), getattr(_state, "save", False)
     _state.dtype = name if enabled else None
     _state.save = bool(save_bf16)
     try:
@@ -55,7 +56,7 @@ def autocast(dtype="bf16", enabled=True, save_bf16=True):
 
 
 # ------------------------------------------------------------------ activations kept in bf16
-# A forward under autocast keeps the activations its backward reads in bf16: half the
+# A forward under autocast("bf16", save_bf16=True) keeps the activations its backward reads in bf16: half the
 # memory of a training step's saved tensors.  The bf16 products would round them anyway
 # (a convolution's weight gradient reads its input through the bf16 GEMM: bit for bit
 # the same result; Winograd's transforms the rounded input, one more bf16 rounding);
@@ -103,10 +104,11 @@ class _Recording:
 
 
 def keep(a):
-    """a as its backward should keep it: a Bf16Saved under autocast("bf16") with
-    gradients on and off the tape (float32, large enough), else a itself."""
+    """a as its backward should keep it: a Bf16Saved under autocast("bf16",
+    save_bf16=True) with gradients on and off the tape (float32, large enough), else a
+    itself."""
     if a is None or getattr(_state, "dtype", None) != "bf16" or getattr(_state, "taped", False) \
-            or not getattr(_state, "save", True) or a.dtype != np.float32 \
+            or not getattr(_state, "save", False) or a.dtype != np.float32 \
             or a.size < SAVE_AT_LEAST or not is_grad_enabled():
         return a
     nt = get_num_threads()

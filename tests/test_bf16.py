@@ -352,7 +352,7 @@ def test_conv_keeps_its_input_in_bf16_with_the_same_weight_gradient(monkeypatch)
         if not kept:
             monkeypatch.setattr(_precision, "SAVE_AT_LEAST", 1 << 62)
         for algo in ("gather", "padded", "winograd2"):
-            with fc.autocast("bf16"):
+            with fc.autocast("bf16", save_bf16=True):
                 _, ctx = FC.conv2d(x, w, None, (1, 1), (1, 1, 1, 1), algorithm=algo)
             saved = ctx.conv.src if algo != "padded" else ctx.conv.padded[0]
             assert isinstance(saved, _precision.Bf16Saved) == kept
@@ -372,7 +372,7 @@ def test_batchnorm_relu_keeps_bf16_and_the_mask_exactly():
     gy = RNG.standard_normal(x.shape).astype(np.float32)
     y32 = bn.forward_relu(x)
     gx32 = bn.backward(gy)
-    with fc.autocast("bf16"):
+    with fc.autocast("bf16", save_bf16=True):
         y16 = bn.forward_relu(x)
     assert isinstance(bn._ctx.x, _precision.Bf16Saved) and isinstance(bn._ctx.y, _precision.Bf16Saved)
     gx16 = bn.backward(gy)
@@ -386,7 +386,7 @@ def test_batchnorm_relu_keeps_bf16_and_the_mask_exactly():
 def test_a_shared_bf16_copy_never_misses_an_in_place_write():
     from fastconv import _precision
     a = RNG.standard_normal((64, 128)).astype(np.float32)
-    with fc.autocast("bf16"):
+    with fc.autocast("bf16", save_bf16=True):
         k1 = _precision.keep(a)
         assert _precision.keep(a) is k1                # the next layer shares it
         a[3, 5] += 1.0                                 # written in place in between
@@ -401,11 +401,11 @@ def test_keep_only_under_autocast_with_gradients_and_off_the_tape():
     a = RNG.standard_normal((64, 128)).astype(np.float32)
     assert _precision.keep(a) is a
     with fc.autocast("bf16"):
+        assert _precision.keep(a) is a                     # the default: float32
+    with fc.autocast("bf16", save_bf16=True):
         with fc.no_grad():
             assert _precision.keep(a) is a
         with _precision.recording():
-            assert _precision.keep(a) is a
-        with fc.autocast("bf16", save_bf16=False):
             assert _precision.keep(a) is a
         assert _precision.keep(a.astype(np.float64)).dtype == np.float64
         assert isinstance(_precision.keep(a), _precision.Bf16Saved)
@@ -419,7 +419,7 @@ def test_bf16_step_keeps_about_half_the_activation_bytes():
     for bf in (False, True):
         fc.empty_cache()
         base = fc.memory_stats()["live_bytes"]
-        with fc.autocast("bf16", enabled=bf):
+        with fc.autocast("bf16", enabled=bf, save_bf16=True):
             crit(m(x), np.arange(8) % 2)
         live[bf] = fc.memory_stats()["live_bytes"] - base
         m.backward(crit.backward(), input_grad=False)
@@ -437,7 +437,7 @@ def test_batchnorm_backward_reads_bf16_planes_like_widened_arrays(relu, hw, monk
     x = RNG.standard_normal((3, 5) + hw).astype(np.float32)
     gy = RNG.standard_normal(x.shape).astype(np.float32)
     w, b = RNG.standard_normal(5).astype(np.float32), RNG.standard_normal(5).astype(np.float32)
-    with fc.autocast("bf16"):
+    with fc.autocast("bf16", save_bf16=True):
         _, ctx = FN.batch_norm(x, w, b, 1e-5, relu=relu)
     assert type(ctx.x) is _precision.Bf16Saved
     widened = ctx._replace(x=ctx.x.restore(), y=None if ctx.y is None else ctx.y.restore())

@@ -18,6 +18,8 @@ class Algorithm(enum.Enum):
     WINOGRAD2 = "winograd2"         # F(2x2, 3x3): 16 per 4 outputs, not 36
     PADDED = "padded"               # stride 1 on a zero-padded copy: im2col rows are copies
     GATHER = "gather"               # implicit GEMM gathering im2col patches while packing
+    TAPS = "taps"                   # small planes: a GEMM per class of output pixels over
+                                    # the taps inside the input (padding never multiplied)
     DEPTHWISE_S1 = "depthwise_s1"   # groups == channels, stride 1, float32: padded planes
     DEPTHWISE = "depthwise"         # groups == channels, any stride and dtype: direct loops
 
@@ -40,6 +42,7 @@ class WeightGrad(enum.Enum):
 
 
 WINOGRAD = (Algorithm.WINOGRAD4, Algorithm.WINOGRAD2)
+TAPS_MIN_BATCH = 8
 DEPTHWISE = (Algorithm.DEPTHWISE_S1, Algorithm.DEPTHWISE)
 
 
@@ -129,7 +132,18 @@ def accepts(algorithm, g):
         return f32 and s1 and g.is_depthwise and min(g.pads) >= 0
     if algorithm is Algorithm.DEPTHWISE:
         return g.is_depthwise and min(g.pads) >= 0
+    if algorithm is Algorithm.TAPS:
+        return g.groups == 1 and not g.bf16 and g.H * g.W < 2 ** 31
     return algorithm is Algorithm.GATHER
+
+
+def in_range_taps(g):
+    """The fraction of a convolution's multiply-adds whose input lies inside the image
+    (the rest multiply the padding's zeros)."""
+    def taps(O, s, p, d, K, H):
+        return sum(1 for o in range(O) for k in range(K) if 0 <= o * s - p + k * d < H)
+    return (taps(g.OH, g.sh, g.pt, g.dh, g.KH, g.H) * taps(g.OW, g.sw, g.pl, g.dw, g.KW, g.W)
+            / (g.OH * g.OW * g.KH * g.KW))
 
 
 def choose_algorithm(g, finite=True):
@@ -140,12 +154,21 @@ def choose_algorithm(g, finite=True):
         return Algorithm.DEPTHWISE_S1 if accepts(Algorithm.DEPTHWISE_S1, g) else Algorithm.DEPTHWISE
     # planes under 6x6: the weights' transform (16/9 of them, every call) outweighs the
     # multiplies saved on so few tiles; the batch-stacked GEMM is faster
+    # and too few tiles (a single frame's late stages): the same trade, per call; the
+    # weights' transform grows with C*M, the saving with the tile count
+    tiles2 = g.N * ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
     if finite and g.C >= 16 and g.M >= 16 and min(g.OH, g.OW) >= 6 and \
-            accepts(Algorithm.WINOGRAD2, g):
+            tiles2 >= max(192, g.C * g.M // 1024) and accepts(Algorithm.WINOGRAD2, g):
         # F(4x4)'s 16-lane transforms want long tile rows and enough tiles to fill them
         tiles = g.N * ((g.OH + 3) // 4) * ((g.OW + 3) // 4)
         return Algorithm.WINOGRAD4 if min(g.OH, g.OW) >= 32 and tiles >= 256 and \
             accepts(Algorithm.WINOGRAD4, g) else Algorithm.WINOGRAD2
+    # small planes where a quarter or more of im2col is padding (a 3x3 on 4x4: 31%, on
+    # 2x2: 56%; on 7x7 18% does not pay for the classes): one GEMM per border class skips it; each class needs enough images to fill
+    # the GEMM's 48-column panels
+    if accepts(Algorithm.TAPS, g) and g.OH * g.OW < 64 and g.N >= TAPS_MIN_BATCH and \
+            in_range_taps(g) <= 0.75:
+        return Algorithm.TAPS
     # the padded width pays a crop pass over the output: worth it when each output has
     # enough of K (Cg*KH*KW) behind it that the gathers it saves dominate
     # (planes under 64 pixels: the gather path runs the whole batch as one GEMM)
@@ -163,7 +186,8 @@ def input_grad_algorithm(g, forward):
     # channels) most of each 8-row GEMM tile would be idle, so go through col2im
     # k x k on planes under 64 pixels: the batch-stacked GEMM + col2im, with no flipped
     # copy of the weights to make
-    small = g.OH * g.OW < 64 and g.KH * g.KW > 1
+    # (the planner then runs the flipped convolution by taps too, where the forward did)
+    small = g.OH * g.OW < 64 and g.KH * g.KW > 1 and forward is not Algorithm.TAPS
     return InputGrad.FLIPPED if g.sh == g.sw == 1 and g.Cg >= 8 and not small \
         else InputGrad.FOLD
 

@@ -242,6 +242,34 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
     check_workspace()
 
 
+def conv_taps(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
+              floating[:, :, :, ::1] y, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
+              Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+              bint relu, int n_threads):
+    """y = relu?(conv(x, W2) + bias), groups 1, on small output planes: one GEMM per class
+    of output pixels over the taps that land inside x (the padding's zeros are never
+    multiplied), the batch's images side by side (gemm.h, conv_taps).
+
+    x (N, C, H, W) IN; w2 (M, C*KH*KW) IN; bias (M,) or None IN; y (N, M, OH, OW) OUT.
+    ph, pw may be negative (cropping)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t M = y.shape[1], OH = y.shape[2], OW = y.shape[3]
+    cdef int nt = max(1, n_threads), rc
+    if w2.shape[0] != M or w2.shape[1] != C * KH * KW:
+        raise ValueError("conv_taps: w2 must be (M, C*KH*KW)")
+    if N == 0 or M == 0 or OH * OW == 0:
+        return
+    cdef const floating *bp = &bias[0] if bias is not None else NULL
+    with nogil:
+        if floating is float:
+            rc = KT.gemm.sconv_taps(N, C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+                                    &x[0, 0, 0, 0], &w2[0, 0], bp, relu, &y[0, 0, 0, 0], nt)
+        else:
+            rc = KT.gemm.dconv_taps(N, C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+                                    &x[0, 0, 0, 0], &w2[0, 0], bp, relu, &y[0, 0, 0, 0], nt)
+    check_workspace()
+
+
 cdef void _gemm_fold_image(const fc_gemm_ops_t *ops, const floating *small, const floating *w, floating *big, const Geom *g,
                            Py_ssize_t G, Py_ssize_t Mg, floating *col, int nt) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW

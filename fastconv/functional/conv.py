@@ -216,6 +216,9 @@ def _run(src, w, b, g, algorithm, relu, nt):
         _conv.crop_columns(ypad.reshape(N * M, OH, PW), y.reshape(N * M, OH, OW), nt)
         return y, state
     y = empty((N, M, OH, OW), dt)
+    if algorithm is Algorithm.TAPS:
+        _conv.conv_taps(src, w2, b, y, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, relu, nt)
+        return y, ConvState(g, algorithm, w, src, None)
     _conv.unfold_gemm(src, w2, b, y, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,
                       relu, nt, g.bf16)
     return y, ConvState(g, algorithm, w, keep(src) if g.bf16 else src, None)

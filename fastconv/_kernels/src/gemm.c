@@ -1,5 +1,6 @@
 /* GEMM framework: one template (gemm_impl.h), instantiated for float, for float with
  * bf16 products and for double. */
+#include <stdlib.h>
 #include <string.h>
 #include "dispatch.h"
 
@@ -56,6 +57,7 @@ static void fc_transpose8_avx2(const float *src, fc_int rs, float *dst, fc_int l
 #define FC_KERNEL() (fc_dispatch.gemm.s)
 #define FC_GEMM fc_sgemm
 #define FC_GEMM_EX fc_sgemm_ex
+#define FC_CONV_TAPS fc_sconv_taps
 #include "gemm_impl.h"
 #undef FC_TA
 #undef FC_TB
@@ -67,6 +69,7 @@ static void fc_transpose8_avx2(const float *src, fc_int rs, float *dst, fc_int l
 #undef FC_KERNEL
 #undef FC_GEMM
 #undef FC_GEMM_EX
+#undef FC_CONV_TAPS
 
 /* bf16: A and B staged as float (the same packing code), then paired; the unpacked path
  * for tiny products rounds each operand the same way. */
@@ -109,4 +112,5 @@ static void fc_transpose8_avx2(const float *src, fc_int rs, float *dst, fc_int l
 #define FC_KERNEL() (fc_dispatch.gemm.d)
 #define FC_GEMM fc_dgemm
 #define FC_GEMM_EX fc_dgemm_ex
+#define FC_CONV_TAPS fc_dconv_taps
 #include "gemm_impl.h"

@@ -89,8 +89,12 @@ extern const fc_dkernel_t fc_dkernel_generic, fc_dkernel_avx2, fc_dkernel_avx512
  * im2col matrix of one image group, rows (c, kh, kw), columns output pixels (oh, ow),
  * gathered straight into the packed panels (implicit GEMM: no column buffer).
  * FC_B_IM2COL_T: its transpose (rows pixels, columns (c, kh, kw)), for weight grads. */
-enum { FC_B_MATRIX = 0, FC_B_IM2COL = 1, FC_B_IM2COL_T = 2, FC_B_OFFSETS = 3, FC_B_OFFSETS_T = 4 };
-/* FC_B_OFFSETS: B[p, j] = ptr[off[p] + j] - a stride-1 convolution over a zero-padded
+enum { FC_B_MATRIX = 0, FC_B_IM2COL = 1, FC_B_IM2COL_T = 2, FC_B_OFFSETS = 3, FC_B_OFFSETS_T = 4,
+       FC_B_TAPS = 5 };
+/* FC_B_TAPS (conv_taps only): the im2col rows in tap-major order (p = tap * C + c) for
+ * one class of output pixels, columns (image, pixel of the class): B[p, j] =
+ * ptr[img * istride + c * H * W + tab[tap * npix + k]], j = img * npix + k.
+ * FC_B_OFFSETS: B[p, j] = ptr[off[p] + j] - a stride-1 convolution over a zero-padded
  * image whose output is computed on the padded width, so every im2col row is one
  * contiguous slice (packing is a copy).  FC_B_OFFSETS_T: B[p, j] = ptr[off[j] + p]. */
 
@@ -110,6 +114,11 @@ typedef struct {
     fc_int rs, cs;             /* FC_B_MATRIX strides */
     fc_conv_geom_t g;          /* FC_B_IM2COL(_T) geometry */
     const fc_int *off;         /* FC_B_OFFSETS(_T) row / column offsets */
+    /* set by the GEMM itself, never by callers: FC_B_IM2COL(_T) on small output planes
+     * reads through a table of each tap's source offset per output pixel (-1: padding),
+     * built once per call */
+    const int32_t *tab;
+    fc_int npix;               /* FC_B_TAPS: pixels in the class */
 } fc_bsrc_t;
 
 /* Applied to each C element once its K sum is complete:
@@ -145,6 +154,25 @@ fc_sgemm_fn fc_sgemm;
 fc_sgemm_fn fc_bgemm;
 fc_dgemm_fn fc_dgemm;
 
+/* A convolution (groups 1) on small output planes with the padding's taps skipped: the
+ * output pixels fall into classes by the taps that land inside the input (at most 3x3
+ * classes for a 3x3 kernel: borders, corners, interior), and each class runs as one GEMM
+ * over its own taps, the batch's images side by side.  The weights are packed once, in
+ * tap-major order, so a class's taps are whole slices of the packed panels.  On a 4x4
+ * plane (3x3, padding 1) that is 100 of 144 multiply-adds per channel pair, on 2x2 64
+ * of 144.  x (N, C, H, W); w (M, C*KH*KW); bias (M) or NULL; y (N, M, OH, OW).
+ * Returns 0, or -1 (and flags the workspace error) without the memory it needs. */
+typedef int fc_sconv_taps_fn(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
+                             fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph,
+                             fc_int pw, fc_int dh, fc_int dw, const float *x, const float *w,
+                             const float *bias, int relu, float *y, int nthreads);
+typedef int fc_dconv_taps_fn(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
+                             fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph,
+                             fc_int pw, fc_int dh, fc_int dw, const double *x, const double *w,
+                             const double *bias, int relu, double *y, int nthreads);
+fc_sconv_taps_fn fc_sconv_taps;
+fc_dconv_taps_fn fc_dconv_taps;
+
 /* The family's entries in the dispatch table. */
 typedef struct {
     const fc_skernel_t *s;     /* the micro-kernels in use */
@@ -154,6 +182,8 @@ typedef struct {
     fc_dgemm_ex_fn *dgemm_ex;
     fc_sgemm_fn *sgemm;
     fc_dgemm_fn *dgemm;
+    fc_sconv_taps_fn *sconv_taps;
+    fc_dconv_taps_fn *dconv_taps;
 } fc_gemm_ops_t;
 
 #endif

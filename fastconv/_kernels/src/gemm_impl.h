@@ -149,10 +149,16 @@ static inline void FC_CAT(gather_row_, FC_SFX)(const FC_TB *plane, fc_int H, fc_
         }
         for (fc_int t = hi; t < len; t++) d[t * dstride] = 0;
     } else {
-        for (fc_int t = 0; t < len; t++) {
-            fc_int iw = iw0 + t * sw;
-            d[t * dstride] = (iw >= 0 && iw < W) ? FC_B2P(row[iw]) : 0;
-        }
+        /* strided: the in-range taps are one clean strided run */
+        fc_int lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+        fc_int hi = W - iw0 <= 0 ? 0 : (W - iw0 + sw - 1) / sw;
+        if (lo > len) lo = len;
+        if (hi > len) hi = len;
+        if (hi < lo) hi = lo;
+        for (fc_int t = 0; t < lo; t++) d[t * dstride] = 0;
+        const FC_TB *s = row + iw0;
+        for (fc_int t = lo; t < hi; t++) d[t * dstride] = FC_B2P(s[t * sw]);
+        for (fc_int t = hi; t < len; t++) d[t * dstride] = 0;
     }
 }
 
@@ -203,6 +209,67 @@ static void FC_CAT(gather_tiny_, FC_SFX)(const fc_conv_geom_t *g, const FC_TB *x
     }
 }
 
+/* Small output planes: tab[r * OHW + q] = the offset in a channel plane of tap r's source
+ * for output pixel q, or -1 where it falls in the padding.  Rows shorter than this walk
+ * the per-row segments in calls of a few values; a table read is one load and a select. */
+#ifndef FC_TAP_TABLE_MAX
+#define FC_TAP_TABLE_MAX 4096       /* entries (16 KB on the caller's stack) */
+static inline int fc_use_tap_table(const fc_conv_geom_t *g)
+{
+    fc_int OHW = g->OH * g->OW, KK = g->KH * g->KW;
+    return (g->OW < 8 || (g->sw != 1 && g->OW < 32)) && KK * OHW <= FC_TAP_TABLE_MAX &&
+           g->H * g->W < ((fc_int)1 << 30);
+}
+
+static void fc_fill_tap_table(const fc_conv_geom_t *g, int32_t *tab)
+{
+    fc_int OHW = g->OH * g->OW;
+    for (fc_int kh = 0; kh < g->KH; kh++)
+        for (fc_int kw = 0; kw < g->KW; kw++) {
+            int32_t *t = tab + (kh * g->KW + kw) * OHW;
+            for (fc_int oh = 0; oh < g->OH; oh++) {
+                fc_int ih = oh * g->sh - g->ph + kh * g->dh;
+                for (fc_int ow = 0; ow < g->OW; ow++) {
+                    fc_int iw = ow * g->sw - g->pw + kw * g->dw;
+                    t[oh * g->OW + ow] = (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W)
+                                             ? (int32_t)(ih * g->W + iw) : -1;
+                }
+            }
+        }
+}
+#endif
+
+/* Pixels first.. (count of them, across stacked images) of tap row t (a row of the
+ * table) from channel c, into d[t * dstride]. */
+static void FC_CAT(gather_table_, FC_SFX)(const fc_conv_geom_t *g, const FC_TB *x, fc_int c,
+                                        const int32_t *t, fc_int first, fc_int count,
+                                        FC_TPB *d, fc_int dstride)
+{
+    fc_int OHW = g->OH * g->OW;
+    fc_int img = g->nimg > 1 ? first / OHW : 0, q = first - img * OHW;
+    const FC_TB *plane = x + img * g->istride + c * g->H * g->W;
+    for (fc_int done = 0; done < count;) {
+        fc_int len = OHW - q < count - done ? OHW - q : count - done;
+        FC_TPB *dd = d + done * dstride;
+        if (dstride == 1) {
+            for (fc_int i = 0; i < len; i++) {     /* load always, then select: no branch */
+                int32_t o = t[q + i];
+                FC_TPB v = FC_B2P(plane[o < 0 ? 0 : o]);
+                dd[i] = o >= 0 ? v : 0;
+            }
+        } else {
+            for (fc_int i = 0; i < len; i++) {
+                int32_t o = t[q + i];
+                FC_TPB v = FC_B2P(plane[o < 0 ? 0 : o]);
+                dd[i * dstride] = o >= 0 ? v : 0;
+            }
+        }
+        done += len;
+        q = 0;
+        plane += g->istride;
+    }
+}
+
 /* im2col rows (c, kh, kw) = p0.., columns pixels j0..: walk each row's pixel range one
  * output row at a time so interior segments are plain copies. */
 static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0,
@@ -214,6 +281,11 @@ static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int
     for (fc_int p = 0; p < kc; p++) {
         fc_int q = p0 + p, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
         FC_TPB *d = dst + p * nr;
+        if (B->tab) {
+            FC_CAT(gather_table_, FC_SFX)(g, x, c, B->tab + r * OHW, j0, n, d, 1);
+            for (int j = n; j < nr; j++) d[j] = 0;
+            continue;
+        }
         if (g->OW < 8) {
             FC_CAT(gather_tiny_, FC_SFX)(g, x, c, kh, kw, j0, n, d, 1);
             for (int j = n; j < nr; j++) d[j] = 0;
@@ -240,6 +312,10 @@ static void FC_CAT(pack_b_im2col_t_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_i
     fc_int OHW = g->OH * g->OW;
     for (int j = 0; j < n; j++) {
         fc_int q = j0 + j, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
+        if (B->tab) {
+            FC_CAT(gather_table_, FC_SFX)(g, x, c, B->tab + r * OHW, p0, kc, dst + j, nr);
+            continue;
+        }
         if (g->OW < 8) {
             FC_CAT(gather_tiny_, FC_SFX)(g, x, c, kh, kw, p0, kc, dst + j, nr);
             continue;
@@ -280,6 +356,30 @@ static void FC_CAT(pack_b_offsets_t_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_
         for (int j = n; j < nr; j++) dst[p * nr + j] = 0;
 }
 
+/* FC_B_TAPS: tap-major rows of one pixel class (every tap in range by construction). */
+static void FC_CAT(pack_b_taps_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0,
+                                       int n, int nr, FC_TPB *dst)
+{
+    const fc_conv_geom_t *g = &B->g;
+    fc_int C = g->C, HW = g->H * g->W, npix = B->npix;
+    for (fc_int p = 0; p < kc; p++) {
+        fc_int q = p0 + p, r = q / C, c = q - r * C;
+        const int32_t *t = B->tab + r * npix;
+        const FC_TB *src = (const FC_TB *)B->ptr + c * HW;
+        FC_TPB *d = dst + p * nr;
+        fc_int img = (j0) / npix, k = j0 - img * npix;
+        for (int j = 0; j < n;) {               /* one run per image */
+            const FC_TB *pl = src + img * g->istride;
+            fc_int len = npix - k < n - j ? npix - k : n - j;
+            for (fc_int i = 0; i < len; i++) d[j + i] = FC_B2P(pl[t[k + i]]);
+            j += (int)len;
+            k = 0;
+            img++;
+        }
+        for (int j = n; j < nr; j++) d[j] = 0;
+    }
+}
+
 static void FC_CAT(pack_b_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0, int n,
                                   int nr, FC_TPB *dst)
 {
@@ -288,6 +388,7 @@ static void FC_CAT(pack_b_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc
     case FC_B_OFFSETS_T: FC_CAT(pack_b_offsets_t_, FC_SFX)(B, p0, kc, j0, n, nr, dst); break;
     case FC_B_IM2COL: FC_CAT(pack_b_im2col_, FC_SFX)(B, p0, kc, j0, n, nr, dst); break;
     case FC_B_IM2COL_T: FC_CAT(pack_b_im2col_t_, FC_SFX)(B, p0, kc, j0, n, nr, dst); break;
+    case FC_B_TAPS: FC_CAT(pack_b_taps_, FC_SFX)(B, p0, kc, j0, n, nr, dst); break;
     default: FC_CAT(pack_b_matrix_, FC_SFX)(B, p0, kc, j0, n, nr, dst); break;
     }
 #ifdef FC_PAIRS
@@ -335,6 +436,14 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
         if (bias || relu) FC_CAT(epilogue_, FC_SFX)(C, ldc, (int)M, (int)N, bias, relu);
         return;
     }
+    fc_bsrc_t Bl = *B;
+    if (B->kind != FC_B_TAPS) Bl.tab = NULL;
+    int32_t tab[FC_TAP_TABLE_MAX];
+    if ((B->kind == FC_B_IM2COL || B->kind == FC_B_IM2COL_T) && fc_use_tap_table(&B->g)) {
+        fc_fill_tap_table(&B->g, tab);
+        Bl.tab = tab;
+    }
+    B = &Bl;
     const FC_KT *kd = FC_KERNEL();
     const int mr = kd->mr, nr = kd->nr;
     const fc_int MC = kd->mc, KC = kd->kc, NC = kd->nc;
@@ -389,6 +498,179 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
         }
     }
 }
+
+#ifdef FC_CONV_TAPS
+/* Cs (cols x M, row-major) = P @ Wt over the K rows listed as segments (start, length):
+ * P the class's pixels (FC_B_TAPS rows, read as MR-wide panels: a class may have as few
+ * columns as images, and MR = 8 wastes nothing on them), Wt the weights packed once as
+ * NR-wide panels over all of K, Bw[jp][Kt][nr].  The K order is the segments' order, so
+ * the bits do not depend on the thread count. */
+static void FC_CAT(gemm_segments_, FC_SFX)(fc_int cols, fc_int M, const FC_TPB *Bw, fc_int Kt,
+                                         int nseg, const fc_int *seg, const fc_bsrc_t *P,
+                                         FC_TC *Cs, FC_TPA *Ap, int nthreads)
+{
+    const FC_KT *kd = FC_KERNEL();
+    const int mr = kd->mr, nr = kd->nr;
+    const fc_int KC = kd->kc;
+    fc_int Ktot = 0;
+    for (int s = 0; s < nseg; s++) Ktot += seg[2 * s + 1];
+    if (Ktot == 0) {
+        for (fc_int i = 0; i < cols * M; i++) Cs[i] = 0;
+        return;
+    }
+    if ((double)M * cols * Ktot < FC_GEMM_GRAIN) nthreads = 1;
+    fc_int nip = (cols + mr - 1) / mr, njp = (M + nr - 1) / nr;
+    #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+    {
+        int first = 1;
+        for (int s = 0; s < nseg; s++)
+            for (fc_int pc = 0; pc < seg[2 * s + 1]; pc += KC) {
+                fc_int kc = seg[2 * s + 1] - pc < KC ? seg[2 * s + 1] - pc : KC;
+                fc_int p0 = seg[2 * s] + pc;
+                #pragma omp for schedule(static)
+                for (fc_int ip = 0; ip < nip; ip++) {
+                    fc_int i0 = ip * mr;
+                    int m = (int)((cols - i0) < mr ? (cols - i0) : mr);
+                    FC_CAT(pack_b_taps_, FC_SFX)(P, p0, kc, i0, m, mr, Ap + ip * mr * kc);
+                }
+                fc_int ntiles = nip * njp;
+                #pragma omp for schedule(static)
+                for (fc_int t = 0; t < ntiles; t++) {
+                    fc_int jp = t / nip, ip = t % nip;
+                    fc_int i0 = ip * mr, j0 = jp * nr;
+                    int m = (int)((cols - i0) < mr ? (cols - i0) : mr);
+                    int n = (int)((M - j0) < nr ? (M - j0) : nr);
+                    kd->ukr(kc, (FC_UKP)(Ap + ip * mr * kc), (FC_UKP)(Bw + jp * nr * Kt + p0 * nr),
+                            Cs + i0 * M + j0, M, m, n, (FC_TC)1, first ? (FC_TC)0 : (FC_TC)1);
+                }
+                first = 0;
+            }
+    }
+}
+
+/* The taps kh (of KH) that land inside [0, H) from output row oh: [*lo, *hi] (empty:
+ * lo > hi).  The in-range taps of a row are always one run. */
+#ifndef FC_TAP_RANGE
+#define FC_TAP_RANGE
+static void fc_tap_range(fc_int o, fc_int s, fc_int p, fc_int d, fc_int K, fc_int H,
+                         fc_int *lo, fc_int *hi)
+{
+    *lo = K;
+    *hi = -1;
+    for (fc_int k = 0; k < K; k++) {
+        fc_int i = o * s - p + k * d;
+        if (i >= 0 && i < H) {
+            if (k < *lo) *lo = k;
+            *hi = k;
+        }
+    }
+}
+#endif
+
+int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc_int OW,
+                 fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph, fc_int pw, fc_int dh,
+                 fc_int dw, const FC_TB *x, const FC_TA *w, const FC_TC *bias, int relu,
+                 FC_TC *y, int nthreads)
+{
+    const FC_KT *kd = FC_KERNEL();
+    const int mr = kd->mr, nr = kd->nr;
+    fc_int KK = KH * KW, Kt = KK * C, OHW = OH * OW;
+    if (N <= 0 || M <= 0 || OHW <= 0) return 0;
+    if (nthreads < 1) nthreads = 1;
+    /* row and column classes: runs of output rows (columns) with the same tap range */
+    fc_int *rlo = malloc(sizeof(fc_int) * (size_t)(2 * (OH + OW) + OHW + 2 * KH + 2));
+    int32_t *tab = malloc(sizeof(int32_t) * (size_t)(KK * OHW));
+    if (!rlo || !tab) { free(rlo); free(tab); fc_workspace_flag_error(); return -1; }
+    fc_int *rhi = rlo + OH, *clo = rhi + OH, *chi = clo + OW, *pix = chi + OW;
+    fc_int *seg = pix + OHW;
+    for (fc_int o = 0; o < OH; o++) fc_tap_range(o, sh, ph, dh, KH, H, rlo + o, rhi + o);
+    for (fc_int o = 0; o < OW; o++) fc_tap_range(o, sw, pw, dw, KW, W, clo + o, chi + o);
+    /* scratch: the weights packed once as NR-wide panels over all of K (tap-major: row
+     * p = tap * C + c), then one class's output (N*OHW x M at most); the pixel panels
+     * in the packing slot */
+    fc_int njp = (M + nr - 1) / nr, colsmax = N * OHW;
+    size_t w_bytes = (((size_t)njp * nr * Kt) * sizeof(FC_TPB) + 63) & ~(size_t)63;
+    char *ws = fc_workspace(FC_WS_SCRATCH, w_bytes + (size_t)M * colsmax * sizeof(FC_TC));
+    fc_int kcm = Kt < kd->kc ? Kt : kd->kc;
+    FC_TPA *Ap = fc_workspace(FC_WS_PACK, (size_t)((colsmax + mr - 1) / mr) * mr * kcm *
+                                             sizeof(FC_TPA));
+    if (!ws || !Ap) { free(rlo); free(tab); fc_workspace_flag_error(); return -1; }
+    FC_TPB *Bw = (FC_TPB *)ws;
+    FC_TC *Cs = (FC_TC *)(ws + w_bytes);
+    #pragma omp parallel for schedule(static) num_threads(nthreads) \
+        if (nthreads > 1 && (double)M * Kt > FC_PARALLEL_GRAIN)
+    for (fc_int jp = 0; jp < njp; jp++) {
+        FC_TPB *dst = Bw + jp * nr * Kt;
+        int n = (int)(M - jp * nr < nr ? M - jp * nr : nr);
+        for (fc_int r = 0; r < KK; r++)
+            for (fc_int c = 0; c < C; c++) {
+                FC_TPB *d = dst + (r * C + c) * nr;
+                const FC_TA *src = w + (jp * nr) * Kt + c * KK + r;
+                int j = 0;
+                for (; j < n; j++) d[j] = FC_B2P(src[j * Kt]);
+                for (; j < nr; j++) d[j] = 0;
+            }
+    }
+    fc_bsrc_t B = {0};
+    B.kind = FC_B_TAPS;
+    B.ptr = x;
+    B.g.C = C; B.g.H = H; B.g.W = W; B.g.OH = OH; B.g.OW = OW;
+    B.g.nimg = N; B.g.istride = C * H * W;
+    /* each class: rows oh0.. with one tap range, by columns ow0.. with one */
+    for (fc_int oh0 = 0; oh0 < OH;) {
+        fc_int oh1 = oh0;
+        while (oh1 + 1 < OH && rlo[oh1 + 1] == rlo[oh0] && rhi[oh1 + 1] == rhi[oh0]) oh1++;
+        for (fc_int ow0 = 0; ow0 < OW;) {
+            fc_int ow1 = ow0;
+            while (ow1 + 1 < OW && clo[ow1 + 1] == clo[ow0] && chi[ow1 + 1] == chi[ow0]) ow1++;
+            fc_int kh0 = rlo[oh0], kh1 = rhi[oh0], kw0 = clo[ow0], kw1 = chi[ow0];
+            fc_int npix = 0;
+            for (fc_int oh = oh0; oh <= oh1; oh++)
+                for (fc_int ow = ow0; ow <= ow1; ow++) pix[npix++] = oh * OW + ow;
+            int nseg = 0;
+            if (kh0 <= kh1 && kw0 <= kw1) {
+                if (kw0 == 0 && kw1 == KW - 1) {   /* whole kernel rows: one run of K */
+                    seg[0] = kh0 * KW * C;
+                    seg[1] = (kh1 - kh0 + 1) * KW * C;
+                    nseg = 1;
+                } else
+                    for (fc_int kh = kh0; kh <= kh1; kh++, nseg++) {
+                        seg[2 * nseg] = (kh * KW + kw0) * C;
+                        seg[2 * nseg + 1] = (kw1 - kw0 + 1) * C;
+                    }
+                for (fc_int kh = kh0; kh <= kh1; kh++)
+                    for (fc_int kw = kw0; kw <= kw1; kw++)
+                        for (fc_int k = 0; k < npix; k++) {
+                            fc_int oh = pix[k] / OW, ow = pix[k] - oh * OW;
+                            tab[(kh * KW + kw) * npix + k] =
+                                (int32_t)((oh * sh - ph + kh * dh) * W + ow * sw - pw + kw * dw);
+                        }
+            }
+            B.tab = tab;
+            B.npix = npix;
+            fc_int cols = N * npix;
+            FC_CAT(gemm_segments_, FC_SFX)(cols, M, Bw, Kt, nseg, seg, &B, Cs, Ap, nthreads);
+            /* scatter the class's rows (image, pixel) to y, adding the bias */
+            #pragma omp parallel for schedule(static) num_threads(nthreads) \
+                if (nthreads > 1 && (double)M * cols > FC_PARALLEL_GRAIN)
+            for (fc_int n = 0; n < N; n++)
+                for (fc_int k = 0; k < npix; k++) {
+                    const FC_TC *src = Cs + (n * npix + k) * M;
+                    FC_TC *dst = y + n * M * OHW + pix[k];
+                    for (fc_int m = 0; m < M; m++) {
+                        FC_TC v = src[m] + (bias ? bias[m] : 0);
+                        dst[m * OHW] = relu && v <= 0 ? 0 : v;
+                    }
+                }
+            ow0 = ow1 + 1;
+        }
+        oh0 = oh1 + 1;
+    }
+    free(rlo);
+    free(tab);
+    return 0;
+}
+#endif
 
 void FC_GEMM(fc_int M, fc_int N, fc_int K, FC_TC alpha,
              const FC_TA *A, fc_int rsa, fc_int csa,

@@ -1,0 +1,113 @@
+"""Small planes by border classes (Algorithm.TAPS): one GEMM per class of output pixels
+over the taps that land inside the input.  Against the NumPy reference in float64,
+bitwise across thread counts, with bias, ReLU, strides, dilation, asymmetric padding,
+planes where some pixels see only padding, and NaN/Inf."""
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import _conv_plan as plan
+from fastconv._conv_plan import Algorithm, ConvGeometry
+from fastconv.functional import conv as FC
+import reference as R
+
+CASES = [  # N, C, H, W, M, KH, KW, stride, pads (t, b, l, r), dilation
+    (9, 16, 4, 4, 24, 3, 3, 1, (1, 1, 1, 1), 1),       # ResNet's 4x4 stage
+    (8, 12, 2, 2, 20, 3, 3, 1, (1, 1, 1, 1), 1),       # 2x2: every pixel a corner
+    (10, 8, 4, 4, 50, 3, 3, 2, (1, 1, 1, 1), 1),       # a stage's strided first conv
+    (3, 5, 5, 3, 7, 3, 2, 1, (2, 0, 1, 1), 1),         # asymmetric, rectangular
+    (4, 6, 6, 6, 9, 3, 3, 1, (2, 2, 2, 2), 2),         # dilated
+    (2, 4, 1, 1, 6, 3, 3, 1, (3, 3, 3, 3), 1),         # pixels that see only padding
+    (3, 6, 6, 5, 5, 5, 3, 2, (0, 2, 1, 0), 1),         # 5x3 kernel, stride 2
+    (5, 7, 3, 3, 61, 1, 1, 1, (1, 1, 1, 1), 1),        # 1x1 with padding: a zero border
+]
+
+
+def run(x, w, b, case, relu=False):
+    *_, s, pads, d = case
+    return FC.conv2d(x, w, b, (s, s), pads, (d, d), relu=relu, algorithm=Algorithm.TAPS)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_taps_matches_reference_float64(case):
+    N, C, H, W, M, KH, KW, s, pads, d = case
+    rng = np.random.default_rng(sum(case[:7]))
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((M, C, KH, KW))
+    b = rng.standard_normal(M)
+    y, ctx = run(x, w, b, case)
+    assert ctx.conv.algorithm is Algorithm.TAPS
+    np.testing.assert_allclose(y, R.conv2d(x, w, b, (s, s), pads, (d, d), 1), rtol=1e-11,
+                               atol=1e-11)
+    yr, _ = run(x, w, b, case, relu=True)
+    np.testing.assert_array_equal(yr, np.maximum(y, 0))
+    gy = rng.standard_normal(y.shape)
+    gx, gw, gb = FC.conv2d_backward(ctx, gy)
+    rx, rw, _ = R.conv2d_backward(x, w, gy, (s, s), pads, (d, d), 1)
+    np.testing.assert_allclose(gx, rx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gw, rw, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_taps_same_bits_at_any_thread_count(case):
+    N, C, H, W, M, KH, KW, s, pads, d = case
+    rng = np.random.default_rng(1 + sum(case[:7]))
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((M, C, KH, KW)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    outs, n0 = [], fc.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            fc.set_num_threads(nt)
+            outs.append(run(x, w, b, case, relu=True)[0])
+    finally:
+        fc.set_num_threads(n0)
+    for other in outs[1:]:
+        np.testing.assert_array_equal(outs[0], other)
+
+
+def test_taps_large_channels_cross_cache_blocks():
+    # K = 9 * 300 spans several KC blocks per segment, M several NR panels plus an edge
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 300, 4, 4)).astype(np.float32)
+    w = (rng.standard_normal((70, 300, 3, 3)) / 50).astype(np.float32)
+    y, _ = FC.conv2d(x, w, None, (1, 1), (1, 1, 1, 1), algorithm=Algorithm.TAPS)
+    ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, (1, 1), (1, 1, 1, 1),
+                   (1, 1), 1)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_taps_non_finite_input_reaches_only_its_outputs(value):
+    # a direct convolution: Inf/NaN reach exactly the outputs whose window holds them,
+    # and the padding (never multiplied) adds no NaN of its own
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 4, 4, 4))
+    x[2, 1, 0, 0] = value
+    w = np.abs(rng.standard_normal((5, 4, 3, 3))) + 0.1
+    y, _ = FC.conv2d(x, w, None, (1, 1), (1, 1, 1, 1), algorithm=Algorithm.TAPS)
+    ref = R.conv2d(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(ref))
+    assert np.isfinite(np.delete(y, 2, axis=0)).all()
+
+
+def test_planner_takes_taps_where_padding_is_a_quarter_of_the_work():
+    g = ConvGeometry(32, 256, 4, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert plan.in_range_taps(g) == pytest.approx(100 / 144)
+    assert plan.choose_algorithm(g) is Algorithm.TAPS
+    assert plan.choose_algorithm(g._replace(H=2, W=2, C=512, M=512)) is Algorithm.TAPS
+    # one image: each class would be a GEMV over the whole weight; 7x7: 18% padding
+    assert plan.choose_algorithm(g._replace(N=1)) is not Algorithm.TAPS
+    assert plan.choose_algorithm(g._replace(H=7, W=7)) is not Algorithm.TAPS
+    assert not plan.accepts(Algorithm.TAPS, g._replace(groups=2))
+    assert not plan.accepts(Algorithm.TAPS, g._replace(bf16=True))
+    # its input gradient runs the flipped convolution (by taps again), not col2im
+    assert plan.input_grad_algorithm(g, Algorithm.TAPS) is plan.InputGrad.FLIPPED
+
+
+def test_planner_keeps_winograd_off_a_single_frames_late_stages():
+    # 512 channels on 7x7 at one image: 16 tiles do not pay for the weights' transform
+    g = ConvGeometry(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert plan.choose_algorithm(g) not in plan.WINOGRAD
+    assert plan.choose_algorithm(g._replace(N=32)) in plan.WINOGRAD

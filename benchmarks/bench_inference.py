@@ -1,6 +1,7 @@
 """Inference across precisions and runtimes: fastconv float32 and bf16 (and int8 where
 ``fastconv.quantize`` exists) against ONNX Runtime and OpenVINO on the same model
-(exported with ``fc.export_onnx``), same threads, interleaved.
+(exported with ``fc.export_onnx``) and PyTorch float32 (``fc.to_torch``), same threads,
+interleaved.
 
     python benchmarks/bench_inference.py [--models camera] [--sizes 64,224]
         [--batches 1,64] [--threads 1,2] [--reps 15]
@@ -23,6 +24,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fastconv as fc  # noqa: E402
+
+F32_ONLY = False
 
 
 def build(name):
@@ -54,6 +57,22 @@ def ort_runner(path, x, nt):
     return lambda: sess.run(None, {name: x})
 
 
+def torch_runner(model, x, nt):
+    """The same model in torch (fastconv.to_torch: same tree and weights), eval, no grad."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(nt)
+    tm = fc.to_torch(model, x.shape).eval()
+    xt = torch.from_numpy(x)
+
+    def run():
+        with torch.no_grad():
+            tm(xt)
+    return run
+
+
 def openvino_runner(path, x, nt, precision):
     try:
         import openvino as ov
@@ -76,17 +95,19 @@ def case(model_name, size, n, nt, reps, tmp):
     x = np.random.default_rng(0).standard_normal((n, 3, size, size)).astype(np.float32)
     path = os.path.join(tmp, f"{model_name}.onnx")
     fc.export_onnx(model, path, (1, 3, size, size))
-    runs = {"fastconv f32": fastconv_runner(model, x, "float32"),
-            "fastconv bf16": fastconv_runner(model, x, "bf16")}
+    runs = {"fastconv f32": fastconv_runner(model, x, "float32")}
+    if not F32_ONLY:
+        runs["fastconv bf16"] = fastconv_runner(model, x, "bf16")
     quantize = getattr(fc, "quantize", None)
-    if quantize is not None:
+    if quantize is not None and not F32_ONLY:
         try:
             qm = quantize(model, [x[:8]])
             runs["fastconv int8"] = lambda: qm(x)
         except Exception as e:          # a model the quantizer cannot take yet
             print(f"  (fastconv int8 skipped: {e})")
-    extra = {"onnxruntime f32": ort_runner(path, x, nt),
-             "openvino default": openvino_runner(path, x, nt, None),
+    extra = {"torch f32": torch_runner(model, x, nt),
+             "onnxruntime f32": ort_runner(path, x, nt),
+             "openvino default": None if F32_ONLY else openvino_runner(path, x, nt, None),
              "openvino f32": openvino_runner(path, x, nt, "f32")}
     runs.update({k: v for k, v in extra.items() if v is not None})
     for f in runs.values():
@@ -98,12 +119,13 @@ def case(model_name, size, n, nt, reps, tmp):
             t = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t)
-    ref = times["fastconv bf16"]
+    refname = "fastconv f32" if F32_ONLY else "fastconv bf16"
+    ref = times[refname]
     print(f"{model_name} {size}x{size} N={n} threads={nt}")
     for k, v in times.items():
         med = statistics.median(v)
         ratio = statistics.median(a / b for a, b in zip(v, ref))
-        print(f"  {k:18s} {1e3 * med:9.2f} ms  {n / med:8.1f} img/s  {ratio:5.2f}x fastconv bf16",
+        print(f"  {k:18s} {1e3 * med:9.2f} ms  {n / med:8.1f} img/s  {ratio:5.2f}x {refname}",
               flush=True)
 
 
@@ -114,7 +136,11 @@ def main():
     ap.add_argument("--batches", default="1,64")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--f32-only", action="store_true",
+                    help="fastconv float32 against torch, ONNX Runtime and OpenVINO f32 only")
     args = ap.parse_args()
+    global F32_ONLY
+    F32_ONLY = args.f32_only
     from fastconv._kernels import _gemm
     print(f"fastconv {fc.__version__}, bf16 kernel {_gemm.bf16_kernel_name()}; "
           "the machine is shared: ratios of interleaved rounds, not lone times")

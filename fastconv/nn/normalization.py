@@ -43,17 +43,20 @@ class BatchNorm2d(Module):
 
     def folded(self, conv_weight, conv_bias=None):
         """(weight, bias) of a convolution that computes bn(conv(x)) in eval mode:
-        w * gamma/sqrt(running_var + eps) per output channel, and the shifted bias."""
+        w * gamma/sqrt(running_var + eps) per output channel, and the shifted bias.
+        The per-channel factors are computed in float64; the weight is scaled in one
+        pass in its own dtype (a single-frame forward runs this every call)."""
         scale = (1.0 if self.weight is None else self.weight.data.astype(np.float64)) / np.sqrt(
             self.running_var.astype(np.float64) + self.eps)
         shift = (0.0 if self.bias is None else self.bias.data.astype(np.float64)) - \
             self.running_mean.astype(np.float64) * scale
         if conv_bias is not None:
             shift = shift + conv_bias.astype(np.float64) * scale
-        scale = np.broadcast_to(scale, (self.num_features,))
-        w = conv_weight.astype(np.float64) * scale.reshape(-1, 1, 1, 1)
-        return w.astype(conv_weight.dtype), np.broadcast_to(shift, (self.num_features,)).astype(
-            conv_weight.dtype)
+        dt = conv_weight.dtype
+        scale = np.broadcast_to(scale, (self.num_features,)).astype(dt)
+        w = np.multiply(conv_weight, scale.reshape((-1,) + (1,) * (conv_weight.ndim - 1)),
+                        dtype=dt)
+        return w, np.broadcast_to(shift, (self.num_features,)).astype(dt)
 
     def reset_running_stats(self):
         if self.track_running_stats:

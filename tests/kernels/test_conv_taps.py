@@ -111,3 +111,26 @@ def test_planner_keeps_winograd_off_a_single_frames_late_stages():
     g = ConvGeometry(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1)
     assert plan.choose_algorithm(g) not in plan.WINOGRAD
     assert plan.choose_algorithm(g._replace(N=32)) in plan.WINOGRAD
+
+
+@pytest.mark.parametrize("M, plane", [(200, 2), (77, 3), (512, 1)])
+def test_few_column_gemm_row_split_same_bits_at_any_thread_count(M, plane):
+    # one image on a tiny plane: the GEMM has a few columns and splits its rows across
+    # threads (each packing its own B); bias and ReLU in the epilogue follow the rows
+    rng = np.random.default_rng(M)
+    x = rng.standard_normal((1, 96, plane, plane)).astype(np.float32)
+    w = (rng.standard_normal((M, 96, 3, 3)) / 30).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    outs, n0 = [], fc.get_num_threads()
+    try:
+        for nt in (1, 2, 3, 4):
+            fc.set_num_threads(nt)
+            outs.append(FC.conv2d(x, w, b, (1, 1), (1, 1, 1, 1), relu=True,
+                                  algorithm=Algorithm.GATHER)[0])
+    finally:
+        fc.set_num_threads(n0)
+    for other in outs[1:]:
+        np.testing.assert_array_equal(outs[0], other)
+    ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), (1, 1),
+                   (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(outs[0], np.maximum(ref, 0), rtol=1e-4, atol=1e-4)

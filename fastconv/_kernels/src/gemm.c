@@ -2,6 +2,12 @@
  * bf16 products and for double. */
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_num_threads(void) { return 1; }
+#endif
 #include "dispatch.h"
 
 /* the tiny unpacked path's operand rounding: bf16 of x, as a float */

@@ -436,6 +436,33 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
         if (bias || relu) FC_CAT(epilogue_, FC_SFX)(C, ldc, (int)M, (int)N, bias, relu);
         return;
     }
+    if (nthreads > 1 && (double)M * N * K >= FC_GEMM_GRAIN) {
+        /* few columns (a single frame's small planes): split the rows, each thread
+         * packing its own (small) B - one fork-join instead of barriers per K block, which
+         * cost more than the work when threads sleep between them.  Every element keeps
+         * its K order, so the bits are the same. */
+        const FC_KT *kd0 = FC_KERNEL();
+        fc_int panels = (M + kd0->mr - 1) / kd0->mr;
+        if (panels >= 2 * (fc_int)nthreads && (double)N * nthreads * 4 <= (double)M) {
+            int nt = nthreads;
+            #pragma omp parallel num_threads(nt)
+            {
+                int t = omp_get_thread_num(), T = omp_get_num_threads();
+                fc_int p0 = panels * t / T, p1 = panels * (t + 1) / T;
+                fc_int m0 = p0 * kd0->mr, m1 = p1 * kd0->mr < M ? p1 * kd0->mr : M;
+                if (m1 > m0) {
+                    fc_epilogue_t e = {0};
+                    if (ep) {
+                        e = *ep;
+                        if (bias) e.row_bias = bias + m0;
+                    }
+                    FC_GEMM_EX(m1 - m0, N, K, alpha, A + m0 * rsa, rsa, csa, B, beta,
+                               C + m0 * ldc, ldc, ep ? &e : NULL, 1);
+                }
+            }
+            return;
+        }
+    }
     fc_bsrc_t Bl = *B;
     if (B->kind != FC_B_TAPS) Bl.tab = NULL;
     int32_t tab[FC_TAP_TABLE_MAX];

@@ -9,7 +9,10 @@ import pytest
 from fastconv._kernels import _cpu, _gemm
 
 SHAPES = [(1, 1, 1), (7, 13, 5), (12, 32, 1), (13, 33, 17), (64, 300, 576), (250, 97, 400),
-          (5, 3100, 9), (700, 20, 33), (64, 64, 200), (40, 112, 37)]
+          (5, 3100, 9), (700, 20, 33), (64, 64, 200), (40, 112, 37),
+          # few columns (a frame's small planes): dot products along K for N <= 8 (K tails,
+          # row tails), rows straight from A for N <= 16
+          (64, 4, 160), (257, 8, 77), (9, 1, 2000), (70, 3, 31), (40, 13, 300), (33, 16, 64)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -39,10 +42,25 @@ def test_matmul_bitwise_independent_of_threads(rng):
         np.testing.assert_array_equal(c, outs[0])
 
 
-@pytest.mark.parametrize("n", [2, 16, 17, 32, 33, 64, 80])
+@pytest.mark.parametrize("N", [1, 4, 7, 12])
+def test_few_column_matmul_bitwise_independent_of_threads(N, rng):
+    a = rng.standard_normal((301, 700)).astype(np.float32)
+    b = rng.standard_normal((700, N)).astype(np.float32)
+    outs = []
+    for nt in (1, 2, 3, 8):
+        c = np.empty((301, N), np.float32)
+        _gemm.matmul(a, b, c, 1, 0, nt)
+        outs.append(c)
+    for c in outs[1:]:
+        np.testing.assert_array_equal(c, outs[0])
+    np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("n", [17, 32, 33, 64, 80])
 def test_matmul_column_bits_do_not_depend_on_panel_width(n, rng):
     """Edge panels of 16 or 32 live columns run narrower micro-kernels: each column must
-    come out with the same bits as when it sits inside a full-width panel."""
+    come out with the same bits as when it sits inside a full-width panel.  (Products of
+    16 columns or fewer take the few-column paths, which sum in another order.)"""
     a = rng.standard_normal((24, 300)).astype(np.float32)
     b = rng.standard_normal((300, 96)).astype(np.float32)
     full = np.empty((24, 96), np.float32)

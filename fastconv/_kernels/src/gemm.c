@@ -53,12 +53,175 @@ static void fc_transpose8_avx2(const float *src, fc_int rs, float *dst, fc_int l
 #define FC_HAS_TRANSPOSE8() fc_cpu_has(FC_CPU_AVX2)
 #endif
 
+/* Few columns (N <= 16: one frame's small planes): acc[r][j] = sum_k A[r, k] * Bp[k][j]
+ * for rows < 4, straight from A's rows (no packing of A, which for a frame costs more
+ * than the product), B packed [K][16].  The K order is fixed; the FMA version and the
+ * portable one differ in rounding only (ISA paths may). */
+static void fc_smalln_generic(int rows, fc_int K, const float *A, fc_int rsa, fc_int csa,
+                              const float *Bp, float *acc)
+{
+    for (int i = 0; i < 4 * 16; i++) acc[i] = 0;
+    for (int r = 0; r < rows; r++) {
+        const float *a = A + r * rsa;
+        float *o = acc + r * 16;
+        for (fc_int k = 0; k < K; k++) {
+            float v = a[k * csa];
+            const float *b = Bp + k * 16;
+            for (int j = 0; j < 16; j++) o[j] += v * b[j];
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void fc_smalln_avx2(int rows, fc_int K, const float *A, fc_int rsa, fc_int csa,
+                           const float *Bp, float *acc)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00;
+    __m256 c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    const float *a0 = A, *a1 = A + (rows > 1 ? rsa : 0), *a2 = A + (rows > 2 ? 2 * rsa : 0),
+                *a3 = A + (rows > 3 ? 3 * rsa : 0);
+    for (fc_int k = 0; k < K; k++) {
+        __m256 b0 = _mm256_loadu_ps(Bp + k * 16), b1 = _mm256_loadu_ps(Bp + k * 16 + 8);
+        fc_int o = k * csa;
+        __m256 v = _mm256_set1_ps(a0[o]);
+        c00 = _mm256_fmadd_ps(v, b0, c00); c01 = _mm256_fmadd_ps(v, b1, c01);
+        v = _mm256_set1_ps(a1[o]);
+        c10 = _mm256_fmadd_ps(v, b0, c10); c11 = _mm256_fmadd_ps(v, b1, c11);
+        v = _mm256_set1_ps(a2[o]);
+        c20 = _mm256_fmadd_ps(v, b0, c20); c21 = _mm256_fmadd_ps(v, b1, c21);
+        v = _mm256_set1_ps(a3[o]);
+        c30 = _mm256_fmadd_ps(v, b0, c30); c31 = _mm256_fmadd_ps(v, b1, c31);
+    }
+    _mm256_storeu_ps(acc, c00); _mm256_storeu_ps(acc + 8, c01);
+    _mm256_storeu_ps(acc + 16, c10); _mm256_storeu_ps(acc + 24, c11);
+    _mm256_storeu_ps(acc + 32, c20); _mm256_storeu_ps(acc + 40, c21);
+    _mm256_storeu_ps(acc + 48, c30); _mm256_storeu_ps(acc + 56, c31);
+}
+#endif
+
+/* N <= 8 and A's rows contiguous: C[i][j] = alpha * sum_k A[i][k] * Bt[j][k] (+ beta C),
+ * vectorised along K (8 lanes, the lanes then added in a fixed order, then the K % 8
+ * tail): per 8 values of A one load and N FMAs, all of B in L1.  Rows in a loop, N a
+ * compile-time constant (the accumulators stay in registers). */
+static inline float fc_lanes8_sum(const float *l)
+{
+    return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+}
+
+static void fc_rowdot_generic(fc_int rows, const float *A, fc_int rsa, fc_int K,
+                              const float *Bt, fc_int ldb, int N, float *C, fc_int ldc,
+                              float alpha, float beta)
+{
+    fc_int K8 = K & ~(fc_int)7;
+    for (fc_int i = 0; i < rows; i++) {
+        const float *a = A + i * rsa;
+        for (int j = 0; j < N; j++) {
+            const float *b = Bt + j * ldb;
+            float lane[8] = {0};
+            for (fc_int k = 0; k < K8; k += 8)
+                for (int l = 0; l < 8; l++) lane[l] += a[k + l] * b[k + l];
+            float s = fc_lanes8_sum(lane);
+            for (fc_int k = K8; k < K; k++) s += a[k] * b[k];
+            float *c = C + i * ldc + j;
+            *c = beta == 0 ? alpha * s : alpha * s + beta * *c;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+/* RR rows at once: RR*NN independent FMA chains hide the FMA latency (one row of 4
+ * columns alone waits on it); a row's arithmetic is the same in either form. */
+#define FC_DEFINE_ROWDOT_AVX2(NN, RR, NAME)                                                \
+__attribute__((target("avx2,fma")))                                                        \
+static fc_int NAME(fc_int rows, const float *A, fc_int rsa, fc_int K, const float *Bt,     \
+                   fc_int ldb, float *C, fc_int ldc, float alpha, float beta)              \
+{                                                                                          \
+    fc_int K8 = K & ~(fc_int)7, i = 0;                                                     \
+    for (; i + RR <= rows; i += RR) {                                                      \
+        __m256 acc[RR][NN];                                                                \
+        for (int r = 0; r < RR; r++)                                                       \
+            for (int j = 0; j < NN; j++) acc[r][j] = _mm256_setzero_ps();                  \
+        for (fc_int k = 0; k < K8; k += 8) {                                               \
+            __m256 bv[NN];                                                                 \
+            for (int j = 0; j < NN; j++) bv[j] = _mm256_loadu_ps(Bt + j * ldb + k);        \
+            for (int r = 0; r < RR; r++) {                                                 \
+                __m256 av = _mm256_loadu_ps(A + (i + r) * rsa + k);                        \
+                for (int j = 0; j < NN; j++)                                               \
+                    acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);                     \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < RR; r++) {                                                     \
+            const float *a = A + (i + r) * rsa;                                            \
+            for (int j = 0; j < NN; j++) {                                                 \
+                float lane[8];                                                             \
+                _mm256_storeu_ps(lane, acc[r][j]);                                         \
+                float s = fc_lanes8_sum(lane);                                             \
+                const float *b = Bt + j * ldb;                                             \
+                for (fc_int k = K8; k < K; k++) s = __builtin_fmaf(a[k], b[k], s);         \
+                float *c = C + (i + r) * ldc + j;                                          \
+                *c = beta == 0 ? alpha * s : alpha * s + beta * *c;                        \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
+    return i;                                                                              \
+}
+FC_DEFINE_ROWDOT_AVX2(1, 1, fc_rowdot1_1)
+FC_DEFINE_ROWDOT_AVX2(2, 1, fc_rowdot1_2)
+FC_DEFINE_ROWDOT_AVX2(3, 1, fc_rowdot1_3)
+FC_DEFINE_ROWDOT_AVX2(4, 1, fc_rowdot1_4)
+FC_DEFINE_ROWDOT_AVX2(5, 1, fc_rowdot1_5)
+FC_DEFINE_ROWDOT_AVX2(6, 1, fc_rowdot1_6)
+FC_DEFINE_ROWDOT_AVX2(7, 1, fc_rowdot1_7)
+FC_DEFINE_ROWDOT_AVX2(8, 1, fc_rowdot1_8)
+FC_DEFINE_ROWDOT_AVX2(1, 4, fc_rowdot4_1)
+FC_DEFINE_ROWDOT_AVX2(2, 4, fc_rowdot4_2)
+FC_DEFINE_ROWDOT_AVX2(3, 2, fc_rowdot2_3)
+FC_DEFINE_ROWDOT_AVX2(4, 2, fc_rowdot2_4)
+
+typedef fc_int (*fc_rowdot_fn)(fc_int, const float *, fc_int, fc_int, const float *, fc_int,
+                               float *, fc_int, float, float);
+#endif
+
+static void fc_rowdot_f32(fc_int rows, const float *A, fc_int rsa, fc_int K, const float *Bt,
+                          fc_int ldb, int N, float *C, fc_int ldc, float alpha, float beta)
+{
+#if defined(__x86_64__)
+    if (fc_cpu_has(FC_CPU_AVX2 | FC_CPU_FMA)) {
+        static const fc_rowdot_fn one[8] = {fc_rowdot1_1, fc_rowdot1_2, fc_rowdot1_3,
+                                            fc_rowdot1_4, fc_rowdot1_5, fc_rowdot1_6,
+                                            fc_rowdot1_7, fc_rowdot1_8};
+        static const fc_rowdot_fn many[4] = {fc_rowdot4_1, fc_rowdot4_2, fc_rowdot2_3,
+                                             fc_rowdot2_4};
+        fc_int done = N <= 4 ? many[N - 1](rows, A, rsa, K, Bt, ldb, C, ldc, alpha, beta) : 0;
+        one[N - 1](rows - done, A + done * rsa, rsa, K, Bt, ldb, C + done * ldc, ldc, alpha,
+                   beta);
+        return;
+    }
+#endif
+    fc_rowdot_generic(rows, A, rsa, K, Bt, ldb, N, C, ldc, alpha, beta);
+}
+
+static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int csa,
+                          const float *Bp, float *acc)
+{
+#if defined(__x86_64__)
+    if (fc_cpu_has(FC_CPU_AVX2 | FC_CPU_FMA)) {
+        fc_smalln_avx2(rows, K, A, rsa, csa, Bp, acc);
+        return;
+    }
+#endif
+    fc_smalln_generic(rows, K, A, rsa, csa, Bp, acc);
+}
+
 #define FC_TA float
 #define FC_TB float
 #define FC_TC float
 #define FC_TPA float
 #define FC_TPB float
 #define FC_SFX s
+#define FC_SMALLN_KERNEL fc_smalln_f32
+#define FC_ROWDOT_KERNEL fc_rowdot_f32
 #define FC_KT fc_skernel_t
 #define FC_KERNEL() (fc_dispatch.gemm.s)
 #define FC_GEMM fc_sgemm
@@ -76,6 +239,8 @@ static void fc_transpose8_avx2(const float *src, fc_int rs, float *dst, fc_int l
 #undef FC_GEMM
 #undef FC_GEMM_EX
 #undef FC_CONV_TAPS
+#undef FC_SMALLN_KERNEL
+#undef FC_ROWDOT_KERNEL
 
 /* bf16: A and B staged as float (the same packing code), then paired; the unpacked path
  * for tiny products rounds each operand the same way. */

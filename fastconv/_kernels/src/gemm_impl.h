@@ -471,6 +471,58 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
         Bl.tab = tab;
     }
     B = &Bl;
+#ifdef FC_ROWDOT_KERNEL
+    if (N <= 8 && csa == 1 && M >= 8 && (double)M * K >= 2048) {
+        /* very few columns, A's rows contiguous (weights): dot products along K, B
+         * packed once transposed [N][K] */
+        fc_int ldb = (K + 15) & ~(fc_int)15;
+        FC_TPB *Bp = fc_workspace(FC_WS_PACK, ((size_t)K * 8 + (size_t)ldb * 8) * sizeof(FC_TPB));
+        if (!Bp) { fc_workspace_flag_error(); return; }
+        FC_TPB *Bt = Bp + K * 8;
+        FC_CAT(pack_b_, FC_SFX)(B, 0, K, 0, (int)N, 8, Bp);
+        for (fc_int j = 0; j < N; j++)
+            for (fc_int k = 0; k < K; k++) Bt[j * ldb + k] = Bp[k * 8 + j];
+        if (nthreads < 1 || (double)M * N * K < FC_GEMM_GRAIN) nthreads = 1;
+        fc_int nblk = (M + 31) / 32;              /* 32-row blocks: fixed by M alone */
+        #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
+        for (fc_int blk = 0; blk < nblk; blk++) {
+            fc_int i0 = blk * 32, rows = M - i0 < 32 ? M - i0 : 32;
+            FC_ROWDOT_KERNEL(rows, A + i0 * rsa, rsa, K, Bt, ldb, (int)N, C + i0 * ldc, ldc,
+                             alpha, beta);
+            if (bias || relu)
+                FC_CAT(epilogue_, FC_SFX)(C + i0 * ldc, ldc, (int)rows, (int)N,
+                                        bias ? bias + i0 : NULL, relu);
+        }
+        return;
+    }
+#endif
+#ifdef FC_SMALLN_KERNEL
+    if (N <= 16 && M >= 8 && (double)M * K >= 2048) {
+        /* few columns: rows straight from A, B packed once [K][16] */
+        FC_TPB *Bp = fc_workspace(FC_WS_PACK, (size_t)K * 16 * sizeof(FC_TPB));
+        if (!Bp) { fc_workspace_flag_error(); return; }
+        FC_CAT(pack_b_, FC_SFX)(B, 0, K, 0, (int)N, 16, Bp);
+        fc_int nblk = (M + 3) / 4;
+        if (nthreads < 1 || (double)M * N * K < FC_GEMM_GRAIN) nthreads = 1;
+        #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
+        for (fc_int blk = 0; blk < nblk; blk++) {
+            FC_TC acc[4 * 16];
+            fc_int m0 = blk * 4;
+            int rows = (int)(M - m0 < 4 ? M - m0 : 4);
+            FC_SMALLN_KERNEL(rows, K, A + m0 * rsa, rsa, csa, Bp, acc);
+            for (int r = 0; r < rows; r++) {
+                FC_TC *c = C + (m0 + r) * ldc;
+                for (fc_int j = 0; j < N; j++)
+                    c[j] = beta == 0 ? alpha * acc[r * 16 + j]
+                                     : alpha * acc[r * 16 + j] + beta * c[j];
+            }
+            if (bias || relu)
+                FC_CAT(epilogue_, FC_SFX)(C + m0 * ldc, ldc, rows, (int)N,
+                                        bias ? bias + m0 : NULL, relu);
+        }
+        return;
+    }
+#endif
     const FC_KT *kd = FC_KERNEL();
     const int mr = kd->mr, nr = kd->nr;
     const fc_int MC = kd->mc, KC = kd->kc, NC = kd->nc;

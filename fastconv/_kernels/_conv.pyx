@@ -161,7 +161,7 @@ cdef inline fc_bsrc_t conv_source(const floating *big, const Geom *g, Py_ssize_t
 
 
 cdef void _unfold_gemm_image(const fc_gemm_ops_t *ops, const floating *big, const floating *w, const floating *bias,
-                             floating *small, const Geom *g, Py_ssize_t G, Py_ssize_t Mg,
+                             const floating *scale, floating *small, const Geom *g, Py_ssize_t G, Py_ssize_t Mg,
                              bint relu, int nt) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, grp
     cdef fc_bsrc_t b
@@ -170,12 +170,13 @@ cdef void _unfold_gemm_image(const fc_gemm_ops_t *ops, const floating *big, cons
     for grp in range(G):
         b = conv_source(big + grp * Cg * g.H * g.W, g, Cg, False)
         ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
+        ep.row_scale = (scale + grp * Mg) if scale != NULL else NULL
         gemm_ex(ops, Mg, OHW, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
                 <floating>0, small + grp * Mg * OHW, OHW, &ep, nt)
 
 
 cdef void _unfold_gemm_stacked(const fc_gemm_ops_t *ops, const floating *big, const floating *w, const floating *bias,
-                               floating *small, const Geom *g, Py_ssize_t N,
+                               const floating *scale, floating *small, const Geom *g, Py_ssize_t N,
                                Py_ssize_t bstride, Py_ssize_t sstride, Py_ssize_t G,
                                Py_ssize_t Mg, bint relu, int nt) noexcept nogil:
     """unfold_gemm with every image side by side in one GEMM per group (small planes):
@@ -195,6 +196,7 @@ cdef void _unfold_gemm_stacked(const fc_gemm_ops_t *ops, const floating *big, co
         b.g.nimg = N
         b.g.istride = bstride
         ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
+        ep.row_scale = (scale + grp * Mg) if scale != NULL else NULL
         gemm_ex(ops, Mg, cols, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b,
                 <floating>0, c, cols, &ep, nt)
         for n in prange(N, schedule='static', num_threads=nthreads_for(Mg * cols, nt)):
@@ -207,11 +209,13 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
                 floating[:, :, :, ::1] small, Py_ssize_t groups,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
                 Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads,
-        bint bf16=False):
-    """small[n, g*Mg + m] = relu?(sum_k W2[g*Mg + m, k] * im2col(big[n, group g])[k] + bias).
+        bint bf16=False, const floating[::1] scale=None):
+    """small[n, g*Mg + m] = relu?(sum_k W2[g*Mg + m, k] * im2col(big[n, group g])[k] * scale
+    + bias).
 
-    big (N, C, H, W) IN; w2 (G*Mg, (C/G)*KH*KW) IN; bias (G*Mg,) or None IN;
-    small (N, G*Mg, OH, OW) OUT.  ph, pw may be negative (cropping)."""
+    big (N, C, H, W) IN; w2 (G*Mg, (C/G)*KH*KW) IN; bias, scale (G*Mg,) or None IN (scale:
+    an inference BatchNorm in the epilogue); small (N, G*Mg, OH, OW) OUT.  ph, pw may be
+    negative (cropping)."""
     cdef Py_ssize_t N = big.shape[0], n
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
@@ -220,24 +224,25 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
     cdef int nt = max(1, n_threads)
     cdef bint outer = N >= nt and nt > 1
     cdef const floating *bp = &bias[0] if bias is not None else NULL
+    cdef const floating *sp = &scale[0] if scale is not None else NULL
     cdef Py_ssize_t bstride = big.shape[1] * g.H * g.W, sstride = small.shape[1] * g.OH * g.OW
     if N == 0 or sstride == 0:
         return
     if g.OH * g.OW < STACK_BELOW and N > 1:
         with nogil:
-            _unfold_gemm_stacked(ops, &big[0, 0, 0, 0], &w2[0, 0], bp, &small[0, 0, 0, 0], &g, N,
+            _unfold_gemm_stacked(ops, &big[0, 0, 0, 0], &w2[0, 0], bp, sp, &small[0, 0, 0, 0], &g, N,
                                  bstride, sstride, groups, Mg, relu, nt)
         check_workspace()
         return
     if outer:
         with nogil:
             for n in prange(N, schedule='static', num_threads=nt):
-                _unfold_gemm_image(ops, &big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
+                _unfold_gemm_image(ops, &big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp, sp,
                                    &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg, relu, 1)
     else:
         with nogil:
             for n in range(N):
-                _unfold_gemm_image(ops, &big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp,
+                _unfold_gemm_image(ops, &big[0, 0, 0, 0] + n * bstride, &w2[0, 0], bp, sp,
                                    &small[0, 0, 0, 0] + n * sstride, &g, groups, Mg, relu, nt)
     check_workspace()
 
@@ -245,13 +250,13 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
 def conv_taps(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
               floating[:, :, :, ::1] y, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
               Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-              bint relu, int n_threads):
+              bint relu, int n_threads, const floating[::1] scale=None):
     """y = relu?(conv(x, W2) + bias), groups 1, on small output planes: one GEMM per class
     of output pixels over the taps that land inside x (the padding's zeros are never
     multiplied), the batch's images side by side (gemm.h, conv_taps).
 
-    x (N, C, H, W) IN; w2 (M, C*KH*KW) IN; bias (M,) or None IN; y (N, M, OH, OW) OUT.
-    ph, pw may be negative (cropping)."""
+    x (N, C, H, W) IN; w2 (M, C*KH*KW) IN; bias, scale (M,) or None IN (y = conv * scale +
+    bias); y (N, M, OH, OW) OUT.  ph, pw may be negative (cropping)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t M = y.shape[1], OH = y.shape[2], OW = y.shape[3]
     cdef int nt = max(1, n_threads), rc
@@ -260,13 +265,14 @@ def conv_taps(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const f
     if N == 0 or M == 0 or OH * OW == 0:
         return
     cdef const floating *bp = &bias[0] if bias is not None else NULL
+    cdef const floating *sp = &scale[0] if scale is not None else NULL
     with nogil:
         if floating is float:
             rc = KT.gemm.sconv_taps(N, C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
-                                    &x[0, 0, 0, 0], &w2[0, 0], bp, relu, &y[0, 0, 0, 0], nt)
+                                    &x[0, 0, 0, 0], &w2[0, 0], sp, bp, relu, &y[0, 0, 0, 0], nt)
         else:
             rc = KT.gemm.dconv_taps(N, C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
-                                    &x[0, 0, 0, 0], &w2[0, 0], bp, relu, &y[0, 0, 0, 0], nt)
+                                    &x[0, 0, 0, 0], &w2[0, 0], sp, bp, relu, &y[0, 0, 0, 0], nt)
     check_workspace()
 
 
@@ -475,31 +481,32 @@ def padded_offsets(Py_ssize_t Cg, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH, P
 def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[:, ::1] w2,
                 const floating[::1] bias, floating[:, :, ::1] ypad, const int64_t[::1] off,
                 Py_ssize_t groups, Py_ssize_t group_size, bint relu, int n_threads,
-        bint bf16=False):
+        bint bf16=False, const floating[::1] scale=None):
     """ypad[n, g*Mg + m, q] = relu?(sum_k W2[g*Mg + m, k] xpad[n*image_size + g*group_size
-    + off[k] + q] + bias).  ypad (N, G*Mg, OH*PW) OUT."""
+    + off[k] + q] * scale + bias).  ypad (N, G*Mg, OH*PW) OUT."""
     cdef Py_ssize_t N = ypad.shape[0], Q = ypad.shape[2], Mg = w2.shape[0] // groups
     cdef Py_ssize_t Kg = w2.shape[1], n
     cdef const fc_gemm_ops_t *ops = gemm_ops(bf16, sizeof(floating))
     cdef int nt = max(1, n_threads)
     cdef const floating *bp = &bias[0] if bias is not None else NULL
+    cdef const floating *sp = &scale[0] if scale is not None else NULL
     if N * Q * Mg == 0:
         return
     if N >= nt and nt > 1:
         with nogil:
             for n in prange(N, schedule='static', num_threads=nt):
-                _padded_conv_image(ops, &xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
+                _padded_conv_image(ops, &xpad[0] + n * image_size, &w2[0, 0], bp, sp, &ypad[n, 0, 0], &off[0],
                                    groups, group_size, Mg, Kg, Q, relu, 1)
     else:
         with nogil:
             for n in range(N):
-                _padded_conv_image(ops, &xpad[0] + n * image_size, &w2[0, 0], bp, &ypad[n, 0, 0], &off[0],
+                _padded_conv_image(ops, &xpad[0] + n * image_size, &w2[0, 0], bp, sp, &ypad[n, 0, 0], &off[0],
                                    groups, group_size, Mg, Kg, Q, relu, nt)
     check_workspace()
 
 
 cdef void _padded_conv_image(const fc_gemm_ops_t *ops, const floating *x, const floating *w, const floating *bias,
-                             floating *y, const int64_t *off, Py_ssize_t G, Py_ssize_t gsize,
+                             const floating *scale, floating *y, const int64_t *off, Py_ssize_t G, Py_ssize_t gsize,
                              Py_ssize_t Mg, Py_ssize_t Kg, Py_ssize_t Q, bint relu,
                              int nt) noexcept nogil:
     cdef fc_bsrc_t b
@@ -513,6 +520,7 @@ cdef void _padded_conv_image(const fc_gemm_ops_t *ops, const floating *x, const 
     for grp in range(G):
         b.ptr = x + grp * gsize
         ep.row_bias = (bias + grp * Mg) if bias != NULL else NULL
+        ep.row_scale = (scale + grp * Mg) if scale != NULL else NULL
         gemm_ex(ops, Mg, Q, Kg, <floating>1, w + grp * Mg * Kg, Kg, 1, &b, <floating>0,
                 y + grp * Mg * Q, Q, &ep, nt)
 

@@ -19,6 +19,7 @@ cdef extern from "gemm.h":
         const fc_int *off
     ctypedef struct fc_epilogue_t:
         const void *row_bias
+        const void *row_scale
         int relu
     ctypedef struct fc_skernel_t:
         const char *name
@@ -50,11 +51,13 @@ cdef extern from "gemm.h":
         int (*sconv_taps)(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
                           fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph,
                           fc_int pw, fc_int dh, fc_int dw, const float *x, const float *w,
-                          const float *bias, int relu, float *y, int nthreads) noexcept nogil
+                          const float *scale, const float *bias, int relu, float *y,
+                          int nthreads) noexcept nogil
         int (*dconv_taps)(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
                           fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph,
                           fc_int pw, fc_int dh, fc_int dw, const double *x, const double *w,
-                          const double *bias, int relu, double *y, int nthreads) noexcept nogil
+                          const double *scale, const double *bias, int relu, double *y,
+                          int nthreads) noexcept nogil
 
 
 cdef inline void gemm(const fc_gemm_ops_t *ops, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,

@@ -50,7 +50,7 @@ class ConvTranspose2dCtx(NamedTuple):
 # ===================================================================== public ops
 
 def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1,
-           padding_mode="zeros", layer="conv2d", relu=False, algorithm=None):
+           padding_mode="zeros", layer="conv2d", relu=False, algorithm=None, scale=None):
     """2-D cross-correlation.  Returns ``(y, ctx)``.
 
     x (N, C_in, H, W); weight (C_out, C_in/groups, K_h, K_w); bias (C_out,) or None;
@@ -58,6 +58,9 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     H_out = floor((H + top + bottom - d_h*(K_h-1) - 1)/s_h) + 1.  relu=True applies
     max(., 0) in the kernel's epilogue (inference of a folded Conv-BN-ReLU).
     algorithm: force one of :class:`~fastconv._conv_plan.Algorithm` (tests).
+    scale (C_out,): inference only (the returned ctx is None): y = conv * scale + bias, the
+    factor applied in the GEMM's epilogue where the planned kernel has one (a BatchNorm
+    folded without a pass over the weights), else folded into a copy of the weights.
     Under ``fastconv.autocast("bf16")`` a float32 convolution multiplies in bf16 (its
     backward too); a depthwise one stays float32."""
     dt = np.result_type(x.dtype, weight.dtype)
@@ -77,7 +80,14 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
         pads = (0, 0, 0, 0)
     g = ConvGeometry.of(src.shape, w.shape, stride, pads, dilation, groups, dt,
                         _bf16(dt, groups, x.shape[1]))
-    y, state = _run(src, w, b, g, _plan(g, src, nt, algorithm, layer), relu, nt)
+    algo = _plan(g, src, nt, algorithm, layer)
+    if scale is not None:
+        scale = cast(np.ascontiguousarray(scale), dt)
+        if algo in _EPILOGUE_SCALE and not g.bf16:
+            return _run(src, w, b, g, algo, relu, nt, scale)[0], None
+        w = np.multiply(w, scale.reshape(-1, 1, 1, 1), dtype=dt)
+        return _run(src, w, b, g, algo, relu, nt)[0], None
+    y, state = _run(src, w, b, g, algo, relu, nt)
     return y, Conv2dCtx(state, x.shape, padding_mode, pt if src is not x else 0,
                         pl if src is not x else 0)
 
@@ -183,8 +193,13 @@ def _choices(g):
     return choose_algorithm(g), choose_algorithm(g, finite=False)
 
 
-def _run(src, w, b, g, algorithm, relu, nt):
-    """Forward of the planned convolution g on src (N, C, H, W): (y, ConvState)."""
+# the algorithms whose kernels take a per-channel factor in their epilogue
+_EPILOGUE_SCALE = (Algorithm.PADDED, Algorithm.GATHER, Algorithm.TAPS)
+
+
+def _run(src, w, b, g, algorithm, relu, nt, scale=None):
+    """Forward of the planned convolution g on src (N, C, H, W): (y, ConvState).
+    scale: a per-channel factor before the bias (algorithms in _EPILOGUE_SCALE only)."""
     N, M, OH, OW = g.N, g.M, g.OH, g.OW
     dt = src.dtype
     if algorithm in DEPTHWISE:
@@ -208,7 +223,7 @@ def _run(src, w, b, g, algorithm, relu, nt):
         data = _padded_source(src, g, nt)
         flat, image, off, PW, gsize = data
         ypad = empty((N, M, OH * PW), dt)
-        _conv.padded_conv(flat, image, w2, b, ypad, off, g.groups, gsize, relu, nt, g.bf16)
+        _conv.padded_conv(flat, image, w2, b, ypad, off, g.groups, gsize, relu, nt, g.bf16, scale)
         state = ConvState(g, algorithm, w, None, (keep(flat),) + data[1:] if g.bf16 else data)
         if PW == OW:
             return ypad.reshape(N, M, OH, OW), state
@@ -217,10 +232,11 @@ def _run(src, w, b, g, algorithm, relu, nt):
         return y, state
     y = empty((N, M, OH, OW), dt)
     if algorithm is Algorithm.TAPS:
-        _conv.conv_taps(src, w2, b, y, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, relu, nt)
+        _conv.conv_taps(src, w2, b, y, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, relu, nt,
+                        scale)
         return y, ConvState(g, algorithm, w, src, None)
     _conv.unfold_gemm(src, w2, b, y, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,
-                      relu, nt, g.bf16)
+                      relu, nt, g.bf16, scale)
     return y, ConvState(g, algorithm, w, keep(src) if g.bf16 else src, None)
 
 

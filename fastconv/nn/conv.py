@@ -128,17 +128,21 @@ class Conv2d(_ConvBase):
         b = self.bias.data if self.bias is not None else None
         return self._remember(*self._conv(x, self.weight.data, b))
 
-    def _conv(self, x, weight, bias, relu=False):
+    def _conv(self, x, weight, bias, relu=False, scale=None):
         return F.conv2d(x, weight, bias, self.stride, self._pads(x.shape[2], x.shape[3]),
                         self.dilation, self.groups, self.padding_mode, type(self).__name__,
-                        relu=relu)
+                        relu=relu, scale=scale)
 
     def folded_forward(self, x, bn, relu=False):
         """Inference forward of ``bn(self(x))`` (then ReLU when relu) in one convolution:
         bn, an eval-mode BatchNorm2d with running statistics, is folded into the weights
-        and bias, and ReLU into the kernel's epilogue.  Keeps no activations."""
-        w, b = bn.folded(self.weight.data, self.bias.data if self.bias is not None else None)
-        y = self._conv(self._input(x), w, b, relu)[0]
+        and bias, and ReLU into the kernel's epilogue.  Keeps no activations.  GEMM-planned
+        convolutions take BatchNorm's factor in their epilogue, so the weights are not
+        rewritten on every call (at one frame that pass costs as much as the convolution)."""
+        w = self.weight.data
+        scale, shift = bn.fold_factors(self.bias.data if self.bias is not None else None,
+                                       w.dtype)
+        y = self._conv(self._input(x), w, shift, relu, scale=scale)[0]
         return Tensor(y) if isinstance(x, Tensor) else y
 
     def _backward(self, ctx, gy, needs):

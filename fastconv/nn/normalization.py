@@ -58,6 +58,18 @@ class BatchNorm2d(Module):
                         dtype=dt)
         return w, np.broadcast_to(shift, (self.num_features,)).astype(dt)
 
+    def fold_factors(self, conv_bias=None, dtype=np.float32):
+        """(scale, shift) with bn(conv(x)) = conv(x) * scale + shift per output channel in
+        eval mode (conv_bias folded in too), computed in float64, returned in dtype."""
+        scale = (1.0 if self.weight is None else self.weight.data.astype(np.float64)) / np.sqrt(
+            self.running_var.astype(np.float64) + self.eps)
+        shift = (0.0 if self.bias is None else self.bias.data.astype(np.float64)) - \
+            self.running_mean.astype(np.float64) * scale
+        if conv_bias is not None:
+            shift = shift + conv_bias.astype(np.float64) * scale
+        n = (self.num_features,)
+        return np.broadcast_to(scale, n).astype(dtype), np.broadcast_to(shift, n).astype(dtype)
+
     def reset_running_stats(self):
         if self.track_running_stats:
             self.running_mean[...] = 0
@@ -283,6 +295,18 @@ class InstanceNorm2d(GroupNorm):
         self.register_buffer("running_mean", np.zeros(c, np.float32) if tracked else None)
         self.register_buffer("running_var", np.ones(c, np.float32) if tracked else None)
         self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracked else None)
+
+    def fold_factors(self, conv_bias=None, dtype=np.float32):
+        """(scale, shift) with bn(conv(x)) = conv(x) * scale + shift per output channel in
+        eval mode (conv_bias folded in too), computed in float64, returned in dtype."""
+        scale = (1.0 if self.weight is None else self.weight.data.astype(np.float64)) / np.sqrt(
+            self.running_var.astype(np.float64) + self.eps)
+        shift = (0.0 if self.bias is None else self.bias.data.astype(np.float64)) - \
+            self.running_mean.astype(np.float64) * scale
+        if conv_bias is not None:
+            shift = shift + conv_bias.astype(np.float64) * scale
+        n = (self.num_features,)
+        return np.broadcast_to(scale, n).astype(dtype), np.broadcast_to(shift, n).astype(dtype)
 
     def reset_running_stats(self):
         if self.track_running_stats:

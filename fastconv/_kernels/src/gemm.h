@@ -122,9 +122,11 @@ typedef struct {
 } fc_bsrc_t;
 
 /* Applied to each C element once its K sum is complete:
- * c = relu?(c + row_bias[i]) where given (row_bias may be NULL). */
+ * c = relu?(c * row_scale[i] + row_bias[i]) where given (either may be NULL): the scale
+ * is an inference BatchNorm folded into the epilogue instead of into the weights. */
 typedef struct {
     const void *row_bias;
+    const void *row_scale;
     int relu;
 } fc_epilogue_t;
 
@@ -160,16 +162,19 @@ fc_dgemm_fn fc_dgemm;
  * over its own taps, the batch's images side by side.  The weights are packed once, in
  * tap-major order, so a class's taps are whole slices of the packed panels.  On a 4x4
  * plane (3x3, padding 1) that is 100 of 144 multiply-adds per channel pair, on 2x2 64
- * of 144.  x (N, C, H, W); w (M, C*KH*KW); bias (M) or NULL; y (N, M, OH, OW).
+ * of 144.  x (N, C, H, W); w (M, C*KH*KW); scale, bias (M) or NULL (y = conv * scale +
+ * bias); y (N, M, OH, OW).
  * Returns 0, or -1 (and flags the workspace error) without the memory it needs. */
 typedef int fc_sconv_taps_fn(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
                              fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph,
                              fc_int pw, fc_int dh, fc_int dw, const float *x, const float *w,
-                             const float *bias, int relu, float *y, int nthreads);
+                             const float *scale, const float *bias, int relu, float *y,
+                             int nthreads);
 typedef int fc_dconv_taps_fn(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
                              fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph,
                              fc_int pw, fc_int dh, fc_int dw, const double *x, const double *w,
-                             const double *bias, int relu, double *y, int nthreads);
+                             const double *scale, const double *bias, int relu, double *y,
+                             int nthreads);
 fc_sconv_taps_fn fc_sconv_taps;
 fc_dconv_taps_fn fc_dconv_taps;
 

@@ -397,10 +397,14 @@ static void FC_CAT(pack_b_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc
 }
 
 static void FC_CAT(epilogue_, FC_SFX)(FC_TC *c, fc_int ldc, int m, int n, const FC_TC *bias,
-                                      int relu)
+                                      const FC_TC *scale, int relu)
 {
     for (int i = 0; i < m; i++) {
         FC_TC *ci = c + i * ldc, b = bias ? bias[i] : 0;
+        if (scale) {
+            FC_TC a = scale[i];
+            for (int j = 0; j < n; j++) ci[j] *= a;
+        }
         if (relu)
             for (int j = 0; j < n; j++) { FC_TC v = ci[j] + b; ci[j] = v <= 0 ? 0 : v; }
         else
@@ -413,13 +417,14 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                 FC_TC beta, FC_TC *C, fc_int ldc, const fc_epilogue_t *ep, int nthreads)
 {
     const FC_TC *bias = ep ? (const FC_TC *)ep->row_bias : NULL;
+    const FC_TC *scale = ep ? (const FC_TC *)ep->row_scale : NULL;
     int relu = ep ? ep->relu : 0;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0) {
         for (fc_int i = 0; i < M; i++)
             for (fc_int j = 0; j < N; j++)
                 C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
-        if (bias || relu) FC_CAT(epilogue_, FC_SFX)(C, ldc, (int)M, (int)N, bias, relu);
+        if (bias || scale || relu) FC_CAT(epilogue_, FC_SFX)(C, ldc, (int)M, (int)N, bias, scale, relu);
         return;
     }
     if (B->kind == FC_B_MATRIX && (double)M * N * K <= FC_GEMM_UNPACKED_MAX) {
@@ -433,7 +438,7 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                     acc += FC_A2C(A[i * rsa + p * csa]) * FC_B2C(Bm[p * B->rs + j * B->cs]);
                 C[i * ldc + j] = beta == 0 ? alpha * acc : alpha * acc + beta * C[i * ldc + j];
             }
-        if (bias || relu) FC_CAT(epilogue_, FC_SFX)(C, ldc, (int)M, (int)N, bias, relu);
+        if (bias || scale || relu) FC_CAT(epilogue_, FC_SFX)(C, ldc, (int)M, (int)N, bias, scale, relu);
         return;
     }
     if (nthreads > 1 && (double)M * N * K >= FC_GEMM_GRAIN) {
@@ -455,6 +460,7 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                     if (ep) {
                         e = *ep;
                         if (bias) e.row_bias = bias + m0;
+                        if (scale) e.row_scale = scale + m0;
                     }
                     FC_GEMM_EX(m1 - m0, N, K, alpha, A + m0 * rsa, rsa, csa, B, beta,
                                C + m0 * ldc, ldc, ep ? &e : NULL, 1);
@@ -489,9 +495,10 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
             fc_int i0 = blk * 32, rows = M - i0 < 32 ? M - i0 : 32;
             FC_ROWDOT_KERNEL(rows, A + i0 * rsa, rsa, K, Bt, ldb, (int)N, C + i0 * ldc, ldc,
                              alpha, beta);
-            if (bias || relu)
+            if (bias || scale || relu)
                 FC_CAT(epilogue_, FC_SFX)(C + i0 * ldc, ldc, (int)rows, (int)N,
-                                        bias ? bias + i0 : NULL, relu);
+                                        bias ? bias + i0 : NULL, scale ? scale + i0 : NULL,
+                                        relu);
         }
         return;
     }
@@ -516,9 +523,10 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                     c[j] = beta == 0 ? alpha * acc[r * 16 + j]
                                      : alpha * acc[r * 16 + j] + beta * c[j];
             }
-            if (bias || relu)
+            if (bias || scale || relu)
                 FC_CAT(epilogue_, FC_SFX)(C + m0 * ldc, ldc, rows, (int)N,
-                                        bias ? bias + m0 : NULL, relu);
+                                        bias ? bias + m0 : NULL, scale ? scale + m0 : NULL,
+                                        relu);
         }
         return;
     }
@@ -568,9 +576,9 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                         FC_TC *ct = C + (ic + i0) * ldc + jc + j0;
                         kd->ukr(kc, (FC_UKP)(Ap + ip * mr * kc), (FC_UKP)(Bp + jp * nr * kc),
                                 ct, ldc, m, n, alpha, beta_eff);
-                        if (last && (bias || relu))
+                        if (last && (bias || scale || relu))
                             FC_CAT(epilogue_, FC_SFX)(ct, ldc, m, n, bias ? bias + ic + i0 : NULL,
-                                                    relu);
+                                                    scale ? scale + ic + i0 : NULL, relu);
                     }
                 }
             }
@@ -648,8 +656,8 @@ static void fc_tap_range(fc_int o, fc_int s, fc_int p, fc_int d, fc_int K, fc_in
 
 int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc_int OW,
                  fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph, fc_int pw, fc_int dh,
-                 fc_int dw, const FC_TB *x, const FC_TA *w, const FC_TC *bias, int relu,
-                 FC_TC *y, int nthreads)
+                 fc_int dw, const FC_TB *x, const FC_TA *w, const FC_TC *scale,
+                 const FC_TC *bias, int relu, FC_TC *y, int nthreads)
 {
     const FC_KT *kd = FC_KERNEL();
     const int mr = kd->mr, nr = kd->nr;
@@ -737,7 +745,7 @@ int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc
                     const FC_TC *src = Cs + (n * npix + k) * M;
                     FC_TC *dst = y + n * M * OHW + pix[k];
                     for (fc_int m = 0; m < M; m++) {
-                        FC_TC v = src[m] + (bias ? bias[m] : 0);
+                        FC_TC v = (scale ? src[m] * scale[m] : src[m]) + (bias ? bias[m] : 0);
                         dst[m * OHW] = relu && v <= 0 ? 0 : v;
                     }
                 }

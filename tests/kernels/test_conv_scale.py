@@ -1,0 +1,60 @@
+"""Inference convolutions with a per-channel factor (a BatchNorm folded into the
+epilogue, not into the weights): every algorithm the planner can force, against the
+float64 reference of conv(x, w) * scale + bias, with and without ReLU."""
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import nn
+from fastconv._conv_plan import Algorithm, ConvGeometry, accepts
+from fastconv.functional import conv as FC
+import reference as R
+
+GEOMS = [  # N, C, H, M, K, stride, pad, groups
+    (9, 16, 4, 24, 3, 1, 1, 1),       # taps, gather
+    (2, 16, 12, 20, 3, 1, 1, 1),      # Winograd F(2x2), padded, gather
+    (1, 32, 5, 300, 1, 1, 0, 1),      # 1x1 on one frame: the few-column GEMM
+    (1, 24, 3, 40, 3, 1, 1, 1),       # 3x3 on one frame's 3x3 plane
+    (3, 8, 9, 8, 3, 2, 1, 8),         # depthwise: scale folded into the weights
+]
+CASES = [(i, a) for i, (N, C, H, M, K, s, p, G) in enumerate(GEOMS)
+         for a in Algorithm if accepts(a, ConvGeometry(N, C, H, H, M, K, K, s, s, p, p, p, p,
+                                                       1, 1, G))]
+
+
+@pytest.mark.parametrize("i, algorithm", CASES, ids=[f"g{i}-{a.value}" for i, a in CASES])
+@pytest.mark.parametrize("relu", [False, True])
+def test_scaled_conv_matches_reference(i, algorithm, relu):
+    N, C, H, M, K, s, p, G = GEOMS[i]
+    rng = np.random.default_rng(i)
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((M, C // G, K, K)) / np.sqrt(C // G * K * K)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    scale = rng.uniform(-2, 2, M).astype(np.float32)
+    y, ctx = FC.conv2d(x, w, b, (s, s), (p,) * 4, (1, 1), G, relu=relu, algorithm=algorithm,
+                       scale=scale)
+    assert ctx is None                               # inference only: nothing to backward
+    ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, (s, s), (p,) * 4,
+                   (1, 1), G) * scale.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1)
+    if relu:
+        ref = np.maximum(ref, 0)
+    tol = 5e-5 if algorithm in (Algorithm.WINOGRAD4, Algorithm.WINOGRAD2) else 2e-5
+    np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("N, size", [(1, 32), (8, 16)])
+def test_eval_conv_bn_relu_folds_like_the_separate_layers(N, size):
+    # the eval Sequential runs Conv-BN-ReLU as one convolution; the unfused layers agree
+    rng = np.random.default_rng(N)
+    conv, bn = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
+    bn.running_mean[...] = rng.standard_normal(32)
+    bn.running_var[...] = rng.uniform(0.5, 2, 32)
+    bn.weight.data[...] = rng.standard_normal(32)
+    bn.bias.data[...] = rng.standard_normal(32)
+    seq = nn.Sequential(conv, bn, nn.ReLU())
+    seq.eval()
+    x = rng.standard_normal((N, 16, size, size)).astype(np.float32)
+    with fc.no_grad():
+        fused = seq(x)
+        apart = np.maximum(bn(conv(x)), 0)
+    np.testing.assert_allclose(fused, apart, rtol=1e-5, atol=1e-5)

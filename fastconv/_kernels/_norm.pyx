@@ -94,6 +94,31 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
             var[c] = s / (N * HW) if N * HW > 0 else 0
 
 
+def fold_factors(floating[::1] scale, floating[::1] shift, const floating[::1] mean,
+                 const floating[::1] var, const floating[::1] gamma, const floating[::1] beta,
+                 double eps, const floating[::1] conv_bias):
+    """An eval BatchNorm after a convolution as one per-channel affine map, computed in
+    float64: scale = gamma / sqrt(var + eps), shift = beta + (conv_bias - mean) * scale.
+    gamma, beta, conv_bias may be None (1, 0, 0); all (C,); scale, shift OUT (first: they
+    pick the fused type)."""
+    cdef Py_ssize_t c, C = mean.shape[0]
+    cdef double a, b
+    if var.shape[0] != C or scale.shape[0] != C or shift.shape[0] != C or \
+            (gamma is not None and gamma.shape[0] != C) or \
+            (beta is not None and beta.shape[0] != C) or \
+            (conv_bias is not None and conv_bias.shape[0] != C):
+        raise ValueError("fold_factors: every array must have the channel count")
+    for c in range(C):
+        a = 1.0 / sqrt(<double>var[c] + eps)
+        if gamma is not None:
+            a = <double>gamma[c] * a
+        b = (<double>beta[c] if beta is not None else 0.0) - <double>mean[c] * a
+        if conv_bias is not None:
+            b = b + <double>conv_bias[c] * a
+        scale[c] = <floating>a
+        shift[c] = <floating>b
+
+
 def channel_sum(const floating[:, :, ::1] x, floating[::1] out, int n_threads):
     """out[c] = sum over n, q of x[n, c, q] (float64 accumulation).  Bias gradients."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q

@@ -23,8 +23,8 @@ from .loss import (CrossEntropyCtx, LossCtx, bce_with_logits, bce_with_logits_ba
                    mse_loss_backward, nll_loss, nll_loss_backward, smooth_l1_loss,
                    smooth_l1_loss_backward)
 from .norm import (BatchNormCtx, GroupNormCtx, LayerNormCtx, batch_norm, batch_norm_backward,
-                   group_norm, group_norm_backward, layer_norm, layer_norm_backward,
-                   sync_channel_stats, sync_channel_sums)
+                   batch_norm_fold, group_norm, group_norm_backward, layer_norm,
+                   layer_norm_backward, sync_channel_stats, sync_channel_sums)
 from .optim import adam_, sgd_
 from .pad import PadCtx, pad, pad_backward
 from .pool import (AdaptiveAvgPool2dCtx, AvgPool2dCtx, MaxPool2dCtx, MaxUnpool2dCtx,
@@ -40,8 +40,8 @@ __all__ = [
     "max_pool2d", "max_pool2d_backward", "max_unpool2d", "max_unpool2d_backward",
     "unpool_output_size", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
-    "adaptive_max_pool2d_backward", "batch_norm", "batch_norm_backward", "sync_channel_stats",
-    "sync_channel_sums",
+    "adaptive_max_pool2d_backward", "batch_norm", "batch_norm_backward", "batch_norm_fold",
+    "sync_channel_stats", "sync_channel_sums",
     "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward",
     "relu", "relu_backward", "activation", "activation_backward", "prelu", "prelu_backward",
     "add", "add_backward", "dropout", "dropout_backward",

@@ -73,6 +73,22 @@ def sync_channel_sums(sum_dy, sum_dy_xhat, process_group=None):
     return both[:len(sum_dy)], both[len(sum_dy):]
 
 
+def batch_norm_fold(weight, bias, running_mean, running_var, eps, conv_bias=None,
+                    dtype=np.float32):
+    """An eval BatchNorm after a convolution as one per-channel affine map:
+    ``(scale, shift)`` (C,) in dtype with bn(conv(x)) = conv(x) * scale + shift, computed
+    in float64 (conv_bias, the convolution's own bias, folded into shift).  weight, bias,
+    conv_bias may be None."""
+    dtype = np.dtype(dtype)
+    C = running_mean.shape[0]
+    arrays = [None if a is None else np.ascontiguousarray(a, dtype)
+              for a in (weight, bias, running_mean, running_var, conv_bias)]
+    scale, shift = np.empty(C, dtype), np.empty(C, dtype)
+    w, b, mean, var, cb = arrays
+    _norm.fold_factors(scale, shift, mean, var, w, b, float(eps), cb)
+    return scale, shift
+
+
 def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, training=True,
                relu=False, sync=False, process_group=None):
     """BatchNorm over every axis but 1, per channel.  x (N, C, *) ((N, C, H, W) or

@@ -61,14 +61,10 @@ class BatchNorm2d(Module):
     def fold_factors(self, conv_bias=None, dtype=np.float32):
         """(scale, shift) with bn(conv(x)) = conv(x) * scale + shift per output channel in
         eval mode (conv_bias folded in too), computed in float64, returned in dtype."""
-        scale = (1.0 if self.weight is None else self.weight.data.astype(np.float64)) / np.sqrt(
-            self.running_var.astype(np.float64) + self.eps)
-        shift = (0.0 if self.bias is None else self.bias.data.astype(np.float64)) - \
-            self.running_mean.astype(np.float64) * scale
-        if conv_bias is not None:
-            shift = shift + conv_bias.astype(np.float64) * scale
-        n = (self.num_features,)
-        return np.broadcast_to(scale, n).astype(dtype), np.broadcast_to(shift, n).astype(dtype)
+        return F.batch_norm_fold(None if self.weight is None else self.weight.data,
+                                 None if self.bias is None else self.bias.data,
+                                 self.running_mean, self.running_var, self.eps, conv_bias,
+                                 dtype)
 
     def reset_running_stats(self):
         if self.track_running_stats:
@@ -299,14 +295,10 @@ class InstanceNorm2d(GroupNorm):
     def fold_factors(self, conv_bias=None, dtype=np.float32):
         """(scale, shift) with bn(conv(x)) = conv(x) * scale + shift per output channel in
         eval mode (conv_bias folded in too), computed in float64, returned in dtype."""
-        scale = (1.0 if self.weight is None else self.weight.data.astype(np.float64)) / np.sqrt(
-            self.running_var.astype(np.float64) + self.eps)
-        shift = (0.0 if self.bias is None else self.bias.data.astype(np.float64)) - \
-            self.running_mean.astype(np.float64) * scale
-        if conv_bias is not None:
-            shift = shift + conv_bias.astype(np.float64) * scale
-        n = (self.num_features,)
-        return np.broadcast_to(scale, n).astype(dtype), np.broadcast_to(shift, n).astype(dtype)
+        return F.batch_norm_fold(None if self.weight is None else self.weight.data,
+                                 None if self.bias is None else self.bias.data,
+                                 self.running_mean, self.running_var, self.eps, conv_bias,
+                                 dtype)
 
     def reset_running_stats(self):
         if self.track_running_stats:

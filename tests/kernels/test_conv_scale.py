@@ -58,3 +58,24 @@ def test_eval_conv_bn_relu_folds_like_the_separate_layers(N, size):
         fused = seq(x)
         apart = np.maximum(bn(conv(x)), 0)
     np.testing.assert_allclose(fused, apart, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine, conv_bias", [(True, True), (True, False), (False, True)])
+def test_batch_norm_fold_matches_the_formula(dtype, affine, conv_bias):
+    rng = np.random.default_rng(7)
+    C = 13
+    g, b = (rng.standard_normal(C).astype(dtype) for _ in range(2)) if affine else (None, None)
+    mean = rng.standard_normal(C).astype(dtype)
+    var = rng.uniform(0.1, 3, C).astype(dtype)
+    cb = rng.standard_normal(C).astype(dtype) if conv_bias else None
+    scale, shift = fc.functional.batch_norm_fold(g, b, mean, var, 1e-3, cb, dtype)
+    assert scale.dtype == dtype and shift.dtype == dtype
+    s64 = (1.0 if g is None else g.astype(np.float64)) / np.sqrt(var.astype(np.float64) + 1e-3)
+    t64 = (0.0 if b is None else b.astype(np.float64)) - mean * s64
+    if cb is not None:
+        t64 = t64 + cb * s64
+    np.testing.assert_allclose(scale, np.broadcast_to(s64, (C,)), rtol=1e-6)
+    np.testing.assert_allclose(shift, t64, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="channel count"):
+        fc.functional.batch_norm_fold(None, None, mean, var[:-1], 1e-3)

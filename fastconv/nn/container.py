@@ -58,32 +58,23 @@ class Sequential(Module):
 
     def _inference(self, x):
         """Eval under no_grad: a Conv2d followed by an eval BatchNorm2d runs as one
-        convolution with the BatchNorm folded into its weights and bias (and a ReLU
-        after them in its epilogue), saving a pass over each output; torch's layers
-        give the same values to rounding.  Tracing (summary, to_torch) sees every layer."""
-        from .conv import Conv2d
+        convolution with the BatchNorm in its epilogue (and a ReLU after them too), saving
+        a pass over each output; torch's layers give the same values to rounding.
+        Tracing (summary, to_torch) sees every layer."""
+        from .conv import Conv2d, folded_conv_bn
         from .normalization import BatchNorm2d
         from .activation import ReLU
         mods = list(self._modules.values())
         i, n = 0, len(mods)
         while i < n:
             m = mods[i]
-            if (i + 1 < n and type(m) is Conv2d and type(mods[i + 1]) is BatchNorm2d
-                    and m.padding_mode == "zeros" and np.ndim(x) == 4
-                    and not mods[i + 1].training and mods[i + 1].running_mean is not None):
+            if i + 1 < n and type(m) is Conv2d and type(mods[i + 1]) is BatchNorm2d:
                 relu = i + 2 < n and type(mods[i + 2]) is ReLU
-                prof = autograd._profiler
-                if prof is not None:
-                    t = time.perf_counter()
-                    x = m.folded_forward(x, mods[i + 1], relu=relu)
-                    name = "Conv2d+BatchNorm2d" + ("+ReLU" if relu else "")
-                    if prof.detail:
-                        name += f"({m.extra_repr()}) @{'x'.join(map(str, np.shape(x)[1:]))}"
-                    prof.add(name, "forward", time.perf_counter() - t)
-                else:
-                    x = m.folded_forward(x, mods[i + 1], relu=relu)
-                i += 3 if relu else 2
-                continue
+                y = folded_conv_bn(m, mods[i + 1], x, relu)
+                if y is not None:
+                    x = y
+                    i += 3 if relu else 2
+                    continue
             x = m(x)
             i += 1
         return x

@@ -1,8 +1,11 @@
 """Conv2d and ConvTranspose2d."""
+import time
+
 import numpy as np
 
-from .. import _shape
+from .. import _shape, autograd
 from .. import functional as F
+from .._grad import is_grad_enabled
 from ..autograd import Tensor
 from . import _init
 from .module import Module, Parameter
@@ -203,3 +206,24 @@ class ConvTranspose2d(_ConvBase):
 
     def _backward(self, ctx, gy, needs):
         return F.conv_transpose2d_backward(ctx, gy, needs)
+
+
+def folded_conv_bn(conv, bn, x, relu=False):
+    """``relu?(bn(conv(x)))`` as one convolution (BatchNorm in the epilogue) when that is
+    what the layers would compute: both in eval mode, no gradients recorded, no trace
+    running, running statistics kept, zero padding, a 4-d input.  Returns None otherwise
+    (the caller runs the layers one by one).  Shows in the profiler as one entry."""
+    if (conv.training or bn.training or is_grad_enabled() or autograd._tracer is not None
+            or bn.running_mean is None or conv.padding_mode != "zeros" or np.ndim(x) != 4):
+        return None
+    prof = autograd._profiler
+    if prof is None:
+        return conv.folded_forward(x, bn, relu=relu)
+    t = time.perf_counter()
+    y = conv.folded_forward(x, bn, relu=relu)
+    name = "Conv2d+BatchNorm2d" + ("+ReLU" if relu else "")
+    if prof.detail:
+        name += f"({conv.extra_repr()}) @{'x'.join(map(str, np.shape(y)[1:]))}"
+    prof.add(name, "forward", time.perf_counter() - t)
+    return y
+

@@ -79,3 +79,23 @@ def test_batch_norm_fold_matches_the_formula(dtype, affine, conv_bias):
     np.testing.assert_allclose(shift, t64, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="channel count"):
         fc.functional.batch_norm_fold(None, None, mean, var[:-1], 1e-3)
+
+
+def test_resnet_eval_folds_its_blocks_and_agrees_with_the_layers():
+    rng = np.random.default_rng(11)
+    model = fc.models.resnet18(num_classes=3)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean[...] = rng.standard_normal(m.num_features) * 0.1
+            m.running_var[...] = rng.uniform(0.5, 2, m.num_features)
+            m.weight.data[...] = rng.uniform(0.5, 1.5, m.num_features)
+    model.eval()
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    apart = np.asarray(model(x))                    # gradients on: every layer runs alone
+    with fc.no_grad(), fc.profiler.profile() as prof:
+        fused = model(x)
+    names = prof.by_name()
+    assert names["Conv2d+BatchNorm2d+ReLU"][2] == 9      # stem + the first conv of 8 blocks
+    assert names["Conv2d+BatchNorm2d"][2] == 8 + 3       # second convs + downsamples
+    assert "BatchNorm2d" not in names
+    np.testing.assert_allclose(fused, apart, rtol=1e-4, atol=1e-4)

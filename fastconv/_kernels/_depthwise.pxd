@@ -5,6 +5,7 @@ cdef extern from "depthwise.h":
     enum:
         FC_DW_GRAIN
         FC_DW_LANES_BELOW
+        FC_DW_LANES_BELOW_S
     ctypedef struct fc_dwgeom_t:
         fc_int sh, sw, ph, pw, dh, dw
     ctypedef struct fc_dw_kernels_t:

@@ -31,7 +31,7 @@ cdef void _forward_lanes(const float *x, const float *w, const float *bias, floa
                          Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                          Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
                          const fc_dwgeom_t *g, bint relu, int nt) noexcept nogil:
-    """Tiny planes (OW < FC_DW_LANES_BELOW, one input channel per output): 16 channels
+    """Narrow planes (OW under FC_DW_LANES_BELOW(_S), one input channel per output): 16 channels
     of one image per call, in the vector lanes; each thread's scratch from the
     workspace."""
     cdef Py_ssize_t nb = (C + 15) // 16, b, n, c0
@@ -168,7 +168,7 @@ def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     cdef fc_dwgeom_t g
     if C * N == 0:
         return
-    if OW < FC_DW_LANES_BELOW and mult == 1:
+    if OW < FC_DW_LANES_BELOW_S and mult == 1:
         g.sh = 1; g.sw = 1; g.ph = pt; g.pw = pl; g.dh = dh; g.dw = dwl
         with nogil:
             _backward_lanes(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &dy[0, 0, 0, 0], &dx[0, 0, 0, 0],
@@ -237,7 +237,7 @@ def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     if P * OH * OW == 0:
         return
     if floating is float:
-        if OW < FC_DW_LANES_BELOW and mult == 1:
+        if OW < FC_DW_LANES_BELOW_S and mult == 1:
             with nogil:
                 _forward_lanes(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], N, C, H, W,
                                OH, OW, KH, KW, &g, relu,
@@ -283,7 +283,7 @@ def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     if C * N == 0:
         return
     if floating is float:
-        if OW < FC_DW_LANES_BELOW and mult == 1:
+        if OW < FC_DW_LANES_BELOW_S and mult == 1:
             with nogil:
                 _backward_lanes(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &dy[0, 0, 0, 0],
                                 &dx[0, 0, 0, 0], &dw_acc[0, 0], &db_acc[0], N, C, H, W, OH,

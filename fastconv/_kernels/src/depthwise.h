@@ -10,8 +10,11 @@ typedef struct { fc_int sh, sw, ph, pw, dh, dw; } fc_dwgeom_t;
  * output costs KH*KW multiply-adds. */
 #define FC_DW_GRAIN (FC_PARALLEL_GRAIN / 2)
 
-/* Output rows narrower than this take the channels-in-lanes forward (float32). */
+/* Output rows narrower than this take the channels-in-lanes kernels (float32): the
+ * stride-1 forward (padded planes win from 8 columns up), and the strided forward and
+ * every backward (their row loops pay a range per tap, which dominates rows under 16). */
 #define FC_DW_LANES_BELOW 8
+#define FC_DW_LANES_BELOW_S 16
 
 /* One ISA's kernels.  float64 has the baseline build only (every set points to it).
  * The padded forms are stride 1 on zero-padded planes: row is OW rounded up to 16

@@ -1,0 +1,59 @@
+"""Strided depthwise convolutions on the paths picked by plane width: rows of 16 and more
+split into even and odd columns (stride 2), narrower rows in channel lanes; against the
+float64 reference, forward and both gradients, float32 and float64, odd widths, several
+paddings and kernel sizes, and bitwise across thread counts."""
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv.functional import conv as FC
+import reference as R
+
+CASES = [  # N, C, H, W, K, stride, pad
+    (2, 5, 40, 33, 3, 2, 1),      # odd width: the even half is one longer
+    (3, 4, 34, 40, 3, 2, 0),
+    (2, 3, 36, 37, 5, 2, 2),
+    (2, 6, 33, 32, 3, (2, 1), 1),  # stride 2 down, 1 across
+    (4, 17, 20, 20, 3, 2, 1),     # 10-wide output rows: the channel lanes, 17 channels
+    (2, 8, 31, 29, 3, 3, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_strided_depthwise_matches_reference(case, dtype):
+    N, C, H, W, K, s, p = case
+    s = s if isinstance(s, tuple) else (s, s)
+    rng = np.random.default_rng(H * W + K)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((C, 1, K, K)).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    y, ctx = FC.conv2d(x, w, b, s, (p,) * 4, (1, 1), C)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    np.testing.assert_allclose(y, R.conv2d(x64, w64, b.astype(np.float64), s, (p,) * 4,
+                                           (1, 1), C), rtol=tol, atol=tol)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx, gw, _ = FC.conv2d_backward(ctx, gy)
+    rx, rw, _ = R.conv2d_backward(x64, w64, gy.astype(np.float64), s, (p,) * 4, (1, 1), C)
+    np.testing.assert_allclose(gx, rx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, rw, rtol=tol * 10, atol=tol * 10)
+
+
+@pytest.mark.parametrize("case", CASES[:3] + CASES[4:5])
+def test_strided_depthwise_same_bits_at_any_thread_count(case):
+    N, C, H, W, K, s, p = case
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((C, 1, K, K)).astype(np.float32)
+    outs, n0 = [], fc.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            fc.set_num_threads(nt)
+            y, ctx = FC.conv2d(x, w, None, (s, s), (p,) * 4, (1, 1), C, relu=True)
+            outs.append((y, *FC.conv2d_backward(ctx, np.ones_like(y))[:2]))
+    finally:
+        fc.set_num_threads(n0)
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b)

@@ -37,6 +37,7 @@ class WeightGrad(enum.Enum):
     WINOGRAD = "winograd"   # F(2x2, 3x3) over tiles, fixed chunks
     PADDED = "padded"       # GEMM over the forward's padded copy
     GATHER = "gather"       # GEMM gathering im2col patches
+    TAPS = "taps"           # by border classes, the padding never multiplied (small planes)
     DEPTHWISE_S1 = "depthwise_s1"
     DEPTHWISE = "depthwise"
 
@@ -200,6 +201,10 @@ def weight_grad_algorithm(g, forward, finite=True):
     # small next to the work
     if forward in WINOGRAD and g.M * g.C <= 128 * 128 and finite:
         return WeightGrad.WINOGRAD
+    # by classes too once a corner class (one pixel per image) gives its GEMMs a K of 32
+    # images; with fewer, the one im2col GEMM over the whole batch is faster
+    if forward is Algorithm.TAPS and g.N >= 32:
+        return WeightGrad.TAPS
     return WeightGrad.PADDED if forward is Algorithm.PADDED else WeightGrad.GATHER
 
 

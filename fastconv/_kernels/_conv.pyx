@@ -276,6 +276,33 @@ def conv_taps(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const f
     check_workspace()
 
 
+def conv_taps_wgrad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                    floating[:, ::1] dw2, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
+                    Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                    int n_threads):
+    """dW2 of conv_taps's convolution by the same border classes (the padding's zeros are
+    never multiplied).  x (N, C, H, W) IN; dy (N, M, OH, OW) IN; dw2 (M, C*KH*KW) OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t M = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
+    cdef int nt = max(1, n_threads), rc
+    if dw2.shape[0] != M or dw2.shape[1] != C * KH * KW or dy.shape[0] != N:
+        raise ValueError("conv_taps_wgrad: dw2 must be (M, C*KH*KW) and dy (N, M, OH, OW)")
+    if M * C * KH * KW == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = KT.gemm.sconv_taps_wgrad(N, C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+                                          &x[0, 0, 0, 0] if N * C * H * W else NULL,
+                                          &dy[0, 0, 0, 0] if N * M * OH * OW else NULL,
+                                          &dw2[0, 0], nt)
+        else:
+            rc = KT.gemm.dconv_taps_wgrad(N, C, H, W, M, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+                                          &x[0, 0, 0, 0] if N * C * H * W else NULL,
+                                          &dy[0, 0, 0, 0] if N * M * OH * OW else NULL,
+                                          &dw2[0, 0], nt)
+    check_workspace()
+
+
 cdef void _gemm_fold_image(const fc_gemm_ops_t *ops, const floating *small, const floating *w, floating *big, const Geom *g,
                            Py_ssize_t G, Py_ssize_t Mg, floating *col, int nt) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW

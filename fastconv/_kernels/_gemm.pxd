@@ -58,6 +58,14 @@ cdef extern from "gemm.h":
                           fc_int pw, fc_int dh, fc_int dw, const double *x, const double *w,
                           const double *scale, const double *bias, int relu, double *y,
                           int nthreads) noexcept nogil
+        int (*sconv_taps_wgrad)(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
+                                fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw,
+                                fc_int ph, fc_int pw, fc_int dh, fc_int dw, const float *x,
+                                const float *dy, float *dwt, int nthreads) noexcept nogil
+        int (*dconv_taps_wgrad)(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
+                                fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw,
+                                fc_int ph, fc_int pw, fc_int dh, fc_int dw, const double *x,
+                                const double *dy, double *dwt, int nthreads) noexcept nogil
 
 
 cdef inline void gemm(const fc_gemm_ops_t *ops, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,

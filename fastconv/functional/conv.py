@@ -289,6 +289,9 @@ def _weight_grad(state, gy, nt, finite):
         scratch = empty((_conv.wgrad_chunks(N), dw2.size), gy.dtype)
         _conv.padded_weight_grad(dypad, flat, image, dw2, scratch, off, g.groups, gsize, nt,
                                  g.bf16)
+    elif wg is WeightGrad.TAPS:
+        _conv.conv_taps_wgrad(state.src, np.ascontiguousarray(gy), dw2, g.KH, g.KW, g.sh, g.sw,
+                              g.pt, g.pl, g.dh, g.dw, nt)
     else:
         scratch = empty((_conv.wgrad_chunks(g.N, g.OH * g.OW), dw2.size), gy.dtype)
         _conv.weight_grad(gy, restore(state.src), dw2, scratch, g.groups, g.KH, g.KW, g.sh, g.sw, g.pt,

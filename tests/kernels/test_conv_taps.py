@@ -1,7 +1,8 @@
 """Small planes by border classes (Algorithm.TAPS): one GEMM per class of output pixels
-over the taps that land inside the input.  Against the NumPy reference in float64,
-bitwise across thread counts, with bias, ReLU, strides, dilation, asymmetric padding,
-planes where some pixels see only padding, and NaN/Inf."""
+over the taps that land inside the input, and its weight gradient by the same classes.
+Against the NumPy reference in float64, bitwise across thread counts, with bias, ReLU,
+strides, dilation, asymmetric padding, planes where some pixels see only padding, and
+NaN/Inf."""
 import numpy as np
 import pytest
 
@@ -59,11 +60,13 @@ def test_taps_same_bits_at_any_thread_count(case):
     try:
         for nt in (1, 2, 3):
             fc.set_num_threads(nt)
-            outs.append(run(x, w, b, case, relu=True)[0])
+            y, ctx = run(x, w, b, case, relu=True)
+            outs.append((y, *FC.conv2d_backward(ctx, np.cos(y))[:2]))
     finally:
         fc.set_num_threads(n0)
     for other in outs[1:]:
-        np.testing.assert_array_equal(outs[0], other)
+        for a, b_ in zip(outs[0], other):
+            np.testing.assert_array_equal(a, b_)
 
 
 def test_taps_large_channels_cross_cache_blocks():
@@ -102,8 +105,12 @@ def test_planner_takes_taps_where_padding_is_a_quarter_of_the_work():
     assert plan.choose_algorithm(g._replace(H=7, W=7)) is not Algorithm.TAPS
     assert not plan.accepts(Algorithm.TAPS, g._replace(groups=2))
     assert not plan.accepts(Algorithm.TAPS, g._replace(bf16=True))
-    # its input gradient runs the flipped convolution (by taps again), not col2im
+    # its input gradient runs the flipped convolution (by taps again), not col2im; its
+    # weight gradient goes by the same classes
     assert plan.input_grad_algorithm(g, Algorithm.TAPS) is plan.InputGrad.FLIPPED
+    assert plan.weight_grad_algorithm(g, Algorithm.TAPS) is plan.WeightGrad.TAPS
+    assert plan.weight_grad_algorithm(g._replace(N=16), Algorithm.TAPS) is \
+        plan.WeightGrad.GATHER
 
 
 def test_planner_keeps_winograd_off_a_single_frames_late_stages():
@@ -134,3 +141,39 @@ def test_few_column_gemm_row_split_same_bits_at_any_thread_count(M, plane):
     ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), (1, 1),
                    (1, 1, 1, 1), (1, 1), 1)
     np.testing.assert_allclose(outs[0], np.maximum(ref, 0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_taps_weight_grad_kernel_matches_reference(case):
+    # the planner takes it from 32 images on; the kernel itself is right at any batch
+    from fastconv._kernels import _conv
+    N, C, H, W, M, KH, KW, s, pads, d = case
+    rng = np.random.default_rng(3 + sum(case[:7]))
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((M, C, KH, KW))
+    y, _ = run(x, w, None, case)
+    gy = rng.standard_normal(y.shape)
+    dw2 = np.full((M, C * KH * KW), np.nan)
+    _conv.conv_taps_wgrad(x, gy, dw2, KH, KW, s, s, pads[0], pads[2], d, d, 2)
+    _, rw, _ = R.conv2d_backward(x, w, gy, (s, s), pads, (d, d), 1)
+    np.testing.assert_allclose(dw2.reshape(w.shape), rw, rtol=1e-10, atol=1e-10)
+    outs, x32, gy32 = [], x.astype(np.float32), gy.astype(np.float32)
+    for nt in (1, 2, 3):
+        d32 = np.empty((M, C * KH * KW), np.float32)
+        _conv.conv_taps_wgrad(x32, gy32, d32, KH, KW, s, s, pads[0], pads[2], d, d, nt)
+        outs.append(d32)
+    for other in outs[1:]:
+        np.testing.assert_array_equal(outs[0], other)
+
+
+def test_taps_training_step_at_32_images_uses_the_class_weight_grad():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((32, 24, 4, 4)).astype(np.float32)
+    w = (rng.standard_normal((40, 24, 3, 3)) / 15).astype(np.float32)
+    y, ctx = FC.conv2d(x, w, None, (1, 1), (1, 1, 1, 1))
+    assert ctx.conv.algorithm is Algorithm.TAPS
+    gy = np.cos(y)
+    _, gw, _ = FC.conv2d_backward(ctx, gy)
+    _, rw, _ = R.conv2d_backward(x.astype(np.float64), w.astype(np.float64),
+                                 gy.astype(np.float64), (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-4)

@@ -48,6 +48,8 @@ void fc_dispatch_init(void)
     k.gemm.dgemm = fc_dgemm;
     k.gemm.sconv_taps = fc_sconv_taps;
     k.gemm.dconv_taps = fc_dconv_taps;
+    k.gemm.sconv_taps_wgrad = fc_sconv_taps_wgrad;
+    k.gemm.dconv_taps_wgrad = fc_dconv_taps_wgrad;
     k.gemm_bf16 = k.gemm;
     k.gemm_bf16.sgemm_ex = fc_bgemm_ex;
     k.gemm_bf16.sgemm = fc_bgemm;

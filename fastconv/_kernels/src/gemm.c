@@ -227,6 +227,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #define FC_GEMM fc_sgemm
 #define FC_GEMM_EX fc_sgemm_ex
 #define FC_CONV_TAPS fc_sconv_taps
+#define FC_CONV_TAPS_WGRAD fc_sconv_taps_wgrad
 #include "gemm_impl.h"
 #undef FC_TA
 #undef FC_TB
@@ -239,6 +240,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #undef FC_GEMM
 #undef FC_GEMM_EX
 #undef FC_CONV_TAPS
+#undef FC_CONV_TAPS_WGRAD
 #undef FC_SMALLN_KERNEL
 #undef FC_ROWDOT_KERNEL
 
@@ -284,4 +286,5 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #define FC_GEMM fc_dgemm
 #define FC_GEMM_EX fc_dgemm_ex
 #define FC_CONV_TAPS fc_dconv_taps
+#define FC_CONV_TAPS_WGRAD fc_dconv_taps_wgrad
 #include "gemm_impl.h"

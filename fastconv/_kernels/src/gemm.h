@@ -177,6 +177,19 @@ typedef int fc_dconv_taps_fn(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, f
                              int nthreads);
 fc_sconv_taps_fn fc_sconv_taps;
 fc_dconv_taps_fn fc_dconv_taps;
+/* Its weight gradient by the same classes (the padding never multiplied): dw (M x
+ * C*KH*KW) overwritten from x (N, C, H, W) and dy (N, M, OH, OW).  0, or -1 (flagged). */
+typedef int fc_sconv_taps_wgrad_fn(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M,
+                                   fc_int OH, fc_int OW, fc_int KH, fc_int KW, fc_int sh,
+                                   fc_int sw, fc_int ph, fc_int pw, fc_int dh, fc_int dw,
+                                   const float *x, const float *dy, float *dwt, int nthreads);
+typedef int fc_dconv_taps_wgrad_fn(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M,
+                                   fc_int OH, fc_int OW, fc_int KH, fc_int KW, fc_int sh,
+                                   fc_int sw, fc_int ph, fc_int pw, fc_int dh, fc_int dw,
+                                   const double *x, const double *dy, double *dwt,
+                                   int nthreads);
+fc_sconv_taps_wgrad_fn fc_sconv_taps_wgrad;
+fc_dconv_taps_wgrad_fn fc_dconv_taps_wgrad;
 
 /* The family's entries in the dispatch table. */
 typedef struct {
@@ -189,6 +202,8 @@ typedef struct {
     fc_dgemm_fn *dgemm;
     fc_sconv_taps_fn *sconv_taps;
     fc_dconv_taps_fn *dconv_taps;
+    fc_sconv_taps_wgrad_fn *sconv_taps_wgrad;
+    fc_dconv_taps_wgrad_fn *dconv_taps_wgrad;
 } fc_gemm_ops_t;
 
 #endif

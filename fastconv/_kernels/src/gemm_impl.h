@@ -757,6 +757,93 @@ int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc
     free(tab);
     return 0;
 }
+
+/* dW (M x C*KH*KW, natural layout, overwritten) of the same convolution, by the same
+ * classes: for each class, dY's class columns (M x cols) times the class's pixel matrix
+ * (cols x its taps, built explicitly), one GEMM per K segment added into a tap-major dW;
+ * classes in a fixed order, so the bits do not depend on the thread count. */
+int FC_CONV_TAPS_WGRAD(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH,
+                       fc_int OW, fc_int KH, fc_int KW, fc_int sh, fc_int sw, fc_int ph,
+                       fc_int pw, fc_int dh, fc_int dw, const FC_TB *x, const FC_TC *dy,
+                       FC_TC *dwt_out, int nthreads)
+{
+    fc_int KK = KH * KW, Kt = KK * C, OHW = OH * OW, HW = H * W;
+    if (M <= 0 || Kt <= 0) return 0;
+    if (nthreads < 1) nthreads = 1;
+    fc_int *rlo = malloc(sizeof(fc_int) * (size_t)(2 * (OH + OW) + OHW + 2 * KH + 2));
+    int32_t *tab = malloc(sizeof(int32_t) * (size_t)(KK * (OHW > 0 ? OHW : 1)));
+    if (!rlo || !tab) { free(rlo); free(tab); fc_workspace_flag_error(); return -1; }
+    fc_int *rhi = rlo + OH, *clo = rhi + OH, *chi = clo + OW, *pix = chi + OW;
+    fc_int *seg = pix + OHW;
+    for (fc_int o = 0; o < OH; o++) fc_tap_range(o, sh, ph, dh, KH, H, rlo + o, rhi + o);
+    for (fc_int o = 0; o < OW; o++) fc_tap_range(o, sw, pw, dw, KW, W, clo + o, chi + o);
+    fc_int colsmax = N * OHW;
+    size_t t_bytes = (((size_t)M * Kt) * sizeof(FC_TC) + 63) & ~(size_t)63;
+    size_t a_bytes = (((size_t)M * colsmax) * sizeof(FC_TC) + 63) & ~(size_t)63;
+    char *ws = fc_workspace(FC_WS_SCRATCH, t_bytes + a_bytes +
+                                               (size_t)colsmax * Kt * sizeof(FC_TB));
+    if (!ws) { free(rlo); free(tab); fc_workspace_flag_error(); return -1; }
+    FC_TC *Dt = (FC_TC *)ws, *A = (FC_TC *)(ws + t_bytes);
+    FC_TB *P = (FC_TB *)(ws + t_bytes + a_bytes);
+    for (fc_int i = 0; i < M * Kt; i++) Dt[i] = 0;
+    for (fc_int oh0 = 0; oh0 < OH && N > 0;) {
+        fc_int oh1 = oh0;
+        while (oh1 + 1 < OH && rlo[oh1 + 1] == rlo[oh0] && rhi[oh1 + 1] == rhi[oh0]) oh1++;
+        for (fc_int ow0 = 0; ow0 < OW;) {
+            fc_int ow1 = ow0;
+            while (ow1 + 1 < OW && clo[ow1 + 1] == clo[ow0] && chi[ow1 + 1] == chi[ow0]) ow1++;
+            fc_int kh0 = rlo[oh0], kh1 = rhi[oh0], kw0 = clo[ow0], kw1 = chi[ow0];
+            fc_int first_ow = ow0;
+            ow0 = ow1 + 1;
+            if (kh0 > kh1 || kw0 > kw1) continue;          /* sees only padding */
+            fc_int npix = 0;
+            for (fc_int oh = oh0; oh <= oh1; oh++)
+                for (fc_int ow = first_ow; ow <= ow1; ow++) pix[npix++] = oh * OW + ow;
+            int nseg = 0;
+            fc_int Kc = 0;
+            for (fc_int kh = kh0; kh <= kh1; kh++, nseg++) {
+                seg[2 * nseg] = (kh * KW + kw0) * C;
+                seg[2 * nseg + 1] = (kw1 - kw0 + 1) * C;
+                Kc += seg[2 * nseg + 1];
+            }
+            for (fc_int kh = kh0; kh <= kh1; kh++)
+                for (fc_int kw = kw0; kw <= kw1; kw++)
+                    for (fc_int k = 0; k < npix; k++) {
+                        fc_int oh = pix[k] / OW, ow = pix[k] - oh * OW;
+                        tab[(kh * KW + kw) * npix + k] =
+                            (int32_t)((oh * sh - ph + kh * dh) * W + ow * sw - pw + kw * dw);
+                    }
+            fc_int cols = N * npix;
+            /* dY's class columns and the class's pixels (rows: image, pixel) */
+            #pragma omp parallel for schedule(static) num_threads(nthreads) \
+                if (nthreads > 1 && (double)cols * (M + Kc) > FC_PARALLEL_GRAIN)
+            for (fc_int col = 0; col < cols; col++) {
+                fc_int n = col / npix, k = col - n * npix;
+                for (fc_int m = 0; m < M; m++) A[m * cols + col] = dy[(n * M + m) * OHW + pix[k]];
+                FC_TB *pr = P + col * Kc;
+                const FC_TB *xn = x + n * C * HW;
+                for (fc_int kh = kh0, q = 0; kh <= kh1; kh++)
+                    for (fc_int kw = kw0; kw <= kw1; kw++) {
+                        const FC_TB *src = xn + tab[(kh * KW + kw) * npix + k];
+                        for (fc_int c = 0; c < C; c++) pr[q++] = src[c * HW];
+                    }
+            }
+            for (int s2 = 0, off = 0; s2 < nseg; off += (int)seg[2 * s2 + 1], s2++)
+                FC_GEMM(M, seg[2 * s2 + 1], cols, (FC_TC)1, A, cols, 1, P + off, Kc, 1, (FC_TC)1,
+                        Dt + seg[2 * s2], Kt, nthreads);
+        }
+        oh0 = oh1 + 1;
+    }
+    /* tap-major back to (m, c, tap) */
+    #pragma omp parallel for schedule(static) num_threads(nthreads) \
+        if (nthreads > 1 && (double)M * Kt > FC_PARALLEL_GRAIN)
+    for (fc_int m = 0; m < M; m++)
+        for (fc_int r = 0; r < KK; r++)
+            for (fc_int c = 0; c < C; c++) dwt_out[m * Kt + c * KK + r] = Dt[m * Kt + r * C + c];
+    free(rlo);
+    free(tab);
+    return 0;
+}
 #endif
 
 void FC_GEMM(fc_int M, fc_int N, fc_int K, FC_TC alpha,

@@ -1,12 +1,14 @@
 """Sequential and Residual."""
-import time
 
 import numpy as np
 
 from .. import autograd, functional as F
 from .._grad import is_grad_enabled
 from ..autograd import Tensor, apply
+from .activation import ReLU
+from .conv import Conv2d, folded_conv_bn
 from .module import Module
+from .normalization import BatchNorm2d
 
 
 class Sequential(Module):
@@ -61,9 +63,6 @@ class Sequential(Module):
         convolution with the BatchNorm in its epilogue (and a ReLU after them too), saving
         a pass over each output; torch's layers give the same values to rounding.
         Tracing (summary, to_torch) sees every layer."""
-        from .conv import Conv2d, folded_conv_bn
-        from .normalization import BatchNorm2d
-        from .activation import ReLU
         mods = list(self._modules.values())
         i, n = 0, len(mods)
         while i < n:

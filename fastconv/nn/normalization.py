@@ -43,20 +43,13 @@ class BatchNorm2d(Module):
 
     def folded(self, conv_weight, conv_bias=None):
         """(weight, bias) of a convolution that computes bn(conv(x)) in eval mode:
-        w * gamma/sqrt(running_var + eps) per output channel, and the shifted bias.
-        The per-channel factors are computed in float64; the weight is scaled in one
-        pass in its own dtype (a single-frame forward runs this every call)."""
-        scale = (1.0 if self.weight is None else self.weight.data.astype(np.float64)) / np.sqrt(
-            self.running_var.astype(np.float64) + self.eps)
-        shift = (0.0 if self.bias is None else self.bias.data.astype(np.float64)) - \
-            self.running_mean.astype(np.float64) * scale
-        if conv_bias is not None:
-            shift = shift + conv_bias.astype(np.float64) * scale
+        w * gamma/sqrt(running_var + eps) per output channel, and the shifted bias
+        (fold_factors in float64; the weight scaled in one pass in its own dtype)."""
         dt = conv_weight.dtype
-        scale = np.broadcast_to(scale, (self.num_features,)).astype(dt)
-        w = np.multiply(conv_weight, scale.reshape((-1,) + (1,) * (conv_weight.ndim - 1)),
-                        dtype=dt)
-        return w, np.broadcast_to(shift, (self.num_features,)).astype(dt)
+        scale, shift = self.fold_factors(conv_bias, np.float64)
+        factor = scale.astype(dt).reshape((-1,) + (1,) * (conv_weight.ndim - 1))
+        w = np.multiply(conv_weight, factor, dtype=dt)
+        return w, shift.astype(dt)
 
     def fold_factors(self, conv_bias=None, dtype=np.float32):
         """(scale, shift) with bn(conv(x)) = conv(x) * scale + shift per output channel in
@@ -291,14 +284,6 @@ class InstanceNorm2d(GroupNorm):
         self.register_buffer("running_mean", np.zeros(c, np.float32) if tracked else None)
         self.register_buffer("running_var", np.ones(c, np.float32) if tracked else None)
         self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracked else None)
-
-    def fold_factors(self, conv_bias=None, dtype=np.float32):
-        """(scale, shift) with bn(conv(x)) = conv(x) * scale + shift per output channel in
-        eval mode (conv_bias folded in too), computed in float64, returned in dtype."""
-        return F.batch_norm_fold(None if self.weight is None else self.weight.data,
-                                 None if self.bias is None else self.bias.data,
-                                 self.running_mean, self.running_var, self.eps, conv_bias,
-                                 dtype)
 
     def reset_running_stats(self):
         if self.track_running_stats:

@@ -14,49 +14,13 @@ static inline void DW_NAME(range)(fc_int off, fc_int s, fc_int n_out, fc_int n_i
     *hi = b;
 }
 
-/* Stride 2 across (dilation 1): the plane split once into its even and odd columns, so
- * every tap reads one of them contiguously (vectorised) instead of every other value;
- * the same products added in the same order as the strided loop, so the same bits. */
+/* Stride 2 across (dilation 1) on planes up to FC_DW_S2_MAX values: the plane is split
+ * once into its even and odd columns, so every tap reads one of them contiguously
+ * (vectorised) instead of every other value; the same products are added in the same
+ * order as the strided loop, so the same bits. */
 #ifndef FC_DW_S2_MAX
 #define FC_DW_S2_MAX 16384      /* plane values split on the stack (64 KB of float) */
 #endif
-static void DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
-                                  const FC_T *restrict w, fc_int KH, fc_int KW,
-                                  FC_T *restrict y, fc_int OH, fc_int OW,
-                                  const fc_dwgeom_t *g, FC_T bias, int relu)
-{
-    fc_int WE = (W + 1) / 2, WO = W / 2;
-    FC_T buf[FC_DW_S2_MAX];
-    FC_T *restrict E = buf, *restrict O = buf + H * WE;
-    for (fc_int ih = 0; ih < H; ih++) {
-        const FC_T *restrict xr = x + ih * W;
-        FC_T *restrict er = E + ih * WE, *restrict orow = O + ih * WO;
-        for (fc_int i = 0; i < WO; i++) {
-            er[i] = xr[2 * i];
-            orow[i] = xr[2 * i + 1];
-        }
-        if (W & 1) er[WE - 1] = xr[W - 1];
-    }
-    for (fc_int oh = 0; oh < OH; oh++) {
-        FC_T *restrict yr = y + oh * OW;
-        for (fc_int ow = 0; ow < OW; ow++) yr[ow] = bias;
-        for (fc_int kh = 0; kh < KH; kh++) {
-            fc_int ih = oh * g->sh - g->ph + kh * g->dh;
-            if (ih < 0 || ih >= H) continue;
-            for (fc_int kw = 0; kw < KW; kw++) {
-                FC_T wv = w[kh * KW + kw];
-                fc_int off = kw - g->pw, lo, hi;
-                DW_NAME(range)(off, 2, OW, W, &lo, &hi);
-                /* input column 2 * ow + off = 2 * (ow + q) + (off & 1) */
-                fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
-                const FC_T *restrict src = ((off & 1) ? O + ih * WO : E + ih * WE) + q;
-                for (fc_int ow = lo; ow < hi; ow++) yr[ow] += wv * src[ow];
-            }
-        }
-        if (relu)
-            for (fc_int ow = 0; ow < OW; ow++) yr[ow] = yr[ow] <= 0 ? 0 : yr[ow];
-    }
-}
 
 /* y = relu?(bias + sum_taps w * x) for one plane. */
 static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
@@ -64,10 +28,20 @@ static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
                                FC_T *restrict y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                                FC_T bias, int relu)
 {
-    if (g->sw == 2 && g->dw == 1 && H * W <= FC_DW_S2_MAX) {
-        DW_NAME(fwd_plane_s2)(x, H, W, w, KH, KW, y, OH, OW, g, bias, relu);
-        return;
-    }
+    FC_T buf[FC_DW_S2_MAX];
+    int split = g->sw == 2 && g->dw == 1 && H * W <= FC_DW_S2_MAX;
+    fc_int WE = (W + 1) / 2, WO = W / 2;
+    FC_T *restrict E = buf, *restrict O = buf + H * WE;
+    if (split)
+        for (fc_int ih = 0; ih < H; ih++) {
+            const FC_T *restrict xr = x + ih * W;
+            FC_T *restrict er = E + ih * WE, *restrict orow = O + ih * WO;
+            for (fc_int i = 0; i < WO; i++) {
+                er[i] = xr[2 * i];
+                orow[i] = xr[2 * i + 1];
+            }
+            if (W & 1) er[WE - 1] = xr[W - 1];
+        }
     for (fc_int oh = 0; oh < OH; oh++) {
         FC_T *restrict yr = y + oh * OW;
         for (fc_int ow = 0; ow < OW; ow++) yr[ow] = bias;
@@ -79,7 +53,11 @@ static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
                 FC_T wv = w[kh * KW + kw];
                 fc_int off = kw * g->dw - g->pw, lo, hi;
                 DW_NAME(range)(off, g->sw, OW, W, &lo, &hi);
-                if (g->sw == 1) {
+                if (split) {        /* column 2 * ow + off = 2 * (ow + q) + (off & 1) */
+                    fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
+                    const FC_T *restrict src = ((off & 1) ? O + ih * WO : E + ih * WE) + q;
+                    for (fc_int ow = lo; ow < hi; ow++) yr[ow] += wv * src[ow];
+                } else if (g->sw == 1) {
                     const FC_T *restrict xs = xr + off;
                     for (fc_int ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];
                 } else {

@@ -652,6 +652,40 @@ static void fc_tap_range(fc_int o, fc_int s, fc_int p, fc_int d, fc_int K, fc_in
         }
     }
 }
+
+/* One class of output pixels, rows oh0..oh1 by columns ow0..ow1, whose taps inside the
+ * input are kh0..kh1 x kw0..kw1 (not empty): its pixels (pix, *npix), the runs of tap-major
+ * K its taps make (seg: start, length; whole kernel rows make one run), and tab[tap * npix
+ * + k], the source offset in a channel plane of tap `tap` for pixel k.  Returns the run
+ * count. */
+static int fc_taps_class(fc_int oh0, fc_int oh1, fc_int ow0, fc_int ow1, fc_int kh0,
+                         fc_int kh1, fc_int kw0, fc_int kw1, fc_int OW, fc_int KW, fc_int C,
+                         fc_int W, fc_int sh, fc_int sw, fc_int ph, fc_int pw, fc_int dh,
+                         fc_int dw, fc_int *pix, fc_int *npix, fc_int *seg, int32_t *tab)
+{
+    fc_int n = 0;
+    for (fc_int oh = oh0; oh <= oh1; oh++)
+        for (fc_int ow = ow0; ow <= ow1; ow++) pix[n++] = oh * OW + ow;
+    *npix = n;
+    int nseg = 0;
+    if (kw0 == 0 && kw1 == KW - 1) {
+        seg[0] = kh0 * KW * C;
+        seg[1] = (kh1 - kh0 + 1) * KW * C;
+        nseg = 1;
+    } else
+        for (fc_int kh = kh0; kh <= kh1; kh++, nseg++) {
+            seg[2 * nseg] = (kh * KW + kw0) * C;
+            seg[2 * nseg + 1] = (kw1 - kw0 + 1) * C;
+        }
+    for (fc_int kh = kh0; kh <= kh1; kh++)
+        for (fc_int kw = kw0; kw <= kw1; kw++)
+            for (fc_int k = 0; k < n; k++) {
+                fc_int oh = pix[k] / OW, ow = pix[k] - oh * OW;
+                tab[(kh * KW + kw) * n + k] =
+                    (int32_t)((oh * sh - ph + kh * dh) * W + ow * sw - pw + kw * dw);
+            }
+    return nseg;
+}
 #endif
 
 int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc_int OW,
@@ -711,28 +745,14 @@ int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc
             fc_int ow1 = ow0;
             while (ow1 + 1 < OW && clo[ow1 + 1] == clo[ow0] && chi[ow1 + 1] == chi[ow0]) ow1++;
             fc_int kh0 = rlo[oh0], kh1 = rhi[oh0], kw0 = clo[ow0], kw1 = chi[ow0];
-            fc_int npix = 0;
-            for (fc_int oh = oh0; oh <= oh1; oh++)
-                for (fc_int ow = ow0; ow <= ow1; ow++) pix[npix++] = oh * OW + ow;
-            int nseg = 0;
-            if (kh0 <= kh1 && kw0 <= kw1) {
-                if (kw0 == 0 && kw1 == KW - 1) {   /* whole kernel rows: one run of K */
-                    seg[0] = kh0 * KW * C;
-                    seg[1] = (kh1 - kh0 + 1) * KW * C;
-                    nseg = 1;
-                } else
-                    for (fc_int kh = kh0; kh <= kh1; kh++, nseg++) {
-                        seg[2 * nseg] = (kh * KW + kw0) * C;
-                        seg[2 * nseg + 1] = (kw1 - kw0 + 1) * C;
-                    }
-                for (fc_int kh = kh0; kh <= kh1; kh++)
-                    for (fc_int kw = kw0; kw <= kw1; kw++)
-                        for (fc_int k = 0; k < npix; k++) {
-                            fc_int oh = pix[k] / OW, ow = pix[k] - oh * OW;
-                            tab[(kh * KW + kw) * npix + k] =
-                                (int32_t)((oh * sh - ph + kh * dh) * W + ow * sw - pw + kw * dw);
-                        }
-            }
+            fc_int npix = (oh1 - oh0 + 1) * (ow1 - ow0 + 1);
+            int nseg = 0;                  /* no taps: the pixels see only padding */
+            if (kh0 <= kh1 && kw0 <= kw1)
+                nseg = fc_taps_class(oh0, oh1, ow0, ow1, kh0, kh1, kw0, kw1, OW, KW, C, W, sh,
+                                     sw, ph, pw, dh, dw, pix, &npix, seg, tab);
+            else
+                for (fc_int oh = oh0, k = 0; oh <= oh1; oh++)
+                    for (fc_int ow = ow0; ow <= ow1; ow++) pix[k++] = oh * OW + ow;
             B.tab = tab;
             B.npix = npix;
             fc_int cols = N * npix;
@@ -796,23 +816,10 @@ int FC_CONV_TAPS_WGRAD(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int 
             fc_int first_ow = ow0;
             ow0 = ow1 + 1;
             if (kh0 > kh1 || kw0 > kw1) continue;          /* sees only padding */
-            fc_int npix = 0;
-            for (fc_int oh = oh0; oh <= oh1; oh++)
-                for (fc_int ow = first_ow; ow <= ow1; ow++) pix[npix++] = oh * OW + ow;
-            int nseg = 0;
-            fc_int Kc = 0;
-            for (fc_int kh = kh0; kh <= kh1; kh++, nseg++) {
-                seg[2 * nseg] = (kh * KW + kw0) * C;
-                seg[2 * nseg + 1] = (kw1 - kw0 + 1) * C;
-                Kc += seg[2 * nseg + 1];
-            }
-            for (fc_int kh = kh0; kh <= kh1; kh++)
-                for (fc_int kw = kw0; kw <= kw1; kw++)
-                    for (fc_int k = 0; k < npix; k++) {
-                        fc_int oh = pix[k] / OW, ow = pix[k] - oh * OW;
-                        tab[(kh * KW + kw) * npix + k] =
-                            (int32_t)((oh * sh - ph + kh * dh) * W + ow * sw - pw + kw * dw);
-                    }
+            fc_int npix, Kc = 0;
+            int nseg = fc_taps_class(oh0, oh1, first_ow, ow1, kh0, kh1, kw0, kw1, OW, KW, C, W,
+                                     sh, sw, ph, pw, dh, dw, pix, &npix, seg, tab);
+            for (int s2 = 0; s2 < nseg; s2++) Kc += seg[2 * s2 + 1];
             fc_int cols = N * npix;
             /* dY's class columns and the class's pixels (rows: image, pixel) */
             #pragma omp parallel for schedule(static) num_threads(nthreads) \

@@ -56,6 +56,22 @@ def test_few_column_matmul_bitwise_independent_of_threads(N, rng):
     np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("M,N", [(256, 64), (100, 17), (64, 96), (301, 150), (24, 64)])
+def test_row_split_matmul_bitwise_independent_of_threads(M, N, rng):
+    """A frame's small planes (a few column panels: 64 = 48 + 16) split the rows across
+    threads instead; every element must keep the one-thread bits."""
+    a = rng.standard_normal((M, 1152)).astype(np.float32)
+    b = rng.standard_normal((1152, N)).astype(np.float32)
+    outs = []
+    for nt in (1, 2, 3, 4, 16):
+        c = np.empty((M, N), np.float32)
+        _gemm.matmul(a, b, c, 1, 0, nt)
+        outs.append(c)
+    for c in outs[1:]:
+        np.testing.assert_array_equal(c, outs[0])
+    np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("n", [17, 32, 33, 64, 80])
 def test_matmul_column_bits_do_not_depend_on_panel_width(n, rng):
     """Edge panels of 16 or 32 live columns run narrower micro-kernels: each column must

@@ -448,7 +448,15 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
          * its K order, so the bits are the same. */
         const FC_KT *kd0 = FC_KERNEL();
         fc_int panels = (M + kd0->mr - 1) / kd0->mr;
-        if (panels >= 2 * (fc_int)nthreads && (double)N * nthreads * 4 <= (double)M) {
+        /* also when the column panels would leave threads idle (64 columns of a frame's
+         * 8x8 plane are 48 + 16 for two threads); past 16 columns a part takes the
+         * same kernel path as the whole */
+        fc_int njp = (N + kd0->nr - 1) / kd0->nr, per = (njp + nthreads - 1) / nthreads;
+        double col_eff = (double)N / ((double)kd0->nr * per * nthreads);
+        fc_int mper = (panels + nthreads - 1) / nthreads;
+        double row_eff = (double)panels / ((double)mper * nthreads);
+        if (panels >= 2 * (fc_int)nthreads &&
+            ((double)N * nthreads * 4 <= (double)M || (N > 16 && row_eff > col_eff + 0.15))) {
             int nt = nthreads;
             #pragma omp parallel num_threads(nt)
             {

@@ -238,6 +238,10 @@ int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, con
     const int mr = w_mr(bf16), nr = w_nr(bf16), P = w_planes(tile);
     fc_int TH = (OH + tile - 1) / tile, TW = (OW + tile - 1) / tile, T = N * TH * TW;
     fc_int TB = w_block(C, M, nr, tile), nblocks = (T + TB - 1) / TB;
+    if (nthreads > 1 && nblocks < 4 * (fc_int)nthreads) {
+        TB = nr;                /* few tiles (a single frame): blocks of one panel */
+        nblocks = (T + TB - 1) / TB;
+    }
     fc_int njp = TB / nr, nip = w_panels(M, mr);
     fc_int vs = njp * C * nr;                       /* between transformed planes of V */
     fc_wino_input_fn *input = tile == 2 ? wk->input23 : wk->input43[TW <= 8];
@@ -245,15 +249,30 @@ int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, con
     int failed = 0;
     if (T == 0) return 0;
     if (nthreads < 1) nthreads = 1;
-    if (nblocks < nthreads) nthreads = (int)nblocks;
+    /* Few tiles for the threads (a single frame): blocks of one panel, and if still too
+     * few, each block split by output-channel panels too, every part transforming the
+     * block's input itself (a few percent of its GEMM).  An output value's arithmetic
+     * depends on neither, so the bits stay those of one thread; the items go
+     * dynamically (the last block is smaller). */
+    fc_int parts = 1;
+    if (nthreads > 1 && nblocks < 4 * (fc_int)nthreads) {
+        parts = (2 * (fc_int)nthreads + nblocks - 1) / nblocks;
+        if (parts > nthreads) parts = nthreads;
+        if (parts > nip) parts = nip;
+    }
+    fc_int items = nblocks * parts;
+    if (items < nthreads) nthreads = (int)items;
     #pragma omp parallel num_threads(nthreads) if (nthreads > 1) reduction(|:failed)
     {
         float *V = w_scratch((size_t)P * (C + M) * TB);
         float *Mx = V ? V + (size_t)P * C * TB : NULL;
         if (!V) failed = 1;
-        #pragma omp for schedule(static)
-        for (fc_int blk = 0; blk < nblocks; blk++) {
+        #pragma omp for schedule(dynamic, 1)
+        for (fc_int item = 0; item < items; item++) {
             if (!V) continue;
+            fc_int blk = item / parts, part = item % parts;
+            fc_int ip0 = nip * part / parts, ip1 = nip * (part + 1) / parts;
+            fc_int m0 = ip0 * mr, m1 = ip1 * mr < M ? ip1 * mr : M;
             fc_int t0 = blk * TB, t1 = t0 + TB < T ? t0 + TB : T, nt = t1 - t0;
             /* input transform into B panels: runs of tiles along a tile row that stay
              * inside one 16-lane group and one panel */
@@ -273,7 +292,7 @@ int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, con
                     int n = (int)(nt - jp * nr < nr ? nt - jp * nr : nr);
                     float *b = V + (fc_int)xi * vs + jp * C * nr;
                     if (bf16) kb->pairs(b, C, nr);
-                    for (fc_int ip = 0; ip < nip; ip++) {
+                    for (fc_int ip = ip0; ip < ip1; ip++) {
                         int m = (int)(M - ip * mr < mr ? M - ip * mr : mr);
                         const float *u = Up + ((xi * nip + ip) * C) * mr;
                         float *mx = Mx + ((fc_int)xi * M + ip * mr) * TB + jp * nr;
@@ -288,7 +307,7 @@ int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, con
             for (fc_int t = t0; t < t1;) {
                 fc_int n, th, tw;
                 int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
-                for (fc_int m = 0; m < M; m++)
+                for (fc_int m = m0; m < m1; m++)
                     output(Mx + m * TB + (t - t0), M * TB, run, y + (n * M + m) * OH * OW, OH,
                            OW, tile * th, tile * tw, bias ? bias[m] : 0.0f, relu);
                 t += run;

@@ -4,17 +4,30 @@
 interleaved.
 
     python benchmarks/bench_inference.py [--models camera] [--sizes 64,224]
-        [--batches 1,64] [--threads 1,2] [--reps 15]
+        [--batches 1,64] [--threads 1,2] [--reps 15] [--wait-policy default|passive]
 
 OpenVINO is run twice: with its default on this CPU (bf16 where the CPU has
 AVX512_BF16: its ``INFERENCE_PRECISION_HINT``) and forced to f32.  Each runtime that
 is not installed is left out.  Prints milliseconds per batch (median of interleaved
 rounds) and images/s, and every runtime's time over fastconv bf16's (> 1: fastconv
 bf16 faster).  Results: benchmarks/results/inference.txt.
+
+Interleaving is by rounds: each runtime runs about 50 ms of calls in a row (its mean per
+call is the round's time), then the next runtime.  Calls alternating one by one would time
+each runtime right after another runtime's threads, which keep spinning for a while after
+they finish.  ``--wait-policy`` sets OpenMP's (fastconv's, torch's) and ONNX Runtime's
+spinning alike: ``default`` is what a user gets out of the box (both spin briefly between
+parallel regions); ``passive`` makes every idle thread sleep at once (OMP_WAIT_POLICY=PASSIVE,
+ONNX Runtime ``session.intra_op.allow_spinning=0``).
 """
 import os
+import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# read by the OpenMP runtimes when they load: set before torch and fastconv are imported
+WAIT_POLICY = (sys.argv[sys.argv.index("--wait-policy") + 1]
+               if "--wait-policy" in sys.argv else "default")
+if WAIT_POLICY != "default":
+    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY.upper()
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -52,6 +65,8 @@ def ort_runner(path, x, nt):
     so.intra_op_num_threads = nt
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if WAIT_POLICY == "passive":
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return lambda: sess.run(None, {name: x})
@@ -110,15 +125,19 @@ def case(model_name, size, n, nt, reps, tmp):
              "openvino default": None if F32_ONLY else openvino_runner(path, x, nt, None),
              "openvino f32": openvino_runner(path, x, nt, "f32")}
     runs.update({k: v for k, v in extra.items() if v is not None})
-    for f in runs.values():
+    calls = {}
+    for k, f in runs.items():          # warm up, and size each runtime's round (~50 ms)
         f()
+        t = time.perf_counter()
         f()
+        calls[k] = max(1, min(200, int(0.05 / max(time.perf_counter() - t, 1e-6))))
     times = {k: [] for k in runs}
     for _ in range(reps):
         for k, f in runs.items():
             t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
+            for _ in range(calls[k]):
+                f()
+            times[k].append((time.perf_counter() - t) / calls[k])
     refname = "fastconv f32" if F32_ONLY else "fastconv bf16"
     ref = times[refname]
     print(f"{model_name} {size}x{size} N={n} threads={nt}")
@@ -136,6 +155,9 @@ def main():
     ap.add_argument("--batches", default="1,64")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--wait-policy", choices=("default", "passive"), default="default",
+                    help="idle threads spin briefly (default) or sleep at once (passive), "
+                         "for every runtime alike")
     ap.add_argument("--f32-only", action="store_true",
                     help="fastconv float32 against torch, ONNX Runtime and OpenVINO f32 only")
     args = ap.parse_args()
@@ -143,7 +165,8 @@ def main():
     F32_ONLY = args.f32_only
     from fastconv._kernels import _gemm
     print(f"fastconv {fc.__version__}, bf16 kernel {_gemm.bf16_kernel_name()}; "
-          "the machine is shared: ratios of interleaved rounds, not lone times")
+          f"wait policy {WAIT_POLICY}; the machine is shared: ratios of interleaved rounds, "
+          "not lone times")
     with tempfile.TemporaryDirectory() as tmp:
         for nt in map(int, args.threads.split(",")):
             for model_name in args.models.split(","):

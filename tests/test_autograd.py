@@ -193,6 +193,27 @@ def test_no_grad_records_nothing(rng):
         y.sum().backward()
 
 
+def test_no_grad_nests_restores_after_errors_and_decorates():
+    assert fc.is_grad_enabled()
+    with fc.no_grad():
+        with fc.no_grad():
+            assert not fc.is_grad_enabled()
+        assert not fc.is_grad_enabled()
+    assert fc.is_grad_enabled()
+    with pytest.raises(KeyError):
+        with fc.no_grad():
+            raise KeyError("inside")
+    assert fc.is_grad_enabled()
+
+    @fc.no_grad()
+    def infer(v):
+        """doc kept"""
+        return fc.is_grad_enabled(), v
+
+    assert infer(3) == (False, 3) and infer.__doc__ == "doc kept"
+    assert fc.is_grad_enabled()
+
+
 def test_backward_twice_raises(rng):
     m = nn.Conv2d(3, 2, 3)
     loss = m(fc.Tensor(rng.standard_normal((1, 3, 4, 4)).astype(np.float32))).sum()

@@ -35,7 +35,7 @@ cdef void _forward_lanes(const float *x, const float *w, const float *bias, floa
     of one image per call, in the vector lanes; each thread's scratch from the
     workspace."""
     cdef Py_ssize_t nb = (C + 15) // 16, b, n, c0
-    cdef size_t scratch = (H * W + KH * KW) * 16 * sizeof(float)
+    cdef size_t scratch = (H * W + KH * KW + OH * OW) * 16 * sizeof(float)
     cdef float *s
     for b in prange(N * nb, schedule='static', num_threads=nt):
         s = <float *>KT.workspace.get(FC_WS_SCRATCH, scratch)

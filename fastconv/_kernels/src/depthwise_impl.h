@@ -185,7 +185,7 @@ static void DW_NAME(to_lanes)(const FC_T *restrict src, fc_int n, fc_int stride,
  * the vector lanes instead.  x: the block's first input plane (planes H*W apart), nc
  * channels (<= DW_LANES); w: their KH*KW weights each; bias: theirs or NULL; y: the
  * block's first output plane.  Any stride, padding and dilation (taps outside the
- * input are skipped).  scratch: (H*W + KH*KW) * DW_LANES values. */
+ * input are skipped).  scratch: (H*W + KH*KW + OH*OW) * DW_LANES values. */
 static void DW_NAME(fwd_lanes)(const FC_T *restrict x, fc_int H, fc_int W,
                                const FC_T *restrict w, fc_int KH, fc_int KW, FC_T *restrict y,
                                fc_int OH, fc_int OW, const fc_dwgeom_t *g,
@@ -196,33 +196,48 @@ static void DW_NAME(fwd_lanes)(const FC_T *restrict x, fc_int H, fc_int W,
     fc_int HW = H * W, T = KH * KW, OHW = OH * OW;
     FC_T *restrict xt = scratch;                   /* [pixel][lane] */
     FC_T *restrict wt = scratch + HW * DW_LANES;   /* [tap][lane] */
+    FC_T *restrict ot = wt + T * DW_LANES;         /* [output pixel][lane] */
     FC_T out[DW_LANES];
     DW_NAME(to_lanes)(x, HW, HW, nc, xt);
     DW_NAME(to_lanes)(w, T, T, nc, wt);
     for (int l = 0; l < DW_LANES; l++) out[l] = (bias && l < nc) ? bias[l] : 0;
     vec b;
     __builtin_memcpy(&b, out, sizeof b);
-    for (fc_int oh = 0; oh < OH; oh++)
+    for (fc_int oh = 0; oh < OH; oh++) {
+        /* the taps inside the input: kh in [kh0, kh1), kw in [kw0, kw1), in order */
+        fc_int ih0 = oh * g->sh - g->ph, kh0 = 0, kh1 = KH;
+        while (kh0 < KH && ih0 + kh0 * g->dh < 0) kh0++;
+        while (kh1 > kh0 && ih0 + (kh1 - 1) * g->dh >= H) kh1--;
         for (fc_int ow = 0; ow < OW; ow++) {
+            fc_int iw0 = ow * g->sw - g->pw, kw0 = 0, kw1 = KW;
+            while (kw0 < KW && iw0 + kw0 * g->dw < 0) kw0++;
+            while (kw1 > kw0 && iw0 + (kw1 - 1) * g->dw >= W) kw1--;
+            /* acc goes to memory once, in ot (copied into a small array that is then
+             * read lane by lane, GCC kept it on the stack: a store-to-load round trip
+             * per tap) */
             vec acc = b;
-            for (fc_int kh = 0; kh < KH; kh++) {
-                fc_int ih = oh * g->sh - g->ph + kh * g->dh;
-                if (ih < 0 || ih >= H) continue;
-                for (fc_int kw = 0; kw < KW; kw++) {
-                    fc_int iw = ow * g->sw - g->pw + kw * g->dw;
-                    if (iw < 0 || iw >= W) continue;
+            for (fc_int kh = kh0; kh < kh1; kh++) {
+                const FC_T *xr = xt + ((ih0 + kh * g->dh) * W + iw0) * DW_LANES;
+                const FC_T *wr = wt + kh * KW * DW_LANES;
+                for (fc_int kw = kw0; kw < kw1; kw++) {
                     vec wv;
-                    __builtin_memcpy(&wv, wt + (kh * KW + kw) * DW_LANES, sizeof wv);
-                    DW_FMA(vec, acc, wv, xt + (ih * W + iw) * DW_LANES);
+                    __builtin_memcpy(&wv, wr + kw * DW_LANES, sizeof wv);
+                    DW_FMA(vec, acc, wv, xr + kw * g->dw * DW_LANES);
                 }
             }
-            __builtin_memcpy(out, &acc, sizeof acc);
-            FC_T *restrict yo = y + oh * OW + ow;
-            if (relu)
-                for (int l = 0; l < nc; l++) yo[l * OHW] = out[l] <= 0 ? 0 : out[l];
-            else
-                for (int l = 0; l < nc; l++) yo[l * OHW] = out[l];
+            __builtin_memcpy(ot + (oh * OW + ow) * DW_LANES, &acc, sizeof acc);
         }
+    }
+    for (int l = 0; l < nc; l++) {
+        FC_T *restrict yl = y + l * OHW;
+        if (relu)
+            for (fc_int q = 0; q < OHW; q++) {
+                FC_T v = ot[q * DW_LANES + l];
+                yl[q] = v <= 0 ? 0 : v;
+            }
+        else
+            for (fc_int q = 0; q < OHW; q++) yl[q] = ot[q * DW_LANES + l];
+    }
 }
 
 /* The backward of fwd_lanes for one image: dx (written, not accumulated; NULL when not

@@ -63,23 +63,16 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     folded without a pass over the weights), else folded into a copy of the weights.
     Under ``fastconv.autocast("bf16")`` a float32 convolution multiplies in bf16 (its
     backward too); a depthwise one stays float32."""
-    dt = np.result_type(x.dtype, weight.dtype)
+    dt, g, explicit = _setup(x.shape, x.dtype, weight.shape, weight.dtype, tuple(stride),
+                             tuple(padding), tuple(dilation), groups, padding_mode, layer,
+                             bf16_enabled())
     x, w, b = cast(x, dt), cast(weight, dt), cast(bias, dt)
-    H, W = x.shape[2:]
-    KH, KW = w.shape[2:]
-    pt, pb, pl, pr = padding
-    _shape.checked_conv_output(layer, "height", H, KH, stride[0], (pt, pb), dilation[0])
-    _shape.checked_conv_output(layer, "width", W, KW, stride[1], (pl, pr), dilation[1])
-    _shape.check_conv_planes(layer, x.shape, padding_mode, any(padding))
+    pt, pl = padding[0], padding[2]
     nt = nthreads()
-    src, pads = x, padding
-    if padding_mode != "zeros" and any(padding):
-        _shape.check_padding_fits(layer, padding_mode, padding, H, W)
-        src = empty((x.shape[0], x.shape[1], H + pt + pb, W + pl + pr), dt)
+    src = x
+    if explicit:
+        src = empty((g.N, g.C, g.H, g.W), dt)
         _pad.pad2d(x, src, pt, pl, _shape.padding_mode_code(padding_mode), nt)
-        pads = (0, 0, 0, 0)
-    g = ConvGeometry.of(src.shape, w.shape, stride, pads, dilation, groups, dt,
-                        _bf16(dt, groups, x.shape[1]))
     algo = _plan(g, src, nt, algorithm, layer)
     if scale is not None:
         scale = cast(np.ascontiguousarray(scale), dt)
@@ -90,6 +83,29 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     y, state = _run(src, w, b, g, algo, relu, nt)
     return y, Conv2dCtx(state, x.shape, padding_mode, pt if src is not x else 0,
                         pl if src is not x else 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _setup(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation, groups, padding_mode,
+           layer, bf16_on):
+    """(compute dtype, planned geometry, explicit padding copy?) of a conv2d call, its
+    arguments checked: once per configuration (a frame's layers are called thousands of
+    times with the same shapes; an error raises every time, as errors are not cached)."""
+    dt = np.result_type(x_dtype, w_dtype)
+    N, C, H, W = x_shape
+    KH, KW = w_shape[2:]
+    pt, pb, pl, pr = padding
+    _shape.checked_conv_output(layer, "height", H, KH, stride[0], (pt, pb), dilation[0])
+    _shape.checked_conv_output(layer, "width", W, KW, stride[1], (pl, pr), dilation[1])
+    _shape.check_conv_planes(layer, x_shape, padding_mode, any(padding))
+    explicit = padding_mode != "zeros" and any(padding)
+    pads = padding
+    if explicit:
+        _shape.check_padding_fits(layer, padding_mode, padding, H, W)
+        x_shape, pads = (N, C, H + pt + pb, W + pl + pr), (0, 0, 0, 0)
+    bf16 = bf16_on and dt == np.float32 and not (groups == C and C > 1)
+    return dt, ConvGeometry.of(x_shape, w_shape, stride, pads, dilation, groups, dt, bf16), \
+        explicit
 
 
 def conv2d_backward(ctx, gy, needs=None):

@@ -5,7 +5,7 @@ import numpy as np
 from .. import autograd, functional as F
 from .._grad import is_grad_enabled
 from ..autograd import Tensor, apply
-from .activation import ReLU
+from .activation import ReLU, ReLU6
 from .conv import Conv2d, folded_conv_bn
 from .module import Module
 from .normalization import BatchNorm2d
@@ -60,7 +60,7 @@ class Sequential(Module):
 
     def _inference(self, x):
         """Eval under no_grad: a Conv2d followed by an eval BatchNorm2d runs as one
-        convolution with the BatchNorm in its epilogue (and a ReLU after them too), saving
+        convolution with the BatchNorm in its epilogue (and a ReLU or ReLU6 after them too), saving
         a pass over each output; torch's layers give the same values to rounding.
         Tracing (summary, to_torch) sees every layer."""
         mods = list(self._modules.values())
@@ -68,11 +68,12 @@ class Sequential(Module):
         while i < n:
             m = mods[i]
             if i + 1 < n and type(m) is Conv2d and type(mods[i + 1]) is BatchNorm2d:
-                relu = i + 2 < n and type(mods[i + 2]) is ReLU
-                y = folded_conv_bn(m, mods[i + 1], x, relu)
+                after = type(mods[i + 2]) if i + 2 < n else None
+                relu, relu6 = after is ReLU, after is ReLU6
+                y = folded_conv_bn(m, mods[i + 1], x, relu, relu6)
                 if y is not None:
                     x = y
-                    i += 3 if relu else 2
+                    i += 3 if relu or relu6 else 2
                     continue
             x = m(x)
             i += 1

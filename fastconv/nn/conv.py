@@ -136,16 +136,20 @@ class Conv2d(_ConvBase):
                         self.dilation, self.groups, self.padding_mode, type(self).__name__,
                         relu=relu, scale=scale)
 
-    def folded_forward(self, x, bn, relu=False):
-        """Inference forward of ``bn(self(x))`` (then ReLU when relu) in one convolution:
-        bn, an eval-mode BatchNorm2d with running statistics, is folded into the weights
-        and bias, and ReLU into the kernel's epilogue.  Keeps no activations.  GEMM-planned
-        convolutions take BatchNorm's factor in their epilogue, so the weights are not
-        rewritten on every call (at one frame that pass costs as much as the convolution)."""
+    def folded_forward(self, x, bn, relu=False, relu6=False):
+        """Inference forward of ``bn(self(x))`` (then ReLU when relu, ReLU6 when relu6) in
+        one convolution: bn, an eval-mode BatchNorm2d with running statistics, is folded
+        into the weights and bias, and ReLU into the kernel's epilogue (ReLU6: the clamp at
+        6 in place after it, min(max(v, 0), 6) either way).  Keeps no activations.
+        GEMM-planned convolutions take BatchNorm's factor in their epilogue, so the weights
+        are not rewritten on every call (at one frame that pass costs as much as the
+        convolution)."""
         w = self.weight.data
         scale, shift = bn.fold_factors(self.bias.data if self.bias is not None else None,
                                        w.dtype)
-        y = self._conv(self._input(x), w, shift, relu, scale=scale)[0]
+        y = self._conv(self._input(x), w, shift, relu or relu6, scale=scale)[0]
+        if relu6:
+            F.activation(y, "relu6", out=y)
         return Tensor(y) if isinstance(x, Tensor) else y
 
     def _backward(self, ctx, gy, needs):
@@ -208,8 +212,8 @@ class ConvTranspose2d(_ConvBase):
         return F.conv_transpose2d_backward(ctx, gy, needs)
 
 
-def folded_conv_bn(conv, bn, x, relu=False):
-    """``relu?(bn(conv(x)))`` as one convolution (BatchNorm in the epilogue) when that is
+def folded_conv_bn(conv, bn, x, relu=False, relu6=False):
+    """``relu?(bn(conv(x)))`` (or relu6) as one convolution (BatchNorm in the epilogue) when that is
     what the layers would compute: both in eval mode, no gradients recorded, no trace
     running, running statistics kept, zero padding, a 4-d input.  Returns None otherwise
     (the caller runs the layers one by one).  Shows in the profiler as one entry."""
@@ -218,10 +222,10 @@ def folded_conv_bn(conv, bn, x, relu=False):
         return None
     prof = autograd._profiler
     if prof is None:
-        return conv.folded_forward(x, bn, relu=relu)
+        return conv.folded_forward(x, bn, relu, relu6)
     t = time.perf_counter()
-    y = conv.folded_forward(x, bn, relu=relu)
-    name = "Conv2d+BatchNorm2d" + ("+ReLU" if relu else "")
+    y = conv.folded_forward(x, bn, relu, relu6)
+    name = "Conv2d+BatchNorm2d" + ("+ReLU6" if relu6 else "+ReLU" if relu else "")
     if prof.detail:
         name += f"({conv.extra_repr()}) @{'x'.join(map(str, np.shape(y)[1:]))}"
     prof.add(name, "forward", time.perf_counter() - t)

@@ -56,3 +56,20 @@ def test_training_mode_and_tracing_run_every_layer():
     with torch.no_grad():
         ty = t(torch.from_numpy(xs)).numpy()
     np.testing.assert_allclose(y, ty, rtol=1e-4, atol=1e-5)
+
+
+def test_relu6_after_batchnorm_is_folded_and_clamps(monkeypatch):
+    fc.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(4, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU6()).eval()
+    net[1].weight.data[:] = np.linspace(-8, 8, 16)         # outputs well past 6 and below 0
+    x = np.random.default_rng(3).standard_normal((2, 4, 7, 7)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan
+    ref = np.asarray(net(x))                                # grad enabled: layer by layer
+    assert (ref == 6).any() and (ref == 0).any() and np.isnan(ref).any()
+    calls = []
+    monkeypatch.setattr(nn.ReLU6, "forward", lambda self, v: calls.append(1) or v)
+    with fc.no_grad():
+        y = net(x)
+    assert calls == []
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(np.isnan(y), np.isnan(ref))

@@ -14,7 +14,7 @@ from .. import _shape
 from .._conv_plan import (DEPTHWISE, WINOGRAD, Algorithm, ConvGeometry, InputGrad, WeightGrad,
                           accepts, choose_algorithm, input_grad_algorithm,
                           weight_grad_algorithm)
-from .._kernels import _conv, _depthwise, _norm, _pad, _winograd
+from .._kernels import _conv, _depthwise, _memory, _norm, _pad, _winograd
 from .._precision import bf16_enabled, keep, restore
 from ._common import cast, channel_sum, empty, nthreads, per_channel, wants
 
@@ -50,7 +50,8 @@ class ConvTranspose2dCtx(NamedTuple):
 # ===================================================================== public ops
 
 def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1,
-           padding_mode="zeros", layer="conv2d", relu=False, algorithm=None, scale=None):
+           padding_mode="zeros", layer="conv2d", relu=False, algorithm=None, scale=None,
+           weight_cache=None):
     """2-D cross-correlation.  Returns ``(y, ctx)``.
 
     x (N, C_in, H, W); weight (C_out, C_in/groups, K_h, K_w); bias (C_out,) or None;
@@ -61,6 +62,10 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     scale (C_out,): inference only (the returned ctx is None): y = conv * scale + bias, the
     factor applied in the GEMM's epilogue where the planned kernel has one (a BatchNorm
     folded without a pass over the weights), else folded into a copy of the weights.
+    weight_cache: with scale (inference), a dict the caller keeps (a layer's): Winograd's
+    transformed weights are kept there with a copy of the weight and scale they came
+    from, and reused while both compare equal byte for byte (at one frame the transform
+    costs as much as the convolution).
     Under ``fastconv.autocast("bf16")`` a float32 convolution multiplies in bf16 (its
     backward too); a depthwise one stays float32."""
     dt, g, explicit = _setup(x.shape, x.dtype, weight.shape, weight.dtype, tuple(stride),
@@ -78,6 +83,9 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
         scale = cast(np.ascontiguousarray(scale), dt)
         if algo in _EPILOGUE_SCALE and not g.bf16:
             return _run(src, w, b, g, algo, relu, nt, scale)[0], None
+        if algo in WINOGRAD and weight_cache is not None:
+            Up = _cached_winograd_weights(weight_cache, w, scale, algo, g, nt)
+            return _run(src, w, b, g, algo, relu, nt, Up=Up)[0], None
         w = np.multiply(w, scale.reshape(-1, 1, 1, 1), dtype=dt)
         return _run(src, w, b, g, algo, relu, nt)[0], None
     y, state = _run(src, w, b, g, algo, relu, nt)
@@ -213,9 +221,40 @@ def _choices(g):
 _EPILOGUE_SCALE = (Algorithm.PADDED, Algorithm.GATHER, Algorithm.TAPS)
 
 
-def _run(src, w, b, g, algorithm, relu, nt, scale=None):
+def _winograd_tile(algorithm, g):
+    """(tile, bf16 products) of a Winograd algorithm: F(4x4) keeps float32 products."""
+    tile = 4 if algorithm is Algorithm.WINOGRAD4 else 2
+    return tile, g.bf16 and tile == 2
+
+
+def _winograd_weights(w, algorithm, g, nt):
+    tile, bf16 = _winograd_tile(algorithm, g)
+    Up = empty((_winograd.winograd_weights_size(g.M, g.C, tile, bf16),), np.float32)
+    _winograd.winograd_weights(w, Up, tile, nt, bf16)
+    return Up
+
+
+def _cached_winograd_weights(cache, w, scale, algorithm, g, nt):
+    """The transformed weights of w * scale, from cache when they were built from the
+    same bytes (one tuple in the dict: readers in other threads see a whole entry)."""
+    key = (algorithm, g.M, g.C, g.bf16)
+    hit = cache.get("winograd")
+    if (hit is not None and hit[0] == key and _memory.same_bytes(hit[1].reshape(-1).view(np.uint8),
+                                                                 w.reshape(-1).view(np.uint8))
+            and _memory.same_bytes(hit[2].view(np.uint8), scale.view(np.uint8))):
+        return hit[3]
+    w = np.ascontiguousarray(w)
+    Up = _winograd_weights(np.multiply(w, scale.reshape(-1, 1, 1, 1), dtype=w.dtype),
+                           algorithm, g, nt)
+    Up = np.array(Up)                   # long-lived: its own memory, not the cache's
+    cache["winograd"] = (key, w.copy(), scale.copy(), Up)
+    return Up
+
+
+def _run(src, w, b, g, algorithm, relu, nt, scale=None, Up=None):
     """Forward of the planned convolution g on src (N, C, H, W): (y, ConvState).
-    scale: a per-channel factor before the bias (algorithms in _EPILOGUE_SCALE only)."""
+    scale: a per-channel factor before the bias (algorithms in _EPILOGUE_SCALE only).
+    Up: Winograd's transformed weights, when the caller has them."""
     N, M, OH, OW = g.N, g.M, g.OH, g.OW
     dt = src.dtype
     if algorithm in DEPTHWISE:
@@ -226,10 +265,9 @@ def _run(src, w, b, g, algorithm, relu, nt, scale=None):
             _depthwise.depthwise_forward(src, w, b, y, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, relu, nt)
         return y, ConvState(g, algorithm, w, src, None)
     if algorithm in WINOGRAD:
-        tile = 4 if algorithm is Algorithm.WINOGRAD4 else 2
-        bf16 = g.bf16 and tile == 2             # F(4x4) keeps float32 products (planner)
-        Up = empty((_winograd.winograd_weights_size(M, g.C, tile, bf16),), np.float32)
-        _winograd.winograd_weights(w, Up, tile, nt, bf16)
+        tile, bf16 = _winograd_tile(algorithm, g)   # F(4x4): float32 products (planner)
+        if Up is None:
+            Up = _winograd_weights(w, algorithm, g, nt)
         y = empty((N, M, OH, OW), np.float32)
         _winograd.winograd_conv3x3(src, Up, M, tile, b, y, g.pt, g.pl, relu, nt, bf16)
         # weight grads read straight from the input: no padded copy to keep or build

@@ -132,9 +132,16 @@ class Conv2d(_ConvBase):
         return self._remember(*self._conv(x, self.weight.data, b))
 
     def _conv(self, x, weight, bias, relu=False, scale=None):
+        # inference (scale given) keeps prepared weights in the layer, checked against
+        # the weights on every call (functional.conv2d's weight_cache)
+        cache = None
+        if scale is not None:
+            cache = self.__dict__.get("_weight_cache")
+            if cache is None:
+                cache = self.__dict__["_weight_cache"] = {}
         return F.conv2d(x, weight, bias, self.stride, self._pads(x.shape[2], x.shape[3]),
                         self.dilation, self.groups, self.padding_mode, type(self).__name__,
-                        relu=relu, scale=scale)
+                        relu=relu, scale=scale, weight_cache=cache)
 
     def folded_forward(self, x, bn, relu=False, relu6=False):
         """Inference forward of ``bn(self(x))`` (then ReLU when relu, ReLU6 when relu6) in

@@ -99,3 +99,70 @@ def test_resnet_eval_folds_its_blocks_and_agrees_with_the_layers():
     assert names["Conv2d+BatchNorm2d"][2] == 8 + 3       # second convs + downsamples
     assert "BatchNorm2d" not in names
     np.testing.assert_allclose(fused, apart, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.WINOGRAD2, Algorithm.WINOGRAD4])
+def test_winograd_weight_cache_reuses_and_notices_every_change(algorithm, monkeypatch):
+    """Inference keeps Winograd's transformed weights in the layer's cache: reused while the
+    weight and the scale are the same bytes, rebuilt after any in-place change, and the
+    result always equals the uncached convolution bit for bit."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 8, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((12, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(12).astype(np.float32)
+    scale = rng.uniform(0.5, 2, 12).astype(np.float32)
+    builds = []
+    real = FC._winograd_weights
+    monkeypatch.setattr(FC, "_winograd_weights", lambda *a: builds.append(1) or real(*a))
+    cache = {}
+
+    def run():
+        return FC.conv2d(x, w, b, (1, 1), (1,) * 4, relu=True, algorithm=algorithm,
+                         scale=scale, weight_cache=cache)[0]
+
+    def uncached():
+        return FC.conv2d(x, w, b, (1, 1), (1,) * 4, relu=True, algorithm=algorithm,
+                         scale=scale)[0]
+
+    y0 = run()
+    np.testing.assert_array_equal(y0, uncached())
+    np.testing.assert_array_equal(run(), y0)
+    assert len(builds) == 1 + 1 + 0                 # the cached run, the uncached one, a hit
+    w[3, 2, 1, 1] += 1e-3                           # in place, same array
+    y1 = run()
+    assert len(builds) == 3 and not np.array_equal(y1, y0)
+    np.testing.assert_array_equal(y1, uncached())
+    scale[7] *= 1.5                                 # a BatchNorm statistic moved
+    y2 = run()
+    assert len(builds) == 5
+    np.testing.assert_array_equal(y2, uncached())
+    np.testing.assert_array_equal(run(), y2)
+    assert len(builds) == 6
+
+
+def test_layer_weight_cache_follows_training_and_load_state_dict():
+    fc.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+                        nn.ReLU())
+    x = np.random.default_rng(1).standard_normal((1, 16, 40, 40)).astype(np.float32)
+    net.eval()
+    with fc.no_grad():
+        before = net(x)
+    assert "winograd" in net[0].__dict__["_weight_cache"]     # the planner's choice here
+    opt = fc.optim.SGD(net.parameters(), lr=1e-3)
+    net.train()
+    out = net(fc.Tensor(x))
+    out.sum().backward()
+    opt.step()
+    net.eval()
+    ref = np.asarray(net(x))                        # gradients enabled: unfolded, uncached
+    with fc.no_grad():
+        after = net(x)
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, ref, rtol=1e-4, atol=1e-4)
+    state = {k: v.copy() for k, v in net.state_dict().items()}
+    state["0.weight"] *= 0.5
+    net.load_state_dict(state)
+    ref = np.asarray(net(x))
+    with fc.no_grad():
+        np.testing.assert_allclose(net(x), ref, rtol=1e-4, atol=1e-4)

@@ -160,60 +160,72 @@ size_t fc_winograd_weights_size(fc_int M, fc_int C, int tile, int bf16)
 }
 
 /* G x for the three taps x0, x1, x2 (one column or row of a kernel): 4 values for
- * F(2x2, 3x3), 6 for F(4x4, 3x3). */
-static inline void w_g2(float x0, float x1, float x2, float *o)
+ * F(2x2, 3x3), 6 for F(4x4, 3x3); WL filters at once, one per lane (plain loops over the
+ * lanes, which the compiler vectorises: the same operations per lane as a scalar
+ * transform, so the same bits). */
+enum { WL = 16 };
+
+static inline void w_g2(const float *x0, const float *x1, const float *x2, float (*o)[WL])
 {
-    o[0] = x0;
-    o[1] = 0.5f * (x0 + x1 + x2);
-    o[2] = 0.5f * (x0 - x1 + x2);
-    o[3] = x2;
+    for (int l = 0; l < WL; l++) {
+        o[0][l] = x0[l];
+        o[1][l] = 0.5f * (x0[l] + x1[l] + x2[l]);
+        o[2][l] = 0.5f * (x0[l] - x1[l] + x2[l]);
+        o[3][l] = x2[l];
+    }
 }
 
-static inline void w_g4(float x0, float x1, float x2, float *o)
+static inline void w_g4(const float *x0, const float *x1, const float *x2, float (*o)[WL])
 {
     const float s6 = 1.0f / 6.0f, s12 = 1.0f / 12.0f, s24 = 1.0f / 24.0f;
-    float e = x0 + x2;
-    o[0] = 0.25f * x0;
-    o[1] = -s6 * (e + x1);
-    o[2] = -s6 * (e - x1);
-    o[3] = s24 * x0 + s12 * x1 + s6 * x2;
-    o[4] = s24 * x0 - s12 * x1 + s6 * x2;
-    o[5] = x2;
+    for (int l = 0; l < WL; l++) {
+        float e = x0[l] + x2[l];
+        o[0][l] = 0.25f * x0[l];
+        o[1][l] = -s6 * (e + x1[l]);
+        o[2][l] = -s6 * (e - x1[l]);
+        o[3][l] = s24 * x0[l] + s12 * x1[l] + s6 * x2[l];
+        o[4][l] = s24 * x0[l] - s12 * x1[l] + s6 * x2[l];
+        o[5][l] = x2[l];
+    }
 }
 
 /* Up[((xi * panels + ip) * C + c) * mr + i] = (G g[ip*mr + i][c] G^T)[xi], zero rows
  * past M.  The P planes lie a power of two apart, and scattering each filter's values
- * across them thrashes the cache sets: filters are transformed 16 channels at a time
- * into a small buffer, then copied out plane by plane. */
+ * across them thrashes the cache sets: filters are transformed WL channels at a time
+ * (one per lane) into a small buffer, then copied out plane by plane.  At one frame this
+ * transform costs as much as the convolution, hence the lanes. */
 void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up, int bf16,
                          int nthreads)
 {
-    enum { CB = 16, MRMAX = 16 };
+    enum { MRMAX = 16 };
     const int mr = w_mr(bf16), a = tile + 2, P = a * a;
     const fc_int np = w_panels(M, mr);
-    void (*gt)(float, float, float, float *) = tile == 2 ? w_g2 : w_g4;
+    void (*gt)(const float *, const float *, const float *, float (*)[WL]) =
+        tile == 2 ? w_g2 : w_g4;
     if (nthreads < 1 || (double)M * C < W_WEIGHTS_GRAIN) nthreads = 1;
     #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
     for (fc_int ip = 0; ip < np; ip++)
-        for (fc_int c0 = 0; c0 < C; c0 += CB) {
-            float buf[36][CB * MRMAX];
-            int cb = (int)(C - c0 < CB ? C - c0 : CB);
-            for (int cc = 0; cc < cb; cc++)
-                for (int i = 0; i < mr; i++) {
-                    fc_int m = ip * mr + i;
-                    float u[6][6] = {{0}};
-                    if (m < M) {
-                        const float *k = g + (m * C + c0 + cc) * 9;
-                        float t[3][6];                   /* t[j] = G (column j of g) */
-                        for (int j = 0; j < 3; j++) gt(k[j], k[3 + j], k[6 + j], t[j]);
-                        for (int r = 0; r < a; r++) gt(t[0][r], t[1][r], t[2][r], u[r]);
-                    }
-                    for (int xi = 0; xi < P; xi++) buf[xi][cc * mr + i] = u[xi / a][xi % a];
-                }
+        for (fc_int c0 = 0; c0 < C; c0 += WL) {
+            float buf[36][WL * MRMAX];
+            int cb = (int)(C - c0 < WL ? C - c0 : WL);
+            for (int i = 0; i < mr; i++) {
+                fc_int m = ip * mr + i;
+                float k[9][WL], t[3][6][WL], u[6][6][WL];
+                for (int q = 0; q < 9; q++)              /* k[tap][lane], zero past M, C */
+                    for (int l = 0; l < WL; l++)
+                        k[q][l] = m < M && l < cb ? g[(m * C + c0 + l) * 9 + q] : 0.0f;
+                for (int j = 0; j < 3; j++)              /* t[j] = G (column j of g) */
+                    gt(k[j], k[3 + j], k[6 + j], t[j]);
+                for (int r = 0; r < a; r++)              /* u[r] = G (row r of t)^T */
+                    gt(t[0][r], t[1][r], t[2][r], u[r]);
+                for (int xi = 0; xi < P; xi++)
+                    for (int cc = 0; cc < cb; cc++)
+                        buf[xi][cc * mr + i] = u[xi / a][xi % a][cc];
+            }
             for (int xi = 0; xi < P; xi++)
                 memcpy(Up + ((xi * np + ip) * C + c0) * mr, buf[xi],
                        (size_t)cb * mr * sizeof(float));
-            if (bf16 && c0 + CB >= C)          /* this panel row is complete: pair it */
+            if (bf16 && c0 + WL >= C)          /* this panel row is complete: pair it */
                 for (int xi = 0; xi < P; xi++)
                     fc_dispatch.gemm.b->pairs(Up + (xi * np + ip) * C * mr, C, mr);
         }

@@ -15,7 +15,8 @@ bf16 faster).  Results: benchmarks/results/inference.txt.
 Interleaving is by rounds: each runtime runs about 50 ms of calls in a row (its mean per
 call is the round's time), then the next runtime.  Calls alternating one by one would time
 each runtime right after another runtime's threads, which keep spinning for a while after
-they finish.  ``--wait-policy`` sets OpenMP's (fastconv's, torch's) and ONNX Runtime's
+they finish; before each round the machine is left idle for SETTLE seconds (ONNX Runtime's
+pool was measured to spin for longer than a 100 ms round).  ``--wait-policy`` sets OpenMP's (fastconv's, torch's) and ONNX Runtime's
 spinning alike: ``default`` is what a user gets out of the box (both spin briefly between
 parallel regions); ``passive`` makes every idle thread sleep at once (OMP_WAIT_POLICY=PASSIVE,
 ONNX Runtime ``session.intra_op.allow_spinning=0``).
@@ -39,6 +40,10 @@ import numpy as np  # noqa: E402
 import fastconv as fc  # noqa: E402
 
 F32_ONLY = False
+# seconds of idleness before each runtime's round: ONNX Runtime's pool keeps spinning
+# long after its run returns (measured here: fastconv's next 100 ms round 46% slower
+# right after ONNX Runtime's, unchanged after a 0.3 s pause)
+SETTLE = 0.3
 
 
 def build(name):
@@ -134,6 +139,7 @@ def case(model_name, size, n, nt, reps, tmp):
     times = {k: [] for k in runs}
     for _ in range(reps):
         for k, f in runs.items():
+            time.sleep(SETTLE)
             t = time.perf_counter()
             for _ in range(calls[k]):
                 f()

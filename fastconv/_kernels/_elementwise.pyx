@@ -79,6 +79,17 @@ def add(const floating[::1] a, const floating[::1] b, floating[::1] out, int n_t
             out[i] = a[i] + b[i]
 
 
+def add_relu(const floating[::1] a, const floating[::1] b, floating[::1] out, int n_threads):
+    """out = max(a + b, 0) (NaN kept: relu's rule), the residual add and ReLU in one pass.
+    All (n,) flat; out may alias a or b."""
+    cdef Py_ssize_t n = a.shape[0], i
+    cdef floating v
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=nthreads_for(n, n_threads)):
+            v = a[i] + b[i]
+            out[i] = 0 if v <= 0 else v
+
+
 cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
     # splitmix64 finaliser: a bijective hash with good avalanche
     z = (z ^ (z >> 30)) * <uint64_t>0xbf58476d1ce4e5b9ULL

@@ -20,6 +20,7 @@ from cython.parallel cimport prange
 from ._cpu cimport fc_dispatch_t, kernels
 from ._openmp_helpers cimport nthreads_for
 from libc.math cimport isnan, INFINITY
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
@@ -35,16 +36,19 @@ cdef inline floating window_max(const floating *src, Py_ssize_t W, Py_ssize_t h0
     backward skips (h0 * W + w0 would point past the plane)."""
     cdef floating m = -INFINITY, v
     cdef Py_ssize_t ih = h0, iw
-    best[0] = h0 * W + w0 if (h0 < h1 and w0 < w1) else -1
+    cdef Py_ssize_t b = h0 * W + w0 if (h0 < h1 and w0 < w1) else -1
+    cdef bint t
     while ih < h1:
         iw = w0
         while iw < w1:
             v = src[ih * W + iw]
-            if v > m or isnan(v):
-                m = v
-                best[0] = ih * W + iw
+            # selects, not a branch: on real data the comparison is a coin toss
+            t = (v > m) | (v != v)
+            m = v if t else m
+            b = ih * W + iw if t else b
             iw = iw + dw
         ih = ih + dh
+    best[0] = b
     return m
 
 
@@ -84,6 +88,74 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t
                     dst[oh * OW + ow] = window_max(src, W, h0, h1, dh, w0, w1, dw, &best)
                     if ip != NULL:
                         ip[p * OH * OW + oh * OW + ow] = <int32_t>best
+
+
+def max_pool2d_values(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                      Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
+                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                      int n_threads):
+    """max_pool2d without the argmax (inference), separably: each input row's maxima over
+    the window columns first (hm, OW per row), then the maxima of those over the window
+    rows.  window_max's rule (NaN wins, the last NaN; otherwise the first maximum) taken
+    tap by tap in raster order, row by row and then across rows, picks the same value,
+    so the bits are max_pool2d's.  Taps are the outer loops and output columns the inner
+    ones, which the compiler vectorises (selects, no branches); every input row's column
+    maxima serve all the windows that cover it.
+
+    x (N, C, H, W) IN; y (N, C, OH, OW) OUT."""
+    cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t p, h, oh, ow, k, off, lo, hi, ih
+    cdef const floating *src
+    cdef const floating *row
+    cdef floating *dst
+    cdef floating *hm
+    cdef floating *hr
+    cdef floating m, v
+    if P * OH * OW == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
+            hm = <floating *>malloc(H * OW * sizeof(floating))
+            if hm == NULL:
+                with gil:
+                    raise MemoryError("max_pool2d: no memory for a plane's row maxima")
+            src = &x[0, 0, 0, 0] + p * H * W
+            dst = &y[0, 0, 0, 0] + p * OH * OW
+            for h in range(H):
+                hr = hm + h * OW
+                row = src + h * W
+                for ow in range(OW):
+                    hr[ow] = -INFINITY
+                for k in range(KW):
+                    # the columns ow whose tap k lies inside: 0 <= ow*sw + off < W
+                    off = k * dw - pw
+                    lo = (-off + sw - 1) // sw if off < 0 else 0
+                    hi = (W - off + sw - 1) // sw if W > off else 0
+                    if hi > OW:
+                        hi = OW
+                    for ow in range(lo, hi):
+                        v = row[ow * sw + off]
+                        m = hr[ow]
+                        hr[ow] = v if ((v > m) | (v != v)) else m
+            for oh in range(OH):
+                dst_row_fill(dst + oh * OW, OW)
+                for k in range(KH):
+                    ih = oh * sh - ph + k * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    hr = hm + ih * OW
+                    for ow in range(OW):
+                        v = hr[ow]
+                        m = dst[oh * OW + ow]
+                        dst[oh * OW + ow] = v if ((v > m) | (v != v)) else m
+            free(hm)
+
+
+cdef inline void dst_row_fill(floating *d, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        d[i] = -INFINITY
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int32_t[:, :, :, ::1] idx,

@@ -12,7 +12,7 @@ helpers (the layers do that), except what depends on the input's shape, which is
 checked here.
 """
 from .activation import (ACTIVATIONS, ActivationCtx, AddCtx, DropoutCtx, PReluCtx, ReluCtx,
-                         activation, activation_backward, add, add_backward, dropout,
+                         activation, activation_backward, add, add_backward, add_relu_, dropout,
                          dropout2d, dropout2d_backward, dropout_backward, prelu,
                          prelu_backward, relu, relu_backward)
 from .conv import (Conv2dCtx, ConvTranspose2dCtx, conv2d, conv2d_backward, conv_transpose2d,
@@ -44,7 +44,7 @@ __all__ = [
     "sync_channel_stats", "sync_channel_sums",
     "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward",
     "relu", "relu_backward", "activation", "activation_backward", "prelu", "prelu_backward",
-    "add", "add_backward", "dropout", "dropout_backward",
+    "add", "add_backward", "add_relu_", "dropout", "dropout_backward",
     "linear", "linear_backward", "upsample", "upsample_backward", "pixel_shuffle",
     "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward", "dropout2d",
     "dropout2d_backward", "pad", "pad_backward",

@@ -46,6 +46,16 @@ def add(a, b):
     return out, AddCtx(a.dtype, b.dtype)
 
 
+def add_relu_(a, b):
+    """a = max(a + b, 0) in place, one compiled pass (inference: a residual block's add and
+    ReLU); a and b of one shape and dtype, a writeable and contiguous.  Returns a."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise ValueError(f"add_relu_: expected two arrays of one shape and dtype, got "
+                         f"{a.shape} {a.dtype} and {b.shape} {b.dtype}")
+    _elementwise.add_relu(flat(a), flat(np.ascontiguousarray(b)), flat(a), nthreads())
+    return a
+
+
 def add_backward(ctx, g, needs=None):
     """(d a, d b): g itself, in each operand's dtype."""
     need_a, need_b = wants(needs, 2)

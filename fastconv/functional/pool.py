@@ -58,9 +58,12 @@ def max_pool2d(x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mod
     if _is_2x2(x, kernel_size, stride, padding, dilation, OH, OW):
         idx = empty((N, C, OH, OW), np.uint8) if keep else None
         _pool.max_pool2x2(x, y, idx, nthreads())
-    else:
-        idx = empty((N, C, OH, OW), np.int32) if keep else None
+    elif keep:
+        idx = empty((N, C, OH, OW), np.int32)
         _pool.max_pool2d(x, y, idx, KH, KW, sh, sw, ph, pw, dh, dw, nthreads())
+    else:                   # values only (inference): row maxima shared between windows
+        idx = None
+        _pool.max_pool2d_values(x, y, KH, KW, sh, sw, ph, pw, dh, dw, nthreads())
     ctx = MaxPool2dCtx(idx if need_indices else None, x.shape)
     if not return_indices:
         return y, ctx

@@ -98,7 +98,18 @@ def test_resnet_eval_folds_its_blocks_and_agrees_with_the_layers():
     assert names["Conv2d+BatchNorm2d+ReLU"][2] == 9      # stem + the first conv of 8 blocks
     assert names["Conv2d+BatchNorm2d"][2] == 8 + 3       # second convs + downsamples
     assert "BatchNorm2d" not in names
+    assert "add" not in names and "ReLU" not in names    # the residual add-ReLU: one pass
     np.testing.assert_allclose(fused, apart, rtol=1e-4, atol=1e-4)
+
+
+def test_add_relu_in_place():
+    a = np.array([1.0, -2.0, np.nan, 0.5, -0.0], np.float32)
+    b = np.array([-3.0, 1.0, 1.0, 0.25, 0.0], np.float32)
+    out = fc.functional.add_relu_(a, b)
+    assert out is a
+    np.testing.assert_array_equal(a, [0.0, 0.0, np.nan, 0.75, 0.0])
+    with pytest.raises(ValueError, match="add_relu_"):
+        fc.functional.add_relu_(a, b[:3])
 
 
 @pytest.mark.parametrize("algorithm", [Algorithm.WINOGRAD2, Algorithm.WINOGRAD4])

@@ -184,3 +184,28 @@ def test_adaptive_max_pool_matches_torch(out, shape, rng):
         x.flat[2] = np.nan
     check_vs_torch(fc.nn.AdaptiveMaxPool2d(out), torch.nn.AdaptiveMaxPool2d(out), x, rtol=0)
     directional_check(fc.nn.AdaptiveMaxPool2d(out), rng.standard_normal(shape))
+
+
+def test_maxpool_without_indices_has_the_argmax_paths_bits(rng):
+    """Inference (no argmax kept) pools separably, taps in vectorised loops: the values must
+    be the argmax path's bit for bit - NaN wins, ties (signed zeros) keep the first tap,
+    windows wholly in padding give -inf - over random geometries, ceil_mode included."""
+    values = np.array([0.0, -0.0, 1.0, -1.0, np.nan, 2.0, -np.inf])
+    cases = [(s, k, st, p, d, c) for s, k, st, p, d, c in EMPTY_WINDOW_CASES]
+    while len(cases) < 120:
+        k = tuple(int(v) for v in rng.integers(1, 5, 2))
+        d = tuple(int(v) for v in rng.integers(1, 3, 2))
+        p = (int(rng.integers(0, k[0] // 2 + 1)), int(rng.integers(0, k[1] // 2 + 1)))
+        shape = (2, 3) + tuple(int(v) for v in rng.integers(1, 13, 2))
+        cases.append((shape, k, tuple(int(v) for v in rng.integers(1, 4, 2)), p, d,
+                      bool(rng.integers(0, 2))))
+    for shape, k, s, p, d, ceil in cases:
+        for dt in (np.float32, np.float64):
+            x = rng.choice(values, size=shape).astype(dt)
+            try:
+                (y, _), _ = fc.functional.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+            except ValueError:                      # no output for this geometry
+                continue
+            v, ctx = fc.functional.max_pool2d(x, k, s, p, d, ceil, need_indices=False)
+            assert ctx.indices is None
+            assert v.tobytes() == y.tobytes(), (shape, k, s, p, d, ceil, dt)

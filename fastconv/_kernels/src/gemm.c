@@ -130,6 +130,21 @@ static void fc_rowdot_generic(fc_int rows, const float *A, fc_int rsa, fc_int K,
 }
 
 #if defined(__x86_64__)
+/* The lane sums of four accumulators at once, each ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)) as
+ * fc_lanes8_sum adds them (halves, then two horizontal adds): the same bits in a dozen
+ * vector operations instead of a store and seven scalar adds each, which at small K cost
+ * as much as the dot products themselves. */
+__attribute__((target("avx2,fma")))
+static inline __m128 fc_lanes8_sum4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    __m128 b4 = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+    __m128 c4 = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+    __m128 d4 = _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
+    /* [a: (0+4)+(1+5), (2+6)+(3+7); b: the same], then each pair added */
+    return _mm_hadd_ps(_mm_hadd_ps(a4, b4), _mm_hadd_ps(c4, d4));
+}
+
 /* RR rows at once: RR*NN independent FMA chains hide the FMA latency (one row of 4
  * columns alone waits on it); a row's arithmetic is the same in either form. */
 #define FC_DEFINE_ROWDOT_AVX2(NN, RR, NAME)                                                \
@@ -137,26 +152,28 @@ __attribute__((target("avx2,fma")))                                             
 static fc_int NAME(fc_int rows, const float *A, fc_int rsa, fc_int K, const float *Bt,     \
                    fc_int ldb, float *C, fc_int ldc, float alpha, float beta)              \
 {                                                                                          \
+    enum { NA = RR * NN, NA4 = (NA + 3) / 4 * 4 };                                         \
     fc_int K8 = K & ~(fc_int)7, i = 0;                                                     \
     for (; i + RR <= rows; i += RR) {                                                      \
-        __m256 acc[RR][NN];                                                                \
-        for (int r = 0; r < RR; r++)                                                       \
-            for (int j = 0; j < NN; j++) acc[r][j] = _mm256_setzero_ps();                  \
+        __m256 acc[NA4];                                                                   \
+        for (int q = 0; q < NA4; q++) acc[q] = _mm256_setzero_ps();                        \
         for (fc_int k = 0; k < K8; k += 8) {                                               \
             __m256 bv[NN];                                                                 \
             for (int j = 0; j < NN; j++) bv[j] = _mm256_loadu_ps(Bt + j * ldb + k);        \
             for (int r = 0; r < RR; r++) {                                                 \
                 __m256 av = _mm256_loadu_ps(A + (i + r) * rsa + k);                        \
                 for (int j = 0; j < NN; j++)                                               \
-                    acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);                     \
+                    acc[r * NN + j] = _mm256_fmadd_ps(av, bv[j], acc[r * NN + j]);         \
             }                                                                              \
         }                                                                                  \
+        float sums[NA4];                                                                   \
+        for (int q = 0; q < NA4; q += 4)                                                   \
+            _mm_storeu_ps(sums + q, fc_lanes8_sum4(acc[q], acc[q + 1], acc[q + 2],         \
+                                                   acc[q + 3]));                           \
         for (int r = 0; r < RR; r++) {                                                     \
             const float *a = A + (i + r) * rsa;                                            \
             for (int j = 0; j < NN; j++) {                                                 \
-                float lane[8];                                                             \
-                _mm256_storeu_ps(lane, acc[r][j]);                                         \
-                float s = fc_lanes8_sum(lane);                                             \
+                float s = sums[r * NN + j];                                                \
                 const float *b = Bt + j * ldb;                                             \
                 for (fc_int k = K8; k < K; k++) s = __builtin_fmaf(a[k], b[k], s);         \
                 float *c = C + (i + r) * ldc + j;                                          \

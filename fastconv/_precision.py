@@ -30,8 +30,14 @@ def autocast_dtype():
     return getattr(_state, "dtype", None)
 
 
+# autocast contexts open in any thread: while none is, bf16_enabled() (asked by every
+# convolution and Linear call) answers without the thread-local lookup
+_open = 0
+_open_lock = threading.Lock()
+
+
 def bf16_enabled():
-    return getattr(_state, "dtype", None) == "bf16"
+    return _open > 0 and getattr(_state, "dtype", None) == "bf16"
 
 
 @contextlib.contextmanager
@@ -46,13 +52,18 @@ def autocast(dtype="bf16", enabled=True, save_bf16=False):
     name = _NAMES.get(dtype) if isinstance(dtype, str) else None
     if name is None:
         raise ValueError(f"autocast: dtype must be 'bf16' (or 'bfloat16'); got {dtype!r}")
+    global _open
     prev = getattr(_state, "dtype", None), getattr(_state, "save", False)
+    with _open_lock:
+        _open += 1
     _state.dtype = name if enabled else None
     _state.save = bool(save_bf16)
     try:
         yield
     finally:
         _state.dtype, _state.save = prev
+        with _open_lock:
+            _open -= 1
 
 
 # ------------------------------------------------------------------ activations kept in bf16

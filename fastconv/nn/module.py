@@ -312,7 +312,10 @@ class Module:
         if isinstance(y, Tensor):
             d["_ctx"] = _TAPED
             return y
-        d["_ctx"] = ctx if is_grad_enabled() else _NO_GRAD
+        if not is_grad_enabled():       # no backward can follow: nothing else to keep
+            d["_ctx"] = _NO_GRAD
+            return y
+        d["_ctx"] = ctx
         d["_out_shape"] = y.shape
         d["_out_dtype"] = y.dtype
         d["_ctx_thread"] = threading.get_ident()

@@ -431,6 +431,16 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
         /* tiny (a classifier head on one image): packing would cost more than the maths;
          * plain dot products, the same for any thread count */
         const FC_TB *Bm = (const FC_TB *)B->ptr;
+#ifdef FC_ROWDOT_KERNEL
+        if (csa == 1 && B->rs == 1 && N <= 8) {
+            /* both operands contiguous along K (Linear: x rows, weight rows): vector dot
+             * products, eight lanes of K per step instead of one latency-bound chain */
+            FC_ROWDOT_KERNEL(M, A, rsa, K, Bm, B->cs, (int)N, C, ldc, alpha, beta);
+            if (bias || scale || relu)
+                FC_CAT(epilogue_, FC_SFX)(C, ldc, (int)M, (int)N, bias, scale, relu);
+            return;
+        }
+#endif
         for (fc_int i = 0; i < M; i++)
             for (fc_int j = 0; j < N; j++) {
                 FC_TC acc = 0;

@@ -217,7 +217,7 @@ static void FC_CAT(gather_tiny_, FC_SFX)(const fc_conv_geom_t *g, const FC_TB *x
 static inline int fc_use_tap_table(const fc_conv_geom_t *g)
 {
     fc_int OHW = g->OH * g->OW, KK = g->KH * g->KW;
-    return (g->OW < 8 || (g->sw != 1 && g->OW < 32)) && KK * OHW <= FC_TAP_TABLE_MAX &&
+    return (g->OW <= 8 || (g->sw != 1 && g->OW < 32)) && KK * OHW <= FC_TAP_TABLE_MAX &&
            g->H * g->W < ((fc_int)1 << 30);
 }
 

@@ -86,6 +86,25 @@ def test_matmul_column_bits_do_not_depend_on_panel_width(n, rng):
     np.testing.assert_array_equal(part, full[:, :n])
 
 
+def test_tiny_matmul_sums_each_element_in_k_order(rng):
+    """Products of at most 8192 multiply-adds (a Linear head) sum each element as one chain
+    in K order (rows side by side only for speed): the default training run's bits rest
+    on it, so the order is pinned here against a float32 loop."""
+    M, N, K = 19, 2, 50
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    c = np.empty((M, N), np.float32)
+    _gemm.matmul(a, b, c, 1, 0, 2)
+    ref = np.empty((M, N), np.float32)
+    for i in range(M):
+        for j in range(N):
+            acc = np.float32(0)
+            for p in range(K):
+                acc = np.float32(acc + np.float32(a[i, p] * b[p, j]))
+            ref[i, j] = acc
+    np.testing.assert_array_equal(c, ref)
+
+
 def test_matmul_shape_error():
     with pytest.raises(ValueError, match="do not agree"):
         _gemm.matmul(np.ones((2, 3), np.float32), np.ones((4, 2), np.float32),

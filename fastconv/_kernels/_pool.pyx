@@ -19,7 +19,7 @@ from cython.parallel cimport prange
 
 from ._cpu cimport fc_dispatch_t, kernels
 from ._openmp_helpers cimport nthreads_for
-from libc.math cimport isnan, INFINITY
+from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 from libc.stdint cimport int32_t, int64_t, uint8_t

@@ -111,9 +111,8 @@ def _setup(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation, groups
     if explicit:
         _shape.check_padding_fits(layer, padding_mode, padding, H, W)
         x_shape, pads = (N, C, H + pt + pb, W + pl + pr), (0, 0, 0, 0)
-    bf16 = bf16_on and dt == np.float32 and not (groups == C and C > 1)
-    return dt, ConvGeometry.of(x_shape, w_shape, stride, pads, dilation, groups, dt, bf16), \
-        explicit
+    return dt, ConvGeometry.of(x_shape, w_shape, stride, pads, dilation, groups, dt,
+                               _bf16(dt, groups, C, bf16_on)), explicit
 
 
 def conv2d_backward(ctx, gy, needs=None):
@@ -190,10 +189,13 @@ def conv_transpose2d_backward(ctx, gy, needs=None):
 
 # ===================================================================== planned kernels
 
-def _bf16(dt, groups, channels):
-    """Whether a convolution of dtype dt multiplies in bf16 here: under autocast, float32,
-    and not depthwise (memory-bound: bf16 products would save nothing)."""
-    return dt == np.float32 and bf16_enabled() and not (groups == channels and channels > 1)
+def _bf16(dt, groups, channels, enabled=None):
+    """Whether a convolution of dtype dt multiplies in bf16 here: under autocast (enabled,
+    or the calling thread's state when None), float32, and not depthwise (memory-bound:
+    bf16 products would save nothing)."""
+    if enabled is None:
+        enabled = bf16_enabled()
+    return dt == np.float32 and enabled and not (groups == channels and channels > 1)
 
 
 def _plan(g, src, nt, algorithm=None, layer="conv2d", finite=None):
@@ -227,9 +229,11 @@ def _winograd_tile(algorithm, g):
     return tile, g.bf16 and tile == 2
 
 
-def _winograd_weights(w, algorithm, g, nt):
+def _winograd_weights(w, algorithm, g, nt, alloc=empty):
+    """Winograd's transformed weights of w, in memory from alloc (the caching allocator
+    for a call's temporary; np.empty for weights a layer keeps)."""
     tile, bf16 = _winograd_tile(algorithm, g)
-    Up = empty((_winograd.winograd_weights_size(g.M, g.C, tile, bf16),), np.float32)
+    Up = alloc((_winograd.winograd_weights_size(g.M, g.C, tile, bf16),), np.float32)
     _winograd.winograd_weights(w, Up, tile, nt, bf16)
     return Up
 
@@ -238,16 +242,15 @@ def _cached_winograd_weights(cache, w, scale, algorithm, g, nt):
     """The transformed weights of w * scale, from cache when they were built from the
     same bytes (one tuple in the dict: readers in other threads see a whole entry)."""
     key = (algorithm, g.M, g.C, g.bf16)
-    hit = cache.get("winograd")
-    if (hit is not None and hit[0] == key and _memory.same_bytes(hit[1].reshape(-1).view(np.uint8),
-                                                                 w.reshape(-1).view(np.uint8))
-            and _memory.same_bytes(hit[2].view(np.uint8), scale.view(np.uint8))):
-        return hit[3]
     w = np.ascontiguousarray(w)
+    wb, sb = w.reshape(-1).view(np.uint8), scale.view(np.uint8)
+    hit = cache.get("winograd")
+    if (hit is not None and hit[0] == key and _memory.same_bytes(hit[1], wb)
+            and _memory.same_bytes(hit[2], sb)):
+        return hit[3]
     Up = _winograd_weights(np.multiply(w, scale.reshape(-1, 1, 1, 1), dtype=w.dtype),
-                           algorithm, g, nt)
-    Up = np.array(Up)                   # long-lived: its own memory, not the cache's
-    cache["winograd"] = (key, w.copy(), scale.copy(), Up)
+                           algorithm, g, nt, alloc=np.empty)
+    cache["winograd"] = (key, wb.copy(), sb.copy(), Up)
     return Up
 
 

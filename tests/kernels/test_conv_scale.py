@@ -124,7 +124,8 @@ def test_winograd_weight_cache_reuses_and_notices_every_change(algorithm, monkey
     scale = rng.uniform(0.5, 2, 12).astype(np.float32)
     builds = []
     real = FC._winograd_weights
-    monkeypatch.setattr(FC, "_winograd_weights", lambda *a: builds.append(1) or real(*a))
+    monkeypatch.setattr(FC, "_winograd_weights",
+                        lambda *a, **k: builds.append(1) or real(*a, **k))
     cache = {}
 
     def run():

@@ -6,11 +6,11 @@ NaN/Inf."""
 import numpy as np
 import pytest
 
-import fastconv as fc
 from fastconv import _conv_plan as plan
 from fastconv._conv_plan import Algorithm, ConvGeometry
 from fastconv.functional import conv as FC
 import reference as R
+from helpers import at_thread_counts
 
 CASES = [  # N, C, H, W, M, KH, KW, stride, pads (t, b, l, r), dilation
     (9, 16, 4, 4, 24, 3, 3, 1, (1, 1, 1, 1), 1),       # ResNet's 4x4 stage
@@ -56,14 +56,11 @@ def test_taps_same_bits_at_any_thread_count(case):
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = rng.standard_normal((M, C, KH, KW)).astype(np.float32)
     b = rng.standard_normal(M).astype(np.float32)
-    outs, n0 = [], fc.get_num_threads()
-    try:
-        for nt in (1, 2, 3):
-            fc.set_num_threads(nt)
-            y, ctx = run(x, w, b, case, relu=True)
-            outs.append((y, *FC.conv2d_backward(ctx, np.cos(y))[:2]))
-    finally:
-        fc.set_num_threads(n0)
+    def step():
+        y, ctx = run(x, w, b, case, relu=True)
+        return (y, *FC.conv2d_backward(ctx, np.cos(y))[:2])
+
+    outs = at_thread_counts(step)
     for other in outs[1:]:
         for a, b_ in zip(outs[0], other):
             np.testing.assert_array_equal(a, b_)
@@ -128,14 +125,8 @@ def test_few_column_gemm_row_split_same_bits_at_any_thread_count(M, plane):
     x = rng.standard_normal((1, 96, plane, plane)).astype(np.float32)
     w = (rng.standard_normal((M, 96, 3, 3)) / 30).astype(np.float32)
     b = rng.standard_normal(M).astype(np.float32)
-    outs, n0 = [], fc.get_num_threads()
-    try:
-        for nt in (1, 2, 3, 4):
-            fc.set_num_threads(nt)
-            outs.append(FC.conv2d(x, w, b, (1, 1), (1, 1, 1, 1), relu=True,
-                                  algorithm=Algorithm.GATHER)[0])
-    finally:
-        fc.set_num_threads(n0)
+    outs = at_thread_counts(lambda: FC.conv2d(x, w, b, (1, 1), (1, 1, 1, 1), relu=True,
+                                              algorithm=Algorithm.GATHER)[0], (1, 2, 3, 4))
     for other in outs[1:]:
         np.testing.assert_array_equal(outs[0], other)
     ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), (1, 1),

@@ -5,9 +5,9 @@ paddings and kernel sizes, and bitwise across thread counts."""
 import numpy as np
 import pytest
 
-import fastconv as fc
 from fastconv.functional import conv as FC
 import reference as R
+from helpers import at_thread_counts
 
 CASES = [  # N, C, H, W, K, stride, pad
     (2, 5, 40, 33, 3, 2, 1),      # odd width: the even half is one longer
@@ -46,14 +46,11 @@ def test_strided_depthwise_same_bits_at_any_thread_count(case):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = rng.standard_normal((C, 1, K, K)).astype(np.float32)
-    outs, n0 = [], fc.get_num_threads()
-    try:
-        for nt in (1, 2, 3):
-            fc.set_num_threads(nt)
-            y, ctx = FC.conv2d(x, w, None, (s, s), (p,) * 4, (1, 1), C, relu=True)
-            outs.append((y, *FC.conv2d_backward(ctx, np.ones_like(y))[:2]))
-    finally:
-        fc.set_num_threads(n0)
+    def step():
+        y, ctx = FC.conv2d(x, w, None, (s, s), (p,) * 4, (1, 1), C, relu=True)
+        return (y, *FC.conv2d_backward(ctx, np.ones_like(y))[:2])
+
+    outs = at_thread_counts(step)
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             np.testing.assert_array_equal(a, b)

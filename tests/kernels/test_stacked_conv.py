@@ -5,9 +5,9 @@ dilation and 1x1 kernels."""
 import numpy as np
 import pytest
 
-import fastconv as fc
 from fastconv.functional import conv as FC
 import reference as R
+from helpers import at_thread_counts
 
 CASES = [  # N, C, H, M, K, stride, pad, dilation, groups
     (5, 6, 5, 4, 3, 1, 1, 1, 1),
@@ -47,14 +47,11 @@ def test_stacked_paths_same_bits_at_any_thread_count(case):
     rng = np.random.default_rng(1 + sum(case))
     x = rng.standard_normal((N, C, H, H)).astype(np.float32)
     w = rng.standard_normal((M, C // G, K, K)).astype(np.float32)
-    outs, n0 = [], fc.get_num_threads()
-    try:
-        for nt in (1, 2, 3):
-            fc.set_num_threads(nt)
-            y, ctx = FC.conv2d(x, w, None, (s, s), (p, p, p, p), (d, d), G)
-            outs.append((y, *FC.conv2d_backward(ctx, np.ones_like(y))[:2]))
-    finally:
-        fc.set_num_threads(n0)
+    def step():
+        y, ctx = FC.conv2d(x, w, None, (s, s), (p, p, p, p), (d, d), G)
+        return (y, *FC.conv2d_backward(ctx, np.ones_like(y))[:2])
+
+    outs = at_thread_counts(step)
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             np.testing.assert_array_equal(a, b)

@@ -7,6 +7,7 @@ import pytest
 import fastconv as fc
 from fastconv._conv_plan import Algorithm
 from fastconv.functional import conv2d
+from helpers import at_thread_counts
 from reference import conv2d as conv2d_ref
 
 CASES = [  # (N, C, H, W, M): tiles from under one panel to a few blocks
@@ -21,13 +22,8 @@ def test_winograd_frame_bits_do_not_depend_on_threads(algorithm, N, C, H, W, M):
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = (rng.standard_normal((M, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
     b = rng.standard_normal(M).astype(np.float32)
-    outs, before = [], fc.get_num_threads()
-    try:
-        for nt in (1, 2, 3, 4, 16):
-            fc.set_num_threads(nt)
-            outs.append(conv2d(x, w, b, (1, 1), (1, 1, 1, 1), relu=True, algorithm=algorithm)[0])
-    finally:
-        fc.set_num_threads(before)
+    outs = at_thread_counts(lambda: conv2d(x, w, b, (1, 1), (1, 1, 1, 1), relu=True,
+                                           algorithm=algorithm)[0], (1, 2, 3, 4, 16))
     for y in outs[1:]:
         np.testing.assert_array_equal(y, outs[0])
     ref = np.maximum(conv2d_ref(x.astype(np.float64), w.astype(np.float64), b, pads=(1, 1, 1, 1)), 0)
@@ -39,14 +35,10 @@ def test_winograd_frame_bf16_bits_do_not_depend_on_threads():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 32, 24, 24)).astype(np.float32)
     w = (rng.standard_normal((40, 32, 3, 3)) / 17).astype(np.float32)
-    outs, before = [], fc.get_num_threads()
-    try:
-        for nt in (1, 2, 3):
-            fc.set_num_threads(nt)
-            with fc.autocast("bf16"):
-                outs.append(conv2d(x, w, None, (1, 1), (1, 1, 1, 1),
-                                   algorithm=Algorithm.WINOGRAD2)[0])
-    finally:
-        fc.set_num_threads(before)
+    def run():
+        with fc.autocast("bf16"):
+            return conv2d(x, w, None, (1, 1), (1, 1, 1, 1), algorithm=Algorithm.WINOGRAD2)[0]
+
+    outs = at_thread_counts(run)
     for y in outs[1:]:
         np.testing.assert_array_equal(y, outs[0])

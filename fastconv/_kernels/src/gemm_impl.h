@@ -678,6 +678,15 @@ static void fc_tap_range(fc_int o, fc_int s, fc_int p, fc_int d, fc_int K, fc_in
     }
 }
 
+/* The last index of the run from i0 (of n) whose tap range [lo, hi] is lo[i0], hi[i0]:
+ * rows (or columns) of one border class. */
+static fc_int fc_tap_run_end(const fc_int *lo, const fc_int *hi, fc_int i0, fc_int n)
+{
+    fc_int i1 = i0;
+    while (i1 + 1 < n && lo[i1 + 1] == lo[i0] && hi[i1 + 1] == hi[i0]) i1++;
+    return i1;
+}
+
 /* One class of output pixels, rows oh0..oh1 by columns ow0..ow1, whose taps inside the
  * input are kh0..kh1 x kw0..kw1 (not empty): its pixels (pix, *npix), the runs of tap-major
  * K its taps make (seg: start, length; whole kernel rows make one run), and tab[tap * npix
@@ -764,11 +773,9 @@ int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc
     B.g.nimg = N; B.g.istride = C * H * W;
     /* each class: rows oh0.. with one tap range, by columns ow0.. with one */
     for (fc_int oh0 = 0; oh0 < OH;) {
-        fc_int oh1 = oh0;
-        while (oh1 + 1 < OH && rlo[oh1 + 1] == rlo[oh0] && rhi[oh1 + 1] == rhi[oh0]) oh1++;
+        fc_int oh1 = fc_tap_run_end(rlo, rhi, oh0, OH);
         for (fc_int ow0 = 0; ow0 < OW;) {
-            fc_int ow1 = ow0;
-            while (ow1 + 1 < OW && clo[ow1 + 1] == clo[ow0] && chi[ow1 + 1] == chi[ow0]) ow1++;
+            fc_int ow1 = fc_tap_run_end(clo, chi, ow0, OW);
             fc_int kh0 = rlo[oh0], kh1 = rhi[oh0], kw0 = clo[ow0], kw1 = chi[ow0];
             fc_int npix = (oh1 - oh0 + 1) * (ow1 - ow0 + 1);
             int nseg = 0;                  /* no taps: the pixels see only padding */
@@ -832,11 +839,9 @@ int FC_CONV_TAPS_WGRAD(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int 
     FC_TB *P = (FC_TB *)(ws + t_bytes + a_bytes);
     for (fc_int i = 0; i < M * Kt; i++) Dt[i] = 0;
     for (fc_int oh0 = 0; oh0 < OH && N > 0;) {
-        fc_int oh1 = oh0;
-        while (oh1 + 1 < OH && rlo[oh1 + 1] == rlo[oh0] && rhi[oh1 + 1] == rhi[oh0]) oh1++;
+        fc_int oh1 = fc_tap_run_end(rlo, rhi, oh0, OH);
         for (fc_int ow0 = 0; ow0 < OW;) {
-            fc_int ow1 = ow0;
-            while (ow1 + 1 < OW && clo[ow1 + 1] == clo[ow0] && chi[ow1 + 1] == chi[ow0]) ow1++;
+            fc_int ow1 = fc_tap_run_end(clo, chi, ow0, OW);
             fc_int kh0 = rlo[oh0], kh1 = rhi[oh0], kw0 = clo[ow0], kw1 = chi[ow0];
             fc_int first_ow = ow0;
             ow0 = ow1 + 1;

@@ -159,3 +159,33 @@ def test_isa_path_forced_by_env_runs_conv_correctly(isa):
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=120, cwd=os.path.dirname(os.path.abspath(__file__)))
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_few_column_matmul_bits_same_on_avx2_and_avx512():
+    """With AVX-512VL the few-column dot products take more rows per pass (32 vector
+    registers); each row's arithmetic is the AVX2 kernels', so the bits must be too
+    (every column count, row counts leaving each pass width's remainder)."""
+    if "avx512" not in _supported_paths():
+        pytest.skip("CPU lacks avx512")
+    code = (
+        "import sys, numpy as np\n"
+        "from fastconv._kernels import _gemm\n"
+        "rng = np.random.default_rng(3); out = []\n"
+        "for N in range(1, 9):\n"
+        "    for M, K in ((8, 8), (41, 100), (77, 1031), (130, 2304)):\n"
+        "        a = rng.standard_normal((M, K)).astype(np.float32)\n"
+        "        b = rng.standard_normal((K, N)).astype(np.float32)\n"
+        "        c = np.empty((M, N), np.float32); _gemm.matmul(a, b, c, 1, 0, 1)\n"
+        "        out.append(c.tobytes().hex())\n"
+        "print(len(out)); print(__import__('hashlib').sha256(''.join(out).encode()).hexdigest())\n")
+    import fastconv
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    digests = []
+    for isa in ("avx512", "avx2"):
+        env = dict(os.environ, FASTCONV_ISA=isa,
+                   PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]))
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           timeout=120, cwd=os.path.dirname(os.path.abspath(__file__)))
+        assert r.returncode == 0, r.stderr
+        digests.append(r.stdout.split()[-1])
+    assert digests[0] == digests[1]

@@ -17,7 +17,8 @@ where it would without a cache), and idle alone stays under a limit (2 GiB by de
 or ``set_limit``; the least recently freed blocks go first).  ``empty_cache()``
 releases it all.
 """
-from cpython.buffer cimport PyBUF_WRITABLE
+from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
 from libc.stdlib cimport free
 from libc.string cimport memcmp, memset
 
@@ -174,3 +175,33 @@ def same_bytes(const unsigned char[::1] a, const unsigned char[::1] b):
     with nogil:
         r = memcmp(&a[0], &b[0], n)
     return r == 0
+
+
+def same_contents(tuple kept, tuple now):
+    """Whether each buffer of ``now`` holds the bytes of the same-position entry of
+    ``kept`` (None matching None only): the check an inference cache makes on every
+    call that the arrays it was built from (weights, BatchNorm statistics) are
+    unchanged, in one call for all of them.  A non-contiguous array never matches."""
+    cdef Py_ssize_t i, n = len(kept)
+    cdef Py_buffer a, b
+    cdef bint same
+    if len(now) != n:
+        return False
+    for i in range(n):
+        x, y = kept[i], now[i]
+        if x is None or y is None:
+            if x is not y:
+                return False
+            continue
+        PyObject_GetBuffer(x, &a, PyBUF_ANY_CONTIGUOUS)
+        try:
+            PyObject_GetBuffer(y, &b, PyBUF_ANY_CONTIGUOUS)
+        except (BufferError, ValueError):      # not contiguous
+            PyBuffer_Release(&a)
+            return False
+        same = a.len == b.len and (a.len == 0 or memcmp(a.buf, b.buf, a.len) == 0)
+        PyBuffer_Release(&b)
+        PyBuffer_Release(&a)
+        if not same:
+            return False
+    return True

@@ -84,10 +84,14 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
         if algo in _EPILOGUE_SCALE and not g.bf16:
             return _run(src, w, b, g, algo, relu, nt, scale)[0], None
         if algo in WINOGRAD and weight_cache is not None:
-            Up = _cached_winograd_weights(weight_cache, w, scale, algo, g, nt)
+            Up = _cached_weights(weight_cache, w, scale, ("winograd", algo, g.M, g.C, g.bf16),
+                                 lambda ws: _winograd_weights(ws, algo, g, nt, alloc=np.empty))
             return _run(src, w, b, g, algo, relu, nt, Up=Up)[0], None
-        w = np.multiply(w, scale.reshape(-1, 1, 1, 1), dtype=dt)
-        return _run(src, w, b, g, algo, relu, nt)[0], None
+        # the kernel has no factor in its epilogue (depthwise; bf16): scale a copy of the
+        # weights, kept in the layer's cache while the weights and factors are unchanged
+        ws = (_scaled(w, scale) if weight_cache is None else
+              _cached_weights(weight_cache, w, scale, ("scaled", w.shape, dt), lambda v: v))
+        return _run(src, ws, b, g, algo, relu, nt)[0], None
     y, state = _run(src, w, b, g, algo, relu, nt)
     return y, Conv2dCtx(state, x.shape, padding_mode, pt if src is not x else 0,
                         pl if src is not x else 0)
@@ -238,20 +242,24 @@ def _winograd_weights(w, algorithm, g, nt, alloc=empty):
     return Up
 
 
-def _cached_winograd_weights(cache, w, scale, algorithm, g, nt):
-    """The transformed weights of w * scale, from cache when they were built from the
-    same bytes (one tuple in the dict: readers in other threads see a whole entry)."""
-    key = (algorithm, g.M, g.C, g.bf16)
+def _scaled(w, scale):
+    """w * scale per output channel, in w's dtype (a BatchNorm folded into the weights)."""
+    return np.multiply(w, scale.reshape(-1, 1, 1, 1), dtype=w.dtype)
+
+
+def _cached_weights(cache, w, scale, key, build):
+    """build(w * scale) (weights prepared for inference: Winograd-transformed, or just
+    scaled), from cache while w and scale hold the bytes they were built from: checked
+    by one memcmp per call, so any in-place change (an optimiser step, load_state_dict,
+    new BatchNorm statistics) rebuilds them.  One tuple per entry: readers in other
+    threads see a whole entry."""
     w = np.ascontiguousarray(w)
-    wb, sb = w.reshape(-1).view(np.uint8), scale.view(np.uint8)
-    hit = cache.get("winograd")
-    if (hit is not None and hit[0] == key and _memory.same_bytes(hit[1], wb)
-            and _memory.same_bytes(hit[2], sb)):
-        return hit[3]
-    Up = _winograd_weights(np.multiply(w, scale.reshape(-1, 1, 1, 1), dtype=w.dtype),
-                           algorithm, g, nt, alloc=np.empty)
-    cache["winograd"] = (key, wb.copy(), sb.copy(), Up)
-    return Up
+    hit = cache.get(key[0])
+    if hit is not None and hit[0] == key and _memory.same_contents(hit[1], (w, scale)):
+        return hit[2]
+    prepared = build(_scaled(w, scale))
+    cache[key[0]] = (key, (w.tobytes(), scale.tobytes()), prepared)
+    return prepared
 
 
 def _run(src, w, b, g, algorithm, relu, nt, scale=None, Up=None):

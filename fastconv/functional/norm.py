@@ -5,7 +5,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .. import _group
-from .._kernels import _norm
+from .._kernels import _memory, _norm
 from .._precision import Bf16Saved, keep, restore
 from ._common import empty, empty_like, nthreads, per_channel, wants
 from .activation import ReluCtx, relu_backward
@@ -74,18 +74,33 @@ def sync_channel_sums(sum_dy, sum_dy_xhat, process_group=None):
 
 
 def batch_norm_fold(weight, bias, running_mean, running_var, eps, conv_bias=None,
-                    dtype=np.float32):
+                    dtype=np.float32, cache=None):
     """An eval BatchNorm after a convolution as one per-channel affine map:
     ``(scale, shift)`` (C,) in dtype with bn(conv(x)) = conv(x) * scale + shift, computed
     in float64 (conv_bias, the convolution's own bias, folded into shift).  weight, bias,
-    conv_bias may be None."""
+    conv_bias may be None.
+
+    cache: a dict the caller keeps (a layer's).  The factors are then returned from it,
+    read-only, while every input holds the bytes they were computed from (one memcmp
+    per call: at one frame the fold costs as much as a small convolution); any in-place
+    change recomputes them."""
     dtype = np.dtype(dtype)
+    arrays = (weight, bias, running_mean, running_var, conv_bias)
+    key = (dtype, float(eps))
+    if cache is not None:
+        hit = cache.get("fold")
+        if hit is not None and hit[0] == key and _memory.same_contents(hit[1], arrays):
+            return hit[2]
     C = running_mean.shape[0]
-    arrays = [None if a is None else np.ascontiguousarray(a, dtype)
-              for a in (weight, bias, running_mean, running_var, conv_bias)]
+    w, b, mean, var, cb = [None if a is None else np.ascontiguousarray(a, dtype)
+                           for a in arrays]
     scale, shift = np.empty(C, dtype), np.empty(C, dtype)
-    w, b, mean, var, cb = arrays
     _norm.fold_factors(scale, shift, mean, var, w, b, float(eps), cb)
+    if cache is not None:
+        scale.setflags(write=False)
+        shift.setflags(write=False)
+        kept = tuple(None if a is None else np.ascontiguousarray(a).tobytes() for a in arrays)
+        cache["fold"] = (key, kept, (scale, shift))
     return scale, shift
 
 

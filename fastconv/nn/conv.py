@@ -156,7 +156,7 @@ class Conv2d(_ConvBase):
                                        w.dtype)
         y = self._conv(self._input(x), w, shift, relu or relu6, scale=scale)[0]
         if relu6:
-            F.activation(y, "relu6", out=y)
+            F.activation_(y, "relu6")
         return Tensor(y) if isinstance(x, Tensor) else y
 
     def _backward(self, ctx, gy, needs):

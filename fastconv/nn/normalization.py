@@ -53,11 +53,16 @@ class BatchNorm2d(Module):
 
     def fold_factors(self, conv_bias=None, dtype=np.float32):
         """(scale, shift) with bn(conv(x)) = conv(x) * scale + shift per output channel in
-        eval mode (conv_bias folded in too), computed in float64, returned in dtype."""
+        eval mode (conv_bias folded in too), computed in float64, returned in dtype
+        (read-only: the layer keeps them while its parameters, statistics and conv_bias
+        are unchanged, functional.batch_norm_fold's cache)."""
+        cache = self.__dict__.get("_fold_cache")
+        if cache is None:
+            cache = self.__dict__["_fold_cache"] = {}
         return F.batch_norm_fold(None if self.weight is None else self.weight.data,
                                  None if self.bias is None else self.bias.data,
                                  self.running_mean, self.running_var, self.eps, conv_bias,
-                                 dtype)
+                                 dtype, cache=cache)
 
     def reset_running_stats(self):
         if self.track_running_stats:

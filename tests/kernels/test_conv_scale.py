@@ -178,3 +178,86 @@ def test_layer_weight_cache_follows_training_and_load_state_dict():
     ref = np.asarray(net(x))
     with fc.no_grad():
         np.testing.assert_allclose(net(x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_scaled_weight_cache_reuses_and_notices_changes(monkeypatch):
+    """A depthwise kernel has no factor in its epilogue: inference scales a copy of the
+    weights, kept in the layer's cache while weight and scale are the same bytes."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 24, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((24, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    scale = rng.uniform(0.5, 2, 24).astype(np.float32)
+    builds = []
+    real = FC._scaled
+    monkeypatch.setattr(FC, "_scaled", lambda *a: builds.append(1) or real(*a))
+    cache = {}
+
+    def run(c):
+        return FC.conv2d(x, w, b, (1, 1), (1,) * 4, groups=24, relu=True, scale=scale,
+                         weight_cache=c)[0]
+
+    y0 = run(cache)
+    np.testing.assert_array_equal(run(cache), y0)
+    assert len(builds) == 1
+    np.testing.assert_array_equal(run(None), y0)            # uncached: the same bits
+    assert len(builds) == 2
+    w[5, 0, 2, 2] -= 0.25
+    y1 = run(cache)
+    assert len(builds) == 3 and not np.array_equal(y1, y0)
+    np.testing.assert_array_equal(y1, run(None))
+    scale[0] = 3.0
+    np.testing.assert_array_equal(run(cache), run(None))
+    assert len(builds) == 6
+
+
+def test_batchnorm_fold_cache_follows_every_input():
+    """BatchNorm2d.fold_factors keeps its factors (read-only) while its parameters,
+    statistics, eps and the conv bias are the same bytes; any change recomputes them,
+    always equal to an uncached fold."""
+    rng = np.random.default_rng(7)
+    bn = nn.BatchNorm2d(10).eval()
+    bn.running_mean[:] = rng.standard_normal(10)
+    bn.running_var[:] = rng.uniform(0.5, 2, 10)
+    cb = rng.standard_normal(10).astype(np.float32)
+
+    def fresh():
+        return fc.functional.batch_norm_fold(bn.weight.data, bn.bias.data, bn.running_mean,
+                                             bn.running_var, bn.eps, cb)
+
+    s0, t0 = bn.fold_factors(cb)
+    assert not s0.flags.writeable and not t0.flags.writeable
+    s1, t1 = bn.fold_factors(cb)
+    assert s1 is s0 and t1 is t0                            # a hit
+    for change in (lambda: bn.running_var.__setitem__(3, 9.0),
+                   lambda: bn.running_mean.__setitem__(0, -1.0),
+                   lambda: bn.weight.data.__setitem__(9, 0.5),
+                   lambda: bn.bias.data.__setitem__(1, 2.0),
+                   lambda: cb.__setitem__(4, 7.0),
+                   lambda: setattr(bn, "eps", 1e-3)):
+        before = bn.fold_factors(cb)
+        change()
+        after = bn.fold_factors(cb)
+        assert after[0] is not before[0]
+        for a, r in zip(after, fresh()):
+            np.testing.assert_array_equal(a, r)
+    assert bn.fold_factors(None)[1] is not bn.fold_factors(cb)[1]
+    s64 = bn.fold_factors(cb, np.float64)[0]
+    assert s64.dtype == np.float64
+    np.testing.assert_array_equal(s64.astype(np.float32), bn.fold_factors(cb)[0])
+
+
+def test_same_contents():
+    from fastconv._kernels import _memory
+    a = np.arange(12, dtype=np.float32)
+    kept = (a.tobytes(), None)
+    assert _memory.same_contents(kept, (a, None))
+    assert not _memory.same_contents(kept, (a, a))
+    assert not _memory.same_contents(kept, (a[:11], None))
+    assert not _memory.same_contents(kept, (a,))
+    b = a.copy()
+    b[5] = np.nan
+    assert not _memory.same_contents(kept, (b, None))
+    nan = np.full(3, np.nan, np.float32)                    # bytes, not values: NaN matches
+    assert _memory.same_contents((nan.tobytes(),), (nan,))
+    assert not _memory.same_contents((a[::2].copy().tobytes(),), (a[::2],))   # strided

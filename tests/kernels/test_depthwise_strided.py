@@ -16,6 +16,9 @@ CASES = [  # N, C, H, W, K, stride, pad
     (2, 6, 33, 32, 3, (2, 1), 1),  # stride 2 down, 1 across
     (4, 17, 20, 20, 3, 2, 1),     # 10-wide output rows: the channel lanes, 17 channels
     (2, 8, 31, 29, 3, 3, 1),
+    (2, 4, 18, 40, 3, (1, 2), 1),  # stride 1 down, 2 across
+    (1, 2, 130, 131, 3, 2, 1),    # too large for the split rows on the stack: strided loop
+    (2, 3, 21, 47, 4, 2, 3),      # even kernel, padding past half of it
 ]
 
 
@@ -54,3 +57,20 @@ def test_strided_depthwise_same_bits_at_any_thread_count(case):
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("W", [16, 33, 64])
+def test_strided_depthwise_relu_keeps_nan_and_zeroes_negatives(W):
+    """The fused ReLU of the stride-2 rows: max(v, 0) with NaN kept, as the strided loop
+    and torch give."""
+    rng = np.random.default_rng(W)
+    x = rng.standard_normal((1, 16, 12, W)).astype(np.float32)
+    x[0, 3, 5, 7] = np.nan
+    w = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    y, _ = FC.conv2d(x, w, None, (2, 2), (1,) * 4, (1, 1), 16, relu=True)
+    ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, (2, 2), (1,) * 4, (1, 1),
+                   16)
+    assert np.isnan(y[0, 3]).sum() == np.isnan(ref[0, 3]).sum() > 0
+    np.testing.assert_allclose(y, np.where(np.isnan(ref), ref, np.maximum(ref, 0)),
+                               rtol=1e-5, atol=1e-5)
+    assert not (y < 0).any()

@@ -2,6 +2,8 @@
  * and the baseline; the dispatch table takes the best set the CPU flags allow.  The
  * float dot products vectorise across lanes, so -ffast-math-free GCC needs the reduction
  * written as is: the order is fixed per ISA, hence thread-count invariant. */
+#include <string.h>
+
 #include "cpu.h"
 #include "depthwise.h"
 

@@ -14,6 +14,22 @@ static inline void DW_NAME(range)(fc_int off, fc_int s, fc_int n_out, fc_int n_i
     *hi = b;
 }
 
+/* Each tap column's output range [lo, hi) depends on the column alone: computed once
+ * per plane (two divisions each), not once per output row and tap row, where the
+ * divisions cost more than a narrow row's products (a 16-wide stride-2 plane: 2x).
+ * Returns 0 when KW exceeds the table (the callers then compute them in place). */
+#ifndef DW_COLS_MAX
+#define DW_COLS_MAX 32
+#endif
+static inline int DW_NAME(col_ranges)(fc_int KW, const fc_dwgeom_t *g, fc_int OW, fc_int W,
+                                      fc_int *lo, fc_int *hi)
+{
+    if (KW > DW_COLS_MAX) return 0;
+    for (fc_int kw = 0; kw < KW; kw++)
+        DW_NAME(range)(kw * g->dw - g->pw, g->sw, OW, W, &lo[kw], &hi[kw]);
+    return 1;
+}
+
 /* Stride 2 across (dilation 1) on planes up to FC_DW_S2_MAX values: the plane is split
  * once into its even and odd columns, so every tap reads one of them contiguously
  * (vectorised) instead of every other value; the same products are added in the same
@@ -22,12 +38,20 @@ static inline void DW_NAME(range)(fc_int off, fc_int s, fc_int n_out, fc_int n_i
 #define FC_DW_S2_MAX 16384      /* plane values split on the stack (64 KB of float) */
 #endif
 
+static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
+                                 const FC_T *restrict w, fc_int KH, fc_int KW,
+                                 FC_T *restrict y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                                 FC_T bias, int relu);
+
 /* y = relu?(bias + sum_taps w * x) for one plane. */
 static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
                                const FC_T *restrict w, fc_int KH, fc_int KW,
                                FC_T *restrict y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                                FC_T bias, int relu)
 {
+    if (g->sw == 2 && g->dw == 1 &&
+        DW_NAME(fwd_plane_s2)(x, H, W, w, KH, KW, y, OH, OW, g, bias, relu))
+        return;
     FC_T buf[FC_DW_S2_MAX];
     int split = g->sw == 2 && g->dw == 1 && H * W <= FC_DW_S2_MAX;
     fc_int WE = (W + 1) / 2, WO = W / 2;
@@ -42,6 +66,8 @@ static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
             }
             if (W & 1) er[WE - 1] = xr[W - 1];
         }
+    fc_int clo[DW_COLS_MAX], chi[DW_COLS_MAX];
+    int cols = DW_NAME(col_ranges)(KW, g, OW, W, clo, chi);
     for (fc_int oh = 0; oh < OH; oh++) {
         FC_T *restrict yr = y + oh * OW;
         for (fc_int ow = 0; ow < OW; ow++) yr[ow] = bias;
@@ -52,7 +78,12 @@ static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
             for (fc_int kw = 0; kw < KW; kw++) {
                 FC_T wv = w[kh * KW + kw];
                 fc_int off = kw * g->dw - g->pw, lo, hi;
-                DW_NAME(range)(off, g->sw, OW, W, &lo, &hi);
+                if (cols) {
+                    lo = clo[kw];
+                    hi = chi[kw];
+                } else {
+                    DW_NAME(range)(off, g->sw, OW, W, &lo, &hi);
+                }
                 if (split) {        /* column 2 * ow + off = 2 * (ow + q) + (off & 1) */
                     fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
                     const FC_T *restrict src = ((off & 1) ? O + ih * WO : E + ih * WE) + q;
@@ -76,6 +107,8 @@ static void DW_NAME(bwd_plane)(const FC_T *restrict x, const FC_T *restrict dy, 
                                fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                                FC_T *restrict dx, FC_ACC *restrict dw_acc)
 {
+    fc_int clo[DW_COLS_MAX], chi[DW_COLS_MAX];
+    int cols = DW_NAME(col_ranges)(KW, g, OW, W, clo, chi);
     for (fc_int oh = 0; oh < OH; oh++) {
         const FC_T *restrict gr = dy + oh * OW;
         for (fc_int kh = 0; kh < KH; kh++) {
@@ -85,7 +118,12 @@ static void DW_NAME(bwd_plane)(const FC_T *restrict x, const FC_T *restrict dy, 
             FC_T *restrict dxr = dx ? dx + ih * W : NULL;
             for (fc_int kw = 0; kw < KW; kw++) {
                 fc_int off = kw * g->dw - g->pw, lo, hi;
-                DW_NAME(range)(off, g->sw, OW, W, &lo, &hi);
+                if (cols) {
+                    lo = clo[kw];
+                    hi = chi[kw];
+                } else {
+                    DW_NAME(range)(off, g->sw, OW, W, &lo, &hi);
+                }
                 if (g->sw == 1) {
                     if (dw_acc) {
                         const FC_T *restrict xs = xr + off;
@@ -170,6 +208,96 @@ static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
             }
         }
     }
+}
+
+/* Stride 2 across (dilation 1 across): the plane's even and odd columns are split into
+ * rows with zero margins on every side, so every tap of every output reads whole vectors
+ * of one of them; DW_S2_ROWS output rows x one vector of columns are summed over every
+ * tap in registers (independent chains: the adds' latency is hidden) and stored once.
+ * Taps in the padding multiply its zeros, as the stride-1 padded kernel does: the sums
+ * are the strided loop's, in its order, but for the sign of an exact zero.  Returns 0
+ * (nothing done) when the split rows do not fit the stack buffer. */
+#define DW_S2_ROWS 4
+static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
+                                 const FC_T *restrict w, fc_int KH, fc_int KW,
+                                 FC_T *restrict y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                                 FC_T bias, int relu)
+{
+    typedef DW_NAME(vec) vec;
+    FC_T buf[FC_DW_S2_MAX], row[DW_LANES];
+    fc_int WE = (W + 1) / 2, WO = W / 2;
+    fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES;
+    fc_int OHR = (OH + DW_S2_ROWS - 1) / DW_S2_ROWS * DW_S2_ROWS;
+    /* tap kw reads split column ow + q(kw), q = floor((kw - pw) / 2); tap kh reads input
+     * row oh * sh - ph + kh * dh, from TM rows above the plane to BM rows below it */
+    fc_int qmin = -((g->pw + 1) / 2), qmax = (KW - 1 - g->pw) >= 0 ? (KW - 1 - g->pw) / 2
+                                                                  : -((g->pw - KW + 2) / 2);
+    fc_int LM = qmin < 0 ? -qmin : 0;
+    fc_int reach = OWR + (qmax > 0 ? qmax : 0);
+    fc_int RW = LM + (WE > reach ? WE : reach);
+    fc_int TM = g->ph > 0 ? g->ph : 0;
+    fc_int last = (OHR - 1) * g->sh - g->ph + (KH - 1) * g->dh;
+    fc_int BM = last > H - 1 ? last - (H - 1) : 0;
+    fc_int HR = TM + H + BM;
+    if (2 * HR * RW > FC_DW_S2_MAX || (OHR - 1) * g->sh - g->ph < -TM) return 0;
+    FC_T *restrict E = buf, *restrict O = buf + HR * RW;
+    memset(buf, 0, (size_t)(2 * HR * RW) * sizeof(FC_T));     /* the margins, in one go */
+    for (fc_int ih = 0; ih < H; ih++) {
+        const FC_T *restrict xr = x + ih * W;
+        FC_T *restrict er = E + (TM + ih) * RW, *restrict orow = O + (TM + ih) * RW;
+        fc_int i = 0;
+        for (; 2 * i + 2 * DW_LANES <= W; i += DW_LANES) {     /* a vector pair at a time */
+            vec a, b;
+            __builtin_memcpy(&a, xr + 2 * i, sizeof a);
+            __builtin_memcpy(&b, xr + 2 * i + DW_LANES, sizeof b);
+            vec ev = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                             24, 26, 28, 30);
+            vec od = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
+                                             25, 27, 29, 31);
+            __builtin_memcpy(er + LM + i, &ev, sizeof ev);
+            __builtin_memcpy(orow + LM + i, &od, sizeof od);
+        }
+        for (; i < WO; i++) {
+            er[LM + i] = xr[2 * i];
+            orow[LM + i] = xr[2 * i + 1];
+        }
+        if (W & 1) er[LM + WE - 1] = xr[W - 1];
+    }
+    fc_int rstep = g->sh * RW;
+    for (fc_int oh = 0; oh < OH; oh += DW_S2_ROWS) {
+        fc_int top = oh * g->sh - g->ph + TM;           /* buffer row of tap kh = 0 */
+        for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
+            vec acc[DW_S2_ROWS];
+            for (int r = 0; r < DW_S2_ROWS; r++) acc[r] = (vec){0} + bias;
+            for (fc_int kh = 0; kh < KH; kh++) {
+                fc_int base = (top + kh * g->dh) * RW + LM + ow0;
+                for (fc_int kw = 0; kw < KW; kw++) {
+                    fc_int off = kw - g->pw;
+                    fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
+                    const FC_T *src = ((off & 1) ? O : E) + base + q;
+                    FC_T wv = w[kh * KW + kw];
+                    for (int r = 0; r < DW_S2_ROWS; r++)
+                        DW_FMA(vec, acc[r], wv, src + r * rstep);
+                }
+            }
+            fc_int n = OW - ow0 < DW_LANES ? OW - ow0 : DW_LANES;
+            for (int r = 0; r < DW_S2_ROWS && oh + r < OH; r++) {
+                FC_T *restrict yr = y + (oh + r) * OW + ow0;
+                vec v = acc[r];
+                if (relu) {             /* v <= 0 ? +0 : v, lane by lane (NaN kept) */
+                    __typeof__(v <= v) keep = ~(v <= (vec){0});
+                    v = (vec)((__typeof__(keep))v & keep);
+                }
+                if (n == DW_LANES) {
+                    __builtin_memcpy(yr, &v, sizeof v);
+                } else {
+                    __builtin_memcpy(row, &v, sizeof v);
+                    for (fc_int l = 0; l < n; l++) yr[l] = row[l];
+                }
+            }
+        }
+    }
+    return 1;
 }
 
 /* A block of nc planes (stride values apart, n values each) into lanes:

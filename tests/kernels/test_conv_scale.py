@@ -261,3 +261,24 @@ def test_same_contents():
     nan = np.full(3, np.nan, np.float32)                    # bytes, not values: NaN matches
     assert _memory.same_contents((nan.tobytes(),), (nan,))
     assert not _memory.same_contents((a[::2].copy().tobytes(),), (a[::2],))   # strided
+
+
+@pytest.mark.parametrize("C, M, H", [(16, 40, 9), (8, 24, 30), (32, 300, 5), (5, 17, 7)])
+def test_gemm_epilogue_is_multiply_then_add_then_relu(C, M, H):
+    """The GEMM epilogue (vectorised per ISA, run once a block's tiles are stored) gives
+    the bits of float32 (c * scale) + bias, then v <= 0 ? 0 : v, NaN kept, on every
+    column, the tails of 16 included."""
+    from fastconv._kernels import _conv
+    rng = np.random.default_rng(C * M + H)
+    x = rng.standard_normal((1, C, H, H)).astype(np.float32)
+    x[0, 1, 2, 3] = np.nan
+    w2 = rng.standard_normal((M, C)).astype(np.float32)
+    scale = rng.uniform(0.5, 2, M).astype(np.float32)
+    bias = rng.standard_normal(M).astype(np.float32)
+    plain, y = np.empty((1, M, H, H), np.float32), np.empty((1, M, H, H), np.float32)
+    _conv.unfold_gemm(x, w2, None, plain, 1, 1, 1, 1, 1, 0, 0, 1, 1, False, 2)
+    _conv.unfold_gemm(x, w2, bias, y, 1, 1, 1, 1, 1, 0, 0, 1, 1, True, 2, False, scale)
+    v = plain * scale.reshape(1, -1, 1, 1) + bias.reshape(1, -1, 1, 1)
+    expect = np.where(v <= 0, np.float32(0), v)
+    assert np.isnan(expect).any()
+    np.testing.assert_array_equal(y, expect)

@@ -399,6 +399,9 @@ static void FC_CAT(pack_b_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc
 static void FC_CAT(epilogue_, FC_SFX)(FC_TC *c, fc_int ldc, int m, int n, const FC_TC *bias,
                                       const FC_TC *scale, int relu)
 {
+#ifdef FC_EPILOGUE_VEC
+    if (FC_EPILOGUE_VEC(c, ldc, m, n, bias, scale, relu)) return;
+#endif
     for (int i = 0; i < m; i++) {
         FC_TC *ci = c + i * ldc, b = bias ? bias[i] : 0;
         if (scale) {
@@ -601,9 +604,17 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                         FC_TC *ct = C + (ic + i0) * ldc + jc + j0;
                         kd->ukr(kc, (FC_UKP)(Ap + ip * mr * kc), (FC_UKP)(Bp + jp * nr * kc),
                                 ct, ldc, m, n, alpha, beta_eff);
-                        if (last && (bias || scale || relu))
-                            FC_CAT(epilogue_, FC_SFX)(ct, ldc, m, n, bias ? bias + ic + i0 : NULL,
-                                                    scale ? scale + ic + i0 : NULL, relu);
+                    }
+                    /* the epilogue once the block's tiles are stored (the loop above ends
+                     * in a barrier), a row at a time: right after a tile's masked vector
+                     * stores, loads of the same lines wait for them to retire (a 1x1
+                     * convolution at one frame: its epilogue cost half its GEMM) */
+                    if (last && (bias || scale || relu)) {
+                        #pragma omp for schedule(static)
+                        for (fc_int r = 0; r < mc; r++)
+                            FC_CAT(epilogue_, FC_SFX)(C + (ic + r) * ldc + jc, ldc, 1, (int)nc,
+                                                    bias ? bias + ic + r : NULL,
+                                                    scale ? scale + ic + r : NULL, relu);
                     }
                 }
             }

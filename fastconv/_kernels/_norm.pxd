@@ -6,9 +6,10 @@ cdef extern from "norm.h":
         const char *name
         double (*sum)(const float *x, fc_int n) noexcept nogil
         double (*sqdev)(const float *x, fc_int n, float mean) noexcept nogil
-        void (*bwd_sums)(const float *x, const float *dy, const float *y, fc_int n, float mean,
-                         double *s1, double *s2) noexcept nogil
+        void (*bwd_sums)(const float *x, const float *dy, const float *y, int relu, float ma,
+                         float mb, fc_int n, float mean, double *s1, double *s2) noexcept nogil
         void (*affine)(const float *x, float *y, fc_int n, float m, float a, float b,
                        int relu) noexcept nogil
-        void (*bwd_apply)(const float *x, const float *dy, const float *y, float *dx, fc_int n,
-                          double m, double a, double b, double ik, int exact) noexcept nogil
+        void (*bwd_apply)(const float *x, const float *dy, const float *y, int relu, float ma,
+                          float mb, float *dx, fc_int n, double m, double a, double b,
+                          double ik, int exact) noexcept nogil

@@ -31,6 +31,8 @@ cdef const fc_dispatch_t *KT = kernels()    # the kernel table: src/norm.c's bes
 cdef enum:
     SMALL_PLANE = 32
 
+SMALL_PLANE_VALUES = SMALL_PLANE    # for the functional layer
+
 
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int n_threads):
     """Per-channel mean and biased variance.  x (N, C, HW) IN; mean, var (C,) OUT."""
@@ -134,9 +136,17 @@ def channel_sum(const floating[:, :, ::1] x, floating[::1] out, int n_threads):
             out[c] = <floating>s
 
 
+cdef inline bint _passes(double y, int relu) noexcept nogil:
+    """Whether the fused activation passes the gradient at its output y: ReLU where y > 0
+    (NaN passes, as ReLU's own backward lets it), ReLU6 where 0 < y < 6 (its backward).
+    Branch-free (& of comparisons): data-dependent branches mispredict half the time."""
+    return ((y > 0) & (y < 6)) if relu == 2 else (y <= 0) ^ 1
+
+
 def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const floating[::1] center,
-                   const floating[::1] scale, const floating[::1] shift, bint relu, int n_threads):
-    """y[n, c, q] = (x[n, c, q] - center[c]) * scale[c] + shift[c] (then max(., 0) if relu).
+                   const floating[::1] scale, const floating[::1] shift, int relu, int n_threads):
+    """y[n, c, q] = act((x[n, c, q] - center[c]) * scale[c] + shift[c]), act per relu: 0
+    none, 1 max(., 0), 2 ReLU6 (clamped to [0, 6]; NaN kept).
 
     Centring first keeps BatchNorm exact for constant channels (no cancellation of
     x*scale against mean*scale).  y may be x."""
@@ -162,7 +172,11 @@ def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const flo
             b = shift[c]
             src = &x[0, 0, 0] + p * HW
             dst = &y[0, 0, 0] + p * HW
-            if relu:
+            if relu == 2:
+                for q in range(HW):
+                    v = (src[q] - m) * a + b
+                    dst[q] = 0 if v <= 0 else (6 if v >= 6 else v)
+            elif relu:
                 for q in range(HW):
                     v = (src[q] - m) * a + b
                     dst[q] = 0 if v <= 0 else v
@@ -174,9 +188,13 @@ def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const flo
 def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
                        const floating[:, :, ::1] y, const double[::1] mean,
                        const double[::1] invstd, double[::1] sum_dy, double[::1] sum_dy_xhat,
-                       int n_threads):
+                       int n_threads, int relu=1, const float[::1] act_scale=None,
+                       const float[::1] act_shift=None):
     """sum_dy[c] = sum g; sum_dy_xhat[c] = sum g * (x - mean) * invstd (per channel), where
-    g = dy, or dy masked by y > 0 when the fused-ReLU output y is given (else None).
+    g = dy, or dy masked by a fused activation (relu 1: ReLU, where its output y > 0;
+    relu 2: ReLU6, where 0 < y < 6).  y is the forward's output when given (else None);
+    without it, act_scale and act_shift (C,) float32 (the forward's affine map) recompute
+    it from x as the forward did (float32 only); with neither, no mask.
 
     x, dy, y (N, C, HW) IN; mean, invstd (C,) IN; sum_dy, sum_dy_xhat (C,) OUT."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q
@@ -185,20 +203,33 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
     cdef const floating *gr
     cdef const floating *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
     cdef const floating *yr
-    cdef float mf
+    cdef float mf, sa = 0, sb = 0, v
     cdef double g
+    cdef const float *ap = NULL
+    cdef const float *bp = NULL
+    if act_scale is not None and act_shift is not None and yp == NULL and C > 0:
+        if act_scale.shape[0] != C or act_shift.shape[0] != C:
+            raise ValueError("bn_backward_reduce: act_scale and act_shift must be (C,)")
+        ap, bp = &act_scale[0], &act_shift[0]
+    cdef int mode = relu if (yp != NULL or ap != NULL) else 0
     if floating is float and HW < SMALL_PLANE:       # small planes: inline (see channel_stats)
         with nogil:
             for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
                 s1 = 0
                 s2 = 0
                 mf = <float>mean[c]
+                if ap != NULL:
+                    sa = ap[c]
+                    sb = bp[c]
                 for n in range(N):
                     xr = &x[0, 0, 0] + (n * C + c) * HW
                     gr = &dy[0, 0, 0] + (n * C + c) * HW
                     yr = (yp + (n * C + c) * HW) if yp != NULL else NULL
                     for q in range(HW):
-                        g = 0.0 if (yr != NULL and yr[q] <= 0) else gr[q]
+                        g = gr[q]
+                        if mode:
+                            v = yr[q] if yr != NULL else (xr[q] - mf) * sa + sb
+                            g = g if _passes(v, mode) else 0.0
                         s1 = s1 + g
                         s2 = s2 + g * (<double>xr[q] - mf)
                 sum_dy[c] = s1
@@ -215,13 +246,15 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
                     if HW > 0:
                         KT.norm.bwd_sums(&x[0, 0, 0] + (n * C + c) * HW,
                                          &dy[0, 0, 0] + (n * C + c) * HW,
-                                         (yp + (n * C + c) * HW) if yp != NULL else NULL, HW,
+                                         (yp + (n * C + c) * HW) if yp != NULL else NULL,
+                                         mode, ap[c] if ap != NULL else 0,
+                                         bp[c] if bp != NULL else 0, HW,
                                          <float>mean[c], &sum_dy[c], &sum_dy_xhat[c])
                 # the sums are about the float32-rounded mean: shift to the exact one
                 sum_dy_xhat[c] = (sum_dy_xhat[c] - sum_dy[c] * (mean[c] - <float>mean[c])) * invstd[c]
         return
-    if yp != NULL:
-        raise ValueError("bn_backward_reduce: the fused-ReLU mask is float32-only")
+    if mode:
+        raise ValueError("bn_backward_reduce: the fused-activation mask is float32-only")
     with nogil:
         for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
             s1 = 0
@@ -242,10 +275,12 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
 def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
                       const floating[:, :, ::1] y, const double[::1] mean, const double[::1] a,
                       const double[::1] b, const double[::1] ik, floating[:, :, ::1] dx,
-                      bint exact, int n_threads):
-    """dx = a[c] * (g - b[c] - (x - mean[c]) * ik[c]), with g = dy (masked by y > 0 when
-    the fused-ReLU output y is given, else None); float32 data is evaluated in double
-    when exact (channels of few values, where the terms cancel).
+                      bint exact, int n_threads, int relu=1, const float[::1] act_scale=None,
+                      const float[::1] act_shift=None):
+    """dx = a[c] * (g - b[c] - (x - mean[c]) * ik[c]), with g = dy, masked by a fused
+    activation as in bn_backward_reduce (y, or act_scale / act_shift, or neither);
+    float32 data is evaluated in double when exact (channels of few values, where the
+    terms cancel).
 
     Training: a = gamma*invstd, b = mean(g), ik = invstd * mean(g*xhat); eval: b = ik = 0.
     x, dy, y (N, C, HW) IN; mean, a, b, ik (C,) IN; dx (N, C, HW) OUT."""
@@ -255,19 +290,29 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
     cdef const floating *gr
     cdef floating *dr
     cdef const floating *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
+    cdef const float *ap = NULL
+    cdef const float *bp = NULL
+    cdef float mf, sa, sb, v
     if N * C * HW == 0:
         return
+    if act_scale is not None and act_shift is not None and yp == NULL:
+        if act_scale.shape[0] != C or act_shift.shape[0] != C:
+            raise ValueError("bn_backward_apply: act_scale and act_shift must be (C,)")
+        ap, bp = &act_scale[0], &act_shift[0]
+    cdef int mode = relu if (yp != NULL or ap != NULL) else 0
     if floating is float and HW >= SMALL_PLANE:
         with nogil:
             for p in prange(N * C, schedule='static',
                             num_threads=nthreads_for(N * C * HW, n_threads)):
                 c = p % C
                 KT.norm.bwd_apply(&x[0, 0, 0] + p * HW, &dy[0, 0, 0] + p * HW,
-                                  (yp + p * HW) if yp != NULL else NULL, &dx[0, 0, 0] + p * HW,
+                                  (yp + p * HW) if yp != NULL else NULL, mode,
+                                  ap[c] if ap != NULL else 0, bp[c] if bp != NULL else 0,
+                                  &dx[0, 0, 0] + p * HW,
                                   HW, mean[c], a[c], b[c], ik[c], exact)
         return
-    if yp != NULL and floating is double:
-        raise ValueError("bn_backward_apply: the fused-ReLU mask is float32-only")
+    if mode and floating is double:
+        raise ValueError("bn_backward_apply: the fused-activation mask is float32-only")
     # float64 data, and float32 small planes (inline, evaluated in double)
     with nogil:
         for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -279,9 +324,14 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
             xr = &x[0, 0, 0] + p * HW
             gr = &dy[0, 0, 0] + p * HW
             dr = &dx[0, 0, 0] + p * HW
-            if yp != NULL:
+            if mode:
+                mf = <float>mc
+                sa = ap[c] if ap != NULL else 0
+                sb = bp[c] if bp != NULL else 0
                 for q in range(HW):
-                    dr[q] = ac * ((0.0 if yp[p * HW + q] <= 0 else gr[q]) - bc - (xr[q] - mc) * kc)
+                    v = yp[p * HW + q] if yp != NULL else (xr[q] - mf) * sa + sb
+                    dr[q] = ac * ((gr[q] if _passes(v, mode) else 0.0) - bc
+                                  - (xr[q] - mc) * kc)
             else:
                 for q in range(HW):
                     dr[q] = ac * (gr[q] - bc - (xr[q] - mc) * kc)
@@ -415,7 +465,7 @@ cdef inline void _widen(const uint16_t *h, float *out, Py_ssize_t n) noexcept no
 def bn_backward_reduce_bf16(const uint16_t[:, :, ::1] x, const float[:, :, ::1] dy,
                             const uint16_t[:, :, ::1] y, const double[::1] mean,
                             const double[::1] invstd, double[::1] sum_dy,
-                            double[::1] sum_dy_xhat, int n_threads):
+                            double[::1] sum_dy_xhat, int n_threads, int relu=1):
     """bn_backward_reduce with x (and y, or None) as bf16 bits; float32 dy.  The same
     kernels in the same order: bit for bit bn_backward_reduce on the widened arrays."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c
@@ -437,7 +487,8 @@ def bn_backward_reduce_bf16(const uint16_t[:, :, ::1] x, const float[:, :, ::1] 
                 if yp != NULL:
                     _widen(yp + (n * C + c) * HW, buf + HW, HW)
                 KT.norm.bwd_sums(buf, &dy[0, 0, 0] + (n * C + c) * HW,
-                                 (buf + HW) if yp != NULL else NULL, HW, <float>mean[c],
+                                 (buf + HW) if yp != NULL else NULL,
+                                 relu if yp != NULL else 0, 0, 0, HW, <float>mean[c],
                                  &sum_dy[c], &sum_dy_xhat[c])
             sum_dy_xhat[c] = (sum_dy_xhat[c] - sum_dy[c] * (mean[c] - <float>mean[c])) * invstd[c]
         free(buf)
@@ -448,7 +499,7 @@ def bn_backward_reduce_bf16(const uint16_t[:, :, ::1] x, const float[:, :, ::1] 
 def bn_backward_apply_bf16(const uint16_t[:, :, ::1] x, const float[:, :, ::1] dy,
                            const uint16_t[:, :, ::1] y, const double[::1] mean,
                            const double[::1] a, const double[::1] b, const double[::1] ik,
-                           float[:, :, ::1] dx, bint exact, int n_threads):
+                           float[:, :, ::1] dx, bint exact, int n_threads, int relu=1):
     """bn_backward_apply with x (and y, or None) as bf16 bits; float32 dy and dx."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], p, c
     cdef const uint16_t *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
@@ -467,7 +518,7 @@ def bn_backward_apply_bf16(const uint16_t[:, :, ::1] x, const float[:, :, ::1] d
             if yp != NULL:
                 _widen(yp + p * HW, buf + HW, HW)
             KT.norm.bwd_apply(buf, &dy[0, 0, 0] + p * HW, (buf + HW) if yp != NULL else NULL,
-                              &dx[0, 0, 0] + p * HW, HW, mean[c], a[c], b[c], ik[c], exact)
+                              relu if yp != NULL else 0, 0, 0, &dx[0, 0, 0] + p * HW, HW, mean[c], a[c], b[c], ik[c], exact)
         free(buf)
     if failed:
         raise MemoryError("bn_backward_apply_bf16: cannot allocate plane scratch")

@@ -7,13 +7,16 @@ import numpy as np
 from .. import _group
 from .._kernels import _memory, _norm
 from .._precision import Bf16Saved, keep, restore
-from ._common import empty, empty_like, nthreads, per_channel, wants
-from .activation import ReluCtx, relu_backward
+from ._common import empty, empty_like, flat, nthreads, per_channel, wants
+from .activation import (ACTIVATIONS, ActivationCtx, ReluCtx, activation_backward,
+                         relu_backward)
 
 
 # channels of at most this many values get the input gradient in double (two values
 # cancel to eps / (var + eps) of the terms; a few more still lose digits in float32)
 EXACT_BELOW = 256
+# planes below this many values take _norm's per-channel inline loops, not its plane kernels
+SMALL_PLANE = _norm.SMALL_PLANE_VALUES
 
 
 class BatchNormCtx(NamedTuple):
@@ -27,6 +30,12 @@ class BatchNormCtx(NamedTuple):
     count: int = 0              # values per channel behind the statistics (all processes')
     sync: bool = False          # SyncBatchNorm: the backward's sums go through sync_channel_sums
     process_group: object = None
+    relu: int = 0               # the fused activation: 0 none, 1 ReLU, 2 ReLU6
+    act_affine: tuple = None    # float32 (scale, shift) the forward applied before it: its
+                                # mask is recomputed from x (y is not kept), or None
+
+
+_RELU_CODES = {False: 0, True: 1, "relu": 1, "relu6": 2}
 
 
 # ------------------------------------------------------------------ SyncBatchNorm's reductions
@@ -111,9 +120,15 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
 
     training: batch statistics (ctx.mean, ctx.var and ctx.count: the caller updates its
     running statistics from them).  Otherwise running_mean / running_var normalise.
-    relu=True fuses max(., 0) into the normalising pass.  sync=True (SyncBatchNorm)
+    relu=True (or "relu") fuses max(., 0) into the normalising pass, relu="relu6" the
+    clamp to [0, 6]; the backward masks by the output.  sync=True (SyncBatchNorm)
     passes the statistics and the backward's sums through sync_channel_stats /
     sync_channel_sums over process_group."""
+    try:
+        code = _RELU_CODES[relu]
+    except (KeyError, TypeError):
+        raise ValueError(f"batch_norm: relu must be False, True, 'relu' or 'relu6', got "
+                         f"{relu!r}") from None
     dt = x.dtype
     C = x.shape[1]
     x3 = per_channel(x)
@@ -131,17 +146,23 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     gamma = np.ones(C) if weight is None else weight.astype(np.float64)
     beta = np.zeros(C) if bias is None else bias.astype(np.float64)
     y = empty_like(x)
-    _norm.channel_affine(x3, per_channel(y), mean.astype(dt), (gamma * invstd).astype(dt),
-                         beta.astype(dt), relu, nt)
-    # under autocast("bf16") the input and the fused ReLU's output are kept as bf16
-    return y, BatchNormCtx(keep(x), mean, var, invstd, gamma, bool(training),
-                           keep(y) if relu else None, count, bool(sync), process_group)
+    scale, shift = (gamma * invstd).astype(dt), beta.astype(dt)
+    _norm.channel_affine(x3, per_channel(y), mean.astype(dt), scale, shift, code, nt)
+    # under autocast("bf16") the input (and a fused activation's output) are kept as bf16
+    xk = keep(x)
+    # a float32 activation's mask is recomputed from x in the backward (the forward's own
+    # float32 arithmetic: the same mask) instead of keeping y: one array less to keep and
+    # one pass less to read.  Small planes keep y: their backward masks first (below).
+    from_x = code and dt == np.float32 and xk is x and x3.shape[2] >= SMALL_PLANE
+    return y, BatchNormCtx(xk, mean, var, invstd, gamma, bool(training),
+                           keep(y) if code and not from_x else None, count, bool(sync),
+                           process_group, code, (scale, shift) if from_x else None)
 
 
 def batch_norm_backward(ctx, gy, needs=None):
     """Gradients w.r.t. (x, weight, bias); weight and bias gradients in float64."""
     need_x, need_w, need_b = wants(needs, 3)
-    x, mean, _, invstd, gamma, training, y, cnt, sync, group = ctx
+    x, mean, _, invstd, gamma, training, y, cnt, sync, group, code, act = ctx
     # bf16-kept x and y (autocast) are read a plane at a time by the _bf16 kernels; small
     # planes are widened whole
     bits = type(x) is Bf16Saved and x.shape[2:] and np.prod(x.shape[2:]) >= 32 and \
@@ -151,16 +172,23 @@ def batch_norm_backward(ctx, gy, needs=None):
     dt = x.dtype
     C = x.shape[1]
     nt = nthreads()
-    if y is not None and dt != np.float32:      # fused ReLU, float64: mask first
-        gy, y = relu_backward(ReluCtx(y), gy)[0], None
+    if y is not None and (dt != np.float32 or np.prod(x.shape[2:]) < SMALL_PLANE):
+        # fused activation, float64 or small planes (whose per-plane loops are scalar):
+        # mask first, in the activations' own vectorised kernels
+        gy = relu_backward(ReluCtx(y), gy)[0] if code == 1 else \
+            activation_backward(ActivationCtx(flat(y), flat(y), ACTIVATIONS["relu6"], 0.0),
+                                gy)[0]
+        y, code = None, 0
     g3 = per_channel(gy)
     x3 = per_channel(x.bits.reshape(x.shape)) if bits else per_channel(x)
     y3 = None if y is None else per_channel(y.bits.reshape(y.shape)) if bits else per_channel(y)
     sum_dy, sum_dy_xhat = np.empty(C), np.empty(C)
     if bits:
-        _norm.bn_backward_reduce_bf16(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
+        _norm.bn_backward_reduce_bf16(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt,
+                                      code)
     else:
-        _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt)
+        _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt, code,
+                                 *(act or (None, None)))
     gx = None
     if need_x:
         if training and cnt > 0:
@@ -173,9 +201,13 @@ def batch_norm_backward(ctx, gy, needs=None):
             b = k = np.zeros(C)
         gx = empty(x.shape, dt)
         # few values per channel: the terms cancel, so evaluate them in double
-        apply = _norm.bn_backward_apply_bf16 if bits else _norm.bn_backward_apply
-        apply(x3, g3, y3, mean, gamma * invstd, b, invstd * k, per_channel(gx),
-              cnt <= EXACT_BELOW, nt)
+        if bits:
+            _norm.bn_backward_apply_bf16(x3, g3, y3, mean, gamma * invstd, b, invstd * k,
+                                         per_channel(gx), cnt <= EXACT_BELOW, nt, code)
+        else:
+            _norm.bn_backward_apply(x3, g3, y3, mean, gamma * invstd, b, invstd * k,
+                                    per_channel(gx), cnt <= EXACT_BELOW, nt, code,
+                                    *(act or (None, None)))
     return gx, sum_dy_xhat if need_w else None, sum_dy if need_b else None
 
 

@@ -7,6 +7,7 @@ from .. import functional as F, ops
 from ..nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU,
                   Sequential)
 from ..nn import _init
+from ..nn.container import batch_norm_activation
 from ..nn.conv import folded_conv_bn
 
 __all__ = ["BasicBlock", "ResNet", "resnet18", "resnet34"]
@@ -44,7 +45,7 @@ class BasicBlock(Module):
         # eval under no_grad: each Conv-BN(-ReLU) as one convolution (folded_conv_bn)
         out = folded_conv_bn(self.conv1, self.bn1, x, relu=True)
         if out is None:
-            out = self.relu(self.bn1(self.conv1(x)))
+            out = batch_norm_activation(self.bn1, self.relu, self.conv1(x))
         y = folded_conv_bn(self.conv2, self.bn2, out)
         out = self.bn2(self.conv2(out)) if y is None else y
         identity = x if self.downsample is None else self.downsample(x)
@@ -87,7 +88,8 @@ class ResNet(Module):
 
     def forward(self, x):
         y = folded_conv_bn(self.conv1, self.bn1, x, relu=True)
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))) if y is None else y)
+        x = self.maxpool(batch_norm_activation(self.bn1, self.relu, self.conv1(x))
+                         if y is None else y)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(ops.flatten(self.avgpool(x), 1))
 

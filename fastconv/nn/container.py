@@ -8,7 +8,21 @@ from ..autograd import Tensor, apply
 from .activation import ReLU, ReLU6
 from .conv import Conv2d, folded_conv_bn
 from .module import Module
-from .normalization import BatchNorm2d
+from .normalization import BatchNorm2d, SyncBatchNorm
+
+
+def batch_norm_activation(bn, act, x):
+    """``act(bn(x))``.  On the tape (x a Tensor, no trace running) a BatchNorm2d followed
+    by ReLU or ReLU6 runs as one node: the activation inside the normalising pass, its
+    mask inside BatchNorm's backward (a pass over the data and one over the gradient
+    fewer; the same values).  Otherwise, and for any other pair, the two layers."""
+    if (isinstance(x, Tensor) and autograd._tracer is None
+            and type(bn) in (BatchNorm2d, SyncBatchNorm)):
+        if type(act) is ReLU:
+            return bn.forward_relu(x)
+        if type(act) is ReLU6:
+            return bn.forward_relu6(x)
+    return act(bn(x))
 
 
 class Sequential(Module):
@@ -53,6 +67,8 @@ class Sequential(Module):
     def forward(self, x):
         if not self.training and not is_grad_enabled() and autograd._tracer is None:
             x = self._inference(x)
+        elif isinstance(x, Tensor) and autograd._tracer is None:
+            x = self._taped(x)
         else:
             for m in self._modules.values():
                 x = m(x)
@@ -75,6 +91,22 @@ class Sequential(Module):
                     x = y
                     i += 3 if relu or relu6 else 2
                     continue
+            x = m(x)
+            i += 1
+        return x
+
+    def _taped(self, x):
+        """The modules on the tape, each BatchNorm2d-ReLU(6) pair as one node
+        (batch_norm_activation)."""
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if i + 1 < n and type(m) in (BatchNorm2d, SyncBatchNorm) and \
+                    type(mods[i + 1]) in (ReLU, ReLU6):
+                x = batch_norm_activation(m, mods[i + 1], x)
+                i += 2
+                continue
             x = m(x)
             i += 1
         return x

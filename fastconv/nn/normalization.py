@@ -91,6 +91,14 @@ class BatchNorm2d(Module):
             return self._record(self._forward, x, True)
         return self._forward(x, True)
 
+    def forward_relu6(self, x):
+        """relu6(self(x)) (clamped to [0, 6]) in one pass over the data (MobileNet's
+        Conv-BN-ReLU6 blocks); its backward masks by the output (0 < y < 6).
+        x (N, C, H, W) -> (N, C, H, W)."""
+        if isinstance(x, Tensor):
+            return self._record(self._forward, x, "relu6")
+        return self._forward(x, "relu6")
+
     def _forward(self, x, relu):
         x = self._input(x)
         batch_stats = self.training or not self.track_running_stats

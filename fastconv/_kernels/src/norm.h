@@ -8,11 +8,16 @@ typedef struct {
     unsigned requires;         /* FC_CPU_* flags */
     double (*sum)(const float *x, fc_int n);
     double (*sqdev)(const float *x, fc_int n, float mean);
-    void (*bwd_sums)(const float *x, const float *dy, const float *y, fc_int n, float mean,
-                     double *s1, double *s2);
+    /* relu: 0 none, 1 ReLU, 2 ReLU6 (fused after the affine map); dy is masked where the
+     * activation passed nothing (ReLU: y > 0; ReLU6: 0 < y < 6), y read from the
+     * forward's output when given, else recomputed from x as the forward's float32
+     * (x - mean) * ma + mb (the same bits, without keeping y) */
+    void (*bwd_sums)(const float *x, const float *dy, const float *y, int relu, float ma,
+                     float mb, fc_int n, float mean, double *s1, double *s2);
     void (*affine)(const float *x, float *y, fc_int n, float m, float a, float b, int relu);
-    void (*bwd_apply)(const float *x, const float *dy, const float *y, float *dx, fc_int n,
-                      double m, double a, double b, double ik, int exact);
+    void (*bwd_apply)(const float *x, const float *dy, const float *y, int relu, float ma,
+                      float mb, float *dx, fc_int n, double m, double a, double b, double ik,
+                      int exact);
     const char *name;          /* "generic", "avx2", "avx512", "neon" (show_config) */
 } fc_norm_kernels_t;
 

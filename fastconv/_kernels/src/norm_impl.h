@@ -28,19 +28,37 @@ static double N_NAME(sqdev)(const float *restrict x, fc_int n, float mean)
     return s;
 }
 
-/* *o1 += sum g, *o2 += sum g * (x - mean) with g = dy masked by y > 0 when y != NULL. */
+/* dy where the fused activation passes it: ReLU where y > 0 (not y <= 0: NaN passes, as
+ * ReLU's own backward lets it), ReLU6 where 0 < y < 6 (ReLU6's backward).  The same
+ * holds of the pre-activation value v = (x - mean) * ma + mb, so the mask can come from
+ * x.  Both operands loaded and combined with & (not &&): a select, so loops vectorise. */
+#define N_PASS(y, relu) ((relu) == 2 ? ((y) > 0) & ((y) < 6) : !((y) <= 0))
+/* the value the fused activation saw: y, or recomputed from x as the forward did */
+#define N_SEEN(i) (y ? y[i] : (x[i] - mf) * ma + mb)
+
+/* *o1 += sum g, *o2 += sum g * (x - mean) with g = dy masked by the fused activation
+ * (relu != 0; see norm.h). */
 static void N_NAME(bwd_sums)(const float *restrict x, const float *restrict dy,
-                             const float *restrict y, fc_int n, float mean, double *o1,
-                             double *o2)
+                             const float *restrict y, int relu, float ma, float mb, fc_int n,
+                             float mean, double *o1, double *o2)
 {
     float a1[LANES] = {0}, a2[LANES] = {0};
+    const float mf = mean;
     fc_int i = 0;
-    if (y) {
+    if (relu && y) {
         for (; i + LANES <= n; i += LANES)
             for (int l = 0; l < LANES; l++) {
-                float g = y[i + l] <= 0 ? 0.0f : dy[i + l];
+                float v = y[i + l], g = N_PASS(v, relu) ? dy[i + l] : 0.0f;
                 a1[l] += g;
                 a2[l] += g * (x[i + l] - mean);
+            }
+    } else if (relu) {
+        for (; i + LANES <= n; i += LANES)
+            for (int l = 0; l < LANES; l++) {
+                float d = x[i + l] - mean, v = d * ma + mb;
+                float g = N_PASS(v, relu) ? dy[i + l] : 0.0f;
+                a1[l] += g;
+                a2[l] += g * d;
             }
     } else {
         for (; i + LANES <= n; i += LANES)
@@ -52,7 +70,7 @@ static void N_NAME(bwd_sums)(const float *restrict x, const float *restrict dy,
     }
     double s1 = 0, s2 = 0;
     for (; i < n; i++) {
-        double g = (y && y[i] <= 0) ? 0.0 : dy[i];
+        double g = (relu && !N_PASS(N_SEEN(i), relu)) ? 0.0 : dy[i];
         s1 += g;
         s2 += g * ((double)x[i] - mean);
     }
@@ -61,11 +79,17 @@ static void N_NAME(bwd_sums)(const float *restrict x, const float *restrict dy,
     *o2 += s2;
 }
 
-/* y = relu?((x - m) * a + b) */
+/* y = act((x - m) * a + b), act per relu (0 none, 1 ReLU, 2 ReLU6: the value clamped to
+ * [0, 6], NaN kept, as ReLU6's own kernel does) */
 static void N_NAME(affine)(const float *restrict x, float *y, fc_int n, float m, float a,
                            float b, int relu)
 {
-    if (relu)
+    if (relu == 2)
+        for (fc_int i = 0; i < n; i++) {
+            float v = (x[i] - m) * a + b;
+            y[i] = v <= 0 ? 0.0f : (v >= 6 ? 6.0f : v);
+        }
+    else if (relu)
         for (fc_int i = 0; i < n; i++) { float v = (x[i] - m) * a + b; y[i] = v <= 0 ? 0.0f : v; }
     else
         for (fc_int i = 0; i < n; i++) y[i] = (x[i] - m) * a + b;
@@ -76,23 +100,30 @@ static void N_NAME(affine)(const float *restrict x, float *y, fc_int n, float m,
  * the result is eps / (var + eps) of them) and float32 rounding of m, b and ik would
  * cost whole digits; large channels take the float32 loop, which vectorises 4x better. */
 static void N_NAME(bwd_apply)(const float *restrict x, const float *restrict dy,
-                              const float *restrict y, float *restrict dx, fc_int n, double m,
-                              double a, double b, double ik, int exact)
+                              const float *restrict y, int relu, float ma, float mb,
+                              float *restrict dx, fc_int n, double m, double a, double b,
+                              double ik, int exact)
 {
+    const float mf = (float)m;
     if (!exact) {
-        const float mf = (float)m, af = (float)a, bf = (float)b, kf = (float)ik;
-        if (y)
+        const float af = (float)a, bf = (float)b, kf = (float)ik;
+        if (relu && y)
             for (fc_int i = 0; i < n; i++) {
-                float g = y[i] <= 0 ? 0.0f : dy[i];
+                float v = y[i], g = N_PASS(v, relu) ? dy[i] : 0.0f;
                 dx[i] = af * (g - bf - (x[i] - mf) * kf);
+            }
+        else if (relu)
+            for (fc_int i = 0; i < n; i++) {
+                float d = x[i] - mf, v = d * ma + mb, g = N_PASS(v, relu) ? dy[i] : 0.0f;
+                dx[i] = af * (g - bf - d * kf);
             }
         else
             for (fc_int i = 0; i < n; i++) dx[i] = af * (dy[i] - bf - (x[i] - mf) * kf);
         return;
     }
-    if (y)
+    if (relu)
         for (fc_int i = 0; i < n; i++) {
-            double g = y[i] <= 0 ? 0.0 : dy[i];
+            double g = N_PASS(N_SEEN(i), relu) ? dy[i] : 0.0;
             dx[i] = (float)(a * (g - b - ((double)x[i] - m) * ik));
         }
     else
@@ -100,3 +131,5 @@ static void N_NAME(bwd_apply)(const float *restrict x, const float *restrict dy,
             dx[i] = (float)(a * ((double)dy[i] - b - ((double)x[i] - m) * ik));
 }
 #undef LANES
+#undef N_PASS
+#undef N_SEEN

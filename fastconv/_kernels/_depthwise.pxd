@@ -15,13 +15,15 @@ cdef extern from "depthwise.h":
                               float bias, int relu) noexcept nogil
         void (*bwd_plane_f32)(const float *x, const float *dy, fc_int H, fc_int W,
                               const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
-                              const fc_dwgeom_t *g, float *dx, double *dw_acc) noexcept nogil
+                              const fc_dwgeom_t *g, float *dx, int assign,
+                              double *dw_acc) noexcept nogil
         void (*fwd_plane_f64)(const double *x, fc_int H, fc_int W, const double *w, fc_int KH,
                               fc_int KW, double *y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                               double bias, int relu) noexcept nogil
         void (*bwd_plane_f64)(const double *x, const double *dy, fc_int H, fc_int W,
                               const double *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
-                              const fc_dwgeom_t *g, double *dx, double *dw_acc) noexcept nogil
+                              const fc_dwgeom_t *g, double *dx, int assign,
+                              double *dw_acc) noexcept nogil
         void (*fwd_padded_f32)(const float *xp, fc_int PWD, const float *w, fc_int KH,
                                fc_int KW, float *y, fc_int OH, fc_int OW, fc_int dh, fc_int dw,
                                float bias, int relu, float *row) noexcept nogil

@@ -304,10 +304,7 @@ def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                     db_acc[co] = 0
             for n in range(N):
                 dxp = &dx[0, 0, 0, 0] + (n * C + ci) * H * W if need_dx else NULL
-                if need_dx:
-                    for t in range(H * W):
-                        dxp[t] = 0
-                for j in range(mult):
+                for j in range(mult):   # the first output channel assigns dx, the rest add
                     co = ci * mult + j
                     gp = &dy[0, 0, 0, 0] + (n * CO + co) * OH * OW
                     if need_db:
@@ -322,10 +319,10 @@ def depthwise_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                         if floating is float:
                             KT.depthwise.bwd_plane_f32(
                                 &x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
-                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g, dxp,
+                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g, dxp, j == 0,
                                 &dw_acc[co, 0] if need_dw else NULL)
                         else:
                             KT.depthwise.bwd_plane_f64(
                                 &x[0, 0, 0, 0] + (n * C + ci) * H * W, gp, H, W,
-                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g, dxp,
+                                &w[0, 0, 0, 0] + co * KH * KW, KH, KW, OH, OW, &g, dxp, j == 0,
                                 &dw_acc[co, 0] if need_dw else NULL)

@@ -74,3 +74,25 @@ def test_strided_depthwise_relu_keeps_nan_and_zeroes_negatives(W):
     np.testing.assert_allclose(y, np.where(np.isnan(ref), ref, np.maximum(ref, 0)),
                                rtol=1e-5, atol=1e-5)
     assert not (y < 0).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("W, pad", [(37, 1), (64, 2), (20, 0)])
+def test_strided_depthwise_channel_multiplier(dtype, W, pad):
+    """Two output channels per input channel (groups = C, out = 2C), stride 2: the first
+    output channel's backward assigns the input gradient, the second adds to it."""
+    N, C, H, K = 2, 3, 18, 3
+    rng = np.random.default_rng(W + pad)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((2 * C, 1, K, K)).astype(dtype)
+    y, ctx = FC.conv2d(x, w, None, (2, 2), (pad,) * 4, (1, 1), C)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    np.testing.assert_allclose(y, R.conv2d(x64, w64, None, (2, 2), (pad,) * 4, (1, 1), C),
+                               rtol=tol, atol=tol)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx, gw, _ = FC.conv2d_backward(ctx, gy)
+    rx, rw, _ = R.conv2d_backward(x64, w64, gy.astype(np.float64), (2, 2), (pad,) * 4, (1, 1),
+                                  C)
+    np.testing.assert_allclose(gx, rx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, rw, rtol=tol * 10, atol=tol * 10)

@@ -101,12 +101,22 @@ static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
     }
 }
 
-/* dx += taps^T dy (dx not zeroed here), dw_acc[tap] += <dy, shifted x>, for one plane. */
+static int DW_NAME(bwd_plane_s2)(const FC_T *restrict x, const FC_T *restrict dy, fc_int H,
+                                 fc_int W, const FC_T *restrict w, fc_int KH, fc_int KW,
+                                 fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                                 FC_T *restrict dx, int assign, FC_ACC *restrict dw_acc);
+
+/* dx = (assign) or += taps^T dy, dw_acc[tap] += <dy, shifted x>, for one plane. */
 static void DW_NAME(bwd_plane)(const FC_T *restrict x, const FC_T *restrict dy, fc_int H,
                                fc_int W, const FC_T *restrict w, fc_int KH, fc_int KW,
                                fc_int OH, fc_int OW, const fc_dwgeom_t *g,
-                               FC_T *restrict dx, FC_ACC *restrict dw_acc)
+                               FC_T *restrict dx, int assign, FC_ACC *restrict dw_acc)
 {
+    if (g->sw == 2 && g->dw == 1 &&
+        DW_NAME(bwd_plane_s2)(x, dy, H, W, w, KH, KW, OH, OW, g, dx, assign, dw_acc))
+        return;
+    if (dx && assign)
+        memset(dx, 0, (size_t)(H * W) * sizeof(FC_T));
     fc_int clo[DW_COLS_MAX], chi[DW_COLS_MAX];
     int cols = DW_NAME(col_ranges)(KW, g, OW, W, clo, chi);
     for (fc_int oh = 0; oh < OH; oh++) {
@@ -210,6 +220,54 @@ static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
     }
 }
 
+/* x's even and odd columns into rows of E and O (RW wide, from column LM, TM zero rows
+ * above and BM below): the margins zeroed as vectors around the data rather than the
+ * whole buffer (a memset of the buffer per plane cost a fifth of a backward).  A row's
+ * trailing zero vector may run DW_LANES past it: into the next row (written after) or
+ * past the last row (the caller leaves DW_LANES spare there). */
+static void DW_NAME(split_rows)(const FC_T *restrict x, fc_int H, fc_int W, FC_T *E,
+                                FC_T *O, fc_int RW, fc_int LM, fc_int TM, fc_int BM)
+{
+    typedef DW_NAME(vec) vec;
+    const vec z = (vec){0};
+    fc_int WE = (W + 1) / 2, WO = W / 2;
+    memset(E, 0, (size_t)(TM * RW) * sizeof(FC_T));
+    memset(O, 0, (size_t)(TM * RW) * sizeof(FC_T));
+    memset(E + (TM + H) * RW, 0, (size_t)(BM * RW) * sizeof(FC_T));
+    memset(O + (TM + H) * RW, 0, (size_t)(BM * RW) * sizeof(FC_T));
+    for (fc_int ih = 0; ih < H; ih++) {
+        const FC_T *restrict xr = x + ih * W;
+        FC_T *er = E + (TM + ih) * RW, *orow = O + (TM + ih) * RW;
+        for (fc_int i = 0; i < LM; i += DW_LANES) {        /* left margin */
+            __builtin_memcpy(er + i, &z, sizeof z);
+            __builtin_memcpy(orow + i, &z, sizeof z);
+        }
+        er += LM;
+        orow += LM;
+        fc_int i = 0;
+        for (; 2 * i + 2 * DW_LANES <= W; i += DW_LANES) {
+            vec a, b;
+            __builtin_memcpy(&a, xr + 2 * i, sizeof a);
+            __builtin_memcpy(&b, xr + 2 * i + DW_LANES, sizeof b);
+            vec ev = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
+                                             24, 26, 28, 30);
+            vec od = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
+                                             25, 27, 29, 31);
+            __builtin_memcpy(er + i, &ev, sizeof ev);
+            __builtin_memcpy(orow + i, &od, sizeof od);
+        }
+        for (; i < WO; i++) {
+            er[i] = xr[2 * i];
+            orow[i] = xr[2 * i + 1];
+        }
+        if (W & 1) er[WE - 1] = xr[W - 1];
+        for (fc_int k = WE; k < RW - LM; k += DW_LANES)    /* right margins */
+            __builtin_memcpy(er + k, &z, sizeof z);
+        for (fc_int k = WO; k < RW - LM; k += DW_LANES)
+            __builtin_memcpy(orow + k, &z, sizeof z);
+    }
+}
+
 /* Stride 2 across (dilation 1 across): the plane's even and odd columns are split into
  * rows with zero margins on every side, so every tap of every output reads whole vectors
  * of one of them; DW_S2_ROWS output rows x one vector of columns are summed over every
@@ -225,7 +283,7 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
 {
     typedef DW_NAME(vec) vec;
     FC_T buf[FC_DW_S2_MAX], row[DW_LANES];
-    fc_int WE = (W + 1) / 2, WO = W / 2;
+    fc_int WE = (W + 1) / 2;
     fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES;
     fc_int OHR = (OH + DW_S2_ROWS - 1) / DW_S2_ROWS * DW_S2_ROWS;
     /* tap kw reads split column ow + q(kw), q = floor((kw - pw) / 2); tap kh reads input
@@ -239,30 +297,10 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
     fc_int last = (OHR - 1) * g->sh - g->ph + (KH - 1) * g->dh;
     fc_int BM = last > H - 1 ? last - (H - 1) : 0;
     fc_int HR = TM + H + BM;
-    if (2 * HR * RW > FC_DW_S2_MAX || (OHR - 1) * g->sh - g->ph < -TM) return 0;
-    FC_T *restrict E = buf, *restrict O = buf + HR * RW;
-    memset(buf, 0, (size_t)(2 * HR * RW) * sizeof(FC_T));     /* the margins, in one go */
-    for (fc_int ih = 0; ih < H; ih++) {
-        const FC_T *restrict xr = x + ih * W;
-        FC_T *restrict er = E + (TM + ih) * RW, *restrict orow = O + (TM + ih) * RW;
-        fc_int i = 0;
-        for (; 2 * i + 2 * DW_LANES <= W; i += DW_LANES) {     /* a vector pair at a time */
-            vec a, b;
-            __builtin_memcpy(&a, xr + 2 * i, sizeof a);
-            __builtin_memcpy(&b, xr + 2 * i + DW_LANES, sizeof b);
-            vec ev = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                             24, 26, 28, 30);
-            vec od = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
-                                             25, 27, 29, 31);
-            __builtin_memcpy(er + LM + i, &ev, sizeof ev);
-            __builtin_memcpy(orow + LM + i, &od, sizeof od);
-        }
-        for (; i < WO; i++) {
-            er[LM + i] = xr[2 * i];
-            orow[LM + i] = xr[2 * i + 1];
-        }
-        if (W & 1) er[LM + WE - 1] = xr[W - 1];
-    }
+    if (2 * HR * RW + 2 * DW_LANES > FC_DW_S2_MAX || (OHR - 1) * g->sh - g->ph < -TM)
+        return 0;
+    FC_T *E = buf, *O = buf + HR * RW + DW_LANES;
+    DW_NAME(split_rows)(x, H, W, E, O, RW, LM, TM, BM);
     fc_int rstep = g->sh * RW;
     for (fc_int oh = 0; oh < OH; oh += DW_S2_ROWS) {
         fc_int top = oh * g->sh - g->ph + TM;           /* buffer row of tap kh = 0 */
@@ -293,6 +331,146 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
                 } else {
                     __builtin_memcpy(row, &v, sizeof v);
                     for (fc_int l = 0; l < n; l++) yr[l] = row[l];
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+/* The weight gradient's tap sums of one stride-2 plane over the split rows (E, O: RW wide,
+ * LM columns of left margin, TM rows of top margin): one lane vector per tap, summed in
+ * registers over every output row and vector of columns (grow: the dy row, zero past
+ * OW).  Inlined with KH, KW constant for 3x3. */
+static inline __attribute__((always_inline)) void DW_NAME(s2_dw_lanes)(
+    const FC_T *restrict E, const FC_T *restrict O, fc_int RW, fc_int LM, fc_int TM,
+    const FC_T *restrict dy, FC_T *restrict grow, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
+    fc_int OWR, const fc_dwgeom_t *g, DW_NAME(vec) *acc)
+{
+    typedef DW_NAME(vec) vec;
+    for (fc_int t = 0; t < KH * KW; t++) acc[t] = (vec){0};
+    for (fc_int oh = 0; oh < OH; oh++) {
+        for (fc_int ow = 0; ow < OW; ow++) grow[ow] = dy[oh * OW + ow];
+        for (fc_int ow = OW; ow < OWR; ow++) grow[ow] = 0;
+        fc_int top = oh * g->sh - g->ph + TM;
+        for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
+            vec gv;
+            __builtin_memcpy(&gv, grow + ow0, sizeof gv);
+            for (fc_int kh = 0; kh < KH; kh++) {
+                fc_int base = (top + kh * g->dh) * RW + LM + ow0;
+                for (fc_int kw = 0; kw < KW; kw++) {
+                    fc_int off = kw - g->pw;
+                    fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
+                    DW_FMA(vec, acc[kh * KW + kw], gv, ((off & 1) ? O : E) + base + q);
+                }
+            }
+        }
+    }
+}
+
+/* Stride-2-across backward of one plane (dilation 1 across; kernels up to 5x5):
+ * - d weight: x split into even and odd columns with zero margins (as the forward), the
+ *   tap sums in lane vectors held in registers (s2_dw_lanes), reduced in double;
+ * - d input in gather form: each of its even and odd columns sums the taps of its
+ *   parity over a zero-margined copy of dy, a vector of columns at a time in registers,
+ *   then the two are interleaved and added into dx.
+ * The strided loops scattered into dx tap by tap, each store waiting on the last.  Sums
+ * run in another (fixed) order than theirs; taps in the padding multiply zeros, as the
+ * stride-1 kernels do.  Returns 0 (nothing done) when the buffers do not fit the
+ * stack. */
+static int DW_NAME(bwd_plane_s2)(const FC_T *restrict x, const FC_T *restrict dy, fc_int H,
+                                 fc_int W, const FC_T *restrict w, fc_int KH, fc_int KW,
+                                 fc_int OH, fc_int OW, const fc_dwgeom_t *g,
+                                 FC_T *restrict dx, int assign, FC_ACC *restrict dw_acc)
+{
+    typedef DW_NAME(vec) vec;
+    enum { TMAX = 25 };
+    fc_int T = KH * KW;
+    if (T > TMAX || OW <= 0 || OH <= 0) return 0;
+    FC_T buf[FC_DW_S2_MAX];
+    fc_int WE = (W + 1) / 2;
+    fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES;
+    fc_int IWR = (WE + DW_LANES - 1) / DW_LANES * DW_LANES;
+    fc_int qmin = -((g->pw + 1) / 2), qmax = (KW - 1 - g->pw) >= 0 ? (KW - 1 - g->pw) / 2
+                                                                  : -((g->pw - KW + 2) / 2);
+    /* x split (d weight) */
+    fc_int LM = qmin < 0 ? -qmin : 0;
+    fc_int reach = OWR + (qmax > 0 ? qmax : 0);
+    fc_int RW = LM + (WE > reach ? WE : reach);
+    fc_int TM = g->ph > 0 ? g->ph : 0;
+    fc_int last = (OH - 1) * g->sh - g->ph + (KH - 1) * g->dh;
+    fc_int BM = last > H - 1 ? last - (H - 1) : 0;
+    fc_int HR = TM + H + BM;
+    fc_int xs = dw_acc ? 2 * HR * RW + 2 * DW_LANES + OWR : 0;
+    /* dy with margins (d input): column i - q(kw) for i < IWR */
+    fc_int DL = qmax > 0 ? qmax : 0;
+    fc_int DPW = DL + IWR + (qmin < 0 ? -qmin : 0);
+    fc_int ds = dx ? OH * DPW + 2 * DW_LANES : 0;
+    if (xs + ds > FC_DW_S2_MAX) return 0;
+    if (dw_acc) {
+        /* E and O DW_LANES apart (a row's trailing zero vector may run past its end) */
+        FC_T *E = buf, *O = buf + HR * RW + DW_LANES, *grow = buf + 2 * HR * RW + 2 * DW_LANES;
+        DW_NAME(split_rows)(x, H, W, E, O, RW, LM, TM, BM);
+        vec acc[TMAX];
+        if (KH == 3 && KW == 3)
+            DW_NAME(s2_dw_lanes)(E, O, RW, LM, TM, dy, grow, 3, 3, OH, OW, OWR, g, acc);
+        else
+            DW_NAME(s2_dw_lanes)(E, O, RW, LM, TM, dy, grow, KH, KW, OH, OW, OWR, g, acc);
+        for (fc_int t = 0; t < T; t++) {
+            FC_T lanes[DW_LANES];
+            __builtin_memcpy(lanes, &acc[t], sizeof lanes);
+            FC_ACC sum = 0;
+            for (int l = 0; l < DW_LANES; l++) sum += lanes[l];
+            dw_acc[t] += sum;
+        }
+    }
+    if (dx) {
+        FC_T *restrict dyp = buf + xs, *restrict eb = dyp + OH * DPW, *restrict ob = eb + DW_LANES;
+        memset(dyp, 0, (size_t)(OH * DPW) * sizeof(FC_T));
+        for (fc_int oh = 0; oh < OH; oh++)
+            for (fc_int ow = 0; ow < OW; ow++) dyp[oh * DPW + DL + ow] = dy[oh * OW + ow];
+        for (fc_int ih = 0; ih < H; ih++) {
+            FC_T *restrict dxr = dx + ih * W;
+            for (fc_int i0 = 0; i0 < IWR; i0 += DW_LANES) {
+                vec ae = (vec){0}, ao = (vec){0};
+                for (fc_int kh = 0; kh < KH; kh++) {
+                    fc_int t = ih + g->ph - kh * g->dh;
+                    if (t < 0 || t % g->sh) continue;
+                    fc_int oh = t / g->sh;
+                    if (oh >= OH) continue;
+                    const FC_T *rowp = dyp + oh * DPW + DL + i0;
+                    for (fc_int kw = 0; kw < KW; kw++) {
+                        fc_int off = kw - g->pw;
+                        fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
+                        if (off & 1)
+                            DW_FMA(vec, ao, w[kh * KW + kw], rowp - q);
+                        else
+                            DW_FMA(vec, ae, w[kh * KW + kw], rowp - q);
+                    }
+                }
+                fc_int c0 = 2 * i0;
+                if (c0 + 2 * DW_LANES <= W) {   /* interleaved: ae[0] ao[0] ae[1] ao[1] ... */
+                    vec lo = __builtin_shufflevector(ae, ao, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20,
+                                                     5, 21, 6, 22, 7, 23);
+                    vec hi = __builtin_shufflevector(ae, ao, 8, 24, 9, 25, 10, 26, 11, 27, 12,
+                                                     28, 13, 29, 14, 30, 15, 31);
+                    if (!assign) {
+                        vec d0, d1;
+                        __builtin_memcpy(&d0, dxr + c0, sizeof d0);
+                        __builtin_memcpy(&d1, dxr + c0 + DW_LANES, sizeof d1);
+                        lo += d0;
+                        hi += d1;
+                    }
+                    __builtin_memcpy(dxr + c0, &lo, sizeof lo);
+                    __builtin_memcpy(dxr + c0 + DW_LANES, &hi, sizeof hi);
+                } else {
+                    __builtin_memcpy(eb, &ae, sizeof ae);
+                    __builtin_memcpy(ob, &ao, sizeof ao);
+                    for (int j = 0; j < DW_LANES && c0 + 2 * j < W; j++) {
+                        dxr[c0 + 2 * j] = (assign ? 0 : dxr[c0 + 2 * j]) + eb[j];
+                        if (c0 + 2 * j + 1 < W)
+                            dxr[c0 + 2 * j + 1] = (assign ? 0 : dxr[c0 + 2 * j + 1]) + ob[j];
+                    }
                 }
             }
         }

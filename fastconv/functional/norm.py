@@ -121,9 +121,9 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     training: batch statistics (ctx.mean, ctx.var and ctx.count: the caller updates its
     running statistics from them).  Otherwise running_mean / running_var normalise.
     relu=True (or "relu") fuses max(., 0) into the normalising pass, relu="relu6" the
-    clamp to [0, 6]; the backward masks by the output.  sync=True (SyncBatchNorm)
-    passes the statistics and the backward's sums through sync_channel_stats /
-    sync_channel_sums over process_group."""
+    clamp to [0, 6]; the backward masks where the activation passed nothing.
+    sync=True (SyncBatchNorm) passes the statistics and the backward's sums through
+    sync_channel_stats / sync_channel_sums over process_group."""
     try:
         code = _RELU_CODES[relu]
     except (KeyError, TypeError):
@@ -165,7 +165,7 @@ def batch_norm_backward(ctx, gy, needs=None):
     x, mean, _, invstd, gamma, training, y, cnt, sync, group, code, act = ctx
     # bf16-kept x and y (autocast) are read a plane at a time by the _bf16 kernels; small
     # planes are widened whole
-    bits = type(x) is Bf16Saved and x.shape[2:] and np.prod(x.shape[2:]) >= 32 and \
+    bits = type(x) is Bf16Saved and x.shape[2:] and np.prod(x.shape[2:]) >= SMALL_PLANE and \
         (y is None or type(y) is Bf16Saved)
     if not bits:
         x, y = restore(x), restore(y)

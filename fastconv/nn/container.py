@@ -11,17 +11,17 @@ from .module import Module
 from .normalization import BatchNorm2d, SyncBatchNorm
 
 
+def _fusable(bn, act):
+    return type(bn) in (BatchNorm2d, SyncBatchNorm) and type(act) in (ReLU, ReLU6)
+
+
 def batch_norm_activation(bn, act, x):
     """``act(bn(x))``.  On the tape (x a Tensor, no trace running) a BatchNorm2d followed
     by ReLU or ReLU6 runs as one node: the activation inside the normalising pass, its
     mask inside BatchNorm's backward (a pass over the data and one over the gradient
     fewer; the same values).  Otherwise, and for any other pair, the two layers."""
-    if (isinstance(x, Tensor) and autograd._tracer is None
-            and type(bn) in (BatchNorm2d, SyncBatchNorm)):
-        if type(act) is ReLU:
-            return bn.forward_relu(x)
-        if type(act) is ReLU6:
-            return bn.forward_relu6(x)
+    if isinstance(x, Tensor) and autograd._tracer is None and _fusable(bn, act):
+        return bn.forward_relu(x) if type(act) is ReLU else bn.forward_relu6(x)
     return act(bn(x))
 
 
@@ -102,8 +102,7 @@ class Sequential(Module):
         i, n = 0, len(mods)
         while i < n:
             m = mods[i]
-            if i + 1 < n and type(m) in (BatchNorm2d, SyncBatchNorm) and \
-                    type(mods[i + 1]) in (ReLU, ReLU6):
+            if i + 1 < n and _fusable(m, mods[i + 1]):
                 x = batch_norm_activation(m, mods[i + 1], x)
                 i += 2
                 continue

@@ -86,14 +86,14 @@ class BatchNorm2d(Module):
 
     def forward_relu(self, x):
         """relu(self(x)) in one pass over the data (Conv-BN-ReLU blocks); its backward
-        masks by the output.  x (N, C, H, W) -> (N, C, H, W)."""
+        masks the gradient where the ReLU passed nothing.  x (N, C, H, W) -> same."""
         if isinstance(x, Tensor):
             return self._record(self._forward, x, True)
         return self._forward(x, True)
 
     def forward_relu6(self, x):
         """relu6(self(x)) (clamped to [0, 6]) in one pass over the data (MobileNet's
-        Conv-BN-ReLU6 blocks); its backward masks by the output (0 < y < 6).
+        Conv-BN-ReLU6 blocks); its backward passes the gradient where 0 < y < 6.
         x (N, C, H, W) -> (N, C, H, W)."""
         if isinstance(x, Tensor):
             return self._record(self._forward, x, "relu6")

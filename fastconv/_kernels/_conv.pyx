@@ -162,7 +162,7 @@ cdef inline fc_bsrc_t conv_source(const floating *big, const Geom *g, Py_ssize_t
 
 cdef void _unfold_gemm_image(const fc_gemm_ops_t *ops, const floating *big, const floating *w, const floating *bias,
                              const floating *scale, floating *small, const Geom *g, Py_ssize_t G, Py_ssize_t Mg,
-                             bint relu, int nt) noexcept nogil:
+                             int relu, int nt) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, grp
     cdef fc_bsrc_t b
     cdef fc_epilogue_t ep
@@ -178,7 +178,7 @@ cdef void _unfold_gemm_image(const fc_gemm_ops_t *ops, const floating *big, cons
 cdef void _unfold_gemm_stacked(const fc_gemm_ops_t *ops, const floating *big, const floating *w, const floating *bias,
                                const floating *scale, floating *small, const Geom *g, Py_ssize_t N,
                                Py_ssize_t bstride, Py_ssize_t sstride, Py_ssize_t G,
-                               Py_ssize_t Mg, bint relu, int nt) noexcept nogil:
+                               Py_ssize_t Mg, int relu, int nt) noexcept nogil:
     """unfold_gemm with every image side by side in one GEMM per group (small planes):
     C (Mg x N*OHW) in the workspace's scratch slot, then copied to (N, Mg, OHW)."""
     cdef Py_ssize_t Cg = g.C // G, Kg = Cg * g.KH * g.KW, OHW = g.OH * g.OW, grp, n, m
@@ -208,7 +208,7 @@ cdef void _unfold_gemm_stacked(const fc_gemm_ops_t *ops, const floating *big, co
 def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, const floating[::1] bias,
                 floating[:, :, :, ::1] small, Py_ssize_t groups,
                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads,
+                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int relu, int n_threads,
         bint bf16=False, const floating[::1] scale=None):
     """small[n, g*Mg + m] = relu?(sum_k W2[g*Mg + m, k] * im2col(big[n, group g])[k] * scale
     + bias).
@@ -250,7 +250,7 @@ def unfold_gemm(const floating[:, :, :, ::1] big, const floating[:, ::1] w2, con
 def conv_taps(const floating[:, :, :, ::1] x, const floating[:, ::1] w2, const floating[::1] bias,
               floating[:, :, :, ::1] y, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
               Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-              bint relu, int n_threads, const floating[::1] scale=None):
+              int relu, int n_threads, const floating[::1] scale=None):
     """y = relu?(conv(x, W2) + bias), groups 1, on small output planes: one GEMM per class
     of output pixels over the taps that land inside x (the padding's zeros are never
     multiplied), the batch's images side by side (gemm.h, conv_taps).
@@ -507,7 +507,7 @@ def padded_offsets(Py_ssize_t Cg, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH, P
 
 def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[:, ::1] w2,
                 const floating[::1] bias, floating[:, :, ::1] ypad, const int64_t[::1] off,
-                Py_ssize_t groups, Py_ssize_t group_size, bint relu, int n_threads,
+                Py_ssize_t groups, Py_ssize_t group_size, int relu, int n_threads,
         bint bf16=False, const floating[::1] scale=None):
     """ypad[n, g*Mg + m, q] = relu?(sum_k W2[g*Mg + m, k] xpad[n*image_size + g*group_size
     + off[k] + q] * scale + bias).  ypad (N, G*Mg, OH*PW) OUT."""
@@ -534,7 +534,7 @@ def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[
 
 cdef void _padded_conv_image(const fc_gemm_ops_t *ops, const floating *x, const floating *w, const floating *bias,
                              const floating *scale, floating *y, const int64_t *off, Py_ssize_t G, Py_ssize_t gsize,
-                             Py_ssize_t Mg, Py_ssize_t Kg, Py_ssize_t Q, bint relu,
+                             Py_ssize_t Mg, Py_ssize_t Kg, Py_ssize_t Q, int relu,
                              int nt) noexcept nogil:
     cdef fc_bsrc_t b
     cdef fc_epilogue_t ep

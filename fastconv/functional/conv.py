@@ -14,7 +14,7 @@ from .. import _shape
 from .._conv_plan import (DEPTHWISE, WINOGRAD, Algorithm, ConvGeometry, InputGrad, WeightGrad,
                           accepts, choose_algorithm, input_grad_algorithm,
                           weight_grad_algorithm)
-from .._kernels import _conv, _depthwise, _memory, _norm, _pad, _winograd
+from .._kernels import _conv, _depthwise, _elementwise, _memory, _norm, _pad, _winograd
 from .._precision import bf16_enabled, keep, restore
 from ._common import cast, channel_sum, empty, nthreads, per_channel, wants
 
@@ -57,7 +57,8 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     x (N, C_in, H, W); weight (C_out, C_in/groups, K_h, K_w); bias (C_out,) or None;
     padding (top, bottom, left, right).  y (N, C_out, H_out, W_out),
     H_out = floor((H + top + bottom - d_h*(K_h-1) - 1)/s_h) + 1.  relu=True applies
-    max(., 0) in the kernel's epilogue (inference of a folded Conv-BN-ReLU).
+    max(., 0) in the kernel's epilogue, relu="relu6" the clamp to [0, 6] (inference of a
+    folded Conv-BN-ReLU or -ReLU6).
     algorithm: force one of :class:`~fastconv._conv_plan.Algorithm` (tests).
     scale (C_out,): inference only (the returned ctx is None): y = conv * scale + bias, the
     factor applied in the GEMM's epilogue where the planned kernel has one (a BatchNorm
@@ -68,6 +69,12 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     costs as much as the convolution).
     Under ``fastconv.autocast("bf16")`` a float32 convolution multiplies in bf16 (its
     backward too); a depthwise one stays float32."""
+    if isinstance(relu, str):
+        if relu != "relu6":
+            raise ValueError(f"{layer}: relu must be False, True or 'relu6', got {relu!r}")
+        relu = _RELU6
+    else:
+        relu = 1 if relu else 0
     dt, g, explicit = _setup(x.shape, x.dtype, weight.shape, weight.dtype, tuple(stride),
                              tuple(padding), tuple(dilation), groups, padding_mode, layer,
                              bf16_enabled())
@@ -262,10 +269,21 @@ def _cached_weights(cache, w, scale, key, build):
     return prepared
 
 
+# the kernels' epilogue codes: 0 none, 1 max(., 0), _RELU6 clamped to [0, 6]
+_RELU6 = 2
+
+
 def _run(src, w, b, g, algorithm, relu, nt, scale=None, Up=None):
     """Forward of the planned convolution g on src (N, C, H, W): (y, ConvState).
+    relu: 0, 1 (ReLU) or _RELU6 (the GEMM kernels clamp in their epilogue; the others
+    apply ReLU there and the clamp at 6 in a pass after).
     scale: a per-channel factor before the bias (algorithms in _EPILOGUE_SCALE only).
     Up: Winograd's transformed weights, when the caller has them."""
+    if relu == _RELU6 and algorithm not in _EPILOGUE_SCALE:
+        y, state = _run(src, w, b, g, algorithm, 1, nt, scale, Up)
+        f = y.reshape(-1)
+        _elementwise.activation(f, f, 0, 0.0, nt)      # op 0: ReLU6
+        return y, state
     N, M, OH, OW = g.N, g.M, g.OH, g.OW
     dt = src.dtype
     if algorithm in DEPTHWISE:

@@ -146,17 +146,16 @@ class Conv2d(_ConvBase):
     def folded_forward(self, x, bn, relu=False, relu6=False):
         """Inference forward of ``bn(self(x))`` (then ReLU when relu, ReLU6 when relu6) in
         one convolution: bn, an eval-mode BatchNorm2d with running statistics, is folded
-        into the weights and bias, and ReLU into the kernel's epilogue (ReLU6: the clamp at
-        6 in place after it, min(max(v, 0), 6) either way).  Keeps no activations.
+        into the weights and bias, and ReLU or ReLU6 into the kernel's epilogue (GEMM
+        kernels clamp there; depthwise and Winograd ones clamp at 6 in a pass after).
+        Keeps no activations.
         GEMM-planned convolutions take BatchNorm's factor in their epilogue, so the weights
         are not rewritten on every call (at one frame that pass costs as much as the
         convolution)."""
         w = self.weight.data
         scale, shift = bn.fold_factors(self.bias.data if self.bias is not None else None,
                                        w.dtype)
-        y = self._conv(self._input(x), w, shift, relu or relu6, scale=scale)[0]
-        if relu6:
-            F.activation_(y, "relu6")
+        y = self._conv(self._input(x), w, shift, "relu6" if relu6 else relu, scale=scale)[0]
         return Tensor(y) if isinstance(x, Tensor) else y
 
     def _backward(self, ctx, gy, needs):

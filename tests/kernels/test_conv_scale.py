@@ -23,20 +23,23 @@ CASES = [(i, a) for i, (N, C, H, M, K, s, p, G) in enumerate(GEOMS)
 
 
 @pytest.mark.parametrize("i, algorithm", CASES, ids=[f"g{i}-{a.value}" for i, a in CASES])
-@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("relu", [False, True, "relu6"])
 def test_scaled_conv_matches_reference(i, algorithm, relu):
     N, C, H, M, K, s, p, G = GEOMS[i]
     rng = np.random.default_rng(i)
     x = rng.standard_normal((N, C, H, H)).astype(np.float32)
     w = (rng.standard_normal((M, C // G, K, K)) / np.sqrt(C // G * K * K)).astype(np.float32)
-    b = rng.standard_normal(M).astype(np.float32)
+    b = (rng.standard_normal(M) * (4 if relu == "relu6" else 1)).astype(np.float32)
     scale = rng.uniform(-2, 2, M).astype(np.float32)
     y, ctx = FC.conv2d(x, w, b, (s, s), (p,) * 4, (1, 1), G, relu=relu, algorithm=algorithm,
                        scale=scale)
     assert ctx is None                               # inference only: nothing to backward
     ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, (s, s), (p,) * 4,
                    (1, 1), G) * scale.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1)
-    if relu:
+    if relu == "relu6":
+        ref = np.clip(ref, 0, 6)
+        assert (y == 6).any() and (y == 0).any()
+    elif relu:
         ref = np.maximum(ref, 0)
     tol = 5e-5 if algorithm in (Algorithm.WINOGRAD4, Algorithm.WINOGRAD2) else 2e-5
     np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
@@ -263,22 +266,35 @@ def test_same_contents():
     assert not _memory.same_contents((a[::2].copy().tobytes(),), (a[::2],))   # strided
 
 
-@pytest.mark.parametrize("C, M, H", [(16, 40, 9), (8, 24, 30), (32, 300, 5), (5, 17, 7)])
-def test_gemm_epilogue_is_multiply_then_add_then_relu(C, M, H):
+@pytest.mark.parametrize("relu", [1, 2])
+@pytest.mark.parametrize("C, M, H", [(16, 40, 9), (8, 24, 30), (32, 300, 5), (5, 17, 7),
+                                     (64, 20, 2)])
+def test_gemm_epilogue_is_multiply_then_add_then_relu(C, M, H, relu):
     """The GEMM epilogue (vectorised per ISA, run once a block's tiles are stored) gives
-    the bits of float32 (c * scale) + bias, then v <= 0 ? 0 : v, NaN kept, on every
-    column, the tails of 16 included."""
+    the bits of float32 (c * scale) + bias, then v <= 0 ? 0 : v (relu 2: then v >= 6 ?
+    6 : v), NaN kept, on every column, the tails of 16 and the few-column paths
+    included."""
     from fastconv._kernels import _conv
     rng = np.random.default_rng(C * M + H)
     x = rng.standard_normal((1, C, H, H)).astype(np.float32)
-    x[0, 1, 2, 3] = np.nan
+    x[0, 1, H - 1, H // 2] = np.nan
     w2 = rng.standard_normal((M, C)).astype(np.float32)
     scale = rng.uniform(0.5, 2, M).astype(np.float32)
-    bias = rng.standard_normal(M).astype(np.float32)
+    bias = (rng.standard_normal(M) * 4).astype(np.float32)
     plain, y = np.empty((1, M, H, H), np.float32), np.empty((1, M, H, H), np.float32)
-    _conv.unfold_gemm(x, w2, None, plain, 1, 1, 1, 1, 1, 0, 0, 1, 1, False, 2)
-    _conv.unfold_gemm(x, w2, bias, y, 1, 1, 1, 1, 1, 0, 0, 1, 1, True, 2, False, scale)
+    _conv.unfold_gemm(x, w2, None, plain, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 2)
+    _conv.unfold_gemm(x, w2, bias, y, 1, 1, 1, 1, 1, 0, 0, 1, 1, relu, 2, False, scale)
     v = plain * scale.reshape(1, -1, 1, 1) + bias.reshape(1, -1, 1, 1)
     expect = np.where(v <= 0, np.float32(0), v)
+    if relu == 2:
+        expect = np.where(expect >= 6, np.float32(6), expect)
+        assert (expect == 6).any()
     assert np.isnan(expect).any()
     np.testing.assert_array_equal(y, expect)
+
+
+def test_conv2d_rejects_an_unknown_activation():
+    x = np.ones((1, 2, 4, 4), np.float32)
+    w = np.ones((3, 2, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="relu must be"):
+        FC.conv2d(x, w, None, (1, 1), (0,) * 4, relu="gelu")

@@ -244,13 +244,18 @@ static void NAME(float *c, fc_int ldc, int m, int n, const float *bias, const fl
                 __typeof__(v <= v) keep = ~(v <= (fc_ep_vec){0});                          \
                 v = (fc_ep_vec)((__typeof__(keep))v & keep);                               \
             }                                                                              \
+            if (relu == 2) {            /* then v >= 6 ? 6 : v */                          \
+                const fc_ep_vec six = (fc_ep_vec){0} + 6;                                  \
+                __typeof__(v <= v) hi = v >= six;                                          \
+                v = (fc_ep_vec)(((__typeof__(hi))v & ~hi) | ((__typeof__(hi))six & hi));   \
+            }                                                                              \
             __builtin_memcpy(ci + j, &v, sizeof v);                                        \
         }                                                                                  \
         for (; j < n; j++) {                                                               \
             float v = ci[j];                                                               \
             if (scale) v *= a;                                                             \
             v += b;                                                                        \
-            ci[j] = relu && v <= 0 ? 0 : v;                                                \
+            ci[j] = relu && v <= 0 ? 0 : (relu == 2 && v >= 6 ? 6 : v);                    \
         }                                                                                  \
     }                                                                                      \
 }

@@ -127,7 +127,7 @@ typedef struct {
 typedef struct {
     const void *row_bias;
     const void *row_scale;
-    int relu;
+    int relu;               /* 0 none, 1 ReLU, 2 ReLU6 (clamped to [0, 6]); NaN kept */
 } fc_epilogue_t;
 
 /* The general entry point: C = alpha * A @ B(src) + beta * C, then the epilogue.  A GEMM

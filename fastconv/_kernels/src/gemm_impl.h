@@ -408,7 +408,12 @@ static void FC_CAT(epilogue_, FC_SFX)(FC_TC *c, fc_int ldc, int m, int n, const 
             FC_TC a = scale[i];
             for (int j = 0; j < n; j++) ci[j] *= a;
         }
-        if (relu)
+        if (relu == 2)          /* ReLU6: clamped to [0, 6], NaN kept */
+            for (int j = 0; j < n; j++) {
+                FC_TC v = ci[j] + b;
+                ci[j] = v <= 0 ? 0 : (v >= 6 ? 6 : v);
+            }
+        else if (relu)
             for (int j = 0; j < n; j++) { FC_TC v = ci[j] + b; ci[j] = v <= 0 ? 0 : v; }
         else
             for (int j = 0; j < n; j++) ci[j] += b;
@@ -809,7 +814,7 @@ int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc
                     FC_TC *dst = y + n * M * OHW + pix[k];
                     for (fc_int m = 0; m < M; m++) {
                         FC_TC v = (scale ? src[m] * scale[m] : src[m]) + (bias ? bias[m] : 0);
-                        dst[m * OHW] = relu && v <= 0 ? 0 : v;
+                        dst[m * OHW] = relu && v <= 0 ? 0 : (relu == 2 && v >= 6 ? 6 : v);
                     }
                 }
             ow0 = ow1 + 1;

@@ -12,8 +12,8 @@ helpers (the layers do that), except what depends on the input's shape, which is
 checked here.
 """
 from .activation import (ACTIVATIONS, ActivationCtx, AddCtx, DropoutCtx, PReluCtx, ReluCtx,
-                         activation, activation_, activation_backward, add, add_backward,
-                         add_relu_, dropout, dropout2d, dropout2d_backward, dropout_backward, prelu,
+                         activation, activation_backward, add, add_backward, add_relu_, dropout,
+                         dropout2d, dropout2d_backward, dropout_backward, prelu,
                          prelu_backward, relu, relu_backward)
 from .conv import (Conv2dCtx, ConvTranspose2dCtx, conv2d, conv2d_backward, conv_transpose2d,
                    conv_transpose2d_backward)
@@ -43,8 +43,7 @@ __all__ = [
     "adaptive_max_pool2d_backward", "batch_norm", "batch_norm_backward", "batch_norm_fold",
     "sync_channel_stats", "sync_channel_sums",
     "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward",
-    "relu", "relu_backward", "activation", "activation_", "activation_backward", "prelu",
-    "prelu_backward",
+    "relu", "relu_backward", "activation", "activation_backward", "prelu", "prelu_backward",
     "add", "add_backward", "add_relu_", "dropout", "dropout_backward",
     "linear", "linear_backward", "upsample", "upsample_backward", "pixel_shuffle",
     "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward", "dropout2d",

@@ -36,6 +36,21 @@ def wants(needs, n):
     return needs
 
 
+# a fused activation, as the kernels' epilogues take it: 0 none, 1 ReLU, 2 ReLU6
+RELU, RELU6 = 1, 2
+
+
+def relu_code(relu, layer):
+    """False / True (or "relu") / "relu6" -> 0 / RELU / RELU6; anything else a
+    ValueError naming the layer."""
+    if isinstance(relu, str):
+        if relu in ("relu", "relu6"):
+            return RELU6 if relu == "relu6" else RELU
+        raise ValueError(f"{layer}: relu must be False, True, 'relu' or 'relu6', got "
+                         f"{relu!r}")
+    return RELU if relu else 0
+
+
 def channel_sum(g):
     """Sum of g (N, C, ...) over every axis but 1: bias gradients."""
     out = empty(g.shape[1], g.dtype)

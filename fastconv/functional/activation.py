@@ -125,15 +125,6 @@ def activation(x, name, alpha=0.0, out=None):
     return y, ActivationCtx(flat(saved), flat(y), op, float(alpha))
 
 
-def activation_(y, name, alpha=0.0):
-    """The activation ``name`` applied to y in place, for inference (no context kept:
-    the folded Conv-BN-ReLU6's clamp, one call without activation()'s bookkeeping).
-    Returns y."""
-    f = flat(y)
-    _elementwise.activation(f, f, ACTIVATIONS[name], float(alpha), nthreads())
-    return y
-
-
 def activation_backward(ctx, gy, needs=None):
     """(d x,): gy times the activation's derivative at the input."""
     if not wants(needs, 1)[0]:

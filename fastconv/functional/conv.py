@@ -16,7 +16,8 @@ from .._conv_plan import (DEPTHWISE, WINOGRAD, Algorithm, ConvGeometry, InputGra
                           weight_grad_algorithm)
 from .._kernels import _conv, _depthwise, _elementwise, _memory, _norm, _pad, _winograd
 from .._precision import bf16_enabled, keep, restore
-from ._common import cast, channel_sum, empty, nthreads, per_channel, wants
+from ._common import (RELU, RELU6, cast, channel_sum, empty, nthreads, per_channel, relu_code,
+                      wants)
 
 
 class ConvState(NamedTuple):
@@ -69,12 +70,7 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     costs as much as the convolution).
     Under ``fastconv.autocast("bf16")`` a float32 convolution multiplies in bf16 (its
     backward too); a depthwise one stays float32."""
-    if isinstance(relu, str):
-        if relu != "relu6":
-            raise ValueError(f"{layer}: relu must be False, True or 'relu6', got {relu!r}")
-        relu = _RELU6
-    else:
-        relu = 1 if relu else 0
+    relu = relu_code(relu, layer)
     dt, g, explicit = _setup(x.shape, x.dtype, weight.shape, weight.dtype, tuple(stride),
                              tuple(padding), tuple(dilation), groups, padding_mode, layer,
                              bf16_enabled())
@@ -269,18 +265,14 @@ def _cached_weights(cache, w, scale, key, build):
     return prepared
 
 
-# the kernels' epilogue codes: 0 none, 1 max(., 0), _RELU6 clamped to [0, 6]
-_RELU6 = 2
-
-
 def _run(src, w, b, g, algorithm, relu, nt, scale=None, Up=None):
     """Forward of the planned convolution g on src (N, C, H, W): (y, ConvState).
-    relu: 0, 1 (ReLU) or _RELU6 (the GEMM kernels clamp in their epilogue; the others
-    apply ReLU there and the clamp at 6 in a pass after).
+    relu: 0, RELU or RELU6 (_common.relu_code; the GEMM kernels clamp in their epilogue,
+    the others apply ReLU there and the clamp at 6 in a pass after).
     scale: a per-channel factor before the bias (algorithms in _EPILOGUE_SCALE only).
     Up: Winograd's transformed weights, when the caller has them."""
-    if relu == _RELU6 and algorithm not in _EPILOGUE_SCALE:
-        y, state = _run(src, w, b, g, algorithm, 1, nt, scale, Up)
+    if relu == RELU6 and algorithm not in _EPILOGUE_SCALE:
+        y, state = _run(src, w, b, g, algorithm, RELU, nt, scale, Up)
         f = y.reshape(-1)
         _elementwise.activation(f, f, 0, 0.0, nt)      # op 0: ReLU6
         return y, state

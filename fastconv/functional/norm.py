@@ -7,7 +7,7 @@ import numpy as np
 from .. import _group
 from .._kernels import _memory, _norm
 from .._precision import Bf16Saved, keep, restore
-from ._common import empty, empty_like, flat, nthreads, per_channel, wants
+from ._common import RELU, empty, empty_like, flat, nthreads, per_channel, relu_code, wants
 from .activation import (ACTIVATIONS, ActivationCtx, ReluCtx, activation_backward,
                          relu_backward)
 
@@ -30,12 +30,9 @@ class BatchNormCtx(NamedTuple):
     count: int = 0              # values per channel behind the statistics (all processes')
     sync: bool = False          # SyncBatchNorm: the backward's sums go through sync_channel_sums
     process_group: object = None
-    relu: int = 0               # the fused activation: 0 none, 1 ReLU, 2 ReLU6
+    relu: int = 0               # the fused activation: 0, RELU or RELU6 (_common.relu_code)
     act_affine: tuple = None    # float32 (scale, shift) the forward applied before it: its
                                 # mask is recomputed from x (y is not kept), or None
-
-
-_RELU_CODES = {False: 0, True: 1, "relu": 1, "relu6": 2}
 
 
 # ------------------------------------------------------------------ SyncBatchNorm's reductions
@@ -124,11 +121,7 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     clamp to [0, 6]; the backward masks where the activation passed nothing.
     sync=True (SyncBatchNorm) passes the statistics and the backward's sums through
     sync_channel_stats / sync_channel_sums over process_group."""
-    try:
-        code = _RELU_CODES[relu]
-    except (KeyError, TypeError):
-        raise ValueError(f"batch_norm: relu must be False, True, 'relu' or 'relu6', got "
-                         f"{relu!r}") from None
+    code = relu_code(relu, "batch_norm")
     dt = x.dtype
     C = x.shape[1]
     x3 = per_channel(x)
@@ -175,7 +168,7 @@ def batch_norm_backward(ctx, gy, needs=None):
     if y is not None and (dt != np.float32 or np.prod(x.shape[2:]) < SMALL_PLANE):
         # fused activation, float64 or small planes (whose per-plane loops are scalar):
         # mask first, in the activations' own vectorised kernels
-        gy = relu_backward(ReluCtx(y), gy)[0] if code == 1 else \
+        gy = relu_backward(ReluCtx(y), gy)[0] if code == RELU else \
             activation_backward(ActivationCtx(flat(y), flat(y), ACTIVATIONS["relu6"], 0.0),
                                 gy)[0]
         y, code = None, 0

@@ -220,6 +220,34 @@ static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
     }
 }
 
+/* floor(a / 2) for either sign */
+static inline fc_int DW_NAME(half_floor)(fc_int a) { return a >= 0 ? a / 2 : -((-a + 1) / 2); }
+
+/* The split rows of a stride-2-across plane (dilation 1 across): tap kw reads split
+ * column ow + q(kw), q(kw) = floor((kw - pw) / 2) in [qmin, qmax]; tap kh of output row
+ * oh reads input row oh * sh - ph + kh * dh.  Rows are RW wide with LM columns of zeros
+ * on the left (and enough on the right for OWR columns of outputs), and TM zero rows
+ * above the plane and BM below (rows output rows read). */
+typedef struct { fc_int qmin, qmax, LM, RW, TM, BM, HR; } DW_NAME(split_t);
+
+static inline DW_NAME(split_t) DW_NAME(split_geom)(fc_int H, fc_int W, fc_int KH, fc_int KW,
+                                                  fc_int rows, fc_int OWR,
+                                                  const fc_dwgeom_t *g)
+{
+    DW_NAME(split_t) s;
+    fc_int WE = (W + 1) / 2;
+    s.qmin = DW_NAME(half_floor)(-g->pw);
+    s.qmax = DW_NAME(half_floor)(KW - 1 - g->pw);
+    s.LM = s.qmin < 0 ? -s.qmin : 0;
+    fc_int reach = OWR + (s.qmax > 0 ? s.qmax : 0);
+    s.RW = s.LM + (WE > reach ? WE : reach);
+    s.TM = g->ph > 0 ? g->ph : 0;
+    fc_int last = (rows - 1) * g->sh - g->ph + (KH - 1) * g->dh;
+    s.BM = last > H - 1 ? last - (H - 1) : 0;
+    s.HR = s.TM + H + s.BM;
+    return s;
+}
+
 /* x's even and odd columns into rows of E and O (RW wide, from column LM, TM zero rows
  * above and BM below): the margins zeroed as vectors around the data rather than the
  * whole buffer (a memset of the buffer per plane cost a fifth of a backward).  A row's
@@ -283,21 +311,11 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
 {
     typedef DW_NAME(vec) vec;
     FC_T buf[FC_DW_S2_MAX], row[DW_LANES];
-    fc_int WE = (W + 1) / 2;
     fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES;
     fc_int OHR = (OH + DW_S2_ROWS - 1) / DW_S2_ROWS * DW_S2_ROWS;
-    /* tap kw reads split column ow + q(kw), q = floor((kw - pw) / 2); tap kh reads input
-     * row oh * sh - ph + kh * dh, from TM rows above the plane to BM rows below it */
-    fc_int qmin = -((g->pw + 1) / 2), qmax = (KW - 1 - g->pw) >= 0 ? (KW - 1 - g->pw) / 2
-                                                                  : -((g->pw - KW + 2) / 2);
-    fc_int LM = qmin < 0 ? -qmin : 0;
-    fc_int reach = OWR + (qmax > 0 ? qmax : 0);
-    fc_int RW = LM + (WE > reach ? WE : reach);
-    fc_int TM = g->ph > 0 ? g->ph : 0;
-    fc_int last = (OHR - 1) * g->sh - g->ph + (KH - 1) * g->dh;
-    fc_int BM = last > H - 1 ? last - (H - 1) : 0;
-    fc_int HR = TM + H + BM;
-    if (2 * HR * RW + 2 * DW_LANES > FC_DW_S2_MAX || (OHR - 1) * g->sh - g->ph < -TM)
+    DW_NAME(split_t) sp = DW_NAME(split_geom)(H, W, KH, KW, OHR, OWR, g);
+    fc_int LM = sp.LM, RW = sp.RW, TM = sp.TM, BM = sp.BM, HR = sp.HR;
+    if (2 * HR * RW + 2 * DW_LANES > FC_DW_S2_MAX)
         return 0;
     FC_T *E = buf, *O = buf + HR * RW + DW_LANES;
     DW_NAME(split_rows)(x, H, W, E, O, RW, LM, TM, BM);
@@ -311,8 +329,7 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
                 fc_int base = (top + kh * g->dh) * RW + LM + ow0;
                 for (fc_int kw = 0; kw < KW; kw++) {
                     fc_int off = kw - g->pw;
-                    fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
-                    const FC_T *src = ((off & 1) ? O : E) + base + q;
+                    const FC_T *src = ((off & 1) ? O : E) + base + DW_NAME(half_floor)(off);
                     FC_T wv = w[kh * KW + kw];
                     for (int r = 0; r < DW_S2_ROWS; r++)
                         DW_FMA(vec, acc[r], wv, src + r * rstep);
@@ -360,8 +377,8 @@ static inline __attribute__((always_inline)) void DW_NAME(s2_dw_lanes)(
                 fc_int base = (top + kh * g->dh) * RW + LM + ow0;
                 for (fc_int kw = 0; kw < KW; kw++) {
                     fc_int off = kw - g->pw;
-                    fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
-                    DW_FMA(vec, acc[kh * KW + kw], gv, ((off & 1) ? O : E) + base + q);
+                    DW_FMA(vec, acc[kh * KW + kw], gv,
+                           ((off & 1) ? O : E) + base + DW_NAME(half_floor)(off));
                 }
             }
         }
@@ -391,16 +408,10 @@ static int DW_NAME(bwd_plane_s2)(const FC_T *restrict x, const FC_T *restrict dy
     fc_int WE = (W + 1) / 2;
     fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES;
     fc_int IWR = (WE + DW_LANES - 1) / DW_LANES * DW_LANES;
-    fc_int qmin = -((g->pw + 1) / 2), qmax = (KW - 1 - g->pw) >= 0 ? (KW - 1 - g->pw) / 2
-                                                                  : -((g->pw - KW + 2) / 2);
     /* x split (d weight) */
-    fc_int LM = qmin < 0 ? -qmin : 0;
-    fc_int reach = OWR + (qmax > 0 ? qmax : 0);
-    fc_int RW = LM + (WE > reach ? WE : reach);
-    fc_int TM = g->ph > 0 ? g->ph : 0;
-    fc_int last = (OH - 1) * g->sh - g->ph + (KH - 1) * g->dh;
-    fc_int BM = last > H - 1 ? last - (H - 1) : 0;
-    fc_int HR = TM + H + BM;
+    DW_NAME(split_t) sp = DW_NAME(split_geom)(H, W, KH, KW, OH, OWR, g);
+    fc_int qmin = sp.qmin, qmax = sp.qmax, LM = sp.LM, RW = sp.RW, TM = sp.TM, BM = sp.BM,
+           HR = sp.HR;
     fc_int xs = dw_acc ? 2 * HR * RW + 2 * DW_LANES + OWR : 0;
     /* dy with margins (d input): column i - q(kw) for i < IWR */
     fc_int DL = qmax > 0 ? qmax : 0;
@@ -440,8 +451,7 @@ static int DW_NAME(bwd_plane_s2)(const FC_T *restrict x, const FC_T *restrict dy
                     if (oh >= OH) continue;
                     const FC_T *rowp = dyp + oh * DPW + DL + i0;
                     for (fc_int kw = 0; kw < KW; kw++) {
-                        fc_int off = kw - g->pw;
-                        fc_int q = off >= 0 ? off / 2 : -((-off + 1) / 2);
+                        fc_int off = kw - g->pw, q = DW_NAME(half_floor)(off);
                         if (off & 1)
                             DW_FMA(vec, ao, w[kh * KW + kw], rowp - q);
                         else

@@ -163,20 +163,6 @@ def stats():
                 hits=_hits, misses=_misses, limit=_limit)
 
 
-def same_bytes(const unsigned char[::1] a, const unsigned char[::1] b):
-    """Whether two contiguous buffers hold the same bytes (memcmp without the GIL):
-    how an inference cache checks that the weights it was built from are unchanged."""
-    cdef size_t n = a.shape[0]
-    cdef int r
-    if <size_t>b.shape[0] != n:
-        return False
-    if n == 0:
-        return True
-    with nogil:
-        r = memcmp(&a[0], &b[0], n)
-    return r == 0
-
-
 def same_contents(tuple kept, tuple now):
     """Whether each buffer of ``now`` holds the bytes of the same-position entry of
     ``kept`` (None matching None only): the check an inference cache makes on every

@@ -115,6 +115,13 @@ def test_add_relu_in_place():
         fc.functional.add_relu_(a, b[:3])
 
 
+def _count_calls(monkeypatch, name):
+    """A list that grows by one per call of functional.conv's `name` (a cache's builder)."""
+    calls, real = [], getattr(FC, name)
+    monkeypatch.setattr(FC, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
 @pytest.mark.parametrize("algorithm", [Algorithm.WINOGRAD2, Algorithm.WINOGRAD4])
 def test_winograd_weight_cache_reuses_and_notices_every_change(algorithm, monkeypatch):
     """Inference keeps Winograd's transformed weights in the layer's cache: reused while the
@@ -125,10 +132,7 @@ def test_winograd_weight_cache_reuses_and_notices_every_change(algorithm, monkey
     w = rng.standard_normal((12, 8, 3, 3)).astype(np.float32)
     b = rng.standard_normal(12).astype(np.float32)
     scale = rng.uniform(0.5, 2, 12).astype(np.float32)
-    builds = []
-    real = FC._winograd_weights
-    monkeypatch.setattr(FC, "_winograd_weights",
-                        lambda *a, **k: builds.append(1) or real(*a, **k))
+    builds = _count_calls(monkeypatch, "_winograd_weights")
     cache = {}
 
     def run():
@@ -191,9 +195,7 @@ def test_depthwise_scaled_weight_cache_reuses_and_notices_changes(monkeypatch):
     w = rng.standard_normal((24, 1, 3, 3)).astype(np.float32)
     b = rng.standard_normal(24).astype(np.float32)
     scale = rng.uniform(0.5, 2, 24).astype(np.float32)
-    builds = []
-    real = FC._scaled
-    monkeypatch.setattr(FC, "_scaled", lambda *a: builds.append(1) or real(*a))
+    builds = _count_calls(monkeypatch, "_scaled")
     cache = {}
 
     def run(c):

@@ -147,12 +147,26 @@ def in_range_taps(g):
             / (g.OH * g.OW * g.KH * g.KW))
 
 
-def choose_algorithm(g, finite=True):
+def choose_algorithm(g, finite=True, prepared=False):
     """The fastest algorithm for g.  finite: the input holds no NaN/Inf (Winograd's
     transforms subtract inputs, so an Inf would become NaN where a direct convolution
-    gives +-Inf: non-finite inputs take another path)."""
+    gives +-Inf: non-finite inputs take another path).  prepared: inference with the
+    weights' transform kept between calls (a layer's weight cache), so only the tiles'
+    work counts."""
     if g.is_depthwise and min(g.pads) >= 0:
         return Algorithm.DEPTHWISE_S1 if accepts(Algorithm.DEPTHWISE_S1, g) else Algorithm.DEPTHWISE
+    if prepared and finite and g.C >= 16 and g.M >= 16 and accepts(Algorithm.WINOGRAD2, g):
+        # measured at one frame (1 and 2 threads): F(2x2) wins from 16 tiles of 6x6 up
+        # (1.3-2.2x on 8-24 planes), loses on 4x4 planes, where its 16/9 larger weights
+        # make the call memory-bound; F(4x4) wins on large planes, and from 12x12 up
+        # once C*M is large enough that the multiplies dominate its transforms
+        tiles2 = g.N * ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
+        side = min(g.OH, g.OW)
+        if side >= 6 and tiles2 >= 16:
+            tiles4 = g.N * ((g.OH + 3) // 4) * ((g.OW + 3) // 4)
+            four = (side >= 32 and tiles4 >= 128) or (side >= 12 and g.C * g.M >= 256 * 256)
+            return Algorithm.WINOGRAD4 if four and accepts(Algorithm.WINOGRAD4, g) \
+                else Algorithm.WINOGRAD2
     # planes under 6x6: the weights' transform (16/9 of them, every call) outweighs the
     # multiplies saved on so few tiles; the batch-stacked GEMM is faster
     # and too few tiles (a single frame's late stages): the same trade, per call; the

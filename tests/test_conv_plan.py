@@ -96,6 +96,20 @@ def test_planner_rules():
     assert plan.input_grad_algorithm(wino._replace(C=3), Algorithm.GATHER) is plan.InputGrad.FOLD
 
 
+def test_planner_rules_with_prepared_weights():
+    """Inference with the weights' transform cached: one frame's small planes go to
+    Winograd too (the per-call transform no longer counts), 4x4 planes do not."""
+    frame = ConvGeometry(1, 256, 8, 8, 256, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert plan.choose_algorithm(frame) not in plan.WINOGRAD
+    assert plan.choose_algorithm(frame, prepared=True) is Algorithm.WINOGRAD2
+    assert plan.choose_algorithm(frame._replace(H=4, W=4), prepared=True) not in plan.WINOGRAD
+    assert plan.choose_algorithm(frame._replace(H=14, W=14), prepared=True) is Algorithm.WINOGRAD4
+    assert plan.choose_algorithm(frame._replace(C=64, M=64, H=14, W=14), prepared=True) \
+        is Algorithm.WINOGRAD2
+    assert plan.choose_algorithm(frame, finite=False, prepared=True) not in plan.WINOGRAD
+    assert plan.choose_algorithm(frame._replace(sh=2, sw=2), prepared=True) not in plan.WINOGRAD
+
+
 def test_forcing_an_algorithm_that_does_not_accept_the_geometry_raises():
     x = np.zeros((1, 4, 8, 8), np.float32)
     w = np.zeros((4, 4, 3, 3), np.float32)

@@ -81,7 +81,8 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     if explicit:
         src = empty((g.N, g.C, g.H, g.W), dt)
         _pad.pad2d(x, src, pt, pl, _shape.padding_mode_code(padding_mode), nt)
-    algo = _plan(g, src, nt, algorithm, layer)
+    algo = _plan(g, src, nt, algorithm, layer,
+                 prepared=scale is not None and weight_cache is not None)
     if scale is not None:
         scale = cast(np.ascontiguousarray(scale), dt)
         if algo in _EPILOGUE_SCALE and not g.bf16:
@@ -205,25 +206,27 @@ def _bf16(dt, groups, channels, enabled=None):
     return dt == np.float32 and enabled and not (groups == channels and channels > 1)
 
 
-def _plan(g, src, nt, algorithm=None, layer="conv2d", finite=None):
+def _plan(g, src, nt, algorithm=None, layer="conv2d", finite=None, prepared=False):
     """The algorithm for g: forced (checked), or the planner's, checking the input for
-    NaN/Inf only when Winograd would run.  finite: known finiteness of src, or None."""
+    NaN/Inf only when Winograd would run.  finite: known finiteness of src, or None;
+    prepared: inference with the weights' transforms cached (choose_algorithm)."""
     if algorithm is not None:
         algorithm = Algorithm(algorithm)
         if not accepts(algorithm, g):
             raise ValueError(f"{layer}: algorithm '{algorithm.value}' does not accept {g}")
         return algorithm
-    algo, fallback = _choices(g)
+    algo, fallback = _choices(g, prepared)
     if algo in WINOGRAD and not (_all_finite(src, nt) if finite is None else finite):
         return fallback
     return algo
 
 
 @functools.lru_cache(maxsize=4096)
-def _choices(g):
+def _choices(g, prepared=False):
     """The planner's choice for g with a finite input, and without one (the geometry
     repeats every step of a training run: plan it once)."""
-    return choose_algorithm(g), choose_algorithm(g, finite=False)
+    return (choose_algorithm(g, prepared=prepared),
+            choose_algorithm(g, finite=False, prepared=prepared))
 
 
 # the algorithms whose kernels take a per-channel factor in their epilogue

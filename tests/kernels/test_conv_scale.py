@@ -45,7 +45,7 @@ def test_scaled_conv_matches_reference(i, algorithm, relu):
     np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("N, size", [(1, 32), (8, 16)])
+@pytest.mark.parametrize("N, size", [(1, 32), (8, 16), (1, 8), (1, 6)])
 def test_eval_conv_bn_relu_folds_like_the_separate_layers(N, size):
     # the eval Sequential runs Conv-BN-ReLU as one convolution; the unfused layers agree
     rng = np.random.default_rng(N)

@@ -165,8 +165,8 @@ def choose_algorithm(g, finite=True, prepared=False):
         if side >= 6 and tiles2 >= 16:
             tiles4 = g.N * ((g.OH + 3) // 4) * ((g.OW + 3) // 4)
             four = (side >= 32 and tiles4 >= 128) or (side >= 12 and g.C * g.M >= 256 * 256)
-            return Algorithm.WINOGRAD4 if four and accepts(Algorithm.WINOGRAD4, g) \
-                else Algorithm.WINOGRAD2
+            return Algorithm.WINOGRAD4 if four and _four_under_bf16(g) and \
+                accepts(Algorithm.WINOGRAD4, g) else Algorithm.WINOGRAD2
     # planes under 6x6: the weights' transform (16/9 of them, every call) outweighs the
     # multiplies saved on so few tiles; the batch-stacked GEMM is faster
     # and too few tiles (a single frame's late stages): the same trade, per call; the
@@ -177,7 +177,7 @@ def choose_algorithm(g, finite=True, prepared=False):
         # F(4x4)'s 16-lane transforms want long tile rows and enough tiles to fill them
         tiles = g.N * ((g.OH + 3) // 4) * ((g.OW + 3) // 4)
         return Algorithm.WINOGRAD4 if min(g.OH, g.OW) >= 32 and tiles >= 256 and \
-            accepts(Algorithm.WINOGRAD4, g) else Algorithm.WINOGRAD2
+            _four_under_bf16(g) and accepts(Algorithm.WINOGRAD4, g) else Algorithm.WINOGRAD2
     # small planes where a quarter or more of im2col is padding (a 3x3 on 4x4: 31%, on
     # 2x2: 56%; on 7x7 18% does not pay for the classes): one GEMM per border class skips it; each class needs enough images to fill
     # the GEMM's 48-column panels
@@ -191,6 +191,14 @@ def choose_algorithm(g, finite=True, prepared=False):
             and g.OH * g.OW >= 64:
         return Algorithm.PADDED
     return Algorithm.GATHER
+
+
+def _four_under_bf16(g):
+    """Whether F(4x4) (float32 products) still beats F(2x2) with bf16 products: under
+    bf16 only for few channels on large planes (64@64x64: 1.2x), where the transforms
+    dominate; from 64@32x32 or 128 channels up, F(2x2) in bf16 is 1.15-1.6x faster
+    (1 and 2 threads, one frame and batches)."""
+    return not g.bf16 or (g.C * g.M <= 64 * 64 and min(g.OH, g.OW) >= 64)
 
 
 def input_grad_algorithm(g, forward):

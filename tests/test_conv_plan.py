@@ -110,6 +110,18 @@ def test_planner_rules_with_prepared_weights():
     assert plan.choose_algorithm(frame._replace(sh=2, sw=2), prepared=True) not in plan.WINOGRAD
 
 
+def test_bf16_prefers_f2_with_bf16_products_except_few_channels_on_large_planes():
+    g = ConvGeometry(16, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert plan.choose_algorithm(g) is Algorithm.WINOGRAD4
+    assert plan.choose_algorithm(g._replace(bf16=True)) is Algorithm.WINOGRAD2
+    small = g._replace(C=64, M=64, H=64, W=64, bf16=True)
+    assert plan.choose_algorithm(small) is Algorithm.WINOGRAD4
+    assert plan.choose_algorithm(small._replace(H=32, W=32)) is Algorithm.WINOGRAD2
+    big = g._replace(N=1, C=256, M=256, H=16, W=16)
+    assert plan.choose_algorithm(big, prepared=True) is Algorithm.WINOGRAD4
+    assert plan.choose_algorithm(big._replace(bf16=True), prepared=True) is Algorithm.WINOGRAD2
+
+
 def test_forcing_an_algorithm_that_does_not_accept_the_geometry_raises():
     x = np.zeros((1, 4, 8, 8), np.float32)
     w = np.zeros((4, 4, 3, 3), np.float32)

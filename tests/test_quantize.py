@@ -206,6 +206,59 @@ def test_pooling_add_and_conversions_match_reference():
     assert np.array_equal(back, (want.astype(np.int32) - 128).astype(np.float32) * np.float32(0.05))
 
 
+def test_prepared_conv_rejects_mismatched_arrays():
+    # a layer's QConv checks every call's arrays against what it was built for: a wrong
+    # shape raises instead of writing past the output
+    rng = np.random.default_rng(2)
+    w = rng.integers(-127, 128, (9 * 8, 16)).astype(np.int8)
+    packed = Q.pack_weights(w)
+    comp, mult = np.zeros(16, np.int32), np.ones(16, np.float32)
+    k = Q.QConv(packed, False, 8, 16, 3, 3, 1, 1, 1, 1, 0, comp, mult, mult, 0.0, 255.0)
+    x = np.zeros((1, 5, 5, 8), np.uint8)
+    k.run_u8(x, np.empty((1, 5, 5, 16), np.uint8), 1, 1)
+    with pytest.raises(ValueError, match="channels"):
+        k.run_u8(np.zeros((1, 5, 5, 4), np.uint8), np.empty((1, 5, 5, 16), np.uint8), 1, 1)
+    with pytest.raises(ValueError, match="channels"):
+        k.run_u8(x, np.empty((1, 5, 5, 8), np.uint8), 1, 1)
+    with pytest.raises(ValueError, match="batch"):
+        k.run_f32(x, np.empty((2, 5, 5, 16), np.float32), 1, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        Q.QConv(packed[:-1], False, 8, 16, 3, 3, 1, 1, 1, 1, 0, comp, mult, mult, 0, 255)
+    with pytest.raises(ValueError, match="one value per output channel"):
+        Q.QConv(packed, False, 8, 16, 3, 3, 1, 1, 1, 1, 0, comp[:8], mult, mult, 0, 255)
+    with pytest.raises(ValueError, match="output is 5 x 5"):
+        Q.conv(x, packed, 16, 3, 3, 1, 1, 1, 1, 1, 1, 5, 5, 0, comp, mult, mult, 0, 255,
+               y8=np.empty((1, 4, 5, 16), np.uint8))
+
+
+def test_vectorised_rows_match_reference_at_every_width():
+    # rows longer than the kernels' 256-pixel chunk and wider than a vector, halves
+    # (round to even), NaN and infinities: the vector loops agree with the scalar rule
+    rng = np.random.default_rng(11)
+    f = (rng.standard_normal((1, 3, 2, 300)) * 4).astype(np.float32)
+    f[0, 0, 0, :40] = np.arange(40, dtype=np.float32) / 2 - 2      # k + 0.5 exactly
+    f[0, 1, 0, :4] = [np.nan, np.inf, -np.inf, 1e30]
+    q = np.empty((1, 2, 300, 4), np.uint8)
+    Q.quantize_nchw(f, q, np.float32(1.0), np.float32(3.0), 1)
+    with np.errstate(invalid="ignore"):
+        v = np.nan_to_num(f + np.float32(3.0), nan=0.0)
+        want = np.rint(np.clip(v, 0, 255)).astype(np.uint8)
+    assert np.array_equal(q[..., :3], want.transpose(0, 2, 3, 1))
+    assert (q[..., 3] == 3).all()
+    assert q[0, 0, 1, 0] == 2 and q[0, 0, 3, 0] == 2 and q[0, 0, 5, 0] == 4   # 1.5, 2.5, 3.5
+    x = rng.integers(0, 256, (2, 13, 40, 37)).astype(np.uint8)
+    for k, s, p, d in [(2, 2, 0, 1), (3, 1, 1, 2), (3, 2, 1, 1)]:
+        oh = (13 + 2 * p - d * (k - 1) - 1) // s + 1
+        ow = (40 + 2 * p - d * (k - 1) - 1) // s + 1
+        y = np.empty((2, oh, ow, 37), np.uint8)
+        Q.max_pool(x, y, k, k, s, s, p, p, d, d, 2)
+        big = np.zeros((2, 13 + 2 * p, 40 + 2 * p, 37), np.int64)
+        big[:, p:p + 13, p:p + 40] = x
+        ref = np.max([big[:, i * d:i * d + s * (oh - 1) + 1:s, j * d:j * d + s * (ow - 1) + 1:s]
+                      for i in range(k) for j in range(k)], axis=0)
+        assert np.array_equal(y, ref), (k, s, p, d)
+
+
 def test_kernels_bitwise_equal_across_thread_counts():
     rng = np.random.default_rng(5)
     for _ in range(10):

@@ -22,9 +22,17 @@ from libc.stdint cimport int8_t, int32_t, uint8_t
 
 import numpy as np
 
+from ._base cimport fc_int
 from ._cpu cimport check_workspace, fc_dispatch_t, kernels
 from ._openmp_helpers cimport nthreads_for
 from ._qgemm cimport fc_qepi_t, fc_qgeom_t
+
+cdef extern from "qelem.h":
+    void fc_q_quantize_row(const float *x, fc_int c, fc_int cs, fc_int w, float inv,
+                           float zp, uint8_t z, uint8_t *y, fc_int cy) noexcept nogil
+    void fc_q_maxpool_row(const uint8_t *x, fc_int H, fc_int W, fc_int C, fc_int oh,
+                          fc_int OW, fc_int kh, fc_int kw, fc_int sh, fc_int sw, fc_int ph,
+                          fc_int pw, fc_int dh, fc_int dw, uint8_t *y) noexcept nogil
 
 cdef const fc_dispatch_t *KT = kernels()    # the kernel table
 
@@ -51,70 +59,131 @@ cdef inline float _clampf(float v, float lo, float hi) noexcept nogil:
     return v if v < hi else hi
 
 
-cdef int _epilogue(fc_qepi_t *e, const int32_t[::1] comp, const float[::1] mult,
-                   const float[::1] bias, float lo, float hi, object y8, object yf,
-                   Py_ssize_t cout) except -1:
-    """Fill e from the arrays: y8 (u8) or yf (float32), each (..., C_out) C-contiguous."""
-    cdef uint8_t[::1] o8
-    cdef float[::1] of
-    if comp.shape[0] != cout or mult.shape[0] != cout or bias.shape[0] != cout:
-        raise ValueError("quant: comp, mult and bias need one value per output channel")
-    e.comp, e.mult, e.bias, e.lo, e.hi = &comp[0], &mult[0], &bias[0], lo, hi
-    e.y8, e.yf, e.ldy = NULL, NULL, cout
+cdef class QConv:
+    """A prepared int8 convolution, dense or depthwise: the weights, the zero-point
+    compensation and the epilogue bound once, so a call passes only the activations
+    (at one frame the per-call argument handling cost as much as a small layer).
+
+    weights: dense, ``pack_weights`` of the (K_h*K_w*C, C_out) matrix; depthwise, the
+    (K_h*K_w, C) s8 matrix.  comp, mult, bias (C_out,); the input's zero point zp (the
+    padding value, and what comp was computed for).  The arrays are kept referenced."""
+    cdef object _keep
+    cdef const int8_t *w
+    cdef fc_qgeom_t g
+    cdef fc_qepi_t e
+    cdef readonly Py_ssize_t cin, cout
+    cdef readonly bint depthwise
+
+    def __cinit__(self, weights, bint depthwise, Py_ssize_t cin, Py_ssize_t cout,
+                  Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                  Py_ssize_t dw, int zp, comp, mult, bias, float lo, float hi):
+        cdef const int8_t[::1] wv = np.ascontiguousarray(weights, np.int8).reshape(-1)
+        cdef const int32_t[::1] cv = comp
+        cdef const float[::1] mv = mult
+        cdef const float[::1] bv = bias
+        if min(cin, cout, KH, KW, sh, sw, dh, dw) < 1:
+            raise ValueError("quant.QConv: sizes, strides and dilations must be positive")
+        if cv.shape[0] != cout or mv.shape[0] != cout or bv.shape[0] != cout:
+            raise ValueError("quant: comp, mult and bias need one value per output channel")
+        if depthwise:
+            if cin != cout or wv.shape[0] != KH * KW * cin:
+                raise ValueError("quant.dwconv: the weight must be (K_h*K_w, C)")
+        elif wv.shape[0] != KT.qgemm.pack_size(KT.qgemm.kernel, KH * KW * cin, cout):
+            raise ValueError("quant.conv: the packed weights do not fit this geometry")
+        self._keep = (wv, cv, mv, bv)
+        self.w = &wv[0]
+        self.cin, self.cout, self.depthwise = cin, cout, depthwise
+        self.g.kh, self.g.kw, self.g.sh, self.g.sw, self.g.dh, self.g.dw = KH, KW, sh, sw, dh, dw
+        self.g.zp = zp
+        self.e.comp, self.e.mult, self.e.bias, self.e.lo, self.e.hi = &cv[0], &mv[0], &bv[0], lo, hi
+        self.e.ldy = cout
+
+    cdef int _run(self, const uint8_t[:, :, :, ::1] x, Py_ssize_t N, Py_ssize_t OH,
+                  Py_ssize_t OW, Py_ssize_t ph, Py_ssize_t pw, uint8_t *y8, float *yf,
+                  int n_threads) except -1:
+        cdef fc_qgeom_t g = self.g
+        cdef fc_qepi_t e = self.e
+        if x.shape[3] != self.cin:
+            raise ValueError(f"quant: the input has {x.shape[3]} channels, the layer takes "
+                             f"{self.cin}")
+        if x.shape[0] != N:
+            raise ValueError("quant: the output's batch differs from the input's")
+        g.n, g.h, g.w, g.c = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+        g.ph, g.pw, g.oh, g.ow = ph, pw, OH, OW
+        e.y8, e.yf = y8, yf
+        if N * OH * OW == 0:
+            return 0
+        with nogil:
+            if self.depthwise:
+                KT.qgemm.dwconv(&x[0, 0, 0, 0], &g, self.w, &e, max(1, n_threads))
+            else:
+                KT.qgemm.conv(KT.qgemm.kernel, &x[0, 0, 0, 0], &g, self.w, self.cout, &e,
+                              max(1, n_threads))
+        check_workspace()
+        return 0
+
+    def run_u8(self, const uint8_t[:, :, :, ::1] x, uint8_t[:, :, :, ::1] y, Py_ssize_t ph,
+               Py_ssize_t pw, int n_threads=1):
+        """x (N, H, W, C_in) u8 -> y (N, OH, OW, C_out) u8, written; ph, pw the top and
+        left padding (the bottom and right follow from the output size)."""
+        if y.shape[3] != self.cout:
+            raise ValueError(f"quant: y has {y.shape[3]} channels, the layer makes {self.cout}")
+        if y.shape[0] * y.shape[1] * y.shape[2]:
+            self._run(x, y.shape[0], y.shape[1], y.shape[2], ph, pw, &y[0, 0, 0, 0], NULL,
+                      n_threads)
+        elif x.shape[0] != y.shape[0]:
+            raise ValueError("quant: the output's batch differs from the input's")
+
+    def run_f32(self, const uint8_t[:, :, :, ::1] x, float[:, :, :, ::1] y, Py_ssize_t ph,
+                Py_ssize_t pw, int n_threads=1):
+        """As run_u8 with a float32 output (a layer whose consumer runs in float)."""
+        if y.shape[3] != self.cout:
+            raise ValueError(f"quant: y has {y.shape[3]} channels, the layer makes {self.cout}")
+        if y.shape[0] * y.shape[1] * y.shape[2]:
+            self._run(x, y.shape[0], y.shape[1], y.shape[2], ph, pw, NULL, &y[0, 0, 0, 0],
+                      n_threads)
+        elif x.shape[0] != y.shape[0]:
+            raise ValueError("quant: the output's batch differs from the input's")
+
+
+def _call(QConv k, x, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t ph, Py_ssize_t pw, y8, yf,
+          int n_threads):
     if (y8 is None) == (yf is None):
         raise ValueError("quant: give exactly one of y8 (u8) and yf (float32)")
+    y = y8 if y8 is not None else yf
+    if y.ndim == 2:                                     # (N*OH*OW, C_out) accepted too
+        y = y.reshape(x.shape[0], OH, OW, -1)
+    if tuple(y.shape[1:3]) != (OH, OW):
+        raise ValueError(f"quant: y is {tuple(y.shape)}, the output is {OH} x {OW}")
     if y8 is not None:
-        o8 = y8.reshape(-1)
-        e.y8 = &o8[0]
+        k.run_u8(x, y, ph, pw, n_threads)
     else:
-        of = yf.reshape(-1)
-        e.yf = &of[0]
-    return 0
+        k.run_f32(x, y, ph, pw, n_threads)
 
 
-def conv(const uint8_t[:, :, :, ::1] x, const int8_t[::1] packed, Py_ssize_t cout,
+def conv(const uint8_t[:, :, :, ::1] x, packed, Py_ssize_t cout,
          Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
          Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t OH, Py_ssize_t OW, int zp,
-         const int32_t[::1] comp, const float[::1] mult, const float[::1] bias, float lo,
-         float hi, y8=None, yf=None, int n_threads=1):
+         comp, mult, bias, float lo, float hi, y8=None, yf=None, int n_threads=1):
     """Dense int8 convolution, x (N, H, W, C) u8 -> y8 or yf (N, OH, OW, C_out),
-    written; packed from ``pack_weights`` of the (K_h*K_w*C, C_out) matrix."""
-    cdef fc_qgeom_t g
-    cdef fc_qepi_t e
-    cdef int rc
-    g.n, g.h, g.w, g.c = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw = KH, KW, sh, sw, ph, pw, dh, dw
-    g.oh, g.ow, g.zp = OH, OW, zp
-    _epilogue(&e, comp, mult, bias, lo, hi, y8, yf, cout)
-    if packed.shape[0] != KT.qgemm.pack_size(KT.qgemm.kernel, KH * KW * g.c, cout):
-        raise ValueError("quant.conv: the packed weights do not fit this geometry")
-    if g.n * OH * OW == 0 or cout == 0:
-        return
-    with nogil:
-        rc = KT.qgemm.conv(KT.qgemm.kernel, &x[0, 0, 0, 0], &g, &packed[0], cout, &e,
-                           max(1, n_threads))
-    check_workspace()
+    written; packed from ``pack_weights`` of the (K_h*K_w*C, C_out) matrix (a one-off
+    QConv: layers keep theirs)."""
+    k = QConv(packed, False, x.shape[3], cout, KH, KW, sh, sw, dh, dw, zp, comp, mult, bias,
+              lo, hi)
+    _call(k, x, OH, OW, ph, pw, y8, yf, n_threads)
 
 
-def dwconv(const uint8_t[:, :, :, ::1] x, const int8_t[:, ::1] w, Py_ssize_t KH,
+def dwconv(const uint8_t[:, :, :, ::1] x, w, Py_ssize_t KH,
            Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
            Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t OH, Py_ssize_t OW, int zp,
-           const int32_t[::1] comp, const float[::1] mult, const float[::1] bias, float lo,
-           float hi, y8=None, yf=None, int n_threads=1):
+           comp, mult, bias, float lo, float hi, y8=None, yf=None, int n_threads=1):
     """Depthwise int8 convolution (one output channel per input channel), x (N, H, W, C)
     u8, w (K_h*K_w, C) s8 -> y8 or yf (N, OH, OW, C), written."""
-    cdef fc_qgeom_t g
-    cdef fc_qepi_t e
-    g.n, g.h, g.w, g.c = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw = KH, KW, sh, sw, ph, pw, dh, dw
-    g.oh, g.ow, g.zp = OH, OW, zp
-    if w.shape[0] != KH * KW or w.shape[1] != g.c:
+    if w.ndim != 2 or w.shape[0] != KH * KW or w.shape[1] != x.shape[3]:
         raise ValueError("quant.dwconv: the weight must be (K_h*K_w, C)")
-    _epilogue(&e, comp, mult, bias, lo, hi, y8, yf, g.c)
-    if g.n * OH * OW * g.c == 0:
-        return
-    with nogil:
-        KT.qgemm.dwconv(&x[0, 0, 0, 0], &g, &w[0, 0], &e, max(1, n_threads))
+    k = QConv(w, True, x.shape[3], x.shape[3], KH, KW, sh, sw, dh, dw, zp, comp, mult, bias,
+              lo, hi)
+    _call(k, x, OH, OW, ph, pw, y8, yf, n_threads)
 
 
 def max_pool(const uint8_t[:, :, :, ::1] x, uint8_t[:, :, :, ::1] y, Py_ssize_t KH,
@@ -123,29 +192,18 @@ def max_pool(const uint8_t[:, :, :, ::1] x, uint8_t[:, :, :, ::1] y, Py_ssize_t 
     """Max pooling on u8 NHWC (the scale and zero point pass through: max commutes with
     a monotonic map); padding never wins, as -inf in float.  y (N, OH, OW, C) written."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], r, n, oh, ow, i, j, ih, iw, c
-    cdef uint8_t *dst
-    cdef const uint8_t *src
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2], r, n, oh
+    if y.shape[0] != N or y.shape[3] != C:
+        raise ValueError("quant.max_pool: y must be (N, OH, OW, C) of x's N and C")
+    if N * OH * OW * C == 0:
+        return
     with nogil:
         for r in prange(N * OH, schedule='static',
                         num_threads=nthreads_for(N * OH * OW * C * KH * KW, n_threads)):
             n = r // OH
             oh = r % OH
-            for ow in range(OW):
-                dst = &y[n, oh, ow, 0]
-                for c in range(C):
-                    dst[c] = 0
-                for i in range(KH):
-                    ih = oh * sh - ph + i * dh
-                    if ih < 0 or ih >= H:
-                        continue
-                    for j in range(KW):
-                        iw = ow * sw - pw + j * dw
-                        if iw < 0 or iw >= W:
-                            continue
-                        src = &x[n, ih, iw, 0]
-                        for c in range(C):
-                            dst[c] = src[c] if src[c] > dst[c] else dst[c]
+            fc_q_maxpool_row(&x[n, 0, 0, 0], H, W, C, oh, OW, KH, KW, sh, sw, ph, pw, dh, dw,
+                             &y[n, oh, 0, 0])
 
 
 def global_avg_pool(const uint8_t[:, :, :, ::1] x, float[:, ::1] y, float scale, int zp):
@@ -192,24 +250,21 @@ def quantize_nchw(const float[:, :, :, ::1] x, uint8_t[:, :, :, ::1] y, float in
     y may have more channels than x (a convolution's input padded to a multiple of 4
     channels, so its rows are gathered without a copy): those are set to zp."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t CY = y.shape[3], r, n, h, w, c
-    cdef float v
+    cdef Py_ssize_t CY = y.shape[3], r, n, h
     cdef uint8_t z = <uint8_t>lrintf(_clampf(zp, 0.0, 255.0))
     if CY < C:
         raise ValueError("quantize_nchw: y has fewer channels than x")
+    if y.shape[0] != N or y.shape[1] != H or y.shape[2] != W:
+        raise ValueError("quantize_nchw: y must be (N, H, W, >= C) of x's N, H and W")
+    if N * H * W == 0:
+        return
     with nogil:
         for r in prange(N * H, schedule='static',
                         num_threads=nthreads_for(N * C * H * W, n_threads)):
             n = r // H
             h = r % H
-            for c in range(C):
-                for w in range(W):
-                    v = x[n, c, h, w] * inv_scale
-                    v = v + zp
-                    y[n, h, w, c] = <uint8_t>lrintf(_clampf(v, 0.0, 255.0))
-            for c in range(C, CY):
-                for w in range(W):
-                    y[n, h, w, c] = z
+            fc_q_quantize_row(&x[n, 0, h, 0], C, H * W, W, inv_scale, zp, z, &y[n, h, 0, 0],
+                              CY)
 
 
 def dequantize_nhwc(const uint8_t[:, :, :, ::1] x, float[:, :, :, ::1] y, float scale,

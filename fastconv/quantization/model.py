@@ -196,6 +196,11 @@ class _WeightStep(_Step):
         self.pad, self.out_hw, self.in_hw = (0, 0), (1, 1), None
         if isinstance(m, nn.Conv2d):
             self.stride, self.dilation = _pair(m.stride), _pair(m.dilation)
+        self.kernel = Q.QConv(self.wmat if self.depthwise else self.packed, self.depthwise,
+                              cout if self.depthwise else self.cin, cout, self.kh, self.kw,
+                              *self.stride, *self.dilation, zx, self.comp, self.mult,
+                              self.bias, self.lo, self.hi)
+        self.in_channels = None if self.depthwise or not self.cpad else self.cin
 
     def _geometry(self, h, w):
         """Output size and top/left padding for an h x w input (any size, not only the
@@ -207,26 +212,24 @@ class _WeightStep(_Step):
         return self.out_hw
 
     def run(self, env, nt):
-        x = _to_q(env[self.node.inputs[0]], *self.in_q, nt,
-                  channels=None if self.depthwise or not self.cpad else self.cin)
-        n = x.data.shape[0]
-        oh, ow = self._geometry(*x.data.shape[1:3]) if self.node.kind == "conv" else (1, 1)
+        x = env[self.node.inputs[0]]
+        if not isinstance(x, QTensor):
+            x = _to_q(x, *self.in_q, nt, channels=self.in_channels)
+        d = x.data
+        n, h, w = d.shape[:3]
+        if self.node.kind == "conv":
+            oh, ow = self.out_hw if (h, w) == self.in_hw else self._geometry(h, w)
+        else:
+            oh = ow = 1
         if self.out_q is None:
             y = _empty((n, oh, ow, self.cout), np.float32)
-            kw = {"yf": y}
-        else:
-            y = _empty((n, oh, ow, self.cout), np.uint8)
-            kw = {"y8": y}
-        args = (self.kh, self.kw, *self.stride, *self.pad, *self.dilation, oh, ow,
-                x.zp, self.comp, self.mult, self.bias, self.lo, self.hi)
-        if self.depthwise:
-            Q.dwconv(x.data, self.wmat, *args, n_threads=nt, **kw)
-        else:
-            Q.conv(x.data, self.packed, self.cout, *args, n_threads=nt, **kw)
-        shape = (n, self.cout) + ((oh, ow) if self.node.kind == "conv" else ())
-        if self.out_q is not None:
-            return QTensor(y, *self.out_q, shape)
-        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(shape)
+            self.kernel.run_f32(d, y, *self.pad, nt)
+            shape = (n, self.cout) + ((oh, ow) if self.node.kind == "conv" else ())
+            return np.ascontiguousarray(y.transpose(0, 3, 1, 2)).reshape(shape)
+        y = _empty((n, oh, ow, self.cout), np.uint8)
+        self.kernel.run_u8(d, y, *self.pad, nt)
+        return QTensor(y, *self.out_q,
+                       (n, self.cout, oh, ow) if self.node.kind == "conv" else (n, self.cout))
 
 
 class _FollowStep(_Step):
@@ -236,15 +239,22 @@ class _FollowStep(_Step):
     def __init__(self, node, on_u8):
         super().__init__(node)
         self.precision = "int8" if on_u8 else "float32"
+        self.in_shape = self.out_shape = None
 
     def run(self, env, nt):
         x, n = env[self.node.inputs[0]], self.node
         if not isinstance(x, QTensor):
+            if n.kind == "flatten":                  # as run_float's, without its setup
+                return x.reshape(x.shape[0], -1)
             return _float_node(n, {n.inputs[0]: x})
         d = x.data
         if n.kind == "maxpool":
+            if d.shape != self.in_shape:             # the module's checks, once per shape
+                self.out_shape = tuple(n.module.output_shape(
+                    (d.shape[0], d.shape[3]) + d.shape[1:3]))
+                self.in_shape = d.shape
+            out = self.out_shape
             k, s, p, dl = n.module._args
-            out = tuple(n.module.output_shape((d.shape[0], d.shape[3]) + d.shape[1:3]))
             y = _empty((d.shape[0],) + out[2:] + (d.shape[3],), np.uint8)
             Q.max_pool(d, y, *k, *s, *p, *dl, nt)
             return QTensor(y, x.scale, x.zp, out)

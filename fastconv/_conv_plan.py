@@ -16,7 +16,8 @@ class Algorithm(enum.Enum):
     """How a convolution's forward runs."""
     WINOGRAD4 = "winograd4"         # F(4x4, 3x3): 36 multiplies per 16 outputs, not 144
     WINOGRAD2 = "winograd2"         # F(2x2, 3x3): 16 per 4 outputs, not 36
-    PADDED = "padded"               # stride 1 on a zero-padded copy: im2col rows are copies
+    PADDED = "padded"               # a zero-padded copy (stride s: split in s*s phases), so
+                                    # im2col rows are contiguous slices
     GATHER = "gather"               # implicit GEMM gathering im2col patches while packing
     TAPS = "taps"                   # small planes: a GEMM per class of output pixels over
                                     # the taps inside the input (padding never multiplied)
@@ -128,7 +129,8 @@ def accepts(algorithm, g):
         return (f32 and (g.KH, g.KW, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1)
                 and g.groups == 1 and min(g.pads) >= 0)
     if algorithm is Algorithm.PADDED:
-        return s1 and min(g.pads) >= 0
+        # stride s > 1 (equal, no dilation): over the input's s*s phases (polyphase)
+        return min(g.pads) >= 0 and (s1 or (g.sh == g.sw and g.dh == g.dw == 1))
     if algorithm is Algorithm.DEPTHWISE_S1:
         return f32 and s1 and g.is_depthwise and min(g.pads) >= 0
     if algorithm is Algorithm.DEPTHWISE:
@@ -187,6 +189,12 @@ def choose_algorithm(g, finite=True, prepared=False):
     # the padded width pays a crop pass over the output: worth it when each output has
     # enough of K (Cg*KH*KW) behind it that the gathers it saves dominate
     # (planes under 64 pixels: the gather path runs the whole batch as one GEMM)
+    # strided, over the input's phases: only a large kernel on few channels (a 7x7 stem,
+    # whose 49 taps make gathering costly) at inference gains (1.1-1.2x); on 3x3 layers
+    # the phases' wider rows and per-image GEMMs lose 5-30% to the batch-wide gather, and
+    # its weight gradient loses 10%
+    if g.sh > 1 and not (prepared and g.KH * g.KW >= 25):
+        return Algorithm.GATHER
     if accepts(Algorithm.PADDED, g) and (g.KH, g.KW) != (1, 1) and g.Cg * g.KH * g.KW >= 64 \
             and g.OH * g.OW >= 64:
         return Algorithm.PADDED

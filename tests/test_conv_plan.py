@@ -36,6 +36,8 @@ GEOMS = random_geometries(60, 11) + [
     ConvGeometry(1, 16, 34, 36, 20, 3, 3, 1, 1, 1, 1, 1, 1),           # Winograd F(4x4) sized
     ConvGeometry(2, 8, 9, 7, 8, 3, 3, 1, 1, 0, 2, 1, 0, 1, 1, 8),      # depthwise, asymmetric
     ConvGeometry(1, 6, 5, 5, 12, 3, 3, 2, 2, 1, 1, 1, 1, 2, 2, 6),     # depthwise x2, strided
+    ConvGeometry(2, 3, 23, 21, 8, 7, 7, 2, 2, 3, 3, 3, 3),             # a 7x7 stride-2 stem
+    ConvGeometry(1, 4, 17, 13, 8, 3, 3, 3, 3, 1, 0, 2, 1),             # stride 3, uneven pads
 ]
 CASES = [(i, a) for i, g in enumerate(GEOMS) for a in Algorithm if plan.accepts(a, g)]
 
@@ -108,6 +110,17 @@ def test_planner_rules_with_prepared_weights():
         is Algorithm.WINOGRAD2
     assert plan.choose_algorithm(frame, finite=False, prepared=True) not in plan.WINOGRAD
     assert plan.choose_algorithm(frame._replace(sh=2, sw=2), prepared=True) not in plan.WINOGRAD
+
+
+def test_strided_padded_only_for_large_kernels_at_inference():
+    stem = ConvGeometry(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 3, 3)
+    assert plan.accepts(Algorithm.PADDED, stem)
+    assert plan.choose_algorithm(stem) is Algorithm.GATHER
+    assert plan.choose_algorithm(stem, prepared=True) is Algorithm.PADDED
+    s2 = ConvGeometry(1, 64, 56, 56, 128, 3, 3, 2, 2, 1, 1, 1, 1)
+    assert plan.choose_algorithm(s2, prepared=True) is Algorithm.GATHER
+    assert not plan.accepts(Algorithm.PADDED, s2._replace(sw=1))
+    assert not plan.accepts(Algorithm.PADDED, s2._replace(dh=2, dw=2))
 
 
 def test_bf16_prefers_f2_with_bf16_products_except_few_channels_on_large_planes():

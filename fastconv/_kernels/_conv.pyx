@@ -505,6 +505,23 @@ def padded_offsets(Py_ssize_t Cg, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t PH, P
     return off
 
 
+def phase_offsets(Py_ssize_t Cg, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t s,
+                  Py_ssize_t PH2, Py_ssize_t PW2):
+    """The im2col row offsets of a stride-s convolution over its phase-split input
+    (_pad.phase_split, C channels per phase): tap (kh, kw) of channel c reads phase
+    (kh % s, kw % s) shifted by (kh // s, kw // s): off[(c, kh, kw)] = ((kh % s)*s +
+    kw % s)*C*PH2*PW2 + c*PH2*PW2 + (kh // s)*PW2 + kw // s (int64, Cg*KH*KW)."""
+    off = np.empty(Cg * KH * KW, np.int64)
+    cdef int64_t[::1] o = off
+    cdef Py_ssize_t c, kh, kw, i = 0, plane = PH2 * PW2
+    for c in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                o[i] = ((kh % s) * s + kw % s) * C * plane + c * plane + (kh // s) * PW2 + kw // s
+                i += 1
+    return off
+
+
 def padded_conv(const floating[::1] xpad, Py_ssize_t image_size, const floating[:, ::1] w2,
                 const floating[::1] bias, floating[:, :, ::1] ypad, const int64_t[::1] off,
                 Py_ssize_t groups, Py_ssize_t group_size, int relu, int n_threads,

@@ -85,3 +85,50 @@ def pad2d_backward(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
                     sj = src_index(j - pl, W, mode)
                     if sj >= 0:
                         dst[si * W + sj] += src[i * OW + j]
+
+
+def phase_split(const floating[:, :, :, ::1] x, floating[:, :, :, :, ::1] out, Py_ssize_t s,
+                Py_ssize_t pt, Py_ssize_t pl, int n_threads):
+    """The zero-padded input split into its s*s stride phases (polyphase form of a
+    stride-s convolution: each tap then reads one phase at stride 1, so im2col rows are
+    contiguous slices): out[n, a*s + b, c, i, j] = x[n, c, s*i + a - pt, s*j + b - pl], 0
+    outside x.
+
+    x (N, C, H, W) IN; out (N, s*s, C, PH2, PW2) OUT."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t PH2 = out.shape[3], PW2 = out.shape[4], planes = N * s * s * C
+    cdef Py_ssize_t p, n, ph, a, b, c, i, j, si, j0, j1
+    cdef const floating *src
+    cdef floating *dst
+    if out.shape[0] != N or out.shape[1] != s * s or out.shape[2] != C:
+        raise ValueError("phase_split: out must be (N, s*s, C, PH2, PW2)")
+    if planes == 0 or PH2 * PW2 == 0:
+        return
+    with nogil:
+        for p in prange(planes, schedule='static',
+                        num_threads=nthreads_for(planes * PH2 * PW2, n_threads)):
+            c = p % C
+            ph = (p // C) % (s * s)
+            n = p // (C * s * s)
+            a = ph // s
+            b = ph % s
+            # columns j with 0 <= s*j + b - pl < W
+            j0 = (pl - b + s - 1) // s if pl > b else 0
+            j1 = (W - 1 + pl - b) // s + 1 if W - 1 + pl - b >= 0 else 0
+            if j1 > PW2:
+                j1 = PW2
+            if j0 > j1:
+                j0 = j1
+            for i in range(PH2):
+                dst = &out[n, ph, c, i, 0]
+                si = s * i + a - pt
+                if si < 0 or si >= H or j0 == j1:
+                    memset(dst, 0, PW2 * sizeof(floating))
+                    continue
+                src = &x[n, c, si, 0]
+                for j in range(j0):
+                    dst[j] = 0
+                for j in range(j0, j1):
+                    dst[j] = src[s * j + b - pl]
+                for j in range(j1, PW2):
+                    dst[j] = 0

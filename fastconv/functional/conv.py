@@ -401,8 +401,20 @@ def _depthwise_grads(state, gy, need_input, need_weight, need_bias, nt):
 
 def _padded_source(big, g, nt):
     """Zero-padded copy of big (flat, with slack for the last image's junk columns) and
-    the im2col row offsets: (flat, image size, offsets, padded width, group size)."""
+    the im2col row offsets: (flat, image size, offsets, padded width, group size).
+    Stride s > 1: the padded input split into its s*s phases (_pad.phase_split), where
+    every tap reads at stride 1 - the same GEMM, on the phases' width."""
     N, C, H, W = big.shape
+    if g.sh > 1:
+        s = g.sh
+        PH2, PW2 = g.OH + (g.KH - 1) // s, g.OW + (g.KW - 1) // s
+        image, gsize = s * s * C * PH2 * PW2, g.Cg * PH2 * PW2
+        flat = empty(N * image + (g.KW - 1) // s + 16, big.dtype)
+        flat[N * image:] = 0
+        _pad.phase_split(big, flat[:N * image].reshape(N, s * s, C, PH2, PW2), s, g.pt, g.pl,
+                         nt)
+        return (flat, image, _conv.phase_offsets(g.Cg, C, g.KH, g.KW, s, PH2, PW2), PW2,
+                gsize)
     PH, PW = H + g.pt + g.pb, W + g.pl + g.pr
     image, gsize = C * PH * PW, g.Cg * PH * PW
     flat = empty(N * image + (g.KW - 1) * g.dw + 16, big.dtype)

@@ -157,7 +157,11 @@ static inline void FC_CAT(gather_row_, FC_SFX)(const FC_TB *plane, fc_int H, fc_
         if (hi < lo) hi = lo;
         for (fc_int t = 0; t < lo; t++) d[t * dstride] = 0;
         const FC_TB *s = row + iw0;
-        for (fc_int t = lo; t < hi; t++) d[t * dstride] = FC_B2P(s[t * sw]);
+        if (sw == 2 && dstride == 1) {      /* a constant stride vectorises (shuffles) */
+            for (fc_int t = lo; t < hi; t++) d[t] = FC_B2P(s[2 * t]);
+        } else {
+            for (fc_int t = lo; t < hi; t++) d[t * dstride] = FC_B2P(s[t * sw]);
+        }
         for (fc_int t = hi; t < len; t++) d[t * dstride] = 0;
     }
 }

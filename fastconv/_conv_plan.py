@@ -203,10 +203,10 @@ def choose_algorithm(g, finite=True, prepared=False):
 
 def _four_under_bf16(g):
     """Whether F(4x4) (float32 products) still beats F(2x2) with bf16 products: under
-    bf16 only for few channels on large planes (64@64x64: 1.2x), where the transforms
-    dominate; from 64@32x32 or 128 channels up, F(2x2) in bf16 is 1.15-1.6x faster
-    (1 and 2 threads, one frame and batches)."""
-    return not g.bf16 or (g.C * g.M <= 64 * 64 and min(g.OH, g.OW) >= 64)
+    bf16 only for few channels on large planes (64@64x64: 1.2x, 64->128@112: 1.06x),
+    where the transforms dominate; from 64@32x32 or 128->128 up, F(2x2) in bf16 is
+    1.15-1.6x faster (1 and 2 threads, one frame and batches)."""
+    return not g.bf16 or (g.C * g.M <= 64 * 128 and min(g.OH, g.OW) >= 64)
 
 
 def input_grad_algorithm(g, forward):

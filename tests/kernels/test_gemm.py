@@ -189,3 +189,21 @@ def test_few_column_matmul_bits_same_on_avx2_and_avx512():
         assert r.returncode == 0, r.stderr
         digests.append(r.stdout.split()[-1])
     assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("N", [100, 47, 16, 30])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_few_rows_read_b_in_place_with_the_packed_bits(N, threads, rng):
+    # up to 128 rows of A, B's rows are read in place (no packing) where the kernel can:
+    # the same sums in the same order as the packed path of a taller A, so the same
+    # bits; K over two cache blocks, edge panels of 48, 32 and 16 columns, alpha and beta
+    K = 300
+    a = rng.standard_normal((300, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    c0 = rng.standard_normal((300, N)).astype(np.float32)
+    tall, short = c0.copy(), c0[:64].copy()
+    _gemm.matmul(a, b, tall, 0.5, 2.0, threads)         # 300 rows (150 a thread): packed
+    _gemm.matmul(a[:64], b, short, 0.5, 2.0, threads)   # 64 rows: B in place
+    assert np.array_equal(short, tall[:64])
+    ref = 0.5 * (a[:64].astype(np.float64) @ b) + 2.0 * c0[:64]
+    np.testing.assert_allclose(short, ref, rtol=1e-5, atol=1e-4)

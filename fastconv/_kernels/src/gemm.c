@@ -320,6 +320,8 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #define FC_TPA float
 #define FC_TPB float
 #define FC_SFX s
+#define FC_DIRECT_B 1
+#define FC_DIRECT_B_MAX_M 128
 #define FC_SMALLN_KERNEL fc_smalln_f32
 #define FC_ROWDOT_KERNEL fc_rowdot_f32
 #define FC_KT fc_skernel_t
@@ -335,6 +337,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #undef FC_TPA
 #undef FC_TPB
 #undef FC_SFX
+#undef FC_DIRECT_B
 #undef FC_KT
 #undef FC_KERNEL
 #undef FC_GEMM

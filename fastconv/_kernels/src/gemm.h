@@ -27,12 +27,20 @@ typedef void (*fc_sukr_t)(fc_int k, const float *a, const float *b, float *c, fc
 typedef void (*fc_dukr_t)(fc_int k, const double *a, const double *b, double *c, fc_int ldc,
                           int m, int n, double alpha, double beta);
 
+/* The same with B read in place (row p at b + p*ldb, columns contiguous) instead of
+ * from a packed panel: a GEMM with few rows (A) reuses each B element only M times, so
+ * its packing pass cost half as much as the multiplies (a 1x1 convolution to 64
+ * channels).  Same arithmetic in the same order, so the same bits. */
+typedef void (*fc_sukr_b_t)(fc_int k, const float *a, const float *b, fc_int ldb, float *c,
+                            fc_int ldc, int m, int n, float alpha, float beta);
+
 typedef struct {
     const char *name;          /* e.g. "avx512_8x48" */
     unsigned requires;         /* FC_CPU_* flags */
     int mr, nr;                /* register tile */
     fc_int mc, kc, nc;         /* cache blocks (multiples of mr / nr) */
     fc_sukr_t ukr;
+    fc_sukr_b_t ukr_b;         /* B in place, or NULL (always packed) */
 } fc_skernel_t;
 
 typedef struct {

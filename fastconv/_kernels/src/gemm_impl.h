@@ -571,6 +571,14 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
     const FC_KT *kd = FC_KERNEL();
     const int mr = kd->mr, nr = kd->nr;
     const fc_int MC = kd->mc, KC = kd->kc, NC = kd->nc;
+#ifdef FC_DIRECT_B
+    /* few rows of A: B's rows read in place, not packed (fc_sukr_b_t) */
+    const int direct_b = kd->ukr_b && B->kind == FC_B_MATRIX && B->cs == 1 &&
+                         M <= FC_DIRECT_B_MAX_M;
+    const FC_TB *Bm = (const FC_TB *)B->ptr;
+#else
+    const int direct_b = 0;
+#endif
     fc_int mc_max = M < MC ? M : MC, kc_max = K < KC ? K : KC, nc_max = N < NC ? N : NC;
     fc_int a_elems = ((mc_max + mr - 1) / mr) * mr * kc_max;
     fc_int b_elems = ((nc_max + nr - 1) / nr) * nr * kc_max;
@@ -591,11 +599,13 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                 fc_int kc = (K - pc) < KC ? (K - pc) : KC;
                 int last = pc + kc >= K;
                 FC_TC beta_eff = pc == 0 ? beta : (FC_TC)1;
-                #pragma omp for schedule(static)
-                for (fc_int jp = 0; jp < njp; jp++) {
-                    fc_int j0 = jp * nr;
-                    int n = (int)((nc - j0) < nr ? (nc - j0) : nr);
-                    FC_CAT(pack_b_, FC_SFX)(B, pc, kc, jc + j0, n, nr, Bp + jp * nr * kc);
+                if (!direct_b) {
+                    #pragma omp for schedule(static)
+                    for (fc_int jp = 0; jp < njp; jp++) {
+                        fc_int j0 = jp * nr;
+                        int n = (int)((nc - j0) < nr ? (nc - j0) : nr);
+                        FC_CAT(pack_b_, FC_SFX)(B, pc, kc, jc + j0, n, nr, Bp + jp * nr * kc);
+                    }
                 }
                 for (fc_int ic = 0; ic < M; ic += MC) {
                     fc_int mc = (M - ic) < MC ? (M - ic) : MC;
@@ -611,6 +621,12 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                         int m = (int)((mc - i0) < mr ? (mc - i0) : mr);
                         int n = (int)((nc - j0) < nr ? (nc - j0) : nr);
                         FC_TC *ct = C + (ic + i0) * ldc + jc + j0;
+#ifdef FC_DIRECT_B
+                        if (direct_b)
+                            kd->ukr_b(kc, Ap + ip * mr * kc, Bm + pc * B->rs + jc + j0, B->rs,
+                                      ct, ldc, m, n, alpha, beta_eff);
+                        else
+#endif
                         kd->ukr(kc, (FC_UKP)(Ap + ip * mr * kc), (FC_UKP)(Bp + jp * nr * kc),
                                 ct, ldc, m, n, alpha, beta_eff);
                     }

@@ -257,14 +257,16 @@ def _cached_weights(cache, w, scale, key, build):
     """build(w * scale) (weights prepared for inference: Winograd-transformed, or just
     scaled), from cache while w and scale hold the bytes they were built from: checked
     by one memcmp per call, so any in-place change (an optimiser step, load_state_dict,
-    new BatchNorm statistics) rebuilds them.  One tuple per entry: readers in other
-    threads see a whole entry."""
+    new BatchNorm statistics) rebuilds them.  One entry per key (the algorithm and
+    precision are part of it), so a layer run alternately in float32 and bf16, or at
+    two input sizes that plan differently, keeps both forms instead of rebuilding on
+    every switch; one tuple per entry: readers in other threads see a whole entry."""
     w = np.ascontiguousarray(w)
-    hit = cache.get(key[0])
-    if hit is not None and hit[0] == key and _memory.same_contents(hit[1], (w, scale)):
-        return hit[2]
+    hit = cache.get(key)
+    if hit is not None and _memory.same_contents(hit[0], (w, scale)):
+        return hit[1]
     prepared = build(_scaled(w, scale))
-    cache[key[0]] = (key, (w.tobytes(), scale.tobytes()), prepared)
+    cache[key] = ((w.tobytes(), scale.tobytes()), prepared)
     return prepared
 
 

@@ -1,6 +1,9 @@
 """The caching allocator (fastconv._kernels._memory) in a training loop."""
+import os
 import subprocess
 import sys
+
+import fastconv
 
 _STEPS = r"""
 import numpy as np
@@ -28,8 +31,13 @@ def test_training_steps_reuse_every_block_after_the_first():
     # multi-MiB array of the next steps comes from the cache (a fresh block costs its
     # first touch: 12 ms instead of 6 for one depthwise gradient), and idle memory stays
     # within half the peak live total above it
+    # the fastconv this session imported (an installed wheel or the in-place build), run
+    # away from a source checkout that would shadow it
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([pkg_root,
+                                                       os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", _STEPS], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, env=env, cwd=os.path.dirname(os.path.abspath(__file__)))
     assert out.returncode == 0, out.stderr
     misses, peak, idle = out.stdout.strip().rsplit(" ", 2)
     misses = eval(misses)

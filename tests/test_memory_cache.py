@@ -30,7 +30,7 @@ def test_training_steps_reuse_every_block_after_the_first():
     # a fresh process (the peak live total is process-wide): once one step has run, every
     # multi-MiB array of the next steps comes from the cache (a fresh block costs its
     # first touch: 12 ms instead of 6 for one depthwise gradient), and idle memory stays
-    # within half the peak live total above it
+    # within a quarter of the peak live total above it
     # the fastconv this session imported (an installed wheel or the in-place build), run
     # away from a source checkout that would shadow it
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
@@ -42,4 +42,4 @@ def test_training_steps_reuse_every_block_after_the_first():
     misses, peak, idle = out.stdout.strip().rsplit(" ", 2)
     misses = eval(misses)
     assert misses[0] > 0 and misses[2:] == [0, 0], misses
-    assert int(idle) <= int(peak) * 1.5 + (32 << 20)
+    assert int(idle) <= int(peak) * 1.25 + (32 << 20)

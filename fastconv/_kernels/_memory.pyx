@@ -7,14 +7,15 @@ first touch, which costs as much as the op that writes it (a 49 MiB ReLU output:
 ~4.5 ms of faults for a 3 ms kernel).  Training allocates the same sizes every
 step, so blocks of >= 1 MiB are kept when their last array dies and handed out
 again for the next request of the same size (PyTorch's caching allocator, on the
-CPU).  A miss first evicts idle blocks that would push live + idle well above the
-highest live total seen so far, so caching raises peak memory by a bounded amount.
+CPU).  A miss first evicts idle blocks (the most recently freed first) that would push
+live + idle well above the highest live total seen so far, so caching raises peak
+memory by a bounded amount.
 Arrays are ordinary NumPy arrays whose base is a ``Block`` exposing the
 buffer protocol; the memory returns to the cache when the array and all its views
 are gone.  Everything runs with the GIL held (allocation and deallocation of
 Python objects), so the cache needs no lock.  Idle memory is bounded twice: live +
-idle stays within half the highest live total seen (at least 32 MiB) above it, and
-idle alone stays under a limit (2 GiB by default, ``FASTCONV_CACHE_BYTES``
+idle stays within a quarter of the highest live total seen (at least 32 MiB) above it,
+and idle alone stays under a limit (2 GiB by default, ``FASTCONV_CACHE_BYTES``
 or ``set_limit``; the least recently freed blocks go first).  ``empty_cache()``
 releases it all.
 """
@@ -88,21 +89,24 @@ cdef void _release(char *ptr, size_t cap) noexcept:
 
 
 cdef void _evict_oldest() noexcept:
+    _evict_at(0)
+
+
+cdef void _evict_at(Py_ssize_t i) noexcept:
     global _idle_bytes
-    cap, addr = _order.pop(0)
+    cap, addr = _order.pop(i)
     _idle[cap].remove(addr)
     _idle_bytes -= <size_t>cap
     free(<void *><size_t>addr)
 
 
 cdef inline size_t _headroom() noexcept:
-    """How far above the highest live total live + idle may go: half of it (at least 32
-    MiB).  A tighter bound (32 MiB alone) evicted, around each step's peak, blocks the
-    backward then allocated afresh: 17-35 fresh multi-MiB blocks a training step, whose
-    first touch (the kernel zeroing huge pages) doubled the layer that wrote them (a
-    mobilenet_v2 depthwise gradient: 12 ms instead of 6).  Half the peak removes those
-    misses; the steps' peak RSS stays a third to a fifth of PyTorch's."""
-    cdef size_t h = _peak_bytes // 2
+    """How far above the highest live total live + idle may go: a quarter of it (at least
+    32 MiB).  With 32 MiB alone (and the oldest idle block evicted first), each training
+    step's peak evicted the blocks its backward then allocated afresh: 17-35 fresh
+    multi-MiB blocks a step, whose first touch (the kernel zeroing huge pages) doubled
+    the layer that wrote them (a mobilenet_v2 depthwise gradient: 12 ms instead of 6)."""
+    cdef size_t h = _peak_bytes // 4
     return h if h > (32 << 20) else (32 << 20)
 
 
@@ -122,8 +126,12 @@ cdef Block _take(size_t nbytes):
         # a fresh block: first drop idle blocks that would lift live + idle more than the
         # headroom above the highest live total seen: the cache raises peak memory by a
         # bounded amount
+        # the most recently freed first: a training step frees and takes its blocks in
+        # the same order every time, so the block freed last is the one needed again
+        # last (the oldest, freed by the previous step's backward, are about to be taken
+        # again by this one: evicting them, as LRU would, refaulted them every step)
         while _order and _live_bytes + _idle_bytes + cap > _peak_bytes + _headroom():
-            _evict_oldest()
+            _evict_at(len(_order) - 1)
         if posix_memalign(&p, 64, cap) != 0:
             # make room from the cache and retry once before giving up
             while _order:

@@ -162,24 +162,18 @@ def choose_algorithm(g, finite=True, prepared=False):
         # (1.3-2.2x on 8-24 planes), loses on 4x4 planes, where its 16/9 larger weights
         # make the call memory-bound; F(4x4) wins on large planes, and from 12x12 up
         # once C*M is large enough that the multiplies dominate its transforms
-        tiles2 = g.N * ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
         side = min(g.OH, g.OW)
-        if side >= 6 and tiles2 >= 16:
-            tiles4 = g.N * ((g.OH + 3) // 4) * ((g.OW + 3) // 4)
-            four = (side >= 32 and tiles4 >= 128) or (side >= 12 and g.C * g.M >= 256 * 256)
-            return Algorithm.WINOGRAD4 if four and _four_under_bf16(g) and \
-                accepts(Algorithm.WINOGRAD4, g) else Algorithm.WINOGRAD2
+        if side >= 6 and _tiles(g, 2) >= 16:
+            return _winograd(g, (side >= 32 and _tiles(g, 4) >= 128) or
+                             (side >= 12 and g.C * g.M >= 256 * 256))
     # planes under 6x6: the weights' transform (16/9 of them, every call) outweighs the
     # multiplies saved on so few tiles; the batch-stacked GEMM is faster
     # and too few tiles (a single frame's late stages): the same trade, per call; the
     # weights' transform grows with C*M, the saving with the tile count
-    tiles2 = g.N * ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
     if finite and g.C >= 16 and g.M >= 16 and min(g.OH, g.OW) >= 6 and \
-            tiles2 >= max(192, g.C * g.M // 1024) and accepts(Algorithm.WINOGRAD2, g):
+            _tiles(g, 2) >= max(192, g.C * g.M // 1024) and accepts(Algorithm.WINOGRAD2, g):
         # F(4x4)'s 16-lane transforms want long tile rows and enough tiles to fill them
-        tiles = g.N * ((g.OH + 3) // 4) * ((g.OW + 3) // 4)
-        return Algorithm.WINOGRAD4 if min(g.OH, g.OW) >= 32 and tiles >= 256 and \
-            _four_under_bf16(g) and accepts(Algorithm.WINOGRAD4, g) else Algorithm.WINOGRAD2
+        return _winograd(g, min(g.OH, g.OW) >= 32 and _tiles(g, 4) >= 256)
     # small planes where a quarter or more of im2col is padding (a 3x3 on 4x4: 31%, on
     # 2x2: 56%; on 7x7 18% does not pay for the classes): one GEMM per border class skips it; each class needs enough images to fill
     # the GEMM's 48-column panels
@@ -199,6 +193,17 @@ def choose_algorithm(g, finite=True, prepared=False):
             and g.OH * g.OW >= 64:
         return Algorithm.PADDED
     return Algorithm.GATHER
+
+
+def _tiles(g, t):
+    """Winograd F(t x t) output tiles of g, the batch's images together."""
+    return g.N * ((g.OH + t - 1) // t) * ((g.OW + t - 1) // t)
+
+
+def _winograd(g, four):
+    """F(4x4) where `four` says its tiles pay and bf16 does not prefer F(2x2), else F(2x2)."""
+    return Algorithm.WINOGRAD4 if four and _four_under_bf16(g) and \
+        accepts(Algorithm.WINOGRAD4, g) else Algorithm.WINOGRAD2
 
 
 def _four_under_bf16(g):

@@ -9,9 +9,8 @@ step, so blocks of >= 1 MiB are kept when their last array dies and handed out
 again for the next request of the same size (PyTorch's caching allocator, on the
 CPU).  A miss first evicts idle blocks (the most recently freed first) that would push
 live + idle well above the highest live total seen so far, so caching raises peak
-memory by a bounded amount.
-Arrays are ordinary NumPy arrays whose base is a ``Block`` exposing the
-buffer protocol; the memory returns to the cache when the array and all its views
+memory by a bounded amount.  Arrays are ordinary NumPy arrays whose base is a
+``Block`` exposing the buffer protocol; the memory returns to the cache when the array and all its views
 are gone.  Everything runs with the GIL held (allocation and deallocation of
 Python objects), so the cache needs no lock.  Idle memory is bounded twice: live +
 idle stays within a quarter of the highest live total seen (at least 32 MiB) above it,
@@ -124,12 +123,11 @@ cdef Block _take(size_t nbytes):
         _hits += 1
     else:
         # a fresh block: first drop idle blocks that would lift live + idle more than the
-        # headroom above the highest live total seen: the cache raises peak memory by a
-        # bounded amount
-        # the most recently freed first: a training step frees and takes its blocks in
-        # the same order every time, so the block freed last is the one needed again
-        # last (the oldest, freed by the previous step's backward, are about to be taken
-        # again by this one: evicting them, as LRU would, refaulted them every step)
+        # headroom above the highest live total seen, the most recently freed first: a
+        # training step frees and takes its blocks in the same order every time, so the
+        # block freed last is the one needed again last (the oldest, freed by the
+        # previous step's backward, are about to be taken again by this one: evicting
+        # them, as LRU would, refaulted them every step)
         while _order and _live_bytes + _idle_bytes + cap > _peak_bytes + _headroom():
             _evict_at(len(_order) - 1)
         if posix_memalign(&p, 64, cap) != 0:

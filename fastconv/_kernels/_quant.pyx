@@ -99,20 +99,24 @@ cdef class QConv:
         self.e.ldy = cout
 
     cdef int _run(self, const uint8_t[:, :, :, ::1] x, Py_ssize_t N, Py_ssize_t OH,
-                  Py_ssize_t OW, Py_ssize_t ph, Py_ssize_t pw, uint8_t *y8, float *yf,
-                  int n_threads) except -1:
+                  Py_ssize_t OW, Py_ssize_t C, Py_ssize_t ph, Py_ssize_t pw, uint8_t *y8,
+                  float *yf, int n_threads) except -1:
+        """The checks and the kernel call of run_u8 / run_f32: y (N, OH, OW, C) at y8 or
+        yf (NULL for an empty output)."""
         cdef fc_qgeom_t g = self.g
         cdef fc_qepi_t e = self.e
+        if C != self.cout:
+            raise ValueError(f"quant: y has {C} channels, the layer makes {self.cout}")
         if x.shape[3] != self.cin:
             raise ValueError(f"quant: the input has {x.shape[3]} channels, the layer takes "
                              f"{self.cin}")
         if x.shape[0] != N:
             raise ValueError("quant: the output's batch differs from the input's")
+        if N * OH * OW == 0:
+            return 0
         g.n, g.h, g.w, g.c = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
         g.ph, g.pw, g.oh, g.ow = ph, pw, OH, OW
         e.y8, e.yf = y8, yf
-        if N * OH * OW == 0:
-            return 0
         with nogil:
             if self.depthwise:
                 KT.qgemm.dwconv(&x[0, 0, 0, 0], &g, self.w, &e, max(1, n_threads))
@@ -126,24 +130,16 @@ cdef class QConv:
                Py_ssize_t pw, int n_threads=1):
         """x (N, H, W, C_in) u8 -> y (N, OH, OW, C_out) u8, written; ph, pw the top and
         left padding (the bottom and right follow from the output size)."""
-        if y.shape[3] != self.cout:
-            raise ValueError(f"quant: y has {y.shape[3]} channels, the layer makes {self.cout}")
-        if y.shape[0] * y.shape[1] * y.shape[2]:
-            self._run(x, y.shape[0], y.shape[1], y.shape[2], ph, pw, &y[0, 0, 0, 0], NULL,
-                      n_threads)
-        elif x.shape[0] != y.shape[0]:
-            raise ValueError("quant: the output's batch differs from the input's")
+        self._run(x, y.shape[0], y.shape[1], y.shape[2], y.shape[3], ph, pw,
+                  &y[0, 0, 0, 0] if y.shape[0] * y.shape[1] * y.shape[2] else NULL, NULL,
+                  n_threads)
 
     def run_f32(self, const uint8_t[:, :, :, ::1] x, float[:, :, :, ::1] y, Py_ssize_t ph,
                 Py_ssize_t pw, int n_threads=1):
         """As run_u8 with a float32 output (a layer whose consumer runs in float)."""
-        if y.shape[3] != self.cout:
-            raise ValueError(f"quant: y has {y.shape[3]} channels, the layer makes {self.cout}")
-        if y.shape[0] * y.shape[1] * y.shape[2]:
-            self._run(x, y.shape[0], y.shape[1], y.shape[2], ph, pw, NULL, &y[0, 0, 0, 0],
-                      n_threads)
-        elif x.shape[0] != y.shape[0]:
-            raise ValueError("quant: the output's batch differs from the input's")
+        self._run(x, y.shape[0], y.shape[1], y.shape[2], y.shape[3], ph, pw, NULL,
+                  &y[0, 0, 0, 0] if y.shape[0] * y.shape[1] * y.shape[2] else NULL,
+                  n_threads)
 
 
 def _call(QConv k, x, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t ph, Py_ssize_t pw, y8, yf,

@@ -409,20 +409,21 @@ def _padded_source(big, g, nt):
     N, C, H, W = big.shape
     if g.sh > 1:
         s = g.sh
-        PH2, PW2 = g.OH + (g.KH - 1) // s, g.OW + (g.KW - 1) // s
-        image, gsize = s * s * C * PH2 * PW2, g.Cg * PH2 * PW2
-        flat = empty(N * image + (g.KW - 1) // s + 16, big.dtype)
-        flat[N * image:] = 0
-        _pad.phase_split(big, flat[:N * image].reshape(N, s * s, C, PH2, PW2), s, g.pt, g.pl,
-                         nt)
-        return (flat, image, _conv.phase_offsets(g.Cg, C, g.KH, g.KW, s, PH2, PW2), PW2,
-                gsize)
-    PH, PW = H + g.pt + g.pb, W + g.pl + g.pr
-    image, gsize = C * PH * PW, g.Cg * PH * PW
-    flat = empty(N * image + (g.KW - 1) * g.dw + 16, big.dtype)
+        PH, PW = g.OH + (g.KH - 1) // s, g.OW + (g.KW - 1) // s
+        image, slack, shape = s * s * C * PH * PW, (g.KW - 1) // s, (N, s * s, C, PH, PW)
+        off = _conv.phase_offsets(g.Cg, C, g.KH, g.KW, s, PH, PW)
+    else:
+        PH, PW = H + g.pt + g.pb, W + g.pl + g.pr
+        image, slack, shape = C * PH * PW, (g.KW - 1) * g.dw, (N, C, PH, PW)
+        off = _conv.padded_offsets(g.Cg, g.KH, g.KW, PH, PW, g.dh, g.dw)
+    flat = empty(N * image + slack + 16, big.dtype)
     flat[N * image:] = 0          # the last image's junk columns read zeros
-    _pad.pad2d(big, flat[:N * image].reshape(N, C, PH, PW), g.pt, g.pl, 0, nt)
-    return flat, image, _conv.padded_offsets(g.Cg, g.KH, g.KW, PH, PW, g.dh, g.dw), PW, gsize
+    out = flat[:N * image].reshape(shape)
+    if g.sh > 1:
+        _pad.phase_split(big, out, g.sh, g.pt, g.pl, nt)
+    else:
+        _pad.pad2d(big, out, g.pt, g.pl, 0, nt)
+    return flat, image, off, PW, g.Cg * PH * PW
 
 
 def _all_finite(a, nt):

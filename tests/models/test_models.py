@@ -100,9 +100,13 @@ def test_blocks_match_torch(which, rng):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_camera_classifier_three_sgd_steps_match_torch(dtype, rng):
     """Same init, same data, SGD with momentum + weight decay + label smoothing: same
-    losses and weights.  float64 pins the maths (agreement ~1e-12); float32 allows
-    for ReLU inputs within rounding of 0 that flip sign in one library but not the
-    other (a flip moves a later loss by ~1e-4 and some weights by ~1e-3 relative)."""
+    losses and weights.  float64 pins the maths (agreement ~1e-12).  In float32 a ReLU
+    input or a max-pool pair within rounding of a tie goes one way in one library and
+    the other way in the other, and three momentum steps carry that into every later
+    weight: over random inits (this host's AVX2 path, torch float32 against torch
+    float64 as often as against fastconv) whole tensors drift by a median ~1e-3 and a
+    worst element up to ~2e-2 of their scale.  So float32 checks the losses, each
+    tensor's median difference and its worst element at those scales."""
     torch = torch_or_skip()
     *_, camera = torch_models(torch)
     fm = models.camera_classifier()
@@ -111,7 +115,7 @@ def test_camera_classifier_three_sgd_steps_match_torch(dtype, rng):
     if dtype == "float64":
         fm.double()
         tm.double()
-    loss_tol, w_tol = (1e-10, 1e-9) if dtype == "float64" else (1e-3, 1e-2)
+    loss_tol, w_tol, med_tol = (1e-10, 1e-9, 1e-9) if dtype == "float64" else (1e-3, 5e-2, 5e-3)
     crit = fc.nn.CrossEntropyLoss(label_smoothing=0.1)
     tcrit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     opt = fc.optim.SGD(fm.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
@@ -132,8 +136,10 @@ def test_camera_classifier_three_sgd_steps_match_torch(dtype, rng):
     for k, v in fm.state_dict().items():
         t = tstate[k].numpy()
         # floor the scale at 0.05: BN biases start at 0 and hold only a few small steps
-        err = np.abs(v.astype(np.float64) - t).max()
-        assert err <= w_tol * max(np.abs(t).max(), 0.05), (k, err)
+        diff = np.abs(v.astype(np.float64) - t)
+        scale = max(np.abs(t).max(), 0.05)
+        assert diff.max() <= w_tol * scale, (k, diff.max())
+        assert np.median(diff) <= med_tol * scale, (k, np.median(diff))
 
 
 def test_camera_classifier_eval_matches_torch(rng):

@@ -7,48 +7,64 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
+/* The accumulators are whole-unrolled named registers and the edge tile is stored
+ * under a lane mask: with the partial tile spilled through a stack array GCC kept all
+ * twelve accumulators in memory and stored them on every k step (25 GFLOP/s where
+ * OpenBLAS runs 72 on one Zen 3 core).  Full and edge tiles do the same arithmetic, so
+ * the bits do not depend on where a tile falls. */
 static void sukr_avx2_6x16(fc_int k, const float *restrict a, const float *restrict b,
                            float *restrict c, fc_int ldc, int m, int n, float alpha, float beta)
 {
-    __m256 acc[6][2];
-    for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (fc_int p = 0; p < k; p++) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
-            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-        }
-        a += 6;
-        b += 16;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
+    for (fc_int p = 0; p < k; p++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
+        ai = _mm256_broadcast_ss(a + 0);
+        c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a + 4);
+        c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a + 5);
+        c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
     }
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    if (m == 6 && n == 16) {
-        for (int i = 0; i < 6; i++) {
-            float *ci = c + i * ldc;
-            __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
-            if (beta != 0) {
-                r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
-                r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
-            }
-            _mm256_storeu_ps(ci, r0);
-            _mm256_storeu_ps(ci + 8, r1);
-        }
-        return;
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane),
+                  k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), lane);
+    const int full = n == 16;
+#define SUKR_AVX2_ROW(I, R0, R1)                                                           \
+    if (I < m) {                                                                           \
+        float *ci = c + (I) * ldc;                                                         \
+        __m256 r0 = _mm256_mul_ps(va, R0), r1 = _mm256_mul_ps(va, R1);                     \
+        if (full) {                                                                        \
+            if (beta != 0) {                                                               \
+                r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);                         \
+                r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);                     \
+            }                                                                              \
+            _mm256_storeu_ps(ci, r0);                                                      \
+            _mm256_storeu_ps(ci + 8, r1);                                                  \
+        } else {                                                                           \
+            if (beta != 0) {                                                               \
+                r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, k0), r0);                  \
+                r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, k1), r1);              \
+            }                                                                              \
+            _mm256_maskstore_ps(ci, k0, r0);                                               \
+            _mm256_maskstore_ps(ci + 8, k1, r1);                                           \
+        }                                                                                  \
     }
-    float tile[6][16];
-    for (int i = 0; i < 6; i++) {
-        _mm256_storeu_ps(tile[i], _mm256_mul_ps(va, acc[i][0]));
-        _mm256_storeu_ps(tile[i] + 8, _mm256_mul_ps(va, acc[i][1]));
-    }
-    for (int i = 0; i < m; i++) {
-        float *ci = c + i * ldc;
-        if (beta == 0)
-            for (int j = 0; j < n; j++) ci[j] = tile[i][j];
-        else
-            for (int j = 0; j < n; j++) ci[j] = __builtin_fmaf(beta, ci[j], tile[i][j]);
-    }
+    SUKR_AVX2_ROW(0, c00, c01)
+    SUKR_AVX2_ROW(1, c10, c11)
+    SUKR_AVX2_ROW(2, c20, c21)
+    SUKR_AVX2_ROW(3, c30, c31)
+    SUKR_AVX2_ROW(4, c40, c41)
+    SUKR_AVX2_ROW(5, c50, c51)
+#undef SUKR_AVX2_ROW
 }
 
 #define UKR_T double

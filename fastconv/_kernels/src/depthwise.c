@@ -41,7 +41,9 @@ const fc_dw_kernels_t fc_dw_generic = {
 #pragma GCC target("avx2,fma")
 #define FC_T float
 #define DW_NAME(x) dw_##x##_f32_avx2
+#define DW_VW 8                 /* 16-lane vectors as two ymm (depthwise_impl.h) */
 #include "depthwise_impl.h"
+#undef DW_VW
 #undef DW_NAME
 #undef FC_T
 #pragma GCC pop_options

@@ -169,14 +169,90 @@ static void DW_NAME(bwd_plane)(const FC_T *restrict x, const FC_T *restrict dy, 
  * keep 16 lanes per tap for the whole plane (fixed order), reduced at the end. */
 #define DW_LANES 16
 
-/* One vector of DW_LANES values (GCC/Clang vector extension: one zmm for float on
- * AVX-512, pieces elsewhere); unaligned loads and stores go through memcpy. */
+/* One vector of DW_LANES values; unaligned loads and stores go through memcpy.  As a
+ * GCC/Clang vector extension it is one zmm for float on AVX-512, but without AVX-512
+ * GCC lowers 64-byte vectors through the stack (every splat and accumulator spilled:
+ * the AVX2 depthwise kernels ran at a quarter of torch's speed).  An includer that sets
+ * DW_VW (8 for AVX2) gets a pair of native DW_VW-lane vectors instead, with the same
+ * lanes in the same order and the same operations per lane, so the same bits.  The
+ * operations on vec go through the macros below. */
+#undef DW_ZERO
+#undef DW_SPLAT
+#undef DW_FMA
+#undef DW_FMAV
+#undef DW_MULADDV
+#undef DW_ADDV
+#undef DW_RELU
+#undef DW_SPLIT2
+#undef DW_INTERLEAVE2
+#undef DW_RELU_PART
+#undef DW_LOAD
+#undef DW_STORE
+#if defined(DW_VW) && DW_VW * 2 == DW_LANES
+typedef FC_T DW_NAME(nvec) __attribute__((vector_size(DW_VW * sizeof(FC_T))));
+typedef struct { DW_NAME(nvec) p0, p1; } DW_NAME(vec);
+#define DW_ZERO(vec) ((vec){(DW_NAME(nvec)){0}, (DW_NAME(nvec)){0}})
+/* v = the DW_LANES values at p / the values at p = v (part by part: a memcpy of the
+ * pair went through the stack) */
+#define DW_LOAD(v, p) do { __builtin_memcpy(&(v).p0, (p), sizeof (v).p0);                   \
+                           __builtin_memcpy(&(v).p1, (p) + DW_VW, sizeof (v).p1); } while (0)
+#define DW_STORE(p, v) do { __builtin_memcpy((p), &(v).p0, sizeof (v).p0);                  \
+                            __builtin_memcpy((p) + DW_VW, &(v).p1, sizeof (v).p1); } while (0)
+#define DW_SPLAT(vec, s) ((vec){(DW_NAME(nvec)){0} + (s), (DW_NAME(nvec)){0} + (s)})
+/* acc += s * (the vector at p), s a scalar (DW_FMA) or a vec (DW_FMAV) */
+#define DW_FMA(vec, acc, s, p) do { DW_NAME(nvec) v0_, v1_;                                \
+        __builtin_memcpy(&v0_, (p), sizeof v0_);                                          \
+        __builtin_memcpy(&v1_, (p) + DW_VW, sizeof v1_);                                  \
+        (acc).p0 += (s) * v0_; (acc).p1 += (s) * v1_; } while (0)
+#define DW_FMAV(vec, acc, s, p) do { DW_NAME(nvec) v0_, v1_;                               \
+        __builtin_memcpy(&v0_, (p), sizeof v0_);                                          \
+        __builtin_memcpy(&v1_, (p) + DW_VW, sizeof v1_);                                  \
+        (acc).p0 += (s).p0 * v0_; (acc).p1 += (s).p1 * v1_; } while (0)
+#define DW_MULADDV(acc, a, b) do { (acc).p0 += (a).p0 * (b).p0;                            \
+                                   (acc).p1 += (a).p1 * (b).p1; } while (0)
+#define DW_ADDV(acc, v) do { (acc).p0 += (v).p0; (acc).p1 += (v).p1; } while (0)
+#define DW_RELU_PART(x) do { __typeof__((x) <= (x)) k_ = ~((x) <= (DW_NAME(nvec)){0});      \
+                             (x) = (DW_NAME(nvec))((__typeof__(k_))(x) & k_); } while (0)
+#define DW_RELU(vec, v) do { DW_RELU_PART((v).p0); DW_RELU_PART((v).p1); } while (0)
+#if DW_VW == 8
+/* ev / od: the even / odd values of a (values 0..15) then b (16..31) */
+#define DW_SPLIT2(a, b, ev, od) do {                                                       \
+        (ev).p0 = __builtin_shufflevector((a).p0, (a).p1, 0, 2, 4, 6, 8, 10, 12, 14);     \
+        (ev).p1 = __builtin_shufflevector((b).p0, (b).p1, 0, 2, 4, 6, 8, 10, 12, 14);     \
+        (od).p0 = __builtin_shufflevector((a).p0, (a).p1, 1, 3, 5, 7, 9, 11, 13, 15);     \
+        (od).p1 = __builtin_shufflevector((b).p0, (b).p1, 1, 3, 5, 7, 9, 11, 13, 15); } while (0)
+/* lo / hi: e[0] o[0] e[1] o[1] ... for lanes 0..7 / 8..15 */
+#define DW_INTERLEAVE2(e, o, lo, hi) do {                                                  \
+        (lo).p0 = __builtin_shufflevector((e).p0, (o).p0, 0, 8, 1, 9, 2, 10, 3, 11);      \
+        (lo).p1 = __builtin_shufflevector((e).p0, (o).p0, 4, 12, 5, 13, 6, 14, 7, 15);    \
+        (hi).p0 = __builtin_shufflevector((e).p1, (o).p1, 0, 8, 1, 9, 2, 10, 3, 11);      \
+        (hi).p1 = __builtin_shufflevector((e).p1, (o).p1, 4, 12, 5, 13, 6, 14, 7, 15); } while (0)
+#else
+#error "DW_VW: only 8 (float on AVX2) is written"
+#endif
+#else
 typedef FC_T DW_NAME(vec) __attribute__((vector_size(DW_LANES * sizeof(FC_T))));
-
-#ifndef DW_FMA
-/* acc += s * (the vector at p), s a scalar or a vector */
-#define DW_FMA(vec, acc, s, p) do { vec v_; __builtin_memcpy(&v_, (p), sizeof v_); \
+#define DW_ZERO(vec) ((vec){0})
+#define DW_LOAD(v, p) __builtin_memcpy(&(v), (p), sizeof(v))
+#define DW_STORE(p, v) __builtin_memcpy((p), &(v), sizeof(v))
+#define DW_SPLAT(vec, s) ((vec){0} + (s))
+#define DW_FMA(vec, acc, s, p) do { vec v_; DW_LOAD(v_, (p));          \
                                     (acc) += (s) * v_; } while (0)
+#define DW_FMAV DW_FMA
+#define DW_MULADDV(acc, a, b) ((acc) += (a) * (b))
+#define DW_ADDV(acc, v) ((acc) += (v))
+#define DW_RELU(vec, v) do { __typeof__((v) <= (v)) k_ = ~((v) <= (vec){0});                \
+                             (v) = (vec)((__typeof__(k_))(v) & k_); } while (0)
+#define DW_SPLIT2(a, b, ev, od) do {                                                       \
+        (ev) = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,    \
+                                       24, 26, 28, 30);                                    \
+        (od) = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,    \
+                                       25, 27, 29, 31); } while (0)
+#define DW_INTERLEAVE2(e, o, lo, hi) do {                                                  \
+        (lo) = __builtin_shufflevector(e, o, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6,  \
+                                       22, 7, 23);                                         \
+        (hi) = __builtin_shufflevector(e, o, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, \
+                                       14, 30, 15, 31); } while (0)
 #endif
 
 static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
@@ -191,7 +267,7 @@ static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
     for (fc_int oh = 0; oh < OH; oh++) {
         FC_T *restrict yr = y + oh * OW;
         for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
-            vec acc = (vec){0} + bias;
+            vec acc = DW_SPLAT(vec, bias);
             if (KH == 3 && KW == 3) {       /* the common case: taps known at compile time */
                 for (int kh = 0; kh < 3; kh++) {
                     const FC_T *xr = xp + (oh + kh * dh) * PWD + ow0;
@@ -207,9 +283,9 @@ static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
                 }
             }
             if (!relu && ow0 + DW_LANES <= OW) {
-                __builtin_memcpy(yr + ow0, &acc, sizeof acc);
+                DW_STORE(yr + ow0, acc);
             } else {                        /* the row's tail, or ReLU (inference) */
-                __builtin_memcpy(row, &acc, sizeof acc);
+                DW_STORE(row, acc);
                 fc_int n = OW - ow0 < DW_LANES ? OW - ow0 : DW_LANES;
                 if (relu)
                     for (fc_int l = 0; l < n; l++) yr[ow0 + l] = row[l] <= 0 ? 0 : row[l];
@@ -257,7 +333,7 @@ static void DW_NAME(split_rows)(const FC_T *restrict x, fc_int H, fc_int W, FC_T
                                 FC_T *O, fc_int RW, fc_int LM, fc_int TM, fc_int BM)
 {
     typedef DW_NAME(vec) vec;
-    const vec z = (vec){0};
+    const vec z = DW_ZERO(vec);
     fc_int WE = (W + 1) / 2, WO = W / 2;
     memset(E, 0, (size_t)(TM * RW) * sizeof(FC_T));
     memset(O, 0, (size_t)(TM * RW) * sizeof(FC_T));
@@ -267,22 +343,20 @@ static void DW_NAME(split_rows)(const FC_T *restrict x, fc_int H, fc_int W, FC_T
         const FC_T *restrict xr = x + ih * W;
         FC_T *er = E + (TM + ih) * RW, *orow = O + (TM + ih) * RW;
         for (fc_int i = 0; i < LM; i += DW_LANES) {        /* left margin */
-            __builtin_memcpy(er + i, &z, sizeof z);
-            __builtin_memcpy(orow + i, &z, sizeof z);
+            DW_STORE(er + i, z);
+            DW_STORE(orow + i, z);
         }
         er += LM;
         orow += LM;
         fc_int i = 0;
         for (; 2 * i + 2 * DW_LANES <= W; i += DW_LANES) {
             vec a, b;
-            __builtin_memcpy(&a, xr + 2 * i, sizeof a);
-            __builtin_memcpy(&b, xr + 2 * i + DW_LANES, sizeof b);
-            vec ev = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,
-                                             24, 26, 28, 30);
-            vec od = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23,
-                                             25, 27, 29, 31);
-            __builtin_memcpy(er + i, &ev, sizeof ev);
-            __builtin_memcpy(orow + i, &od, sizeof od);
+            DW_LOAD(a, xr + 2 * i);
+            DW_LOAD(b, xr + 2 * i + DW_LANES);
+            vec ev, od;
+            DW_SPLIT2(a, b, ev, od);
+            DW_STORE(er + i, ev);
+            DW_STORE(orow + i, od);
         }
         for (; i < WO; i++) {
             er[i] = xr[2 * i];
@@ -290,9 +364,9 @@ static void DW_NAME(split_rows)(const FC_T *restrict x, fc_int H, fc_int W, FC_T
         }
         if (W & 1) er[WE - 1] = xr[W - 1];
         for (fc_int k = WE; k < RW - LM; k += DW_LANES)    /* right margins */
-            __builtin_memcpy(er + k, &z, sizeof z);
+            DW_STORE(er + k, z);
         for (fc_int k = WO; k < RW - LM; k += DW_LANES)
-            __builtin_memcpy(orow + k, &z, sizeof z);
+            DW_STORE(orow + k, z);
     }
 }
 
@@ -324,7 +398,7 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
         fc_int top = oh * g->sh - g->ph + TM;           /* buffer row of tap kh = 0 */
         for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
             vec acc[DW_S2_ROWS];
-            for (int r = 0; r < DW_S2_ROWS; r++) acc[r] = (vec){0} + bias;
+            for (int r = 0; r < DW_S2_ROWS; r++) acc[r] = DW_SPLAT(vec, bias);
             for (fc_int kh = 0; kh < KH; kh++) {
                 fc_int base = (top + kh * g->dh) * RW + LM + ow0;
                 for (fc_int kw = 0; kw < KW; kw++) {
@@ -339,14 +413,12 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
             for (int r = 0; r < DW_S2_ROWS && oh + r < OH; r++) {
                 FC_T *restrict yr = y + (oh + r) * OW + ow0;
                 vec v = acc[r];
-                if (relu) {             /* v <= 0 ? +0 : v, lane by lane (NaN kept) */
-                    __typeof__(v <= v) keep = ~(v <= (vec){0});
-                    v = (vec)((__typeof__(keep))v & keep);
-                }
+                if (relu)               /* v <= 0 ? +0 : v, lane by lane (NaN kept) */
+                    DW_RELU(vec, v);
                 if (n == DW_LANES) {
-                    __builtin_memcpy(yr, &v, sizeof v);
+                    DW_STORE(yr, v);
                 } else {
-                    __builtin_memcpy(row, &v, sizeof v);
+                    DW_STORE(row, v);
                     for (fc_int l = 0; l < n; l++) yr[l] = row[l];
                 }
             }
@@ -365,19 +437,19 @@ static inline __attribute__((always_inline)) void DW_NAME(s2_dw_lanes)(
     fc_int OWR, const fc_dwgeom_t *g, DW_NAME(vec) *acc)
 {
     typedef DW_NAME(vec) vec;
-    for (fc_int t = 0; t < KH * KW; t++) acc[t] = (vec){0};
+    for (fc_int t = 0; t < KH * KW; t++) acc[t] = DW_ZERO(vec);
     for (fc_int oh = 0; oh < OH; oh++) {
         for (fc_int ow = 0; ow < OW; ow++) grow[ow] = dy[oh * OW + ow];
         for (fc_int ow = OW; ow < OWR; ow++) grow[ow] = 0;
         fc_int top = oh * g->sh - g->ph + TM;
         for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
             vec gv;
-            __builtin_memcpy(&gv, grow + ow0, sizeof gv);
+            DW_LOAD(gv, grow + ow0);
             for (fc_int kh = 0; kh < KH; kh++) {
                 fc_int base = (top + kh * g->dh) * RW + LM + ow0;
                 for (fc_int kw = 0; kw < KW; kw++) {
                     fc_int off = kw - g->pw;
-                    DW_FMA(vec, acc[kh * KW + kw], gv,
+                    DW_FMAV(vec, acc[kh * KW + kw], gv,
                            ((off & 1) ? O : E) + base + DW_NAME(half_floor)(off));
                 }
             }
@@ -429,7 +501,7 @@ static int DW_NAME(bwd_plane_s2)(const FC_T *restrict x, const FC_T *restrict dy
             DW_NAME(s2_dw_lanes)(E, O, RW, LM, TM, dy, grow, KH, KW, OH, OW, OWR, g, acc);
         for (fc_int t = 0; t < T; t++) {
             FC_T lanes[DW_LANES];
-            __builtin_memcpy(lanes, &acc[t], sizeof lanes);
+            DW_STORE(lanes, acc[t]);
             FC_ACC sum = 0;
             for (int l = 0; l < DW_LANES; l++) sum += lanes[l];
             dw_acc[t] += sum;
@@ -443,7 +515,7 @@ static int DW_NAME(bwd_plane_s2)(const FC_T *restrict x, const FC_T *restrict dy
         for (fc_int ih = 0; ih < H; ih++) {
             FC_T *restrict dxr = dx + ih * W;
             for (fc_int i0 = 0; i0 < IWR; i0 += DW_LANES) {
-                vec ae = (vec){0}, ao = (vec){0};
+                vec ae = DW_ZERO(vec), ao = DW_ZERO(vec);
                 for (fc_int kh = 0; kh < KH; kh++) {
                     fc_int t = ih + g->ph - kh * g->dh;
                     if (t < 0 || t % g->sh) continue;
@@ -460,22 +532,20 @@ static int DW_NAME(bwd_plane_s2)(const FC_T *restrict x, const FC_T *restrict dy
                 }
                 fc_int c0 = 2 * i0;
                 if (c0 + 2 * DW_LANES <= W) {   /* interleaved: ae[0] ao[0] ae[1] ao[1] ... */
-                    vec lo = __builtin_shufflevector(ae, ao, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20,
-                                                     5, 21, 6, 22, 7, 23);
-                    vec hi = __builtin_shufflevector(ae, ao, 8, 24, 9, 25, 10, 26, 11, 27, 12,
-                                                     28, 13, 29, 14, 30, 15, 31);
+                    vec lo, hi;
+                    DW_INTERLEAVE2(ae, ao, lo, hi);
                     if (!assign) {
                         vec d0, d1;
-                        __builtin_memcpy(&d0, dxr + c0, sizeof d0);
-                        __builtin_memcpy(&d1, dxr + c0 + DW_LANES, sizeof d1);
-                        lo += d0;
-                        hi += d1;
+                        DW_LOAD(d0, dxr + c0);
+                        DW_LOAD(d1, dxr + c0 + DW_LANES);
+                        DW_ADDV(lo, d0);
+                        DW_ADDV(hi, d1);
                     }
-                    __builtin_memcpy(dxr + c0, &lo, sizeof lo);
-                    __builtin_memcpy(dxr + c0 + DW_LANES, &hi, sizeof hi);
+                    DW_STORE(dxr + c0, lo);
+                    DW_STORE(dxr + c0 + DW_LANES, hi);
                 } else {
-                    __builtin_memcpy(eb, &ae, sizeof ae);
-                    __builtin_memcpy(ob, &ao, sizeof ao);
+                    DW_STORE(eb, ae);
+                    DW_STORE(ob, ao);
                     for (int j = 0; j < DW_LANES && c0 + 2 * j < W; j++) {
                         dxr[c0 + 2 * j] = (assign ? 0 : dxr[c0 + 2 * j]) + eb[j];
                         if (c0 + 2 * j + 1 < W)
@@ -518,7 +588,7 @@ static void DW_NAME(fwd_lanes)(const FC_T *restrict x, fc_int H, fc_int W,
     DW_NAME(to_lanes)(w, T, T, nc, wt);
     for (int l = 0; l < DW_LANES; l++) out[l] = (bias && l < nc) ? bias[l] : 0;
     vec b;
-    __builtin_memcpy(&b, out, sizeof b);
+    DW_LOAD(b, out);
     for (fc_int oh = 0; oh < OH; oh++) {
         /* the taps inside the input: kh in [kh0, kh1), kw in [kw0, kw1), in order */
         fc_int ih0 = oh * g->sh - g->ph, kh0 = 0, kh1 = KH;
@@ -537,11 +607,11 @@ static void DW_NAME(fwd_lanes)(const FC_T *restrict x, fc_int H, fc_int W,
                 const FC_T *wr = wt + kh * KW * DW_LANES;
                 for (fc_int kw = kw0; kw < kw1; kw++) {
                     vec wv;
-                    __builtin_memcpy(&wv, wr + kw * DW_LANES, sizeof wv);
-                    DW_FMA(vec, acc, wv, xr + kw * g->dw * DW_LANES);
+                    DW_LOAD(wv, wr + kw * DW_LANES);
+                    DW_FMAV(vec, acc, wv, xr + kw * g->dw * DW_LANES);
                 }
             }
-            __builtin_memcpy(ot + (oh * OW + ow) * DW_LANES, &acc, sizeof acc);
+            DW_STORE(ot + (oh * OW + ow) * DW_LANES, acc);
         }
     }
     for (int l = 0; l < nc; l++) {
@@ -583,7 +653,7 @@ static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, 
     for (fc_int oh = 0; oh < OH; oh++)
         for (fc_int ow = 0; ow < OW; ow++) {
             vec gv;
-            __builtin_memcpy(&gv, gt + (oh * OW + ow) * DW_LANES, sizeof gv);
+            DW_LOAD(gv, gt + (oh * OW + ow) * DW_LANES);
             for (fc_int kh = 0; kh < KH; kh++) {
                 fc_int ih = oh * g->sh - g->ph + kh * g->dh;
                 if (ih < 0 || ih >= H) continue;
@@ -593,16 +663,16 @@ static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, 
                     fc_int i = (ih * W + iw) * DW_LANES, t = (kh * KW + kw) * DW_LANES;
                     vec a;
                     if (dwl) {
-                        __builtin_memcpy(&a, dwl + t, sizeof a);
-                        DW_FMA(vec, a, gv, xt + i);
-                        __builtin_memcpy(dwl + t, &a, sizeof a);
+                        DW_LOAD(a, dwl + t);
+                        DW_FMAV(vec, a, gv, xt + i);
+                        DW_STORE(dwl + t, a);
                     }
                     if (dx) {
                         vec wv;
-                        __builtin_memcpy(&wv, wt + t, sizeof wv);
-                        __builtin_memcpy(&a, dxt + i, sizeof a);
-                        a += wv * gv;
-                        __builtin_memcpy(dxt + i, &a, sizeof a);
+                        DW_LOAD(wv, wt + t);
+                        DW_LOAD(a, dxt + i);
+                        DW_MULADDV(a, wv, gv);
+                        DW_STORE(dxt + i, a);
                     }
                 }
             }
@@ -626,22 +696,22 @@ static void DW_NAME(bwd_plane_padded)(const FC_T *restrict xp, FC_T *restrict dx
         /* the nine tap sums in registers over the whole plane (one lane vector each, the
          * same order of additions as the general loop below) */
         vec acc[9];
-        for (int t = 0; t < 9; t++) acc[t] = (vec){0};
+        for (int t = 0; t < 9; t++) acc[t] = DW_ZERO(vec);
         for (fc_int oh = 0; oh < OH; oh++) {
             for (fc_int ow = 0; ow < OW; ow++) row[ow] = dy[oh * OW + ow];
             for (fc_int ow = OW; ow < OWR; ow++) row[ow] = 0;
             for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
                 vec g;
-                __builtin_memcpy(&g, row + ow0, sizeof g);
+                DW_LOAD(g, row + ow0);
                 for (int kh = 0; kh < 3; kh++) {
                     const FC_T *xr = xp + (oh + kh * dh) * PWD + ow0;
-                    DW_FMA(vec, acc[kh * 3], g, xr);
-                    DW_FMA(vec, acc[kh * 3 + 1], g, xr + dw);
-                    DW_FMA(vec, acc[kh * 3 + 2], g, xr + 2 * dw);
+                    DW_FMAV(vec, acc[kh * 3], g, xr);
+                    DW_FMAV(vec, acc[kh * 3 + 1], g, xr + dw);
+                    DW_FMAV(vec, acc[kh * 3 + 2], g, xr + 2 * dw);
                 }
             }
         }
-        for (int t = 0; t < 9; t++) __builtin_memcpy(lanes + t * DW_LANES, &acc[t], sizeof(vec));
+        for (int t = 0; t < 9; t++) DW_STORE(lanes + t * DW_LANES, acc[t]);
         goto reduce;
     }
     for (fc_int oh = 0; oh < OH; oh++) {

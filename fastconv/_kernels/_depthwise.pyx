@@ -37,7 +37,7 @@ cdef inline void _load_padded(const float *x, Py_ssize_t H, Py_ssize_t W, float 
 cdef void _forward_lanes(const float *x, const float *w, const float *bias, float *y,
                          Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                          Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
-                         const fc_dwgeom_t *g, bint relu, int nt) noexcept nogil:
+                         const fc_dwgeom_t *g, int relu, int nt) noexcept nogil:
     """Narrow planes (OW under FC_DW_LANES_BELOW(_S), one input channel per output): 16 channels
     of one image per call, in the vector lanes; each thread's scratch from the
     workspace."""
@@ -104,7 +104,7 @@ cdef void _backward_lanes(const float *x, const float *w, const float *dy, float
 
 def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
                          const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
-                         Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
+                         Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int relu, int n_threads):
     """Stride-1 depthwise forward on padded planes (float32); see depthwise_forward.
     Each thread's padded plane (PH x PWD) and output row (OWR) are workspace scratch."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
@@ -225,10 +225,11 @@ def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
 def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                       const floating[::1] bias, floating[:, :, :, ::1] y,
                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                      Py_ssize_t dh, Py_ssize_t dw, bint relu, int n_threads):
+                      Py_ssize_t dh, Py_ssize_t dw, int relu, int n_threads):
     """y[n, co] = relu?(sum_{kh,kw} w[co, 0, kh, kw] x[n, co // mult, ...] + bias[co]).
 
-    x (N, C, H, W) IN; w (C*mult, 1, KH, KW) IN; bias or None IN; y (N, C*mult, OH, OW) OUT."""
+    x (N, C, H, W) IN; w (C*mult, 1, KH, KW) IN; bias or None IN; y (N, C*mult, OH, OW) OUT.
+    relu: 0 none, 1 ReLU, 2 ReLU6 (the clamp in the kernel's store)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t CO = y.shape[1], OH = y.shape[2], OW = y.shape[3], KH = w.shape[2], KW = w.shape[3]
     cdef Py_ssize_t mult = CO // C, P = N * CO, p, n, co

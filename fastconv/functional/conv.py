@@ -272,11 +272,11 @@ def _cached_weights(cache, w, scale, key, build):
 
 def _run(src, w, b, g, algorithm, relu, nt, scale=None, Up=None):
     """Forward of the planned convolution g on src (N, C, H, W): (y, ConvState).
-    relu: 0, RELU or RELU6 (_common.relu_code; the GEMM kernels clamp in their epilogue,
-    the others apply ReLU there and the clamp at 6 in a pass after).
+    relu: 0, RELU or RELU6 (_common.relu_code; the GEMM and depthwise kernels clamp in
+    their epilogue, Winograd's apply ReLU there and the clamp at 6 in a pass after).
     scale: a per-channel factor before the bias (algorithms in _EPILOGUE_SCALE only).
     Up: Winograd's transformed weights, when the caller has them."""
-    if relu == RELU6 and algorithm not in _EPILOGUE_SCALE:
+    if relu == RELU6 and algorithm not in _EPILOGUE_SCALE and algorithm not in DEPTHWISE:
         y, state = _run(src, w, b, g, algorithm, RELU, nt, scale, Up)
         f = y.reshape(-1)
         _elementwise.activation(f, f, 0, 0.0, nt)      # op 0: ReLU6

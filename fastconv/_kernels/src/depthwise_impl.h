@@ -3,6 +3,13 @@
  * Each works on one (image, channel) plane, a row at a time: for each tap, a
  * contiguous axpy / dot over the output columns whose input column is in range. */
 
+/* relu: 0 none, 1 ReLU (v <= 0 ? +0 : v), 2 then the clamp at 6 (ReLU6); NaN kept */
+static inline FC_T DW_NAME(act)(FC_T v, int relu)
+{
+    v = relu && v <= 0 ? 0 : v;
+    return relu == 2 && v >= 6 ? 6 : v;
+}
+
 static inline void DW_NAME(range)(fc_int off, fc_int s, fc_int n_out, fc_int n_in,
                                   fc_int *lo, fc_int *hi)
 {
@@ -97,7 +104,7 @@ static void DW_NAME(fwd_plane)(const FC_T *restrict x, fc_int H, fc_int W,
             }
         }
         if (relu)
-            for (fc_int ow = 0; ow < OW; ow++) yr[ow] = yr[ow] <= 0 ? 0 : yr[ow];
+            for (fc_int ow = 0; ow < OW; ow++) yr[ow] = DW_NAME(act)(yr[ow], relu);
     }
 }
 
@@ -186,6 +193,8 @@ static void DW_NAME(bwd_plane)(const FC_T *restrict x, const FC_T *restrict dy, 
 #undef DW_SPLIT2
 #undef DW_INTERLEAVE2
 #undef DW_RELU_PART
+#undef DW_RELU6_PART
+#undef DW_RELU6
 #undef DW_LOAD
 #undef DW_STORE
 #if defined(DW_VW) && DW_VW * 2 == DW_LANES
@@ -214,6 +223,11 @@ typedef struct { DW_NAME(nvec) p0, p1; } DW_NAME(vec);
 #define DW_RELU_PART(x) do { __typeof__((x) <= (x)) k_ = ~((x) <= (DW_NAME(nvec)){0});      \
                              (x) = (DW_NAME(nvec))((__typeof__(k_))(x) & k_); } while (0)
 #define DW_RELU(vec, v) do { DW_RELU_PART((v).p0); DW_RELU_PART((v).p1); } while (0)
+#define DW_RELU6_PART(x) do { const DW_NAME(nvec) s_ = (DW_NAME(nvec)){0} + 6;               \
+                              __typeof__((x) <= (x)) h_ = (x) >= s_;                       \
+                              (x) = (DW_NAME(nvec))(((__typeof__(h_))(x) & ~h_) |          \
+                                                    ((__typeof__(h_))s_ & h_)); } while (0)
+#define DW_RELU6(vec, v) do { DW_RELU6_PART((v).p0); DW_RELU6_PART((v).p1); } while (0)
 #if DW_VW == 8
 /* ev / od: the even / odd values of a (values 0..15) then b (16..31) */
 #define DW_SPLIT2(a, b, ev, od) do {                                                       \
@@ -243,6 +257,10 @@ typedef FC_T DW_NAME(vec) __attribute__((vector_size(DW_LANES * sizeof(FC_T))));
 #define DW_ADDV(acc, v) ((acc) += (v))
 #define DW_RELU(vec, v) do { __typeof__((v) <= (v)) k_ = ~((v) <= (vec){0});                \
                              (v) = (vec)((__typeof__(k_))(v) & k_); } while (0)
+#define DW_RELU6(vec, v) do { const vec s_ = (vec){0} + 6;                                 \
+                              __typeof__((v) <= (v)) h_ = (v) >= s_;                       \
+                              (v) = (vec)(((__typeof__(h_))(v) & ~h_) |                    \
+                                          ((__typeof__(h_))s_ & h_)); } while (0)
 #define DW_SPLIT2(a, b, ev, od) do {                                                       \
         (ev) = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22,    \
                                        24, 26, 28, 30);                                    \
@@ -282,15 +300,16 @@ static void DW_NAME(fwd_plane_padded)(const FC_T *restrict xp, fc_int PWD,
                         DW_FMA(vec, acc, w[kh * KW + kw], xr + kw * dw);
                 }
             }
-            if (!relu && ow0 + DW_LANES <= OW) {
+            if (relu)                       /* inference: lane by lane, NaN kept */
+                DW_RELU(vec, acc);
+            if (relu == 2)
+                DW_RELU6(vec, acc);
+            if (ow0 + DW_LANES <= OW) {
                 DW_STORE(yr + ow0, acc);
-            } else {                        /* the row's tail, or ReLU (inference) */
+            } else {                        /* the row's tail */
                 DW_STORE(row, acc);
-                fc_int n = OW - ow0 < DW_LANES ? OW - ow0 : DW_LANES;
-                if (relu)
-                    for (fc_int l = 0; l < n; l++) yr[ow0 + l] = row[l] <= 0 ? 0 : row[l];
-                else
-                    for (fc_int l = 0; l < n; l++) yr[ow0 + l] = row[l];
+                fc_int n = OW - ow0;
+                for (fc_int l = 0; l < n; l++) yr[ow0 + l] = row[l];
             }
         }
     }
@@ -415,6 +434,8 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
                 vec v = acc[r];
                 if (relu)               /* v <= 0 ? +0 : v, lane by lane (NaN kept) */
                     DW_RELU(vec, v);
+                if (relu == 2)          /* then v >= 6 ? 6 : v */
+                    DW_RELU6(vec, v);
                 if (n == DW_LANES) {
                     DW_STORE(yr, v);
                 } else {
@@ -617,10 +638,7 @@ static void DW_NAME(fwd_lanes)(const FC_T *restrict x, fc_int H, fc_int W,
     for (int l = 0; l < nc; l++) {
         FC_T *restrict yl = y + l * OHW;
         if (relu)
-            for (fc_int q = 0; q < OHW; q++) {
-                FC_T v = ot[q * DW_LANES + l];
-                yl[q] = v <= 0 ? 0 : v;
-            }
+            for (fc_int q = 0; q < OHW; q++) yl[q] = DW_NAME(act)(ot[q * DW_LANES + l], relu);
         else
             for (fc_int q = 0; q < OHW; q++) yl[q] = ot[q * DW_LANES + l];
     }

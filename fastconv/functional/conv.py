@@ -89,12 +89,13 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
             return _run(src, w, b, g, algo, relu, nt, scale)[0], None
         if algo in WINOGRAD and weight_cache is not None:
             Up = _cached_weights(weight_cache, w, scale, ("winograd", algo, g.M, g.C, g.bf16),
-                                 lambda ws: _winograd_weights(ws, algo, g, nt, alloc=np.empty))
+                                 lambda ws: _winograd_weights(ws, algo, g, nt, alloc=np.empty),
+                                 nt)
             return _run(src, w, b, g, algo, relu, nt, Up=Up)[0], None
         # the kernel has no factor in its epilogue (depthwise; bf16): scale a copy of the
         # weights, kept in the layer's cache while the weights and factors are unchanged
         ws = (_scaled(w, scale) if weight_cache is None else
-              _cached_weights(weight_cache, w, scale, ("scaled", w.shape, dt), lambda v: v))
+              _cached_weights(weight_cache, w, scale, ("scaled", w.shape, dt), lambda v: v, nt))
         return _run(src, ws, b, g, algo, relu, nt)[0], None
     y, state = _run(src, w, b, g, algo, relu, nt)
     return y, Conv2dCtx(state, x.shape, padding_mode, pt if src is not x else 0,
@@ -253,7 +254,7 @@ def _scaled(w, scale):
     return np.multiply(w, scale.reshape(-1, 1, 1, 1), dtype=w.dtype)
 
 
-def _cached_weights(cache, w, scale, key, build):
+def _cached_weights(cache, w, scale, key, build, nt=1):
     """build(w * scale) (weights prepared for inference: Winograd-transformed, or just
     scaled), from cache while w and scale hold the bytes they were built from: checked
     by one memcmp per call, so any in-place change (an optimiser step, load_state_dict,
@@ -263,7 +264,7 @@ def _cached_weights(cache, w, scale, key, build):
     every switch; one tuple per entry: readers in other threads see a whole entry."""
     w = np.ascontiguousarray(w)
     hit = cache.get(key)
-    if hit is not None and _memory.same_contents(hit[0], (w, scale)):
+    if hit is not None and _memory.same_contents(hit[0], (w, scale), nt):
         return hit[1]
     prepared = build(_scaled(w, scale))
     cache[key] = ((w.tobytes(), scale.tobytes()), prepared)

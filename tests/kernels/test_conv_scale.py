@@ -294,6 +294,21 @@ def test_same_contents():
     assert not _memory.same_contents((a[::2].copy().tobytes(),), (a[::2],))   # strided
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_same_contents_of_large_buffers_over_threads(threads):
+    # from 4 MiB the comparison runs in 1 MiB chunks over the threads: a change in any
+    # chunk, the last partial one included, is found
+    from fastconv._kernels import _memory
+    a = np.arange((9 << 20) // 4 + 5, dtype=np.float32)
+    kept = (a.tobytes(),)
+    assert _memory.same_contents(kept, (a,), threads)
+    for i in (0, (1 << 20) // 4 - 1, (5 << 20) // 4 + 7, a.size - 1):
+        b = a.copy()
+        b[i] += 1
+        assert not _memory.same_contents(kept, (b,), threads)
+    assert not _memory.same_contents(kept, (a[:-1],), threads)
+
+
 @pytest.mark.parametrize("relu", [1, 2])
 @pytest.mark.parametrize("C, M, H", [(16, 40, 9), (8, 24, 30), (32, 300, 5), (5, 17, 7),
                                      (64, 20, 2)])

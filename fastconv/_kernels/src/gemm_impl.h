@@ -339,6 +339,39 @@ static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int
     }
 }
 
+/* Columns [j0, j0 + ncols) of im2col (no table, rows of 8 pixels and more) as ceil(ncols /
+ * nr) panels, nr*kc apart from dst, zero past ncols: each row of B gathered once for the
+ * whole run into tmp, then cut into the panels.  Panel by panel, every nr values paid a
+ * gather call's set-up (the AVX2 kernel's 16-wide panels: a fifth of a stride-2 3x3
+ * convolution).  The same values as pack_b_im2col, panel for panel. */
+#define FC_IM2COL_RUN_MAX 4096
+static void FC_CAT(pack_b_im2col_run_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc,
+                                             fc_int j0, fc_int ncols, int nr, FC_TPB *dst)
+{
+    FC_TPB tmp[FC_IM2COL_RUN_MAX];
+    const fc_conv_geom_t *g = &B->g;
+    const FC_TB *x = (const FC_TB *)B->ptr;
+    fc_int KK = g->KH * g->KW, OHW = g->OH * g->OW;
+    fc_int npan = (ncols + nr - 1) / nr;
+    for (fc_int p = 0; p < kc; p++) {
+        fc_int q = p0 + p, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
+        for (fc_int j = j0; j < j0 + ncols;) {      /* one segment per stacked image */
+            fc_int img = g->nimg > 1 ? j / OHW : 0, q0 = j - img * OHW;
+            fc_int len = OHW - q0 < j0 + ncols - j ? OHW - q0 : j0 + ncols - j;
+            FC_CAT(gather_pixels_, FC_SFX)(g, x + img * g->istride + c * g->H * g->W, kh, kw,
+                                         q0, len, tmp + (j - j0), 1);
+            j += len;
+        }
+        for (fc_int jp = 0; jp < npan; jp++) {
+            FC_TPB *d = dst + jp * nr * kc + p * nr;
+            const FC_TPB *t = tmp + jp * nr;
+            int n = (int)(ncols - jp * nr < nr ? ncols - jp * nr : nr);
+            for (int j = 0; j < n; j++) d[j] = t[j];
+            for (int j = n; j < nr; j++) d[j] = 0;
+        }
+    }
+}
+
 /* Transposed im2col: rows pixels p0.., columns (c, kh, kw) j0.. (weight gradients). */
 static void FC_CAT(pack_b_im2col_t_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0,
                                            int n, int nr, FC_TPB *dst)
@@ -632,19 +665,29 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                 fc_int kc = (K - pc) < KC ? (K - pc) : KC;
                 int last = pc + kc >= K;
                 FC_TC beta_eff = pc == 0 ? beta : (FC_TC)1;
-                if (!direct_b && B->kind == FC_B_MATRIX && B->cs == 1) {
+                int run_b = !direct_b && ((B->kind == FC_B_MATRIX && B->cs == 1) ||
+                                          (B->kind == FC_B_IM2COL && !B->tab && B->g.OW >= 8));
+                if (run_b) {
                     /* each thread a run of panels, B's rows in order (the panels and
                      * their values are those of the panel-by-panel packing) */
                     int t = omp_get_thread_num(), T = omp_get_num_threads();
                     fc_int jp0 = njp * t / T, jp1 = njp * (t + 1) / T;
-                    if (jp0 < jp1) {
-                        fc_int c1 = jp1 * nr < nc ? jp1 * nr : nc;
-                        FC_CAT(pack_b_rows_, FC_SFX)(B, pc, kc, jc + jp0 * nr, c1 - jp0 * nr, nr,
-                                                    Bp + jp0 * nr * kc);
+                    for (; jp0 < jp1; ) {   /* im2col: runs of at most FC_IM2COL_RUN_MAX */
+                        fc_int je = B->kind == FC_B_IM2COL && (jp1 - jp0) * nr > FC_IM2COL_RUN_MAX
+                                    ? jp0 + FC_IM2COL_RUN_MAX / nr : jp1;
+                        fc_int c1 = je * nr < nc ? je * nr : nc;
+                        if (B->kind == FC_B_MATRIX)
+                            FC_CAT(pack_b_rows_, FC_SFX)(B, pc, kc, jc + jp0 * nr, c1 - jp0 * nr,
+                                                        nr, Bp + jp0 * nr * kc);
+                        else
+                            FC_CAT(pack_b_im2col_run_, FC_SFX)(B, pc, kc, jc + jp0 * nr,
+                                                              c1 - jp0 * nr, nr,
+                                                              Bp + jp0 * nr * kc);
 #ifdef FC_PAIRS
-                        for (fc_int jp = jp0; jp < jp1; jp++)
+                        for (fc_int jp = jp0; jp < je; jp++)
                             FC_KERNEL()->pairs(Bp + jp * nr * kc, kc, nr);
 #endif
+                        jp0 = je;
                     }
                     #pragma omp barrier
                 } else if (!direct_b) {

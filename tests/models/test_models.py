@@ -103,10 +103,11 @@ def test_camera_classifier_three_sgd_steps_match_torch(dtype, rng):
     losses and weights.  float64 pins the maths (agreement ~1e-12).  In float32 a ReLU
     input or a max-pool pair within rounding of a tie goes one way in one library and
     the other way in the other, and three momentum steps carry that into every later
-    weight: over random inits (this host's AVX2 path, torch float32 against torch
-    float64 as often as against fastconv) whole tensors drift by a median ~1e-3 and a
-    worst element up to ~2e-2 of their scale.  So float32 checks the losses, each
-    tensor's median difference and its worst element at those scales."""
+    weight: over 8 random inits on an AVX2 host, whole tensors drifted by a median up to
+    ~1.4e-3 and a worst element up to ~1.7e-2 of their scale (with Winograd off too;
+    torch float32 itself drifted from torch float64 by up to 1e-2 on 3 of the 8).  So
+    float32 checks the losses, each tensor's median difference and its worst element at
+    about 3x those scales."""
     torch = torch_or_skip()
     *_, camera = torch_models(torch)
     fm = models.camera_classifier()

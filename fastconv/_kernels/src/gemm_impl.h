@@ -309,6 +309,22 @@ static void FC_CAT(gather_table_, FC_SFX)(const fc_conv_geom_t *g, const FC_TB *
 
 /* im2col rows (c, kh, kw) = p0.., columns pixels j0..: walk each row's pixel range one
  * output row at a time so interior segments are plain copies. */
+/* Pixels j0 .. j0+n-1 of im2col row (c, kh, kw) across the stacked images (one gather
+ * segment per image) into d, dstride apart. */
+static inline void FC_CAT(gather_segments_, FC_SFX)(const fc_conv_geom_t *g, const FC_TB *x,
+                                                  fc_int c, fc_int kh, fc_int kw, fc_int j0,
+                                                  fc_int n, FC_TPB *d, fc_int dstride)
+{
+    fc_int OHW = g->OH * g->OW;
+    for (fc_int j = j0; j < j0 + n;) {
+        fc_int img = g->nimg > 1 ? j / OHW : 0, q0 = j - img * OHW;
+        fc_int len = OHW - q0 < j0 + n - j ? OHW - q0 : j0 + n - j;
+        FC_CAT(gather_pixels_, FC_SFX)(g, x + img * g->istride + c * g->H * g->W, kh, kw, q0,
+                                     len, d + (j - j0) * dstride, dstride);
+        j += len;
+    }
+}
+
 static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int kc, fc_int j0,
                                          int n, int nr, FC_TPB *dst)
 {
@@ -328,13 +344,7 @@ static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int
             for (int j = n; j < nr; j++) d[j] = 0;
             continue;
         }
-        for (fc_int j = j0; j < j0 + n;) {           /* one segment per stacked image */
-            fc_int img = g->nimg > 1 ? j / OHW : 0, q0 = j - img * OHW;
-            fc_int len = OHW - q0 < j0 + n - j ? OHW - q0 : j0 + n - j;
-            FC_CAT(gather_pixels_, FC_SFX)(g, x + img * g->istride + c * g->H * g->W, kh, kw,
-                                         q0, len, d + (j - j0), 1);
-            j += len;
-        }
+        FC_CAT(gather_segments_, FC_SFX)(g, x, c, kh, kw, j0, n, d, 1);
         for (int j = n; j < nr; j++) d[j] = 0;
     }
 }
@@ -351,17 +361,11 @@ static void FC_CAT(pack_b_im2col_run_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc
     FC_TPB tmp[FC_IM2COL_RUN_MAX];
     const fc_conv_geom_t *g = &B->g;
     const FC_TB *x = (const FC_TB *)B->ptr;
-    fc_int KK = g->KH * g->KW, OHW = g->OH * g->OW;
+    fc_int KK = g->KH * g->KW;
     fc_int npan = (ncols + nr - 1) / nr;
     for (fc_int p = 0; p < kc; p++) {
         fc_int q = p0 + p, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
-        for (fc_int j = j0; j < j0 + ncols;) {      /* one segment per stacked image */
-            fc_int img = g->nimg > 1 ? j / OHW : 0, q0 = j - img * OHW;
-            fc_int len = OHW - q0 < j0 + ncols - j ? OHW - q0 : j0 + ncols - j;
-            FC_CAT(gather_pixels_, FC_SFX)(g, x + img * g->istride + c * g->H * g->W, kh, kw,
-                                         q0, len, tmp + (j - j0), 1);
-            j += len;
-        }
+        FC_CAT(gather_segments_, FC_SFX)(g, x, c, kh, kw, j0, ncols, tmp, 1);
         for (fc_int jp = 0; jp < npan; jp++) {
             FC_TPB *d = dst + jp * nr * kc + p * nr;
             const FC_TPB *t = tmp + jp * nr;
@@ -390,13 +394,7 @@ static void FC_CAT(pack_b_im2col_t_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_i
             FC_CAT(gather_tiny_, FC_SFX)(g, x, c, kh, kw, p0, kc, dst + j, nr);
             continue;
         }
-        for (fc_int p = p0; p < p0 + kc;) {          /* one segment per stacked image */
-            fc_int img = g->nimg > 1 ? p / OHW : 0, q0 = p - img * OHW;
-            fc_int len = OHW - q0 < p0 + kc - p ? OHW - q0 : p0 + kc - p;
-            FC_CAT(gather_pixels_, FC_SFX)(g, x + img * g->istride + c * g->H * g->W, kh, kw,
-                                         q0, len, dst + (p - p0) * nr + j, nr);
-            p += len;
-        }
+        FC_CAT(gather_segments_, FC_SFX)(g, x, c, kh, kw, p0, kc, dst + j, nr);
     }
     for (fc_int p = 0; p < kc; p++)
         for (int j = n; j < nr; j++) dst[p * nr + j] = 0;

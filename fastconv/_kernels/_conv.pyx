@@ -641,3 +641,31 @@ def widen_columns(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int n_
             for r in range(R):
                 memcpy(&dst[p, r, 0], &src[p, r, 0], W * sizeof(floating))
                 memset(&dst[p, r, W], 0, (DW - W) * sizeof(floating))
+
+
+def flip_transpose(const floating[:, :, :, ::1] w, floating[:, :, :, ::1] out, Py_ssize_t groups,
+                   int n_threads):
+    """The weights of the adjoint stride-1 convolution: out[g*B + b, a] = w[g*Ag + a, b]
+    flipped in both spatial axes, for each of the groups.
+
+    w (groups*Ag, B, KH, KW) IN; out (groups*B, Ag, KH, KW) OUT.  Blocks of 16 output rows
+    read 16 neighbouring taps of each input row, so large weights (512x512x3x3: 9 MB)
+    stream through the cache once instead of once per output row."""
+    cdef Py_ssize_t A = w.shape[0], B = w.shape[1], KK = w.shape[2] * w.shape[3]
+    cdef Py_ssize_t Ag = A // groups, nb = (B + 15) // 16, blk, gi, b0, b1, a, b, k
+    cdef const floating *src
+    cdef floating *dst
+    if A * B * KK == 0:
+        return
+    with nogil:
+        for blk in prange(groups * nb, schedule='static',
+                          num_threads=nthreads_for(A * B * KK, n_threads)):
+            gi = blk // nb
+            b0 = (blk % nb) * 16
+            b1 = min(b0 + 16, B)
+            for a in range(Ag):
+                for b in range(b0, b1):
+                    src = &w[gi * Ag + a, b, 0, 0]
+                    dst = &out[gi * B + b, a, 0, 0]
+                    for k in range(KK):
+                        dst[k] = src[KK - 1 - k]

@@ -52,42 +52,109 @@ cdef inline floating window_max(const floating *src, Py_ssize_t W, Py_ssize_t h0
     return m
 
 
-def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y, int32_t[:, :, :, ::1] idx,
-               Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
-    """y = max over each window; idx (or None) receives the argmax's flat plane index.
+def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+               int32_t[:, :, :, ::1] idx not None, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh,
+               Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+               int n_threads):
+    """y = max over each window; idx receives the argmax's flat plane index.
 
-    x (N, C, H, W) IN; y (N, C, OH, OW) OUT; idx (N, C, OH, OW) int32 OUT or None."""
+    Separably, as max_pool2d_values, each row's maxima carrying their column (float32:
+    src/pool_impl.h's max_rows and max_cols, vectorised per ISA): a window's first
+    in-range tap and first in-range row are taken as they are, every later one by
+    window_max's rule, so values and argmax are window_max's raster scan (NaN wins, the
+    last NaN; otherwise the first maximum; a window wholly in padding: -inf and -1).
+
+    x (N, C, H, W) IN; y (N, C, OH, OW) OUT; idx (N, C, OH, OW) int32 OUT."""
     cdef Py_ssize_t P = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t p, oh, ow, h0, h1, w0, w1, best
-    cdef const floating *src
-    cdef floating *dst
-    cdef int32_t *ip = &idx[0, 0, 0, 0] if (idx is not None and P * OH * OW > 0) else NULL
+    cdef Py_ssize_t p, h, oh, k, ih
+    cdef int first
+    cdef floating *hm
+    cdef int32_t *hc
     if P * OH * OW == 0:
         return
     with nogil:
         for p in prange(P, schedule='static', num_threads=nthreads_for(P * H * W, n_threads)):
-            src = &x[0, 0, 0, 0] + p * H * W
-            dst = &y[0, 0, 0, 0] + p * OH * OW
+            hm = <floating *>malloc(H * OW * sizeof(floating))
+            hc = <int32_t *>malloc(H * OW * sizeof(int32_t))
+            if hm == NULL or hc == NULL:
+                free(hm)
+                free(hc)
+                with gil:
+                    raise MemoryError("max_pool2d: no memory for a plane's row maxima")
+            for h in range(H):
+                if floating is float:
+                    KT.pool.max_rows(&x[0, 0, 0, 0] + p * H * W + h * W, W, hm + h * OW,
+                                     hc + h * OW, OW, KW, sw, pw, dw)
+                else:
+                    _max_rows(&x[0, 0, 0, 0] + p * H * W + h * W, W, hm + h * OW, hc + h * OW,
+                              OW, KW, sw, pw, dw)
             for oh in range(OH):
-                h0 = oh * sh - ph
-                h1 = h0 + (KH - 1) * dh + 1
-                if h1 > H:
-                    h1 = H
-                while h0 < 0:
-                    h0 = h0 + dh
-                for ow in range(OW):
-                    w0 = ow * sw - pw
-                    w1 = w0 + (KW - 1) * dw + 1
-                    if w1 > W:
-                        w1 = W
-                    while w0 < 0:
-                        w0 = w0 + dw
-                    best = -1        # assigned here, so each thread has its own
-                    dst[oh * OW + ow] = window_max(src, W, h0, h1, dh, w0, w1, dw, &best)
-                    if ip != NULL:
-                        ip[p * OH * OW + oh * OW + ow] = <int32_t>best
+                first = 1
+                for k in range(KH):
+                    ih = oh * sh - ph + k * dh
+                    if ih < 0 or ih >= H:
+                        continue
+                    if floating is float:
+                        KT.pool.max_cols(hm + ih * OW, hc + ih * OW, <int32_t>(ih * W), OW,
+                                         &y[0, 0, 0, 0] + p * OH * OW + oh * OW,
+                                         &idx[0, 0, 0, 0] + p * OH * OW + oh * OW, first)
+                    else:
+                        _max_cols(hm + ih * OW, hc + ih * OW, <int32_t>(ih * W), OW,
+                                  &y[0, 0, 0, 0] + p * OH * OW + oh * OW,
+                                  &idx[0, 0, 0, 0] + p * OH * OW + oh * OW, first)
+                    first = 0
+                if first:            # every window row in padding (not reachable with
+                    _fill_empty(&y[0, 0, 0, 0] + p * OH * OW + oh * OW,    # torch's pad <= K/2)
+                                &idx[0, 0, 0, 0] + p * OH * OW + oh * OW, OW)
+            free(hm)
+            free(hc)
+
+
+cdef void _max_rows(const double *row, Py_ssize_t W, double *hr, int32_t *hc, Py_ssize_t OW,
+                    Py_ssize_t KW, Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t dw) noexcept nogil:
+    """max_rows of src/pool_impl.h in float64 (the same steps)."""
+    cdef Py_ssize_t ow, k, off, lo, hi
+    cdef double v, m
+    cdef bint t
+    for ow in range(OW):
+        hr[ow] = -INFINITY
+        hc[ow] = -1
+    for k in range(KW):
+        off = k * dw - pw
+        lo = (-off + sw - 1) // sw if off < 0 else 0
+        hi = (W - off + sw - 1) // sw if W > off else 0
+        if hi > OW:
+            hi = OW
+        for ow in range(lo, hi):
+            v = row[ow * sw + off]
+            m = hr[ow]
+            t = (v > m) | (v != v) | (hc[ow] < 0)
+            if t:
+                hr[ow] = v
+                hc[ow] = <int32_t>(ow * sw + off)
+
+
+cdef void _max_cols(const double *hr, const int32_t *hc, int32_t base, Py_ssize_t OW, double *y,
+                    int32_t *idx, int first) noexcept nogil:
+    """max_cols of src/pool_impl.h in float64."""
+    cdef Py_ssize_t ow
+    cdef double v
+    for ow in range(OW):
+        v = hr[ow]
+        if first:
+            y[ow] = v
+            idx[ow] = base + hc[ow] if hc[ow] >= 0 else -1
+        elif (v > y[ow]) | (v != v):
+            y[ow] = v
+            idx[ow] = base + hc[ow]
+
+
+cdef void _fill_empty(floating *y, int32_t *idx, Py_ssize_t OW) noexcept nogil:
+    cdef Py_ssize_t ow
+    for ow in range(OW):
+        y[ow] = -INFINITY
+        idx[ow] = -1
 
 
 def max_pool2d_values(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,

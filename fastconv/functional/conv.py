@@ -443,5 +443,6 @@ def _flip_transpose(w, groups):
     """(A, B, kH, kW) -> (G*B, A/G, kH, kW), spatially flipped, per group: the weight of
     the convolution that is this one's adjoint at stride 1 (conv <-> transposed conv)."""
     A, B, KH, KW = w.shape
-    v = w.reshape(groups, A // groups, B, KH, KW)[:, :, :, ::-1, ::-1]
-    return np.ascontiguousarray(v.transpose(0, 2, 1, 3, 4)).reshape(groups * B, A // groups, KH, KW)
+    out = empty((groups * B, A // groups, KH, KW), w.dtype)
+    _conv.flip_transpose(np.ascontiguousarray(w), out, groups, nthreads())
+    return out

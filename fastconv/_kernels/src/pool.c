@@ -1,5 +1,7 @@
 /* 2x2 pooling fast paths (pool_impl.h), compiled per ISA; the dispatch table takes the
  * best set the CPU flags allow. */
+#include <math.h>
+
 #include "cpu.h"
 #include "pool.h"
 
@@ -19,7 +21,8 @@
 
 #define P_SET(isa, flags) \
     const fc_pool_kernels_t fc_pool_##isa = {flags, p_max2x2_fwd_##isa, p_max2x2_bwd_##isa, \
-                                             p_avg2x2_fwd_##isa, p_avg2x2_bwd_##isa, #isa}
+                                             p_avg2x2_fwd_##isa, p_avg2x2_bwd_##isa, \
+                                             p_max_rows_##isa, p_max_cols_##isa, #isa}
 P_SET(generic, 0);
 
 #if defined(__x86_64__)
@@ -119,6 +122,8 @@ static void p_max2x2_bwd_avx512(const float *restrict dy, const unsigned char *r
 }
 #define p_avg2x2_fwd_avx512 p_avg2x2_fwd_avx512_auto
 #define p_avg2x2_bwd_avx512 p_avg2x2_bwd_avx512_auto
+#define p_max_rows_avx512 p_max_rows_avx512_auto
+#define p_max_cols_avx512 p_max_cols_avx512_auto
 #pragma GCC pop_options
 P_SET(avx2, FC_PATH_AVX2);
 P_SET(avx512, FC_CPU_AVX512F | FC_CPU_AVX512BW | FC_CPU_AVX512VL);

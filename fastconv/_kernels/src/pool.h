@@ -1,5 +1,5 @@
 /* 2x2 / stride-2 pooling planes (float32, no padding, no dilation): the shape of nearly
- * every downsampling pool.  Instantiated per ISA in pool.c from pool_impl.h. */
+ * every downsampling pool; the separable steps of any max pool with its argmax.  Instantiated per ISA in pool.c from pool_impl.h. */
 #ifndef FASTCONV_POOL_H
 #define FASTCONV_POOL_H
 #include "base.h"
@@ -15,6 +15,10 @@ typedef struct {
                        float div);
     void (*avg2x2_bwd)(const float *dy, fc_int OH, fc_int OW, float *dx, fc_int H, fc_int W,
                        float div);
+    void (*max_rows)(const float *row, fc_int W, float *hr, int32_t *hc, fc_int OW, fc_int KW,
+                     fc_int sw, fc_int pw, fc_int dw);
+    void (*max_cols)(const float *hr, const int32_t *hc, int32_t base, fc_int OW, float *y,
+                     int32_t *idx, int first);
     const char *name;          /* "generic", "avx2", "avx512", "neon" (show_config) */
 } fc_pool_kernels_t;
 

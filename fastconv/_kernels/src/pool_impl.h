@@ -1,6 +1,7 @@
 /* 2x2 / stride-2 pooling planes (no padding, no dilation): the shape of nearly every
- * downsampling pool.  Instantiated per ISA by pool.c; written as branch-free selects
- * over stride-2 loads so GCC vectorises them.  Max pooling scans the window in torch's
+ * downsampling pool, and the two separable steps of any other max pool with its argmax.
+ * Instantiated per ISA by pool.c; written as branch-free selects over stride-s loads
+ * so GCC vectorises them.  Max pooling scans the window in torch's
  * order (a, b / c, d) with "v > m or isnan(v)", so values, NaN handling and the chosen
  * argmax match torch exactly; the argmax is stored window-locally as one byte. */
 
@@ -87,4 +88,57 @@ static void P_NAME(avg2x2_bwd)(const float *restrict dy, fc_int OH, fc_int OW,
     }
     for (fc_int h = 2 * OH; h < H; h++)
         for (fc_int w = 0; w < W; w++) dx[h * W + w] = 0;
+}
+
+/* Max pooling with the argmax, any window (the separable form, _pool.pyx's max_pool2d):
+ * one input row's maxima over each window's columns, carrying the column.  hr, hc
+ * (OW): the maximum and its column, -inf and -1 where no tap lies in the row's range.
+ * A window's first in-range tap is taken as it is, every later one by torch's rule,
+ * the raster scan's result.  Plane widths are under 2**31 (checked by the caller). */
+static void P_NAME(max_rows)(const float *restrict row, fc_int W, float *restrict hr,
+                             int32_t *restrict hc, fc_int OW, fc_int KW, fc_int sw, fc_int pw,
+                             fc_int dw)
+{
+    for (fc_int ow = 0; ow < OW; ow++) {
+        hr[ow] = -INFINITY;
+        hc[ow] = -1;
+    }
+    for (fc_int k = 0; k < KW; k++) {
+        /* the columns ow whose tap k lies inside: 0 <= ow*sw + off < W */
+        fc_int off = k * dw - pw;
+        fc_int lo = off < 0 ? (-off + sw - 1) / sw : 0;
+        fc_int hi = W > off ? (W - off + sw - 1) / sw : 0;
+        if (hi > OW) hi = OW;
+        const int32_t s = (int32_t)sw, o = (int32_t)off;
+        for (int32_t ow = (int32_t)lo; ow < (int32_t)hi; ow++) {
+            float v = row[ow * s + o], m = hr[ow];
+            int32_t c = hc[ow];
+            int t = (v > m) | (v != v) | (c < 0);
+            hr[ow] = t ? v : m;
+            hc[ow] = t ? ow * s + o : c;
+        }
+    }
+}
+
+/* The second step: a window row's maxima (hr, hc from max_rows on input row ih, base =
+ * ih * W) folded into the output row y, idx (OW); first: the window's first row in range,
+ * taken as it is. */
+static void P_NAME(max_cols)(const float *restrict hr, const int32_t *restrict hc,
+                             int32_t base, fc_int OW, float *restrict y, int32_t *restrict idx,
+                             int first)
+{
+    if (first) {
+        for (fc_int ow = 0; ow < OW; ow++) {
+            y[ow] = hr[ow];
+            idx[ow] = hc[ow] < 0 ? -1 : base + hc[ow];
+        }
+        return;
+    }
+    for (fc_int ow = 0; ow < OW; ow++) {
+        /* a column with no tap in range has -inf, which never wins here */
+        float v = hr[ow], m = y[ow];
+        int t = (v > m) | (v != v);
+        y[ow] = t ? v : m;
+        idx[ow] = t ? base + hc[ow] : idx[ow];
+    }
 }

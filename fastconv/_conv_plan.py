@@ -7,6 +7,7 @@ here touches data or kernels, so every rule can be read, tested and changed in o
 place, and a test can force any algorithm that :func:`accepts` a geometry.
 """
 import enum
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -172,8 +173,12 @@ def choose_algorithm(g, finite=True, prepared=False):
     # weights' transform grows with C*M, the saving with the tile count
     if finite and g.C >= 16 and g.M >= 16 and min(g.OH, g.OW) >= 6 and \
             _tiles(g, 2) >= max(192, g.C * g.M // 1024) and accepts(Algorithm.WINOGRAD2, g):
-        # F(4x4)'s 16-lane transforms want long tile rows and enough tiles to fill them
-        return _winograd(g, min(g.OH, g.OW) >= 32 and _tiles(g, 4) >= 256)
+        # F(4x4)'s transforms want long tile rows and enough tiles to fill their vectors:
+        # 16 lanes (AVX-512) from 32x32 planes; AVX2's 8 from 20x20 (64-128 channels at
+        # N=4-16: 28x28 1.1-1.25x at 1 thread, 1.2-1.25x at 2; 20-24 1.02x and 1.16-1.27x;
+        # 14x14, whose tiles overhang by 2 pixels, 0.7-0.86x at 1 thread: F(2x2))
+        side, tiles = (20, 128) if running_isa() == "avx2" else (32, 256)
+        return _winograd(g, min(g.OH, g.OW) >= side and _tiles(g, 4) >= tiles)
     # small planes where a quarter or more of im2col is padding (a 3x3 on 4x4: 31%, on
     # 2x2: 56%; on 7x7 18% does not pay for the classes): one GEMM per border class skips it; each class needs enough images to fill
     # the GEMM's 48-column panels
@@ -193,6 +198,14 @@ def choose_algorithm(g, finite=True, prepared=False):
             and g.OH * g.OW >= 64:
         return Algorithm.PADDED
     return Algorithm.GATHER
+
+
+@functools.lru_cache(maxsize=1)
+def running_isa():
+    """The ISA path the kernels run ('avx512', 'avx2', 'generic', 'neon'): where vector
+    width moves a crossover, the rule says so."""
+    from ._kernels import _cpu
+    return _cpu.isa_name()
 
 
 def _tiles(g, t):
@@ -221,9 +234,10 @@ def input_grad_algorithm(g, forward):
     # the flipped convolution has M = C/G rows: under 8 (a first layer's 3 colour
     # channels) most of each 8-row GEMM tile would be idle, so go through col2im
     # k x k on planes under 64 pixels: the batch-stacked GEMM + col2im, with no flipped
-    # copy of the weights to make
-    # (the planner then runs the flipped convolution by taps too, where the forward did)
-    small = g.OH * g.OW < 64 and g.KH * g.KW > 1 and forward is not Algorithm.TAPS
+    # copy of the weights to make, unless the forward found a faster kernel than a GEMM,
+    # which the flipped convolution will find too (by taps; Winograd: 256@7x7 N=16 1.5x,
+    # 512@7x7 1.4x at 2 threads, 0.9-1.15x at 1, AVX2)
+    small = g.OH * g.OW < 64 and g.KH * g.KW > 1 and forward not in (Algorithm.TAPS,) + WINOGRAD
     return InputGrad.FLIPPED if g.sh == g.sw == 1 and g.Cg >= 8 and not small \
         else InputGrad.FOLD
 

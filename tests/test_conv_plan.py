@@ -148,3 +148,17 @@ def test_module_forward_runs_what_the_planner_chose(rng):
     m(x)
     g = ConvGeometry.of(x.shape, m.weight.shape, (1, 1), (1, 1, 1, 1))
     assert m._ctx.conv.algorithm is plan.choose_algorithm(g)
+
+
+@pytest.mark.parametrize("isa, side28", [("avx2", Algorithm.WINOGRAD4),
+                                         ("avx512", Algorithm.WINOGRAD2),
+                                         ("generic", Algorithm.WINOGRAD2)])
+def test_f4_crossover_follows_the_transform_vector_width(isa, side28, monkeypatch):
+    """AVX2's 8-tile transforms fill from 20x20 planes; AVX-512's 16 want 32x32."""
+    monkeypatch.setattr(plan, "running_isa", lambda: isa)
+    g = ConvGeometry(16, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert plan.choose_algorithm(g) is side28
+    assert plan.choose_algorithm(g._replace(H=14, W=14)) is Algorithm.WINOGRAD2
+    assert plan.choose_algorithm(g._replace(H=32, W=32)) is Algorithm.WINOGRAD4
+    # too few tiles to fill the vectors: F(2x2) whatever the plane
+    assert plan.choose_algorithm(g._replace(N=2, H=24, W=24)) is Algorithm.WINOGRAD2

@@ -2,8 +2,9 @@
 
 Each returns ``(loss, ctx)``: loss a Python float for reduction 'mean'/'sum', an array
 for 'none'.  ``*_backward(ctx, grad_output=1.0, needs)`` returns the gradients w.r.t.
-(input, target).  The plain classification case (logits (N, C), class indices, mean,
-no weight) runs in a compiled kernel; the general forms are vectorised NumPy in
+(input, target).  Cross-entropy runs compiled (the plain classification case, and
+per-pixel logits with weight, ignore_index, smoothing and any reduction in one pass
+that also checks and counts the targets); the other losses are vectorised NumPy in
 float64."""
 from typing import NamedTuple, Optional
 
@@ -45,36 +46,43 @@ def cross_entropy(logits, target, label_smoothing=0.0, weight=None, ignore_index
     targets equal to ignore_index count for nothing; 'mean' divides by the summed
     weights of the counted targets, as torch."""
     N, C = logits.shape[:2]
-    counted = target[target != ignore_index]
-    if counted.size and (counted.min() < 0 or counted.max() >= C):    # never index outside
-        raise ValueError(f"cross_entropy: target values must be in [0, {C}) or "
-                         f"ignore_index, got [{counted.min()}, {counted.max()}]")
     # (the kernel indexes by target: only when no target is ignore_index, whose value
     # may lie outside [0, C))
     if (logits.ndim == 2 and weight is None and reduction == "mean"
             and not np.any(target == ignore_index)):
+        if target.size and (target.min() < 0 or target.max() >= C):   # never index outside
+            _bad_targets(target, C, ignore_index)
         probs = empty_like(logits)
         losses = empty(N)
         _loss.cross_entropy(logits, target, float(label_smoothing), probs, losses, nthreads())
         loss = float(np.sum(losses) / N) if N else float("nan")
         return loss, CrossEntropyCtx(probs, target, float(label_smoothing))
     # the general case (per-pixel logits, weight, ignore_index, any reduction): compiled,
-    # pixel maths in float64; the denominator from the targets alone
+    # pixel maths in float64; the targets checked, weighted and counted in the same pass
     t = target.reshape(N, -1)
-    valid = t != ignore_index
-    tt = np.where(valid, t, 0).astype(np.int64)
-    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
-    wt = w[tt] * valid
-    denom = wt.sum()                    # np.float64: all ignored gives nan, as torch
+    if t.dtype != np.int64 or not t.flags.c_contiguous:
+        t = np.ascontiguousarray(t, np.int64)
+    w = np.ones(C) if weight is None else np.ascontiguousarray(weight, np.float64)
     x3 = np.ascontiguousarray(logits).reshape(N, C, -1)
-    per = empty(tt.shape)
+    per = empty(t.shape)
     grad = empty_like(x3)
-    _loss.cross_entropy_nd(x3, tt, valid.astype(np.uint8), wt, w, float(label_smoothing),
-                           # every target ignored: loss nan, gradient 0 (torch's)
-                           (float(1.0 / denom) if denom else 0.0) if reduction == "mean" else 1.0,
-                           per, grad, nthreads())
-    loss = _reduce(per.reshape(target.shape).astype(logits.dtype), denom, reduction)
+    total, denom, bad = _loss.cross_entropy_pixels(x3, t, w, int(ignore_index),
+                                                   float(label_smoothing), per, grad, nthreads())
+    if bad:
+        _bad_targets(target, C, ignore_index)
+    if reduction == "mean":         # every target ignored: loss nan, gradient 0 (torch's)
+        if denom and denom != 1.0:
+            grad *= np.asarray(1.0 / denom, grad.dtype)
+        loss = total / denom if denom else float("nan")
+    else:
+        loss = total if reduction == "sum" else per.reshape(target.shape).astype(logits.dtype)
     return loss, LossCtx(grad.reshape(logits.shape), None, reduction, (logits.shape, False))
+
+
+def _bad_targets(target, C, ignore_index):
+    counted = target[target != ignore_index]
+    raise ValueError(f"cross_entropy: target values must be in [0, {C}) or "
+                     f"ignore_index, got [{counted.min()}, {counted.max()}]")
 
 
 def cross_entropy_backward(ctx, grad_output=1.0, needs=None):

@@ -5,7 +5,7 @@ import pytest
 
 import fastconv as fc
 from fastconv import nn
-from helpers import assert_close, torch_or_skip
+from helpers import assert_close, at_thread_counts, torch_or_skip
 
 
 def both(torch, make_fc, make_t, x, target, gout=None, tol=1e-5):
@@ -32,6 +32,9 @@ CE_CASES = [
     dict(shape=(2, 3, 4, 5)),                                   # per-pixel classes
     dict(shape=(2, 3, 4, 5), weight=True, ignore=True, reduction="none", smoothing=0.1),
     dict(shape=(2, 2, 6, 6), reduction="sum", smoothing=0.3),
+    # several pixel blocks per image (the kernel's unit of work), a partial last one
+    dict(shape=(3, 2, 23, 29), weight=True, ignore=True, smoothing=0.1),
+    dict(shape=(2, 5, 17, 40), reduction="none"),
     dict(shape=(4,)),                                           # unbatched
 ]
 
@@ -125,6 +128,14 @@ def test_loss_errors():
         nn.CrossEntropyLoss()(np.zeros((2, 4, 3), np.float32), np.zeros((2, 4), int))
     with pytest.raises(ValueError, match="target values must be in"):
         nn.CrossEntropyLoss()(np.zeros((2, 4), np.float32), np.array([0, 4]))
+    # per-pixel targets, one out of range among ignored ones; a negative one
+    t = np.zeros((2, 3, 3), int)
+    t[0, 0, 0], t[1, 2, 2] = -100, 4
+    for loss in (nn.CrossEntropyLoss(), fc.functional.cross_entropy):    # layer, functional
+        with pytest.raises(ValueError, match=r"target values must be in \[0, 4\)"):
+            loss(np.zeros((2, 4, 3, 3), np.float32), t)
+    with pytest.raises(ValueError, match=r"target values must be in \[0, 4\).*-4"):
+        fc.functional.cross_entropy(np.zeros((2, 4, 3, 3), np.float32), -t, ignore_index=100)
     with pytest.raises(ValueError, match="weight must have shape"):
         nn.CrossEntropyLoss(np.ones(3))(np.zeros((2, 4), np.float32), np.array([0, 1]))
     with pytest.raises(ValueError, match="target shape"):
@@ -163,3 +174,18 @@ def test_per_pixel_cross_entropy_same_bits_at_any_thread_count():
     for loss, g in outs[1:]:
         assert loss == outs[0][0]
         np.testing.assert_array_equal(g, outs[0][1])
+
+
+def test_per_pixel_cross_entropy_bits_do_not_depend_on_threads(rng):
+    """Partial sums per pixel block, added in block order: the same loss and gradient
+    bits on 1, 2 and 3 threads."""
+    x = rng.standard_normal((3, 4, 37, 41)).astype(np.float32)
+    t = rng.integers(0, 4, (3, 37, 41))
+    t.flat[::5] = -100
+
+    def run():
+        loss, ctx = fc.functional.cross_entropy(x, t, 0.1, np.array([1.0, 2.0, 0.5, 1.5]))
+        return loss, fc.functional.cross_entropy_backward(ctx)[0]
+    (l1, g1), (l2, g2), (l3, g3) = at_thread_counts(run)
+    assert l1 == l2 == l3
+    assert np.array_equal(g1, g2) and np.array_equal(g1, g3)

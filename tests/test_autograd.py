@@ -244,3 +244,31 @@ def test_frozen_parameters_get_no_gradient(rng):
     m[0].weight.requires_grad = False
     m(fc.Tensor(rng.standard_normal((1, 3, 4, 4)).astype(np.float32))).sum().backward()
     assert m[0].weight.grad is None and m[0].bias.grad is not None
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2, -1, -3])
+def test_cat_and_its_backward_equal_numpy_along_any_dim(dim, rng):
+    """Threaded row copies (pieces of 256 KiB) against np.concatenate and np.split:
+    mixed dtypes, a non-contiguous input, an input of size 0 along dim, gradients only
+    where asked; an out-of-range dim raises instead of wrapping."""
+    from fastconv.functional import compose as C
+    shapes = [(6, 40, 33, 35), (6, 24, 33, 35), (6, 40, 33, 35)]
+    d = dim % 4
+    xs = []
+    for i, s in enumerate(shapes):
+        s = list(shapes[0])
+        s[d] = shapes[i][1] if d == 1 else [6, 3, 0][i] if d != 1 else s[d]
+        xs.append(rng.standard_normal(s).astype(np.float32))
+    xs[1] = xs[1].astype(np.float64)
+    xs[2] = np.asfortranarray(xs[2])
+    out, ctx = C.cat(xs, dim)
+    ref = np.concatenate([a.astype(np.float64) for a in xs], axis=d)
+    assert out.dtype == np.float64 and np.array_equal(out, ref)
+    g = rng.standard_normal(out.shape)
+    grads = C.cat_backward(ctx, g, (True, False, True))
+    parts = np.split(g, np.cumsum([a.shape[d] for a in xs])[:-1], axis=d)
+    assert grads[1] is None
+    for gi, p in ((grads[0], parts[0]), (grads[2], parts[2])):
+        assert gi.flags.c_contiguous and np.array_equal(gi, p)
+    with pytest.raises(ValueError, match="out of range"):
+        C.cat(xs, 4)

@@ -21,7 +21,7 @@ releases it all.
 from cpython.buffer cimport (PyBUF_ANY_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from libc.stdlib cimport free
-from libc.string cimport memcmp, memset
+from libc.string cimport memcmp, memcpy, memset
 from cython.parallel cimport prange
 
 import os
@@ -228,3 +228,40 @@ def same_contents(tuple kept, tuple now, int n_threads=1):
         if not same:
             return False
     return True
+
+
+def copy_rows(src, Py_ssize_t src_off, Py_ssize_t src_stride, dst, Py_ssize_t dst_off,
+              Py_ssize_t dst_stride, Py_ssize_t row_bytes, Py_ssize_t rows, int n_threads=1):
+    """dst[dst_off + r*dst_stride : + row_bytes] = src[src_off + r*src_stride : + row_bytes]
+    for r < rows, in bytes, over n_threads in pieces of at least 256 KiB: the copies of
+    cat and of its backward (a slice of every row).  src, dst: C-contiguous buffers
+    (dst writable); every range is checked to lie inside its buffer."""
+    cdef Py_buffer a, b
+    cdef Py_ssize_t per, pieces, total, i, r, k, lo, hi
+    if rows <= 0 or row_bytes <= 0:
+        return
+    PyObject_GetBuffer(src, &a, PyBUF_ANY_CONTIGUOUS)
+    try:
+        PyObject_GetBuffer(dst, &b, PyBUF_ANY_CONTIGUOUS | PyBUF_WRITABLE)
+    except BaseException:
+        PyBuffer_Release(&a)
+        raise
+    try:
+        if (min(src_off, dst_off, src_stride, dst_stride) < 0
+                or src_off + (rows - 1) * src_stride + row_bytes > a.len
+                or dst_off + (rows - 1) * dst_stride + row_bytes > b.len):
+            raise ValueError("copy_rows: a range lies outside its buffer")
+        per = (row_bytes + (1 << 18) - 1) >> 18         # 256 KiB pieces of a row
+        total = rows * per
+        with nogil:
+            for i in prange(total, schedule='static',
+                            num_threads=n_threads if rows * row_bytes >= (1 << 19) else 1):
+                r = i // per
+                k = i - r * per
+                lo = k * row_bytes // per
+                hi = (k + 1) * row_bytes // per
+                memcpy(<char *>b.buf + dst_off + r * dst_stride + lo,
+                       <const char *>a.buf + src_off + r * src_stride + lo, hi - lo)
+    finally:
+        PyBuffer_Release(&b)
+        PyBuffer_Release(&a)

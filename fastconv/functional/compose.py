@@ -9,7 +9,8 @@ from typing import NamedTuple, Tuple
 
 import numpy as np
 
-from ._common import wants
+from .._kernels import _memory
+from ._common import empty, nthreads, wants
 
 
 def _unbroadcast(g, shape):
@@ -207,20 +208,46 @@ def cat(xs, dim=0):
     if not xs:
         raise ValueError("cat: expected a non-empty sequence of arrays")
     nd = xs[0].ndim
-    d = dim % max(nd, 1)
+    if nd == 0 or not -nd <= dim < nd:
+        raise ValueError(f"cat: dim {dim} is out of range for arrays of {nd} dimensions")
+    d = dim % nd
     for i, a in enumerate(xs):
         if a.ndim != nd or a.shape[:d] + a.shape[d + 1:] != xs[0].shape[:d] + xs[0].shape[d + 1:]:
             raise ValueError(f"cat: array {i} has shape {a.shape}; every array must have shape "
                              f"{xs[0].shape} except along dim {dim}")
     dt = np.result_type(*xs)
-    return np.concatenate([np.asarray(a, dt) for a in xs], axis=d), \
-        CatCtx(d, tuple(a.shape[d] for a in xs))
+    shape = list(xs[0].shape)
+    shape[d] = builtins.sum(a.shape[d] for a in xs)
+    out = empty(tuple(shape), dt)
+    # each input is `outer` rows of size_i * inner values, landing side by side in out's
+    # rows: one threaded copy per input
+    outer, inner = int(np.prod(shape[:d], dtype=np.int64)), int(np.prod(shape[d + 1:], dtype=np.int64))
+    row, off = shape[d] * inner * dt.itemsize, 0
+    for a in xs:
+        part = a.shape[d] * inner * dt.itemsize
+        _memory.copy_rows(np.ascontiguousarray(a, dt), 0, part, out, off, row, part, outer,
+                          nthreads())
+        off += part
+    return out, CatCtx(d, tuple(a.shape[d] for a in xs))
 
 
 def cat_backward(ctx, g, needs=None):
     needs = wants(needs, len(ctx.sizes))
-    parts = np.split(g, np.cumsum(ctx.sizes)[:-1], axis=ctx.dim)
-    return tuple(np.ascontiguousarray(p) if n else None for p, n in zip(parts, needs))
+    g = np.ascontiguousarray(g)
+    shape = g.shape
+    outer = int(np.prod(shape[:ctx.dim], dtype=np.int64))
+    inner = int(np.prod(shape[ctx.dim + 1:], dtype=np.int64))
+    row, off, grads = shape[ctx.dim] * inner * g.itemsize, 0, []
+    for size, n in zip(ctx.sizes, needs):
+        part = size * inner * g.itemsize
+        if n:
+            gi = empty(shape[:ctx.dim] + (size,) + shape[ctx.dim + 1:], g.dtype)
+            _memory.copy_rows(g, off, row, gi, 0, part, part, outer, nthreads())
+            grads.append(gi)
+        else:
+            grads.append(None)
+        off += part
+    return tuple(grads)
 
 
 def stack(xs, dim=0):

@@ -246,6 +246,12 @@ def weight_grad_algorithm(g, forward, finite=True):
     """d weight of a forward run with `forward`; finite: dy holds no NaN/Inf."""
     if forward in DEPTHWISE:
         return WeightGrad.DEPTHWISE_S1 if _depthwise_s1_backward(g) else WeightGrad.DEPTHWISE
+    # few channels (C*M <= 64*64) on planes of 16 and more that a Winograd forward ran: the
+    # GEMM over a padded copy made here (its transposed packing through registers), 1.2-1.5x
+    # Winograd's for 16-32 channels at 64x64-128x128, even (1.0-1.1x) at 64 (AVX2, N=8-16);
+    # with more channels or smaller planes Winograd's own gradient wins (128@16x16: 1.5x)
+    if forward in WINOGRAD and g.M * g.C <= 64 * 64 and min(g.OH, g.OW) >= 16:
+        return WeightGrad.PADDED
     # Winograd F(2x2, 3x3) while the per-chunk partial sums (chunks x 16 x M x C) stay
     # small next to the work
     if forward in WINOGRAD and g.M * g.C <= 128 * 128 and finite:
@@ -254,6 +260,12 @@ def weight_grad_algorithm(g, forward, finite=True):
     # images; with fewer, the one im2col GEMM over the whole batch is faster
     if forward is Algorithm.TAPS and g.N >= 32:
         return WeightGrad.TAPS
+    # a gathered stride-1 forward (too few taps x channels for a padded one) on large
+    # planes: the padded GEMM's rows are contiguous, the gathered transposed im2col is not
+    # (3->16 at 128x128: 1.3x); strided and small planes keep the gather (0.3-0.7x)
+    if forward is Algorithm.GATHER and g.sh == g.sw == 1 and g.OH * g.OW >= 32 * 32 and \
+            accepts(Algorithm.PADDED, g):
+        return WeightGrad.PADDED
     return WeightGrad.PADDED if forward is Algorithm.PADDED else WeightGrad.GATHER
 
 

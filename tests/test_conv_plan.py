@@ -91,8 +91,18 @@ def test_planner_rules():
     assert plan.choose_algorithm(dw) is Algorithm.DEPTHWISE_S1
     assert plan.choose_algorithm(dw._replace(sh=2)) is Algorithm.DEPTHWISE
     # backward choices follow the forward
-    assert plan.weight_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.WeightGrad.WINOGRAD
+    assert plan.weight_grad_algorithm(wino._replace(C=128), Algorithm.WINOGRAD4) \
+        is plan.WeightGrad.WINOGRAD
     assert plan.weight_grad_algorithm(wino._replace(C=256, M=256), Algorithm.WINOGRAD4) \
+        is plan.WeightGrad.GATHER
+    # few channels on large planes: the GEMM over a padded copy; on small ones, Winograd's
+    assert plan.weight_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.WeightGrad.PADDED
+    assert plan.weight_grad_algorithm(wino._replace(H=8, W=8), Algorithm.WINOGRAD2) \
+        is plan.WeightGrad.WINOGRAD
+    # a gathered stride-1 forward on large planes too; strided ones keep the gather
+    assert plan.weight_grad_algorithm(wino._replace(C=3), Algorithm.GATHER) \
+        is plan.WeightGrad.PADDED
+    assert plan.weight_grad_algorithm(wino._replace(C=3, sh=2, sw=2), Algorithm.GATHER) \
         is plan.WeightGrad.GATHER
     assert plan.input_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.InputGrad.FLIPPED
     assert plan.input_grad_algorithm(wino._replace(C=3), Algorithm.GATHER) is plan.InputGrad.FOLD

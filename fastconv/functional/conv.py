@@ -359,7 +359,8 @@ def _weight_grad(state, gy, nt, finite):
         S = empty(_winograd.winograd_wgrad_scratch_shape(g.N, g.C, g.M, g.OH, g.OW), np.float32)
         _winograd.winograd_conv3x3_wgrad(restore(state.src), gy, S, dw2, g.pt, g.pl, nt, g.bf16)
     elif wg is WeightGrad.PADDED:
-        flat, image, off, PW, gsize = state.padded
+        # a Winograd forward read its input in place: pad it now
+        flat, image, off, PW, gsize = state.padded or _padded_source(restore(state.src), g, nt)
         flat = restore(flat)
         N, M, OH, OW = gy.shape
         if PW == OW:

@@ -416,7 +416,21 @@ static void FC_CAT(pack_b_offsets_t_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_
                                             int n, int nr, FC_TPB *dst)
 {
     const FC_TB *base = (const FC_TB *)B->ptr + p0;
-    for (int j = 0; j < n; j++) {
+    int j = 0;
+#ifdef FC_TRANSPOSE8_ROWS
+    /* eight rows at a time through registers: column by column, every store of the
+     * scalar loop lands on another cache line (nr values apart) */
+    if (FC_HAS_TRANSPOSE8())
+        for (; j + 8 <= n; j += 8) {
+            const FC_TB *rows[8];
+            for (int r = 0; r < 8; r++) rows[r] = base + B->off[j0 + j + r];
+            fc_int p = 0;
+            for (; p + 8 <= kc; p += 8) FC_TRANSPOSE8_ROWS(rows, p, dst + p * nr + j, nr);
+            for (; p < kc; p++)
+                for (int r = 0; r < 8; r++) dst[p * nr + j + r] = FC_B2P(rows[r][p]);
+        }
+#endif
+    for (; j < n; j++) {
         const FC_TB *src = base + B->off[j0 + j];
         for (fc_int p = 0; p < kc; p++) dst[p * nr + j] = FC_B2P(src[p]);
     }

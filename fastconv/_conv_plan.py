@@ -263,8 +263,9 @@ def weight_grad_algorithm(g, forward, finite=True):
     # a gathered stride-1 forward (too few taps x channels for a padded one) on large
     # planes: the padded GEMM's rows are contiguous, the gathered transposed im2col is not
     # (3->16 at 128x128: 1.3x); strided and small planes keep the gather (0.3-0.7x)
-    if forward is Algorithm.GATHER and g.sh == g.sw == 1 and g.OH * g.OW >= 32 * 32 and \
-            accepts(Algorithm.PADDED, g):
+    # (a 1x1's im2col is its input: nothing to gain)
+    if forward is Algorithm.GATHER and g.sh == g.sw == 1 and g.KH * g.KW > 1 and \
+            g.OH * g.OW >= 32 * 32 and accepts(Algorithm.PADDED, g):
         return WeightGrad.PADDED
     return WeightGrad.PADDED if forward is Algorithm.PADDED else WeightGrad.GATHER
 

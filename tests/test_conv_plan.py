@@ -104,6 +104,8 @@ def test_planner_rules():
         is plan.WeightGrad.PADDED
     assert plan.weight_grad_algorithm(wino._replace(C=3, sh=2, sw=2), Algorithm.GATHER) \
         is plan.WeightGrad.GATHER
+    assert plan.weight_grad_algorithm(wino._replace(KH=1, KW=1, pt=0, pb=0, pl=0, pr=0),
+                                      Algorithm.GATHER) is plan.WeightGrad.GATHER
     assert plan.input_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.InputGrad.FLIPPED
     assert plan.input_grad_algorithm(wino._replace(C=3), Algorithm.GATHER) is plan.InputGrad.FOLD
 

@@ -648,24 +648,37 @@ def flip_transpose(const floating[:, :, :, ::1] w, floating[:, :, :, ::1] out, P
     """The weights of the adjoint stride-1 convolution: out[g*B + b, a] = w[g*Ag + a, b]
     flipped in both spatial axes, for each of the groups.
 
-    w (groups*Ag, B, KH, KW) IN; out (groups*B, Ag, KH, KW) OUT.  Blocks of 16 output rows
-    read 16 neighbouring taps of each input row, so large weights (512x512x3x3: 9 MB)
-    stream through the cache once instead of once per output row."""
+    w (groups*Ag, B, KH, KW) IN; out (groups*B, Ag, KH, KW) OUT.  Tiles of 16 x 16
+    (a, b), so both the rows read and the rows written stay in cache (512x512x3x3: 9 MB);
+    a 1x1's is a plain transpose."""
     cdef Py_ssize_t A = w.shape[0], B = w.shape[1], KK = w.shape[2] * w.shape[3]
-    cdef Py_ssize_t Ag = A // groups, nb = (B + 15) // 16, blk, gi, b0, b1, a, b, k
-    cdef const floating *src
-    cdef floating *dst
+    cdef Py_ssize_t Ag = A // groups, nb = (B + 15) // 16, na = (Ag + 15) // 16
+    cdef Py_ssize_t t, gi, rem, a0, a1, b0, b1, a, b, k
+    cdef const floating *src = &w[0, 0, 0, 0] if A * B * KK else NULL
+    cdef floating *dst = &out[0, 0, 0, 0] if A * B * KK else NULL
+    cdef const floating *s
+    cdef floating *d
     if A * B * KK == 0:
         return
     with nogil:
-        for blk in prange(groups * nb, schedule='static',
-                          num_threads=nthreads_for(A * B * KK, n_threads)):
-            gi = blk // nb
-            b0 = (blk % nb) * 16
+        for t in prange(groups * nb * na, schedule='static',
+                        num_threads=nthreads_for(A * B * KK, n_threads)):
+            gi = t // (nb * na)
+            rem = t - gi * nb * na
+            b0 = (rem // na) * 16
+            a0 = (rem % na) * 16
             b1 = min(b0 + 16, B)
-            for a in range(Ag):
+            a1 = min(a0 + 16, Ag)
+            if KK == 1:
                 for b in range(b0, b1):
-                    src = &w[gi * Ag + a, b, 0, 0]
-                    dst = &out[gi * B + b, a, 0, 0]
-                    for k in range(KK):
-                        dst[k] = src[KK - 1 - k]
+                    d = dst + (gi * B + b) * Ag
+                    s = src + gi * Ag * B + b
+                    for a in range(a0, a1):
+                        d[a] = s[a * B]
+            else:
+                for b in range(b0, b1):
+                    for a in range(a0, a1):
+                        s = src + ((gi * Ag + a) * B + b) * KK
+                        d = dst + ((gi * B + b) * Ag + a) * KK
+                        for k in range(KK):
+                            d[k] = s[KK - 1 - k]

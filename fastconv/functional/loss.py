@@ -46,6 +46,9 @@ def cross_entropy(logits, target, label_smoothing=0.0, weight=None, ignore_index
     targets equal to ignore_index count for nothing; 'mean' divides by the summed
     weights of the counted targets, as torch."""
     N, C = logits.shape[:2]
+    if C == 0:
+        raise ValueError(f"cross_entropy: expected logits with at least one class (axis 1), "
+                         f"got shape {logits.shape}")
     # (the kernel indexes by target: only when no target is ignore_index, whose value
     # may lie outside [0, C))
     if (logits.ndim == 2 and weight is None and reduction == "mean"

@@ -131,6 +131,8 @@ def test_loss_errors():
     # per-pixel targets, one out of range among ignored ones; a negative one
     t = np.zeros((2, 3, 3), int)
     t[0, 0, 0], t[1, 2, 2] = -100, 4
+    with pytest.raises(ValueError, match="at least one class"):
+        fc.functional.cross_entropy(np.zeros((2, 0, 3, 3), np.float32), np.full((2, 3, 3), -100))
     for loss in (nn.CrossEntropyLoss(), fc.functional.cross_entropy):    # layer, functional
         with pytest.raises(ValueError, match=r"target values must be in \[0, 4\)"):
             loss(np.zeros((2, 4, 3, 3), np.float32), t)

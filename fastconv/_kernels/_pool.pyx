@@ -111,6 +111,19 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
             free(hc)
 
 
+cdef inline Py_ssize_t _first_column(Py_ssize_t off, Py_ssize_t sw) noexcept nogil:
+    """The first output column ow whose tap at offset off (k*dw - pw) lies inside the row:
+    0 <= ow*sw + off."""
+    return (-off + sw - 1) // sw if off < 0 else 0
+
+
+cdef inline Py_ssize_t _end_column(Py_ssize_t off, Py_ssize_t sw, Py_ssize_t W,
+                                   Py_ssize_t OW) noexcept nogil:
+    """One past the last output column (at most OW) whose tap lies inside: ow*sw + off < W."""
+    cdef Py_ssize_t hi = (W - off + sw - 1) // sw if W > off else 0
+    return hi if hi < OW else OW
+
+
 cdef void _max_rows(const double *row, Py_ssize_t W, double *hr, int32_t *hc, Py_ssize_t OW,
                     Py_ssize_t KW, Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t dw) noexcept nogil:
     """max_rows of src/pool_impl.h in float64 (the same steps)."""
@@ -122,10 +135,8 @@ cdef void _max_rows(const double *row, Py_ssize_t W, double *hr, int32_t *hc, Py
         hc[ow] = -1
     for k in range(KW):
         off = k * dw - pw
-        lo = (-off + sw - 1) // sw if off < 0 else 0
-        hi = (W - off + sw - 1) // sw if W > off else 0
-        if hi > OW:
-            hi = OW
+        lo = _first_column(off, sw)
+        hi = _end_column(off, sw, W, OW)
         for ow in range(lo, hi):
             v = row[ow * sw + off]
             m = hr[ow]
@@ -195,12 +206,9 @@ def max_pool2d_values(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                 for ow in range(OW):
                     hr[ow] = -INFINITY
                 for k in range(KW):
-                    # the columns ow whose tap k lies inside: 0 <= ow*sw + off < W
                     off = k * dw - pw
-                    lo = (-off + sw - 1) // sw if off < 0 else 0
-                    hi = (W - off + sw - 1) // sw if W > off else 0
-                    if hi > OW:
-                        hi = OW
+                    lo = _first_column(off, sw)
+                    hi = _end_column(off, sw, W, OW)
                     for ow in range(lo, hi):
                         v = row[ow * sw + off]
                         m = hr[ow]

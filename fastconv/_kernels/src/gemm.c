@@ -25,37 +25,11 @@ static inline float bf16_value(float x)
  * so the packed bits are the same either way. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+/* dst[j * ld + r] = s[r][p + j] for an 8x8 block: eight rows anywhere (the transposed
+ * im2col by offsets of a padded image, whose rows are c, kh, kw apart), or rs apart. */
 __attribute__((target("avx2")))
-static void fc_transpose8_avx2(const float *src, fc_int rs, float *dst, fc_int ld)
-{
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + rs);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * rs), r3 = _mm256_loadu_ps(src + 3 * rs);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * rs), r5 = _mm256_loadu_ps(src + 5 * rs);
-    __m256 r6 = _mm256_loadu_ps(src + 6 * rs), r7 = _mm256_loadu_ps(src + 7 * rs);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-#define FC_TRANSPOSE8(src, rs, dst, ld) fc_transpose8_avx2(src, rs, dst, ld)
-#define FC_HAS_TRANSPOSE8() fc_cpu_has(FC_CPU_AVX2)
-
-/* The same transpose from eight rows anywhere (s[r] + p): the transposed im2col by
- * offsets of a padded image (weight gradients), whose rows are c, kh, kw apart. */
-__attribute__((target("avx2")))
-static void fc_transpose8_rows_avx2(const float *const *s, fc_int p, float *dst, fc_int ld)
+static inline void fc_transpose8_rows_avx2(const float *const *s, fc_int p, float *dst,
+                                           fc_int ld)
 {
     __m256 r0 = _mm256_loadu_ps(s[0] + p), r1 = _mm256_loadu_ps(s[1] + p);
     __m256 r2 = _mm256_loadu_ps(s[2] + p), r3 = _mm256_loadu_ps(s[3] + p);
@@ -78,7 +52,17 @@ static void fc_transpose8_rows_avx2(const float *const *s, fc_int p, float *dst,
     _mm256_storeu_ps(dst + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
     _mm256_storeu_ps(dst + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
+
+__attribute__((target("avx2")))
+static void fc_transpose8_avx2(const float *src, fc_int rs, float *dst, fc_int ld)
+{
+    const float *s[8] = {src, src + rs, src + 2 * rs, src + 3 * rs, src + 4 * rs,
+                         src + 5 * rs, src + 6 * rs, src + 7 * rs};
+    fc_transpose8_rows_avx2(s, 0, dst, ld);
+}
+#define FC_TRANSPOSE8(src, rs, dst, ld) fc_transpose8_avx2(src, rs, dst, ld)
 #define FC_TRANSPOSE8_ROWS(s, p, dst, ld) fc_transpose8_rows_avx2(s, p, dst, ld)
+#define FC_HAS_TRANSPOSE8() fc_cpu_has(FC_CPU_AVX2)
 #endif
 
 /* Few columns (N <= 16: one frame's small planes): acc[r][j] = sum_k A[r, k] * Bp[k][j]

@@ -221,7 +221,7 @@ def cat(xs, dim=0):
     out = empty(tuple(shape), dt)
     # each input is `outer` rows of size_i * inner values, landing side by side in out's
     # rows: one threaded copy per input
-    outer, inner = int(np.prod(shape[:d], dtype=np.int64)), int(np.prod(shape[d + 1:], dtype=np.int64))
+    outer, inner = _around(shape, d)
     row, off = shape[d] * inner * dt.itemsize, 0
     for a in xs:
         part = a.shape[d] * inner * dt.itemsize
@@ -231,12 +231,16 @@ def cat(xs, dim=0):
     return out, CatCtx(d, tuple(a.shape[d] for a in xs))
 
 
+def _around(shape, d):
+    """(values before axis d, values after it): the rows and row pieces of a cat."""
+    return int(np.prod(shape[:d], dtype=np.int64)), int(np.prod(shape[d + 1:], dtype=np.int64))
+
+
 def cat_backward(ctx, g, needs=None):
     needs = wants(needs, len(ctx.sizes))
     g = np.ascontiguousarray(g)
     shape = g.shape
-    outer = int(np.prod(shape[:ctx.dim], dtype=np.int64))
-    inner = int(np.prod(shape[ctx.dim + 1:], dtype=np.int64))
+    outer, inner = _around(shape, ctx.dim)
     row, off, grads = shape[ctx.dim] * inner * g.itemsize, 0, []
     for size, n in zip(ctx.sizes, needs):
         part = size * inner * g.itemsize

@@ -427,16 +427,18 @@ def test_bf16_step_keeps_about_half_the_activation_bytes():
 
 
 @pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("hw", [(4, 4), (9, 13)])
-def test_batchnorm_backward_reads_bf16_planes_like_widened_arrays(relu, hw, monkeypatch):
+@pytest.mark.parametrize("shape", [(3, 5, 4, 4), (3, 5, 9, 13), (75, 2, 8, 8)])
+def test_batchnorm_backward_reads_bf16_planes_like_widened_arrays(relu, shape, monkeypatch):
     """The backward reads the kept bf16 planes directly (planes >= 32 values) or widens
-    small ones: bit for bit the float32 backward on the widened arrays."""
+    small ones: bit for bit the float32 backward on the widened arrays (75 planes of 64:
+    widened and summed in chunks of the kernel's flush period, 32 planes)."""
     from fastconv import _precision
     from fastconv.functional import norm as FN
     monkeypatch.setattr(_precision, "SAVE_AT_LEAST", 1)
-    x = RNG.standard_normal((3, 5) + hw).astype(np.float32)
+    x = RNG.standard_normal(shape).astype(np.float32)
     gy = RNG.standard_normal(x.shape).astype(np.float32)
-    w, b = RNG.standard_normal(5).astype(np.float32), RNG.standard_normal(5).astype(np.float32)
+    C = shape[1]
+    w, b = RNG.standard_normal(C).astype(np.float32), RNG.standard_normal(C).astype(np.float32)
     with fc.autocast("bf16", save_bf16=True):
         _, ctx = FN.batch_norm(x, w, b, 1e-5, relu=relu)
     assert type(ctx.x) is _precision.Bf16Saved

@@ -26,12 +26,19 @@ from ._cpu cimport fc_dispatch_t, kernels
 
 cdef const fc_dispatch_t *KT = kernels()    # the kernel table: src/norm.c's best set
 
-# BatchNorm planes of fewer values than this run inline loops rather than a kernel call
-# per (image, channel) plane (the kernels' vector lanes are 32 wide)
+# Planes of fewer values than this: the bf16 kernels' callers widen them whole, and
+# exact (few-value) channels' input gradient runs inline rather than a call per plane
 cdef enum:
     SMALL_PLANE = 32
 
 SMALL_PLANE_VALUES = SMALL_PLANE    # for the functional layer
+# Channels of at most this many values (N*H*W) are normalised and differentiated in
+# double: with two values the input gradient's three terms cancel to eps / (var + eps)
+# of their size, and float32 rounding would cost whole digits
+cdef enum:
+    EXACT_VALUES = 256
+
+EXACT_BELOW = EXACT_VALUES
 
 
 def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var, int n_threads):
@@ -42,9 +49,8 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
     cdef const floating *row
     if C == 0:
         return
-    if floating is float and HW < SMALL_PLANE:
-        # small planes: loops inline (a kernel call per plane of a few values costs more
-        # than its arithmetic); float64 sums, the same two-pass form
+    if floating is float and N * HW <= EXACT_VALUES:
+        # channels of few values: in double (their input gradient cancels to a few digits)
         with nogil:
             for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
                 s = 0
@@ -64,19 +70,20 @@ def channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] var
                 var[c] = (s / (N * HW) - (m - mf) * (m - mf)) if N * HW > 0 else 0
         return
     if floating is float:
+        # a call per channel over its N planes (the kernel's lanes run on across them)
         with nogil:
             for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
-                s = 0
-                for n in range(N):
-                    s = s + KT.norm.sum(&x[0, 0, 0] + (n * C + c) * HW, HW)
-                m = s / (N * HW) if N * HW > 0 else 0
+                if N * HW == 0:
+                    mean[c] = 0
+                    var[c] = 0
+                    continue
+                s = KT.norm.sum_planes(&x[0, 0, 0] + c * HW, N, HW, C * HW)
+                m = s / (N * HW)
                 mf = <float>m
-                s = 0
-                for n in range(N):
-                    s = s + KT.norm.sqdev(&x[0, 0, 0] + (n * C + c) * HW, HW, mf)
+                s = KT.norm.sqdev_planes(&x[0, 0, 0] + c * HW, N, HW, C * HW, mf)
                 mean[c] = m
                 # sum of squares about the float32-rounded mean, corrected to the exact one
-                var[c] = (s / (N * HW) - (m - mf) * (m - mf)) if N * HW > 0 else 0
+                var[c] = s / (N * HW) - (m - mf) * (m - mf)
         return
     with nogil:
         for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -156,7 +163,7 @@ def channel_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const flo
     cdef floating *dst
     if N * C * HW == 0:
         return
-    if floating is float and HW >= SMALL_PLANE:
+    if floating is float:
         with nogil:
             for p in prange(N * C, schedule='static',
                             num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -189,22 +196,22 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
                        const floating[:, :, ::1] y, const double[::1] mean,
                        const double[::1] invstd, double[::1] sum_dy, double[::1] sum_dy_xhat,
                        int n_threads, int relu=1, const float[::1] act_scale=None,
-                       const float[::1] act_shift=None):
+                       const float[::1] act_shift=None, bint exact=False):
     """sum_dy[c] = sum g; sum_dy_xhat[c] = sum g * (x - mean) * invstd (per channel), where
     g = dy, or dy masked by a fused activation (relu 1: ReLU, where its output y > 0;
     relu 2: ReLU6, where 0 < y < 6).  y is the forward's output when given (else None);
     without it, act_scale and act_shift (C,) float32 (the forward's affine map) recompute
-    it from x as the forward did (float32 only); with neither, no mask.
+    it from x as the forward did (float32 only); with neither, no mask.  exact: float32
+    products in double (channels of few values, as bn_backward_apply's).
 
     x, dy, y (N, C, HW) IN; mean, invstd (C,) IN; sum_dy, sum_dy_xhat (C,) OUT."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q
-    cdef double s1, s2, m
+    cdef double s1, s2, m, g
+    cdef float mf, sa = 0, sb = 0, v
     cdef const floating *xr
     cdef const floating *gr
-    cdef const floating *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
     cdef const floating *yr
-    cdef float mf, sa = 0, sb = 0, v
-    cdef double g
+    cdef const floating *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
     cdef const float *ap = NULL
     cdef const float *bp = NULL
     if act_scale is not None and act_shift is not None and yp == NULL and C > 0:
@@ -212,7 +219,7 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
             raise ValueError("bn_backward_reduce: act_scale and act_shift must be (C,)")
         ap, bp = &act_scale[0], &act_shift[0]
     cdef int mode = relu if (yp != NULL or ap != NULL) else 0
-    if floating is float and HW < SMALL_PLANE:       # small planes: inline (see channel_stats)
+    if floating is float and exact:
         with nogil:
             for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
                 s1 = 0
@@ -238,20 +245,19 @@ def bn_backward_reduce(const floating[:, :, ::1] x, const floating[:, :, ::1] dy
     if floating is float:
         with nogil:
             for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
-                # accumulate straight into this channel's output slots (a C array
-                # declared outside the prange would be shared between threads)
-                sum_dy[c] = 0
-                sum_dy_xhat[c] = 0
-                for n in range(N):
-                    if HW > 0:
-                        KT.norm.bwd_sums(&x[0, 0, 0] + (n * C + c) * HW,
-                                         &dy[0, 0, 0] + (n * C + c) * HW,
-                                         (yp + (n * C + c) * HW) if yp != NULL else NULL,
-                                         mode, ap[c] if ap != NULL else 0,
-                                         bp[c] if bp != NULL else 0, HW,
-                                         <float>mean[c], &sum_dy[c], &sum_dy_xhat[c])
+                if N * HW == 0:
+                    sum_dy[c] = 0
+                    sum_dy_xhat[c] = 0
+                    continue
+                s1 = 0      # assigned here: private to each thread (the kernel sets them)
+                s2 = 0
+                KT.norm.bwd_sums_planes(&x[0, 0, 0] + c * HW, &dy[0, 0, 0] + c * HW,
+                                        (yp + c * HW) if yp != NULL else NULL, mode,
+                                        ap[c] if ap != NULL else 0, bp[c] if bp != NULL else 0,
+                                        N, HW, C * HW, C * HW, <float>mean[c], &s1, &s2)
+                sum_dy[c] = s1
                 # the sums are about the float32-rounded mean: shift to the exact one
-                sum_dy_xhat[c] = (sum_dy_xhat[c] - sum_dy[c] * (mean[c] - <float>mean[c])) * invstd[c]
+                sum_dy_xhat[c] = (s2 - s1 * (mean[c] - <float>mean[c])) * invstd[c]
         return
     if mode:
         raise ValueError("bn_backward_reduce: the fused-activation mask is float32-only")
@@ -300,7 +306,7 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
             raise ValueError("bn_backward_apply: act_scale and act_shift must be (C,)")
         ap, bp = &act_scale[0], &act_shift[0]
     cdef int mode = relu if (yp != NULL or ap != NULL) else 0
-    if floating is float and HW >= SMALL_PLANE:
+    if floating is float and not (exact and HW < SMALL_PLANE):
         with nogil:
             for p in prange(N * C, schedule='static',
                             num_threads=nthreads_for(N * C * HW, n_threads)):
@@ -313,7 +319,8 @@ def bn_backward_apply(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
         return
     if mode and floating is double:
         raise ValueError("bn_backward_apply: the fused-activation mask is float32-only")
-    # float64 data, and float32 small planes (inline, evaluated in double)
+    # float64, and exact float32 channels of small planes (a kernel call per plane of a
+    # few values costs more than its arithmetic), in double
     with nogil:
         for p in prange(N * C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
             c = p % C
@@ -468,29 +475,37 @@ def bn_backward_reduce_bf16(const uint16_t[:, :, ::1] x, const float[:, :, ::1] 
                             double[::1] sum_dy_xhat, int n_threads, int relu=1):
     """bn_backward_reduce with x (and y, or None) as bf16 bits; float32 dy.  The same
     kernels in the same order: bit for bit bn_backward_reduce on the widened arrays."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, n0, k
     cdef const uint16_t *yp = &y[0, 0, 0] if (y is not None and N * C * HW > 0) else NULL
     cdef float *buf
     cdef int failed = 0
+    cdef double s1, s2
+    # planes widened and summed a chunk at a time: chunks of the kernel's flush period
+    cdef Py_ssize_t chunk = max(1, (FC_NORM_FLUSH + HW - 1) // HW) if HW > 0 else 1
     if HW < SMALL_PLANE:
         raise ValueError("bn_backward_reduce_bf16: planes of at least 32 values")
     with nogil, parallel(num_threads=nthreads_for(N * C * HW, n_threads)):
-        buf = <float *>malloc(2 * HW * sizeof(float))
+        buf = <float *>malloc(2 * chunk * HW * sizeof(float))
         for c in prange(C, schedule='static'):
-            sum_dy[c] = 0
-            sum_dy_xhat[c] = 0
+            s1 = 0
+            s2 = 0
             if buf == NULL:
                 failed += 1
                 continue
-            for n in range(N):
-                _widen(&x[0, 0, 0] + (n * C + c) * HW, buf, HW)
-                if yp != NULL:
-                    _widen(yp + (n * C + c) * HW, buf + HW, HW)
-                KT.norm.bwd_sums(buf, &dy[0, 0, 0] + (n * C + c) * HW,
-                                 (buf + HW) if yp != NULL else NULL,
-                                 relu if yp != NULL else 0, 0, 0, HW, <float>mean[c],
-                                 &sum_dy[c], &sum_dy_xhat[c])
-            sum_dy_xhat[c] = (sum_dy_xhat[c] - sum_dy[c] * (mean[c] - <float>mean[c])) * invstd[c]
+            n0 = 0
+            while n0 < N:
+                k = min(chunk, N - n0)
+                for n in range(k):
+                    _widen(&x[0, 0, 0] + ((n0 + n) * C + c) * HW, buf + n * HW, HW)
+                    if yp != NULL:
+                        _widen(yp + ((n0 + n) * C + c) * HW, buf + (chunk + n) * HW, HW)
+                KT.norm.bwd_sums_planes(buf, &dy[0, 0, 0] + (n0 * C + c) * HW,
+                                        (buf + chunk * HW) if yp != NULL else NULL,
+                                        relu if yp != NULL else 0, 0, 0, k, HW, HW, C * HW,
+                                        <float>mean[c], &s1, &s2)
+                n0 = n0 + k
+            sum_dy[c] = s1
+            sum_dy_xhat[c] = (s2 - s1 * (mean[c] - <float>mean[c])) * invstd[c]
         free(buf)
     if failed:
         raise MemoryError("bn_backward_reduce_bf16: cannot allocate plane scratch")

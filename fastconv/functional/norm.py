@@ -12,10 +12,10 @@ from .activation import (ACTIVATIONS, ActivationCtx, ReluCtx, activation_backwar
                          relu_backward)
 
 
-# channels of at most this many values get the input gradient in double (two values
-# cancel to eps / (var + eps) of the terms; a few more still lose digits in float32)
-EXACT_BELOW = 256
-# planes below this many values take _norm's per-channel inline loops, not its plane kernels
+# channels of at most this many values get their statistics and gradients in double (two
+# values cancel to eps / (var + eps) of the terms; a few more still lose digits in float32)
+EXACT_BELOW = _norm.EXACT_BELOW
+# planes below this many values: the bf16 kernels' callers widen them whole
 SMALL_PLANE = _norm.SMALL_PLANE_VALUES
 
 
@@ -145,8 +145,9 @@ def batch_norm(x, weight, bias, eps, running_mean=None, running_var=None, traini
     xk = keep(x)
     # a float32 activation's mask is recomputed from x in the backward (the forward's own
     # float32 arithmetic: the same mask) instead of keeping y: one array less to keep and
-    # one pass less to read.  Small planes keep y: their backward masks first (below).
-    from_x = code and dt == np.float32 and xk is x and x3.shape[2] >= SMALL_PLANE
+    # one pass less to read.  Channels of few values keep y: their backward, in double,
+    # masks first (below)
+    from_x = code and dt == np.float32 and xk is x and x3.shape[0] * x3.shape[2] > EXACT_BELOW
     return y, BatchNormCtx(xk, mean, var, invstd, gamma, bool(training),
                            keep(y) if code and not from_x else None, count, bool(sync),
                            process_group, code, (scale, shift) if from_x else None)
@@ -159,15 +160,17 @@ def batch_norm_backward(ctx, gy, needs=None):
     # bf16-kept x and y (autocast) are read a plane at a time by the _bf16 kernels; small
     # planes are widened whole
     bits = type(x) is Bf16Saved and x.shape[2:] and np.prod(x.shape[2:]) >= SMALL_PLANE and \
+        x.shape[0] * np.prod(x.shape[2:]) > EXACT_BELOW and \
         (y is None or type(y) is Bf16Saved)
     if not bits:
         x, y = restore(x), restore(y)
     dt = x.dtype
     C = x.shape[1]
     nt = nthreads()
-    if y is not None and (dt != np.float32 or np.prod(x.shape[2:]) < SMALL_PLANE):
-        # fused activation, float64 or small planes (whose per-plane loops are scalar):
-        # mask first, in the activations' own vectorised kernels
+    exact = x.shape[0] * int(np.prod(x.shape[2:])) <= EXACT_BELOW
+    if y is not None and (dt != np.float32 or exact):
+        # fused activation in float64, or channels of few values (whose double loops would
+        # branch on the mask): mask first, in the activations' own vectorised kernels
         gy = relu_backward(ReluCtx(y), gy)[0] if code == RELU else \
             activation_backward(ActivationCtx(flat(y), flat(y), ACTIVATIONS["relu6"], 0.0),
                                 gy)[0]
@@ -181,7 +184,8 @@ def batch_norm_backward(ctx, gy, needs=None):
                                       code)
     else:
         _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt, code,
-                                 *(act or (None, None)))
+                                 *(act or (None, None)),
+                                 exact=exact)
     gx = None
     if need_x:
         if training and cnt > 0:

@@ -3,6 +3,9 @@
 #define FASTCONV_NORM_H
 #include "base.h"
 
+/* The *_planes sums add their float lanes into double every FC_NORM_FLUSH values or so. */
+#define FC_NORM_FLUSH 2048
+
 /* One ISA's kernels, one (image, channel) plane of n values per call. */
 typedef struct {
     unsigned requires;         /* FC_CPU_* flags */
@@ -14,6 +17,13 @@ typedef struct {
      * (x - mean) * ma + mb (the same bits, without keeping y) */
     void (*bwd_sums)(const float *x, const float *dy, const float *y, int relu, float ma,
                      float mb, fc_int n, float mean, double *s1, double *s2);
+    /* the sums above over one channel's np planes of n values in one call: x (and y)
+     * planes xs apart, dy planes gs apart (norm_impl.h: the order of the sums) */
+    double (*sum_planes)(const float *x, fc_int np, fc_int n, fc_int xs);
+    double (*sqdev_planes)(const float *x, fc_int np, fc_int n, fc_int xs, float mean);
+    void (*bwd_sums_planes)(const float *x, const float *dy, const float *y, int relu,
+                            float ma, float mb, fc_int np, fc_int n, fc_int xs, fc_int gs,
+                            float mean, double *s1, double *s2);
     void (*affine)(const float *x, float *y, fc_int n, float m, float a, float b, int relu);
     void (*bwd_apply)(const float *x, const float *dy, const float *y, int relu, float ma,
                       float mb, float *dx, fc_int n, double m, double a, double b, double ik,

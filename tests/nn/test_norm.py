@@ -320,21 +320,26 @@ def test_sync_batchnorm_errors():
     assert m.output_shape((2, 3, 4)) == (2, 3, 4)
 
 
-@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (4, 4), (5, 6), (8, 8)])   # inline and kernel
-@pytest.mark.parametrize("relu", [False, True])
-def test_batchnorm_small_planes_match_float64(hw, relu, rng):
-    """Planes of fewer than 32 values take inline loops, larger ones the vector kernels:
-    forward (with the fused ReLU) and every gradient agree with a float64 run."""
-    x = rng.standard_normal((6, 5) + hw).astype(np.float32) * 3 + 1
+@pytest.mark.parametrize("shape", [(6, 5, 1, 1), (6, 5, 5, 6), (40, 5, 3, 3), (70, 3, 6, 6),
+                                   (6, 5, 8, 8), (3, 2, 33, 47)])
+@pytest.mark.parametrize("relu", [False, True, "relu6"])
+def test_batchnorm_small_planes_match_float64(shape, relu, rng):
+    """Channels of at most 256 values run in double; the others a kernel call per channel
+    whose lanes run on across its planes (planes of 9, tails of 36 % 32 values, flushes
+    to double every 2048 values inside a channel: 70 planes of 36): forward (with the
+    fused ReLU or ReLU6) and every gradient agree with a float64 run."""
+    x = rng.standard_normal(shape).astype(np.float32) * 3 + 1
     gy = rng.standard_normal(x.shape).astype(np.float32)
     outs = {}
     for dt in (np.float32, np.float64):
-        bn = fc.nn.BatchNorm2d(5)
-        bn.weight.data[:] = np.linspace(0.5, 1.5, 5)
-        bn.bias.data[:] = np.linspace(-0.2, 0.3, 5)
+        C = shape[1]
+        bn = fc.nn.BatchNorm2d(C)
+        bn.weight.data[:] = np.linspace(0.5, 1.5, C)
+        bn.bias.data[:] = np.linspace(-0.2, 0.3, C)
         if dt == np.float64:
             bn.double()
-        y = bn.forward_relu(x.astype(dt)) if relu else bn(x.astype(dt))
+        y = (bn.forward_relu6 if relu == "relu6" else bn.forward_relu if relu else bn)(
+            x.astype(dt))
         gx = bn.backward(gy.astype(dt))
         outs[dt] = (y, gx, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var)
     for a, b in zip(outs[np.float32], outs[np.float64]):

@@ -79,7 +79,7 @@ def extensions():
         "cpu.c", "dispatch.c", "workspace.c", "peak.c",
         "gemm.c", "gemm_generic.c", "gemm_avx2.c", "gemm_avx512.c", "gemm_neon.c", "gemm_bf16.c",
         "winograd.c", "winograd_generic.c", "winograd_avx2.c", "winograd_avx512.c",
-        "depthwise.c", "pool.c", "norm.c",
+        "depthwise.c", "pool.c", "norm.c", "wgrad_direct.c",
         "qgemm.c", "qgemm_vnni.c", "qgemm_avx2.c")]
     families = {
         "_openmp_helpers": [],

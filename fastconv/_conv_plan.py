@@ -38,6 +38,8 @@ class WeightGrad(enum.Enum):
     """How d weight is computed."""
     WINOGRAD = "winograd"   # F(2x2, 3x3) over tiles, fixed chunks
     PADDED = "padded"       # GEMM over the forward's padded copy
+    DIRECT = "direct"       # 3-wide kernels, stride 1: FMAs straight over the padded copy,
+                            # no im2col packed (wgrad_direct.c)
     GATHER = "gather"       # GEMM gathering im2col patches
     TAPS = "taps"           # by border classes, the padding never multiplied (small planes)
     DEPTHWISE_S1 = "depthwise_s1"
@@ -246,6 +248,25 @@ def weight_grad_algorithm(g, forward, finite=True):
     """d weight of a forward run with `forward`; finite: dy holds no NaN/Inf."""
     if forward in DEPTHWISE:
         return WeightGrad.DEPTHWISE_S1 if _depthwise_s1_backward(g) else WeightGrad.DEPTHWISE
+    wg = _gemm_weight_grad(g, forward, finite)
+    # where a GEMM over the padded copy would run, few channels on rows of 28 and more:
+    # 4 output channels x 3 taps of FMAs straight over the copy, no im2col packed (each
+    # packed value fed only M multiply-adds): 1.4-2.7x the GEMM for 3-32 channels at
+    # 64x64-128x128, 1.15-1.2x at 32-64, even at 64@28x28; on 14-16 rows its masked row
+    # ends lose (0.7x at 128@16) (AVX2, N=8-16, 1 and 2 threads)
+    if wg is WeightGrad.PADDED and accepts_direct_weight_grad(g) and g.OW >= 28 and \
+            g.C * g.M <= 128 * 128:
+        return WeightGrad.DIRECT
+    return wg
+
+
+def accepts_direct_weight_grad(g):
+    """Whether WeightGrad.DIRECT computes g's weight gradient (speed aside)."""
+    return (g.dtype == "float32" and not g.bf16 and g.groups == 1 and g.KW == 3
+            and g.sh == g.sw == 1 and min(g.pads) >= 0)
+
+
+def _gemm_weight_grad(g, forward, finite):
     # few channels (C*M <= 64*64) on planes of 16 and more that a Winograd forward ran: the
     # GEMM over a padded copy made here (its transposed packing through registers), 1.2-1.5x
     # Winograd's for 16-32 channels at 64x64-128x128, even (1.0-1.1x) at 64 (AVX2, N=8-16);

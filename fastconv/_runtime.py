@@ -70,7 +70,7 @@ def show_config():
           f"bf16 {_gemm.bf16_kernel_name()}")
     sets = _cpu.kernel_sets()
     print(f"  plane kernels:  pooling {sets['pool']}, BatchNorm {sets['norm']}, "
-          f"depthwise {sets['depthwise']}")
+          f"depthwise {sets['depthwise']}, weight gradient {sets['wgrad']}")
     print(f"  OpenMP:         {'enabled' if _openmp_helpers.openmp_enabled() else 'disabled'}")
     print(f"  threads:        {get_num_threads()}")
     try:

@@ -95,13 +95,18 @@ def test_planner_rules():
         is plan.WeightGrad.WINOGRAD
     assert plan.weight_grad_algorithm(wino._replace(C=256, M=256), Algorithm.WINOGRAD4) \
         is plan.WeightGrad.GATHER
-    # few channels on large planes: the GEMM over a padded copy; on small ones, Winograd's
-    assert plan.weight_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.WeightGrad.PADDED
+    # few channels on large planes: straight over a padded copy (rows of 28 and more; the
+    # GEMM over it from 16); on small ones, Winograd's
+    assert plan.weight_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.WeightGrad.DIRECT
+    assert plan.weight_grad_algorithm(wino._replace(H=20, W=20), Algorithm.WINOGRAD4) \
+        is plan.WeightGrad.PADDED
     assert plan.weight_grad_algorithm(wino._replace(H=8, W=8), Algorithm.WINOGRAD2) \
         is plan.WeightGrad.WINOGRAD
     # a gathered stride-1 forward on large planes too; strided ones keep the gather
     assert plan.weight_grad_algorithm(wino._replace(C=3), Algorithm.GATHER) \
-        is plan.WeightGrad.PADDED
+        is plan.WeightGrad.DIRECT
+    assert plan.weight_grad_algorithm(wino._replace(C=3, KH=5, KW=5, pt=2, pb=2, pl=2, pr=2),
+                                      Algorithm.GATHER) is plan.WeightGrad.PADDED
     assert plan.weight_grad_algorithm(wino._replace(C=3, sh=2, sw=2), Algorithm.GATHER) \
         is plan.WeightGrad.GATHER
     assert plan.weight_grad_algorithm(wino._replace(KH=1, KW=1, pt=0, pb=0, pl=0, pr=0),

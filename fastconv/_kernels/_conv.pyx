@@ -620,6 +620,32 @@ def padded_weight_grad(const floating[:, :, ::1] dypad, const floating[::1] xpad
     check_workspace()
 
 
+def direct_weight_grad3(const float[:, :, :, ::1] dy, const float[::1] xpad,
+                        Py_ssize_t image_size, Py_ssize_t PH, Py_ssize_t PW,
+                        float[:, ::1] dw2, Py_ssize_t KH, Py_ssize_t dh, Py_ssize_t dw,
+                        int n_threads):
+    """dW2 of a stride-1, groups-1 convolution with 3-wide kernels, directly (no im2col):
+    dw2[m, (c*KH + kh)*3 + kw] = sum dy[n, m, oh, ow] * xpad[n, c, oh + kh*dh, ow + kw*dw].
+
+    dy (N, M, OH, OW) IN; xpad the zero-padded input, images image_size apart, channels
+    PH*PW apart, rows PW (_padded_source's flat copy) IN; dw2 (M, C*KH*3) OUT."""
+    cdef Py_ssize_t N = dy.shape[0], M = dy.shape[1], OH = dy.shape[2], OW = dy.shape[3]
+    cdef Py_ssize_t C = dw2.shape[1] // (3 * KH) if KH > 0 else 0
+    cdef int rc = 0
+    if dw2.shape[0] != M or dw2.shape[1] != C * KH * 3 or OH + dh * (KH - 1) > PH or \
+            OW + 2 * dw > PW or image_size < C * PH * PW or \
+            xpad.shape[0] < (N - 1) * image_size + C * PH * PW:
+        raise ValueError("direct_weight_grad3: shapes do not agree")
+    if N * M * OH * OW == 0 or C == 0:
+        dw2[...] = 0
+        return
+    with nogil:
+        rc = KT.wgrad.swgrad3(&dy[0, 0, 0, 0], &xpad[0], N, M, C, OH, OW, image_size, PH * PW,
+                              PW, KH, dh, dw, &dw2[0, 0], max(1, n_threads))
+    if rc:
+        raise MemoryError("direct_weight_grad3: cannot allocate the accumulators")
+
+
 def crop_columns(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int n_threads):
     """dst[p, r, :W] = src[p, r, :W] with src's rows wider (padded-width outputs)."""
     cdef Py_ssize_t P = dst.shape[0], R = dst.shape[1], W = dst.shape[2], SW = src.shape[2], p, r

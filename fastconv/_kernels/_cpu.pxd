@@ -8,6 +8,13 @@ from ._pool cimport fc_pool_kernels_t
 from ._qgemm cimport fc_qgemm_ops_t
 from ._winograd cimport fc_winograd_ops_t
 
+cdef extern from "wgrad_direct.h":
+    ctypedef struct fc_wgrad_kernels_t:
+        int (*swgrad3)(const float *dy, const float *x, fc_int N, fc_int M, fc_int C,
+                       fc_int OH, fc_int OW, fc_int x_img, fc_int x_ch, fc_int PW, fc_int KH,
+                       fc_int dh, fc_int dw, float *dwt, int nthreads) noexcept nogil
+        const char *name
+
 cdef extern from "cpu.h":
     enum:
         FC_CPU_NFLAGS
@@ -36,6 +43,7 @@ cdef extern from "dispatch.h":
         const fc_dw_kernels_t *depthwise
         const fc_pool_kernels_t *pool
         const fc_norm_kernels_t *norm
+        const fc_wgrad_kernels_t *wgrad
         fc_workspace_ops_t workspace
         fc_qgemm_ops_t qgemm
     fc_dispatch_t fc_dispatch           # _cpu.pyx only: the other modules use kernels()

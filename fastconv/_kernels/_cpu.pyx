@@ -28,9 +28,11 @@ def isa_name():
 
 def kernel_sets():
     """The memory-bound kernel sets in use by family, e.g. {'pool': 'avx512', 'norm':
-    'avx512', 'depthwise': 'avx512'} ('neon' on AArch64, 'generic' when forced)."""
+    'avx512', 'depthwise': 'avx512', 'wgrad': 'avx2'} ('neon' on AArch64, 'generic' when
+    forced)."""
     return {"pool": fc_dispatch.pool.name.decode(), "norm": fc_dispatch.norm.name.decode(),
-            "depthwise": fc_dispatch.depthwise.name.decode()}
+            "depthwise": fc_dispatch.depthwise.name.decode(),
+            "wgrad": fc_dispatch.wgrad.name.decode()}
 
 
 def compiler():

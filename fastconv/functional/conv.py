@@ -371,6 +371,10 @@ def _weight_grad(state, gy, nt, finite):
         scratch = empty((_conv.wgrad_chunks(N), dw2.size), gy.dtype)
         _conv.padded_weight_grad(dypad, flat, image, dw2, scratch, off, g.groups, gsize, nt,
                                  g.bf16)
+    elif wg is WeightGrad.DIRECT:
+        flat, image, _, PW, _ = state.padded or _padded_source(restore(state.src), g, nt)
+        _conv.direct_weight_grad3(np.ascontiguousarray(gy), flat, image, g.H + g.pt + g.pb, PW,
+                                  dw2, g.KH, g.dh, g.dw, nt)
     elif wg is WeightGrad.TAPS:
         _conv.conv_taps_wgrad(state.src, np.ascontiguousarray(gy), dw2, g.KH, g.KW, g.sh, g.sw,
                               g.pt, g.pl, g.dh, g.dw, nt)

@@ -31,13 +31,25 @@ def _run(case, dtype):
     return x, w, gy, pads, ctx
 
 
+@pytest.fixture(autouse=True)
+def gemm_only(monkeypatch):
+    """These cases test the GEMM; where the planner would take the direct kernel (wide
+    rows: test_conv_wgrad_direct.py), the GEMM still runs."""
+    pick = FC.weight_grad_algorithm
+
+    def gemm(g, forward, finite=True):
+        wg = pick(g, forward, finite)
+        return plan.WeightGrad.PADDED if wg is plan.WeightGrad.DIRECT else wg
+    monkeypatch.setattr(FC, "weight_grad_algorithm", gemm)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_padded_weight_grad_matches_reference(case):
     N, C, H, W, M, K, p, d, G, forward = case
     x, w, gy, pads, ctx = _run(case, np.float32)
     ran = ctx.conv.algorithm
     assert ran is forward or (forward in plan.WINOGRAD and ran in plan.WINOGRAD)
-    assert plan.weight_grad_algorithm(ctx.conv.geom, ran) is plan.WeightGrad.PADDED
+    assert FC.weight_grad_algorithm(ctx.conv.geom, ran) is plan.WeightGrad.PADDED
     _, gw, _ = FC.conv2d_backward(ctx, gy, (False, True, False))
     _, rw, _ = R.conv2d_backward(x.astype(np.float64), w.astype(np.float64),
                                  gy.astype(np.float64), (1, 1), pads, (d, d), G)

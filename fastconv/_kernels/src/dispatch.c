@@ -66,6 +66,7 @@ void fc_dispatch_init(void)
                   ARM64(&fc_pool_neon) &fc_pool_generic);
     k.norm = PICK(fc_norm_kernels_t, X86_64(&fc_norm_avx512) X86_64(&fc_norm_avx2)
                   ARM64(&fc_norm_neon) &fc_norm_generic);
+    k.wgrad = PICK(fc_wgrad_kernels_t, X86_64(&fc_wgrad_avx2) &fc_wgrad_generic);
     k.workspace.get = fc_workspace;
     k.workspace.flag_error = fc_workspace_flag_error;
     k.workspace.take_error = fc_workspace_take_error;

@@ -15,6 +15,7 @@
 #include "norm.h"
 #include "pool.h"
 #include "qgemm.h"
+#include "wgrad_direct.h"
 #include "winograd.h"
 #include "workspace.h"
 
@@ -27,6 +28,7 @@ typedef struct {
     const fc_dw_kernels_t *depthwise;
     const fc_pool_kernels_t *pool;
     const fc_norm_kernels_t *norm;
+    const fc_wgrad_kernels_t *wgrad;    /* direct weight gradients (wgrad_direct.h) */
     fc_workspace_ops_t workspace;
     fc_qgemm_ops_t qgemm;            /* int8 inference (qgemm.h) */
 } fc_dispatch_t;

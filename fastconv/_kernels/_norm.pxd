@@ -6,9 +6,6 @@ cdef extern from "norm.h":
     ctypedef struct fc_norm_kernels_t:
         const char *name
         double (*sum)(const float *x, fc_int n) noexcept nogil
-        double (*sqdev)(const float *x, fc_int n, float mean) noexcept nogil
-        void (*bwd_sums)(const float *x, const float *dy, const float *y, int relu, float ma,
-                         float mb, fc_int n, float mean, double *s1, double *s2) noexcept nogil
         double (*sum_planes)(const float *x, fc_int np, fc_int n, fc_int xs) noexcept nogil
         double (*sqdev_planes)(const float *x, fc_int np, fc_int n, fc_int xs,
                                float mean) noexcept nogil

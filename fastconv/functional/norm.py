@@ -159,15 +159,14 @@ def batch_norm_backward(ctx, gy, needs=None):
     x, mean, _, invstd, gamma, training, y, cnt, sync, group, code, act = ctx
     # bf16-kept x and y (autocast) are read a plane at a time by the _bf16 kernels; small
     # planes are widened whole
+    exact = x.shape[0] * int(np.prod(x.shape[2:])) <= EXACT_BELOW
     bits = type(x) is Bf16Saved and x.shape[2:] and np.prod(x.shape[2:]) >= SMALL_PLANE and \
-        x.shape[0] * np.prod(x.shape[2:]) > EXACT_BELOW and \
-        (y is None or type(y) is Bf16Saved)
+        not exact and (y is None or type(y) is Bf16Saved)
     if not bits:
         x, y = restore(x), restore(y)
     dt = x.dtype
     C = x.shape[1]
     nt = nthreads()
-    exact = x.shape[0] * int(np.prod(x.shape[2:])) <= EXACT_BELOW
     if y is not None and (dt != np.float32 or exact):
         # fused activation in float64, or channels of few values (whose double loops would
         # branch on the mask): mask first, in the activations' own vectorised kernels
@@ -184,8 +183,7 @@ def batch_norm_backward(ctx, gy, needs=None):
                                       code)
     else:
         _norm.bn_backward_reduce(x3, g3, y3, mean, invstd, sum_dy, sum_dy_xhat, nt, code,
-                                 *(act or (None, None)),
-                                 exact=exact)
+                                 *(act or (None, None)), exact=exact)
     gx = None
     if need_x:
         if training and cnt > 0:

@@ -18,8 +18,7 @@
 #endif
 
 #define N_SET(isa, flags) \
-    const fc_norm_kernels_t fc_norm_##isa = {flags, n_sum_##isa, n_sqdev_##isa, \
-                                             n_bwd_sums_##isa, n_sum_planes_##isa, \
+    const fc_norm_kernels_t fc_norm_##isa = {flags, n_sum_##isa, n_sum_planes_##isa, \
                                              n_sqdev_planes_##isa, n_bwd_sums_planes_##isa, \
                                              n_affine_##isa, n_bwd_apply_##isa, \
                                              #isa}

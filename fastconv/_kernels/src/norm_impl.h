@@ -16,18 +16,6 @@ static double N_NAME(sum)(const float *restrict x, fc_int n)
     return s;
 }
 
-static double N_NAME(sqdev)(const float *restrict x, fc_int n, float mean)
-{
-    float acc[LANES] = {0};
-    fc_int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) { float d = x[i + l] - mean; acc[l] += d * d; }
-    double s = 0;
-    for (; i < n; i++) { double d = (double)x[i] - mean; s += d * d; }
-    for (int l = 0; l < LANES; l++) s += acc[l];
-    return s;
-}
-
 /* dy where the fused activation passes it: ReLU where y > 0 (not y <= 0: NaN passes, as
  * ReLU's own backward lets it), ReLU6 where 0 < y < 6 (ReLU6's backward).  The same
  * holds of the pre-activation value v = (x - mean) * ma + mb, so the mask can come from
@@ -36,50 +24,7 @@ static double N_NAME(sqdev)(const float *restrict x, fc_int n, float mean)
 /* the value the fused activation saw: y, or recomputed from x as the forward did */
 #define N_SEEN(i) (y ? y[i] : (x[i] - mf) * ma + mb)
 
-/* *o1 += sum g, *o2 += sum g * (x - mean) with g = dy masked by the fused activation
- * (relu != 0; see norm.h). */
-static void N_NAME(bwd_sums)(const float *restrict x, const float *restrict dy,
-                             const float *restrict y, int relu, float ma, float mb, fc_int n,
-                             float mean, double *o1, double *o2)
-{
-    float a1[LANES] = {0}, a2[LANES] = {0};
-    const float mf = mean;
-    fc_int i = 0;
-    if (relu && y) {
-        for (; i + LANES <= n; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float v = y[i + l], g = N_PASS(v, relu) ? dy[i + l] : 0.0f;
-                a1[l] += g;
-                a2[l] += g * (x[i + l] - mean);
-            }
-    } else if (relu) {
-        for (; i + LANES <= n; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float d = x[i + l] - mean, v = d * ma + mb;
-                float g = N_PASS(v, relu) ? dy[i + l] : 0.0f;
-                a1[l] += g;
-                a2[l] += g * d;
-            }
-    } else {
-        for (; i + LANES <= n; i += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float g = dy[i + l];
-                a1[l] += g;
-                a2[l] += g * (x[i + l] - mean);
-            }
-    }
-    double s1 = 0, s2 = 0;
-    for (; i < n; i++) {
-        double g = (relu && !N_PASS(N_SEEN(i), relu)) ? 0.0 : dy[i];
-        s1 += g;
-        s2 += g * ((double)x[i] - mean);
-    }
-    for (int l = 0; l < LANES; l++) { s1 += a1[l]; s2 += a2[l]; }
-    *o1 += s1;
-    *o2 += s2;
-}
-
-/* The same sums over one channel's np planes of n values each (x and y planes xs apart,
+/* Per-channel sums over a channel's np planes of n values each (x and y planes xs apart,
  * dy planes gs apart), in one call: the lanes run on from plane to plane (a plane's tail
  * goes to lanes 0..) and are added into the double sums at the end of the call and every
  * FC_NORM_FLUSH values or so (after each ceil(FC_NORM_FLUSH / n) planes), so a plane of

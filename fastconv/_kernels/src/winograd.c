@@ -29,6 +29,18 @@ static inline fc_int w_run(fc_int t, fc_int t1, fc_int TH, fc_int TW, fc_int *n,
     return run < t1 - t ? run : t1 - t;
 }
 
+/* The tiles a transform call writes for a run of `run` tiles with `room` slots free
+ * after it: the run rounded up to whole 8-lane vectors where they fit.  Partial vectors
+ * go out through masked stores, which Zen 2-3 run microcoded (a third of an F(4x4)
+ * forward on 28x28 planes, whose tile rows are 7 long); the extra lanes transform the
+ * tiles that follow (or the plane's zero border: every read is bounds-checked) into
+ * slots that a later run overwrites or the GEMM's store leaves unread. */
+static inline int w_wide(fc_int run, fc_int room)
+{
+    fc_int wide = (run + 7) / 8 * 8;
+    return (int)(wide < room ? wide : room > run ? room : run);
+}
+
 /* Tiles per weight-gradient block: a multiple of 48, V and Z near the L2 size. */
 static fc_int w_wgrad_block(fc_int C, fc_int M)
 {
@@ -88,11 +100,12 @@ int fc_winograd_f23_wgrad(const float *x, fc_int N, fc_int C, fc_int H, fc_int W
                 for (fc_int t = t0; t < t1;) {
                     fc_int n, th, tw;
                     int run = (int)w_run(t, t1, TH, TW, &n, &th, &tw);
+                    int wide = w_wide(run, TB - (t - t0));
                     for (fc_int c = 0; c < C; c++)
                         wk->input23(x + (n * C + c) * H * W, H, W, 2 * th - pt, 2 * tw - pl,
-                                    run, V + c * TB + (t - t0), C * TB);
+                                    wide, V + c * TB + (t - t0), C * TB);
                     for (fc_int m = 0; m < M; m++)
-                        wk->grad23(dy + (n * M + m) * OH * OW, OH, OW, 2 * th, 2 * tw, run,
+                        wk->grad23(dy + (n * M + m) * OH * OW, OH, OW, 2 * th, 2 * tw, wide,
                                    Z + m * TB + (t - t0), M * TB);
                     t += run;
                 }
@@ -293,9 +306,10 @@ int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, con
                 if (run > 16 - tt % 16) run = 16 - tt % 16;
                 if (run > nr - tt % nr) run = nr - tt % nr;
                 float *dst = V + (tt / nr) * C * nr + tt % nr;
+                int wide = w_wide(run, nr - tt % nr < 16 - tt % 16 ? nr - tt % nr : 16 - tt % 16);
                 for (fc_int c = 0; c < C; c++)
                     input(x + (n * C + c) * H * W, H, W, tile * th - pt, tile * tw - pl,
-                          (int)run, dst + c * nr, vs);
+                          wide, dst + c * nr, vs);
                 t += run;
             }
             /* Mx[xi] (M x nt) = U[xi] (M x C) @ V[xi] (C x nt), panel by panel */

@@ -5,8 +5,7 @@
  * one Zen 3 core, as long as half its GEMMs.  The splits here are in-lane shuffles and
  * 4x4 transposes; the arithmetic is the templates' (multiplies by 2, 4 and 8 are exact,
  * so an FMA with them rounds as the separate operations), so every ISA gives the same
- * bits per tile.  Rows that leave the plane go through a zero-padded copy
- * (w_patch_row). */
+ * bits per tile.  Rows that leave the plane load through masks (w_row4, w_row8). */
 #include "cpu.h"
 #include "winograd.h"
 
@@ -26,10 +25,9 @@ static inline __m256i w_lanes(fc_int n)
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* even and odd values of x[0..15] */
-static inline void w_split2(const float *x, __m256 *e, __m256 *o)
+/* even and odd values of [a b] */
+static inline void w_split2v(__m256 a, __m256 b, __m256 *e, __m256 *o)
 {
-    __m256 a = _mm256_loadu_ps(x), b = _mm256_loadu_ps(x + 8);
     /* in-lane: [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs back in order */
     __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
     __m256 od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
@@ -37,34 +35,76 @@ static inline void w_split2(const float *x, __m256 *e, __m256 *o)
     *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-/* a and b interleaved: dst[2q] = a[q], dst[2q + 1] = b[q], the first `cols` values */
-static inline void w_store_interleaved2(float *dst, __m256 a, __m256 b, fc_int cols)
-{
-    __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
-    __m256 x0 = _mm256_permute2f128_ps(lo, hi, 0x20), x1 = _mm256_permute2f128_ps(lo, hi, 0x31);
-    if (cols >= 16) {
-        _mm256_storeu_ps(dst, x0);
-        _mm256_storeu_ps(dst + 8, x1);
-    } else {
-        _mm256_maskstore_ps(dst, w_lanes(cols), x0);
-        _mm256_maskstore_ps(dst + 8, w_lanes(cols - 8), x1);
-    }
-}
 
 static inline __m256 w_relu(__m256 v)   /* v <= 0 ? 0 : v (NaN kept) */
 {
     return _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NLE_UQ));
 }
 
-static inline void w_store_n(float *dst, __m256 v, int n)
+/* the first n lanes of v (none if n <= 0): whole and half vectors as plain stores, as
+ * Zen 2-3 run masked stores microcoded */
+static inline __attribute__((always_inline)) void w_store_n(float *dst, __m256 v, fc_int n)
 {
-    if (n >= 8) _mm256_storeu_ps(dst, v);
-    else _mm256_maskstore_ps(dst, w_lanes(n), v);
+    if (n >= 8) {
+        _mm256_storeu_ps(dst, v);
+    } else if (n == 4) {
+        _mm_storeu_ps(dst, _mm256_castps256_ps128(v));
+    } else if (n > 0) {
+        _mm256_maskstore_ps(dst, w_lanes(n), v);
+    }
+}
+
+/* a and b interleaved: dst[2q] = a[q], dst[2q + 1] = b[q], the first `cols` values */
+static inline void w_store_interleaved2(float *dst, __m256 a, __m256 b, fc_int cols)
+{
+    __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+    __m256 x0 = _mm256_permute2f128_ps(lo, hi, 0x20), x1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+    w_store_n(dst, x0, cols);
+    w_store_n(dst + 8, x1, cols - 8);
 }
 
 static inline __m256 w_load_n(const float *src, int n)
 {
     return n >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, w_lanes(n));
+}
+
+/* Columns c0.. of an input row `row` (the plane's row, or NULL outside the plane),
+ * zero outside [0, hi): 4 or 8 of them.  Edge rows load through masks rather than a
+ * zero-padded copy, whose scalar writes stall the vector reads after them
+ * (store-to-load forwarding fails); masked-out lanes never touch memory. */
+static inline __m128 w_row4(const float *row, fc_int c0, fc_int hi)
+{
+    if (!row) return _mm_setzero_ps();
+    if (c0 >= 0 && c0 + 4 <= hi) return _mm_loadu_ps(row + c0);
+    __m128i idx = _mm_add_epi32(_mm_set1_epi32((int)c0), _mm_setr_epi32(0, 1, 2, 3));
+    __m128i in = _mm_andnot_si128(_mm_cmpgt_epi32(_mm_setzero_si128(), idx),
+                                  _mm_cmpgt_epi32(_mm_set1_epi32((int)hi), idx));
+    return _mm_maskload_ps(row + c0, in);
+}
+
+static inline __m256 w_row8(const float *row, fc_int c0, fc_int hi)
+{
+    if (!row) return _mm256_setzero_ps();
+    if (c0 >= 0 && c0 + 8 <= hi) return _mm256_loadu_ps(row + c0);
+    __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)c0),
+                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
+                                     _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
+    return _mm256_maskload_ps(row + c0, in);
+}
+
+static inline float w_row1(const float *row, fc_int c, fc_int hi)
+{
+    return row && c >= 0 && c < hi ? row[c] : 0.0f;
+}
+
+/* The row ih of a plane (NULL outside it) and the end of the columns a run reads: the
+ * plane's width or the `used` columns from iw0, whichever comes first. */
+static inline const float *w_row_at(const float *plane, fc_int H, fc_int W, fc_int ih,
+                                    fc_int iw0, fc_int used, fc_int *hi)
+{
+    *hi = iw0 + used < W ? iw0 + used : W;
+    return ih >= 0 && ih < H ? plane + ih * W : NULL;
 }
 
 /* ---------------------------------------------------------------- F(2x2, 3x3) */
@@ -73,12 +113,12 @@ static void w_input8(const float *restrict plane, fc_int H, fc_int W, fc_int ih0
                      int n, float *restrict V, fc_int vs)
 {
     __m256 h[4][4];
-    float buf[18];
     for (int r = 0; r < 4; r++) {
-        const float *row = w_patch_row(plane, H, W, ih0 + r, iw0, 18, 2 * (fc_int)n + 2, buf);
+        fc_int hi;
+        const float *row = w_row_at(plane, H, W, ih0 + r, iw0, 2 * (fc_int)n + 2, &hi);
         __m256 e, o, en, on;
-        w_split2(row, &e, &o);
-        w_split2(row + 2, &en, &on);
+        w_split2v(w_row8(row, iw0, hi), w_row8(row, iw0 + 8, hi), &e, &o);
+        w_split2v(w_row8(row, iw0 + 2, hi), w_row8(row, iw0 + 10, hi), &en, &on);
         h[r][0] = _mm256_sub_ps(e, en);
         h[r][1] = _mm256_add_ps(o, en);
         h[r][2] = _mm256_sub_ps(en, o);
@@ -140,17 +180,9 @@ static void w_grad8(const float *restrict dy, fc_int OH, fc_int OW, fc_int oh0, 
     const __m256 zero = _mm256_setzero_ps();
     __m256 h[2][4];
     for (int r = 0; r < 2; r++) {
-        float buf[16];
-        const float *row = buf;
-        if (oh0 + r < OH && cols >= 16) {
-            row = dy + (oh0 + r) * OW + ow0;
-        } else {
-            for (int q = 0; q < 16; q++) buf[q] = 0;
-            if (oh0 + r < OH)
-                for (fc_int q = 0; q < cols; q++) buf[q] = dy[(oh0 + r) * OW + ow0 + q];
-        }
+        const float *row = oh0 + r < OH ? dy + (oh0 + r) * OW : NULL;
         __m256 e, o;
-        w_split2(row, &e, &o);
+        w_split2v(w_row8(row, ow0, ow0 + cols), w_row8(row, ow0 + 8, ow0 + cols), &e, &o);
         h[r][0] = e;
         h[r][1] = _mm256_add_ps(e, o);
         h[r][2] = _mm256_sub_ps(e, o);
@@ -174,9 +206,9 @@ static void w_grad_tiles_avx2(const float *restrict dy, fc_int OH, fc_int OW, fc
 /* ---------------------------------------------------------------- F(4x4, 3x3) */
 
 /* 128-bit halves a (low) and b (high) */
-static inline __m256 w_pair128(const float *a, const float *b)
+static inline __m256 w_pair128(__m128 a, __m128 b)
 {
-    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(a)), _mm_loadu_ps(b), 1);
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
 }
 
 static void w_input43_8(const float *restrict plane, fc_int H, fc_int W, fc_int ih0, fc_int iw0,
@@ -185,13 +217,19 @@ static void w_input43_8(const float *restrict plane, fc_int H, fc_int W, fc_int 
     const __m256 c4 = _mm256_set1_ps(4.0f), c5 = _mm256_set1_ps(5.0f), c2 = _mm256_set1_ps(2.0f);
     const __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);
     __m256 h[6][6];
-    float buf[34];
     for (int r = 0; r < 6; r++) {
-        const float *row = w_patch_row(plane, H, W, ih0 + r, iw0, 34, 4 * (fc_int)n + 2, buf);
+        fc_int hi;
+        const float *row = w_row_at(plane, H, W, ih0 + r, iw0, 4 * (fc_int)n + 2, &hi);
+        if (!row) {
+            for (int k = 0; k < 6; k++) h[r][k] = _mm256_setzero_ps();
+            continue;
+        }
         /* tiles q and q + 4 in the halves of v[q]: an in-lane 4x4 transpose then gives
          * column k of all 8 tiles, in order */
-        __m256 v0 = w_pair128(row, row + 16), v1 = w_pair128(row + 4, row + 20);
-        __m256 v2 = w_pair128(row + 8, row + 24), v3 = w_pair128(row + 12, row + 28);
+        __m256 v0 = w_pair128(w_row4(row, iw0, hi), w_row4(row, iw0 + 16, hi));
+        __m256 v1 = w_pair128(w_row4(row, iw0 + 4, hi), w_row4(row, iw0 + 20, hi));
+        __m256 v2 = w_pair128(w_row4(row, iw0 + 8, hi), w_row4(row, iw0 + 24, hi));
+        __m256 v3 = w_pair128(w_row4(row, iw0 + 12, hi), w_row4(row, iw0 + 28, hi));
         __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
         __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
         __m256 col[6];
@@ -201,9 +239,9 @@ static void w_input43_8(const float *restrict plane, fc_int H, fc_int W, fc_int 
         col[3] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
         /* columns 4 and 5 are 0 and 1 one tile along; the last tile's from row[32..33] */
         col[4] = _mm256_blend_ps(_mm256_permutevar8x32_ps(col[0], next),
-                                 _mm256_broadcast_ss(row + 32), 0x80);
+                                 _mm256_set1_ps(w_row1(row, iw0 + 32, hi)), 0x80);
         col[5] = _mm256_blend_ps(_mm256_permutevar8x32_ps(col[1], next),
-                                 _mm256_broadcast_ss(row + 33), 0x80);
+                                 _mm256_set1_ps(w_row1(row, iw0 + 33, hi)), 0x80);
         __m256 s12 = _mm256_add_ps(col[1], col[2]), s34 = _mm256_add_ps(col[3], col[4]);
         __m256 d42 = _mm256_sub_ps(col[4], col[2]), d31 = _mm256_sub_ps(col[3], col[1]);
         h[r][0] = _mm256_add_ps(_mm256_fmsub_ps(c4, col[0], _mm256_mul_ps(c5, col[2])), col[4]);
@@ -279,12 +317,7 @@ static void w_output43_8(const float *restrict Mx, fc_int ms, int n, float *rest
         __m256 x[4] = {_mm256_permute2f128_ps(r0, r1, 0x20), _mm256_permute2f128_ps(r2, r3, 0x20),
                        _mm256_permute2f128_ps(r0, r1, 0x31), _mm256_permute2f128_ps(r2, r3, 0x31)};
         float *dst = y + (oh0 + r) * OW + ow0;
-        if (cols >= 32) {
-            for (int v = 0; v < 4; v++) _mm256_storeu_ps(dst + 8 * v, x[v]);
-        } else {
-            for (int v = 0; v < 4; v++)
-                _mm256_maskstore_ps(dst + 8 * v, w_lanes(cols - 8 * v), x[v]);
-        }
+        for (int v = 0; v < 4; v++) w_store_n(dst + 8 * v, x[v], cols - 8 * v);
     }
 }
 

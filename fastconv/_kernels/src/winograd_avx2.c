@@ -5,7 +5,7 @@
  * one Zen 3 core, as long as half its GEMMs.  The splits here are in-lane shuffles and
  * 4x4 transposes; the arithmetic is the templates' (multiplies by 2, 4 and 8 are exact,
  * so an FMA with them rounds as the separate operations), so every ISA gives the same
- * bits per tile.  Rows that leave the plane load through masks (w_row4, w_row8). */
+ * bits per tile.  Rows that leave the plane are read by w_row4 and w_row8. */
 #include "cpu.h"
 #include "winograd.h"
 
@@ -68,43 +68,56 @@ static inline __m256 w_load_n(const float *src, int n)
     return n >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, w_lanes(n));
 }
 
-/* Columns c0.. of an input row `row` (the plane's row, or NULL outside the plane),
- * zero outside [0, hi): 4 or 8 of them.  Edge rows load through masks rather than a
- * zero-padded copy, whose scalar writes stall the vector reads after them
- * (store-to-load forwarding fails); masked-out lanes never touch memory. */
-static inline __m128 w_row4(const float *row, fc_int c0, fc_int hi)
+/* An input row: the plane's row (NULL outside the plane), the end of the columns a run
+ * reads (the plane's width or the run's `used` columns, whichever comes first) and the
+ * plane's extent, inside which whole vectors may be read and masked. */
+typedef struct {
+    const float *row;
+    fc_int at, size, hi;      /* the row's offset in the plane, the plane's size */
+} w_row_t;
+
+static inline w_row_t w_row_at(const float *plane, fc_int H, fc_int W, fc_int ih, fc_int iw0,
+                               fc_int used)
 {
-    if (!row) return _mm_setzero_ps();
-    if (c0 >= 0 && c0 + 4 <= hi) return _mm_loadu_ps(row + c0);
-    __m128i idx = _mm_add_epi32(_mm_set1_epi32((int)c0), _mm_setr_epi32(0, 1, 2, 3));
-    __m128i in = _mm_andnot_si128(_mm_cmpgt_epi32(_mm_setzero_si128(), idx),
-                                  _mm_cmpgt_epi32(_mm_set1_epi32((int)hi), idx));
-    return _mm_maskload_ps(row + c0, in);
+    w_row_t r = {ih >= 0 && ih < H ? plane + ih * W : NULL, ih * W, H * W,
+                 iw0 + used < W ? iw0 + used : W};
+    return r;
 }
 
-static inline __m256 w_row8(const float *row, fc_int c0, fc_int hi)
+/* Columns c0.. of row r, zero outside [0, hi): 4 or 8 of them.  Edge rows read whole
+ * vectors and clear the lanes outside where those lie inside the plane, else load through
+ * masks (masked-out lanes never touch memory), rather than through a zero-padded copy,
+ * whose scalar writes stall the vector reads after them (store-to-load forwarding
+ * fails); Zen 3's masked loads are slow too. */
+static inline __m128 w_row4(w_row_t r, fc_int c0)
 {
-    if (!row) return _mm256_setzero_ps();
-    if (c0 >= 0 && c0 + 8 <= hi) return _mm256_loadu_ps(row + c0);
+    if (!r.row) return _mm_setzero_ps();
+    const float *p = r.row + c0;
+    if (c0 >= 0 && c0 + 4 <= r.hi) return _mm_loadu_ps(p);
+    __m128i idx = _mm_add_epi32(_mm_set1_epi32((int)c0), _mm_setr_epi32(0, 1, 2, 3));
+    __m128i in = _mm_andnot_si128(_mm_cmpgt_epi32(_mm_setzero_si128(), idx),
+                                  _mm_cmpgt_epi32(_mm_set1_epi32((int)r.hi), idx));
+    if (r.at + c0 >= 0 && r.at + c0 + 4 <= r.size) return _mm_and_ps(_mm_loadu_ps(p), _mm_castsi128_ps(in));
+    return _mm_maskload_ps(p, in);
+}
+
+static inline __m256 w_row8(w_row_t r, fc_int c0)
+{
+    if (!r.row) return _mm256_setzero_ps();
+    const float *p = r.row + c0;
+    if (c0 >= 0 && c0 + 8 <= r.hi) return _mm256_loadu_ps(p);
     __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)c0),
                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
-                                     _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
-    return _mm256_maskload_ps(row + c0, in);
+                                     _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r.hi), idx));
+    if (r.at + c0 >= 0 && r.at + c0 + 8 <= r.size)
+        return _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(in));
+    return _mm256_maskload_ps(p, in);
 }
 
-static inline float w_row1(const float *row, fc_int c, fc_int hi)
+static inline float w_row1(w_row_t r, fc_int c)
 {
-    return row && c >= 0 && c < hi ? row[c] : 0.0f;
-}
-
-/* The row ih of a plane (NULL outside it) and the end of the columns a run reads: the
- * plane's width or the `used` columns from iw0, whichever comes first. */
-static inline const float *w_row_at(const float *plane, fc_int H, fc_int W, fc_int ih,
-                                    fc_int iw0, fc_int used, fc_int *hi)
-{
-    *hi = iw0 + used < W ? iw0 + used : W;
-    return ih >= 0 && ih < H ? plane + ih * W : NULL;
+    return r.row && c >= 0 && c < r.hi ? r.row[c] : 0.0f;
 }
 
 /* ---------------------------------------------------------------- F(2x2, 3x3) */
@@ -114,11 +127,10 @@ static void w_input8(const float *restrict plane, fc_int H, fc_int W, fc_int ih0
 {
     __m256 h[4][4];
     for (int r = 0; r < 4; r++) {
-        fc_int hi;
-        const float *row = w_row_at(plane, H, W, ih0 + r, iw0, 2 * (fc_int)n + 2, &hi);
+        w_row_t row = w_row_at(plane, H, W, ih0 + r, iw0, 2 * (fc_int)n + 2);
         __m256 e, o, en, on;
-        w_split2v(w_row8(row, iw0, hi), w_row8(row, iw0 + 8, hi), &e, &o);
-        w_split2v(w_row8(row, iw0 + 2, hi), w_row8(row, iw0 + 10, hi), &en, &on);
+        w_split2v(w_row8(row, iw0), w_row8(row, iw0 + 8), &e, &o);
+        w_split2v(w_row8(row, iw0 + 2), w_row8(row, iw0 + 10), &en, &on);
         h[r][0] = _mm256_sub_ps(e, en);
         h[r][1] = _mm256_add_ps(o, en);
         h[r][2] = _mm256_sub_ps(en, o);
@@ -180,9 +192,9 @@ static void w_grad8(const float *restrict dy, fc_int OH, fc_int OW, fc_int oh0, 
     const __m256 zero = _mm256_setzero_ps();
     __m256 h[2][4];
     for (int r = 0; r < 2; r++) {
-        const float *row = oh0 + r < OH ? dy + (oh0 + r) * OW : NULL;
+        w_row_t row = w_row_at(dy, OH, OW, oh0 + r, ow0, cols);
         __m256 e, o;
-        w_split2v(w_row8(row, ow0, ow0 + cols), w_row8(row, ow0 + 8, ow0 + cols), &e, &o);
+        w_split2v(w_row8(row, ow0), w_row8(row, ow0 + 8), &e, &o);
         h[r][0] = e;
         h[r][1] = _mm256_add_ps(e, o);
         h[r][2] = _mm256_sub_ps(e, o);
@@ -218,18 +230,17 @@ static void w_input43_8(const float *restrict plane, fc_int H, fc_int W, fc_int 
     const __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);
     __m256 h[6][6];
     for (int r = 0; r < 6; r++) {
-        fc_int hi;
-        const float *row = w_row_at(plane, H, W, ih0 + r, iw0, 4 * (fc_int)n + 2, &hi);
-        if (!row) {
+        w_row_t row = w_row_at(plane, H, W, ih0 + r, iw0, 4 * (fc_int)n + 2);
+        if (!row.row) {
             for (int k = 0; k < 6; k++) h[r][k] = _mm256_setzero_ps();
             continue;
         }
         /* tiles q and q + 4 in the halves of v[q]: an in-lane 4x4 transpose then gives
          * column k of all 8 tiles, in order */
-        __m256 v0 = w_pair128(w_row4(row, iw0, hi), w_row4(row, iw0 + 16, hi));
-        __m256 v1 = w_pair128(w_row4(row, iw0 + 4, hi), w_row4(row, iw0 + 20, hi));
-        __m256 v2 = w_pair128(w_row4(row, iw0 + 8, hi), w_row4(row, iw0 + 24, hi));
-        __m256 v3 = w_pair128(w_row4(row, iw0 + 12, hi), w_row4(row, iw0 + 28, hi));
+        __m256 v0 = w_pair128(w_row4(row, iw0), w_row4(row, iw0 + 16));
+        __m256 v1 = w_pair128(w_row4(row, iw0 + 4), w_row4(row, iw0 + 20));
+        __m256 v2 = w_pair128(w_row4(row, iw0 + 8), w_row4(row, iw0 + 24));
+        __m256 v3 = w_pair128(w_row4(row, iw0 + 12), w_row4(row, iw0 + 28));
         __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
         __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
         __m256 col[6];
@@ -239,9 +250,9 @@ static void w_input43_8(const float *restrict plane, fc_int H, fc_int W, fc_int 
         col[3] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
         /* columns 4 and 5 are 0 and 1 one tile along; the last tile's from row[32..33] */
         col[4] = _mm256_blend_ps(_mm256_permutevar8x32_ps(col[0], next),
-                                 _mm256_set1_ps(w_row1(row, iw0 + 32, hi)), 0x80);
+                                 _mm256_set1_ps(w_row1(row, iw0 + 32)), 0x80);
         col[5] = _mm256_blend_ps(_mm256_permutevar8x32_ps(col[1], next),
-                                 _mm256_set1_ps(w_row1(row, iw0 + 33, hi)), 0x80);
+                                 _mm256_set1_ps(w_row1(row, iw0 + 33)), 0x80);
         __m256 s12 = _mm256_add_ps(col[1], col[2]), s34 = _mm256_add_ps(col[3], col[4]);
         __m256 d42 = _mm256_sub_ps(col[4], col[2]), d31 = _mm256_sub_ps(col[3], col[1]);
         h[r][0] = _mm256_add_ps(_mm256_fmsub_ps(c4, col[0], _mm256_mul_ps(c5, col[2])), col[4]);

@@ -244,10 +244,14 @@ void fc_winograd_weights(const float *g, fc_int M, fc_int C, int tile, float *Up
         }
 }
 
-/* Tiles per block: a multiple of the micro-kernel's NR, V and Mx near the L2 size. */
+/* Tiles per block: a multiple of the micro-kernel's NR, V and Mx near the L2 size.  On
+ * AVX2 (Zen 3's 512 KiB L2) F(4x4) blocks of a quarter the AVX-512 size: 1.2-1.4x for
+ * 16-32 channels on 64x64-128x128 planes, where the transforms dominate (from 64
+ * channels the block is at its 48-tile floor either way); F(2x2) gains nothing. */
 static fc_int w_block(fc_int C, fc_int M, int nr, int tile)
 {
-    fc_int budget = tile == 2 ? 1536 * 1024 : 2048 * 1024;
+    fc_int budget = tile == 2 ? 1536 * 1024
+                  : fc_dispatch.winograd.kernels == &fc_winograd_avx2 ? 512 * 1024 : 2048 * 1024;
     fc_int tb = budget / (4 * w_planes(tile) * (C + M)) / nr * nr;
     fc_int lo = nr * ((48 + nr - 1) / nr), hi = nr * (480 / nr);
     return tb < lo ? lo : tb > hi ? hi : tb;

@@ -103,7 +103,7 @@ cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x,
                  Py_ssize_t ldcol=0) noexcept nogil:
     """Adjoint of im2col: x[c, ih, iw] += col[...] (x must be zeroed by the caller).
     ldcol: the distance between col's rows (default OH*OW: contiguous)."""
-    cdef Py_ssize_t c, kh, kw, oh, ow, ih, iw0, iw, lo, hi
+    cdef Py_ssize_t c, kh, kw, oh, ow, ih, iw0, lo, hi
     cdef Py_ssize_t OHW = g.OH * g.OW
     cdef const floating *row
     cdef const floating *s
@@ -124,11 +124,15 @@ cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x,
                         hi = min(g.OW, g.W - iw0)
                         for ow in range(lo, hi):
                             dst[ow + iw0] += s[ow]
-                    else:
-                        for ow in range(g.OW):
-                            iw = ow * g.sw + iw0
-                            if 0 <= iw < g.W:
-                                dst[iw] += s[ow]
+                    else:                   # the columns inside x, then no test per value
+                        lo = 0 if iw0 >= 0 else (-iw0 + g.sw - 1) // g.sw
+                        hi = 0 if g.W - 1 - iw0 < 0 else min(g.OW, (g.W - 1 - iw0) // g.sw + 1)
+                        if g.sw == 2:
+                            for ow in range(lo, hi):
+                                dst[2 * ow + iw0] += s[ow]
+                        else:
+                            for ow in range(lo, hi):
+                                dst[ow * g.sw + iw0] += s[ow]
 
 
 cdef inline Geom make_geom(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
@@ -303,16 +307,36 @@ def conv_taps_wgrad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     check_workspace()
 
 
+cdef void _fill_planes(floating *big, Py_ssize_t C, Py_ssize_t HW, const floating *bias,
+                       bint add) noexcept nogil:
+    """big's C planes set to (add: increased by) bias[c], or zeroed (bias NULL)."""
+    cdef Py_ssize_t c, i
+    if bias == NULL:
+        if not add:
+            memset(big, 0, C * HW * sizeof(floating))
+        return
+    for c in range(C):
+        if add:
+            for i in range(HW):
+                big[c * HW + i] += bias[c]
+        else:
+            for i in range(HW):
+                big[c * HW + i] = bias[c]
+
+
 cdef void _gemm_fold_image(const fc_gemm_ops_t *ops, const floating *small, const floating *w, floating *big, const Geom *g,
-                           Py_ssize_t G, Py_ssize_t Mg, floating *col, int nt) noexcept nogil:
+                           Py_ssize_t G, Py_ssize_t Mg, floating *col, int nt,
+                           const floating *bias) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW
     cdef Py_ssize_t grp
     if is_pointwise(g):
         for grp in range(G):
             gemm(ops, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
                  small + grp * Mg * OHW, OHW, 1, <floating>0, big + grp * Cg * g.H * g.W, OHW, nt)
+        _fill_planes(big, g.C, g.H * g.W, bias, True)
         return
-    memset(big, 0, g.C * g.H * g.W * sizeof(floating))
+    # the output starts as the bias (no zeroing pass, and no bias pass after)
+    _fill_planes(big, g.C, g.H * g.W, bias, False)
     for grp in range(G):
         gemm(ops, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
              small + grp * Mg * OHW, OHW, 1, <floating>0, col, OHW, nt)
@@ -332,7 +356,7 @@ cdef void _stack_images(const floating *small, floating *a, Py_ssize_t N, Py_ssi
 
 cdef void _gemm_fold_stacked(const fc_gemm_ops_t *ops, const floating *small, const floating *w, floating *big,
                              const Geom *g, Py_ssize_t N, Py_ssize_t bstride, Py_ssize_t sstride,
-                             Py_ssize_t G, Py_ssize_t Mg, int nt) noexcept nogil:
+                             Py_ssize_t G, Py_ssize_t Mg, int nt, const floating *bias) noexcept nogil:
     """gemm_fold with every image side by side (small planes): small's group gathered to
     (Mg x N*OHW), one GEMM to columns (Kg x N*OHW), then col2im per image (images in
     parallel: each owns its output)."""
@@ -350,8 +374,8 @@ cdef void _gemm_fold_stacked(const fc_gemm_ops_t *ops, const floating *small, co
         gemm(ops, Kg, cols, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg, a, cols, 1,
              <floating>0, col, cols, nt)
         for n in prange(N, schedule='static', num_threads=nthreads_for(Kg * cols, nt)):
-            memset(big + n * bstride + grp * Cg * g.H * g.W, 0,
-                   Cg * g.H * g.W * sizeof(floating))
+            _fill_planes(big + n * bstride + grp * Cg * g.H * g.W, Cg, g.H * g.W,
+                         bias + grp * Cg if bias != NULL else NULL, False)
             col2im(col + n * OHW, Cg, g, big + n * bstride + grp * Cg * g.H * g.W, cols)
 
 
@@ -366,11 +390,17 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
               floating[:, :, :, ::1] big, floating[:, ::1] cols, Py_ssize_t groups,
               Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads,
-        bint bf16=False):
-    """big[n, group g] = col2im(W2_g^T @ small[n, group g]).
+        bint bf16=False, const floating[::1] bias=None):
+    """big[n, group g] = col2im(W2_g^T @ small[n, group g]) (+ bias[c] on channel c).
 
     small (N, G*Mg, OH, OW) IN; w2 (G*Mg, (C/G)*KH*KW) IN; big (N, C, H, W) OUT;
-    cols (fold_scratch_shape(...)) scratch."""
+    cols (fold_scratch_shape(...)) scratch; bias (C,) or None."""
+    cdef const floating *bp = NULL
+    if bias is not None:
+        if bias.shape[0] != big.shape[1]:
+            raise ValueError("gemm_fold: bias must have one value per output channel")
+        if bias.shape[0]:
+            bp = &bias[0]
     cdef Py_ssize_t N = big.shape[0], n
     cdef Geom g = make_geom(big.shape[1], big.shape[2], big.shape[3], small.shape[2], small.shape[3],
                             KH, KW, sh, sw, ph, pw, dh, dw)
@@ -384,12 +414,14 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
     if N == 0 or bstride == 0:
         return
     if sstride == 0:
-        big[...] = 0
+        with nogil:
+            for n in range(N):
+                _fill_planes(&big[0, 0, 0, 0] + n * bstride, g.C, g.H * g.W, bp, False)
         return
     if g.OH * g.OW < STACK_BELOW and N > 1 and not is_pointwise(&g):
         with nogil:
             _gemm_fold_stacked(ops, &small[0, 0, 0, 0], &w2[0, 0], &big[0, 0, 0, 0], &g, N, bstride,
-                               sstride, groups, Mg, nt)
+                               sstride, groups, Mg, nt, bp)
         check_workspace()
         return
     if outer:
@@ -397,12 +429,13 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
             for n in prange(N, schedule='static'):
                 _gemm_fold_image(ops, &small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
                                  &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg,
-                                 &cols[threadid(), 0], 1)
+                                 &cols[threadid(), 0], 1, bp)
     else:
         with nogil:
             for n in range(N):
                 _gemm_fold_image(ops, &small[0, 0, 0, 0] + n * sstride, &w2[0, 0],
-                                 &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg, &cols[0, 0], nt)
+                                 &big[0, 0, 0, 0] + n * bstride, &g, groups, Mg, &cols[0, 0], nt,
+                                 bp)
     check_workspace()
 
 

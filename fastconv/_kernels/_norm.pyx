@@ -133,6 +133,15 @@ def channel_sum(const floating[:, :, ::1] x, floating[::1] out, int n_threads):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], HW = x.shape[2], n, c, q
     cdef double s
     cdef const floating *row
+    if floating is float:
+        # float lanes across the channel's planes, flushed to double (BatchNorm's sums): a
+        # double add per value is a 4-cycle chain (a third of a transposed convolution's
+        # backward)
+        with nogil:
+            for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
+                out[c] = <float>KT.norm.sum_planes(&x[0, 0, 0] + c * HW, N, HW, C * HW) \
+                    if N * HW > 0 else 0
+        return
     with nogil:
         for c in prange(C, schedule='static', num_threads=nthreads_for(N * C * HW, n_threads)):
             s = 0

@@ -160,14 +160,11 @@ def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output
         wf = _flip_transpose(w, groups)
         g = ConvGeometry.of(x.shape, wf.shape, (1, 1), q, dilation, groups, dt, bf16)
         y, _ = _run(x, wf, b, g, _plan(g, x, nt), False, nt)
-    else:                       # GEMM, then col2im onto the output
+    else:                       # GEMM, then col2im onto the bias
         y = empty((N, C_out, OH, OW), dt)
         geom = (KH, KW, sh, sw, ph, pw, dh, dw)
         _conv.gemm_fold(x, w.reshape(C_in, -1), y, _fold_scratch(x, y, groups, geom, nt), groups,
-                        *geom, nt, bf16)
-        if b is not None:
-            y3 = per_channel(y)
-            _norm.channel_affine(y3, y3, np.zeros(C_out, dt), np.ones(C_out, dt), b, False, nt)
+                        *geom, nt, bf16, None if b is None else np.ascontiguousarray(b))
     return y, ConvTranspose2dCtx(keep(x) if bf16 else x, w, groups, tuple(stride),
                                  tuple(padding), tuple(dilation), bf16)
 

@@ -97,8 +97,9 @@ def test_planner_rules():
         is plan.WeightGrad.GATHER
     # few channels on large planes: straight over a padded copy (rows of 28 and more; the
     # GEMM over it from 16); on small ones, Winograd's
-    assert plan.weight_grad_algorithm(wino, Algorithm.WINOGRAD4) is plan.WeightGrad.DIRECT
-    assert plan.weight_grad_algorithm(wino._replace(H=20, W=20), Algorithm.WINOGRAD4) \
+    few = wino._replace(C=32)
+    assert plan.weight_grad_algorithm(few, Algorithm.WINOGRAD4) is plan.WeightGrad.DIRECT
+    assert plan.weight_grad_algorithm(few._replace(H=20, W=20), Algorithm.WINOGRAD4) \
         is plan.WeightGrad.PADDED
     assert plan.weight_grad_algorithm(wino._replace(H=8, W=8), Algorithm.WINOGRAD2) \
         is plan.WeightGrad.WINOGRAD
@@ -179,3 +180,18 @@ def test_f4_crossover_follows_the_transform_vector_width(isa, side28, monkeypatc
     assert plan.choose_algorithm(g._replace(H=32, W=32)) is Algorithm.WINOGRAD4
     # too few tiles to fill the vectors: F(2x2) whatever the plane
     assert plan.choose_algorithm(g._replace(N=2, H=24, W=24)) is Algorithm.WINOGRAD2
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512", "generic"])
+def test_64_channel_weight_grad_follows_the_transforms(isa, monkeypatch):
+    """64x64 channels on planes under 64x64: on AVX2, whose transforms write whole
+    vectors, Winograd's own weight gradient; elsewhere, and from 64x64 planes or with
+    fewer channels, the direct one."""
+    monkeypatch.setattr(plan, "running_isa", lambda: isa)
+    g = ConvGeometry(16, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1)
+    wg = plan.weight_grad_algorithm
+    assert wg(g, Algorithm.WINOGRAD4) is (plan.WeightGrad.WINOGRAD if isa == "avx2"
+                                          else plan.WeightGrad.DIRECT)
+    assert wg(g, Algorithm.WINOGRAD4, finite=False) is plan.WeightGrad.DIRECT
+    assert wg(g._replace(H=64, W=64), Algorithm.WINOGRAD4) is plan.WeightGrad.DIRECT
+    assert wg(g._replace(C=32), Algorithm.WINOGRAD4) is plan.WeightGrad.DIRECT

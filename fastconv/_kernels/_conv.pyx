@@ -127,12 +127,8 @@ cdef void col2im(const floating *col, Py_ssize_t Cg, const Geom *g, floating *x,
                     else:                   # the columns inside x, then no test per value
                         lo = 0 if iw0 >= 0 else (-iw0 + g.sw - 1) // g.sw
                         hi = 0 if g.W - 1 - iw0 < 0 else min(g.OW, (g.W - 1 - iw0) // g.sw + 1)
-                        if g.sw == 2:
-                            for ow in range(lo, hi):
-                                dst[2 * ow + iw0] += s[ow]
-                        else:
-                            for ow in range(lo, hi):
-                                dst[ow * g.sw + iw0] += s[ow]
+                        for ow in range(lo, hi):
+                            dst[ow * g.sw + iw0] += s[ow]
 
 
 cdef inline Geom make_geom(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
@@ -307,21 +303,16 @@ def conv_taps_wgrad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     check_workspace()
 
 
-cdef void _fill_planes(floating *big, Py_ssize_t C, Py_ssize_t HW, const floating *bias,
-                       bint add) noexcept nogil:
-    """big's C planes set to (add: increased by) bias[c], or zeroed (bias NULL)."""
+cdef void _fill_planes(floating *big, Py_ssize_t C, Py_ssize_t HW,
+                       const floating *bias) noexcept nogil:
+    """big's C planes set to bias[c], or zeroed (bias NULL)."""
     cdef Py_ssize_t c, i
     if bias == NULL:
-        if not add:
-            memset(big, 0, C * HW * sizeof(floating))
+        memset(big, 0, C * HW * sizeof(floating))
         return
     for c in range(C):
-        if add:
-            for i in range(HW):
-                big[c * HW + i] += bias[c]
-        else:
-            for i in range(HW):
-                big[c * HW + i] = bias[c]
+        for i in range(HW):
+            big[c * HW + i] = bias[c]
 
 
 cdef void _gemm_fold_image(const fc_gemm_ops_t *ops, const floating *small, const floating *w, floating *big, const Geom *g,
@@ -329,14 +320,16 @@ cdef void _gemm_fold_image(const fc_gemm_ops_t *ops, const floating *small, cons
                            const floating *bias) noexcept nogil:
     cdef Py_ssize_t Cg = g.C // G, KK = g.KH * g.KW, Kg = Cg * KK, OHW = g.OH * g.OW
     cdef Py_ssize_t grp
-    if is_pointwise(g):
+    if is_pointwise(g):     # onto the bias (beta 1), else overwritten
+        if bias != NULL:
+            _fill_planes(big, g.C, g.H * g.W, bias)
         for grp in range(G):
             gemm(ops, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
-                 small + grp * Mg * OHW, OHW, 1, <floating>0, big + grp * Cg * g.H * g.W, OHW, nt)
-        _fill_planes(big, g.C, g.H * g.W, bias, True)
+                 small + grp * Mg * OHW, OHW, 1, <floating>(bias != NULL),
+                 big + grp * Cg * g.H * g.W, OHW, nt)
         return
     # the output starts as the bias (no zeroing pass, and no bias pass after)
-    _fill_planes(big, g.C, g.H * g.W, bias, False)
+    _fill_planes(big, g.C, g.H * g.W, bias)
     for grp in range(G):
         gemm(ops, Kg, OHW, Mg, <floating>1, w + grp * Mg * Kg, 1, Kg,
              small + grp * Mg * OHW, OHW, 1, <floating>0, col, OHW, nt)
@@ -375,7 +368,7 @@ cdef void _gemm_fold_stacked(const fc_gemm_ops_t *ops, const floating *small, co
              <floating>0, col, cols, nt)
         for n in prange(N, schedule='static', num_threads=nthreads_for(Kg * cols, nt)):
             _fill_planes(big + n * bstride + grp * Cg * g.H * g.W, Cg, g.H * g.W,
-                         bias + grp * Cg if bias != NULL else NULL, False)
+                         bias + grp * Cg if bias != NULL else NULL)
             col2im(col + n * OHW, Cg, g, big + n * bstride + grp * Cg * g.H * g.W, cols)
 
 
@@ -416,7 +409,7 @@ def gemm_fold(const floating[:, :, :, ::1] small, const floating[:, ::1] w2,
     if sstride == 0:
         with nogil:
             for n in range(N):
-                _fill_planes(&big[0, 0, 0, 0] + n * bstride, g.C, g.H * g.W, bp, False)
+                _fill_planes(&big[0, 0, 0, 0] + n * bstride, g.C, g.H * g.W, bp)
         return
     if g.OH * g.OW < STACK_BELOW and N > 1 and not is_pointwise(&g):
         with nogil:

@@ -307,10 +307,10 @@ int fc_winograd_conv(const float *x, fc_int N, fc_int C, fc_int H, fc_int W, con
              * inside one 16-lane group and one panel */
             for (fc_int t = t0; t < t1;) {
                 fc_int n, th, tw, tt = t - t0, run = w_run(t, t1, TH, TW, &n, &th, &tw);
-                if (run > 16 - tt % 16) run = 16 - tt % 16;
-                if (run > nr - tt % nr) run = nr - tt % nr;
+                fc_int room = nr - tt % nr < 16 - tt % 16 ? nr - tt % nr : 16 - tt % 16;
+                if (run > room) run = room;
                 float *dst = V + (tt / nr) * C * nr + tt % nr;
-                int wide = w_wide(run, nr - tt % nr < 16 - tt % 16 ? nr - tt % nr : 16 - tt % 16);
+                int wide = w_wide(run, room);
                 for (fc_int c = 0; c < C; c++)
                     input(x + (n * C + c) * H * W, H, W, tile * th - pt, tile * tw - pl,
                           wide, dst + c * nr, vs);

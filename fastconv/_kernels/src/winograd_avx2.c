@@ -84,6 +84,21 @@ static inline w_row_t w_row_at(const float *plane, fc_int H, fc_int W, fc_int ih
     return r;
 }
 
+/* Lanes c0 + q (q < 8) with 0 <= c0 + q < hi set */
+static inline __m256i w_cols_in(fc_int c0, fc_int hi)
+{
+    __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)c0),
+                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
+}
+
+/* Whether k values from column c0 of row r lie inside its plane */
+static inline int w_in_plane(w_row_t r, fc_int c0, int k)
+{
+    return r.at + c0 >= 0 && r.at + c0 + k <= r.size;
+}
+
 /* Columns c0.. of row r, zero outside [0, hi): 4 or 8 of them.  Edge rows read whole
  * vectors and clear the lanes outside where those lie inside the plane, else load through
  * masks (masked-out lanes never touch memory), rather than through a zero-padded copy,
@@ -94,11 +109,9 @@ static inline __m128 w_row4(w_row_t r, fc_int c0)
     if (!r.row) return _mm_setzero_ps();
     const float *p = r.row + c0;
     if (c0 >= 0 && c0 + 4 <= r.hi) return _mm_loadu_ps(p);
-    __m128i idx = _mm_add_epi32(_mm_set1_epi32((int)c0), _mm_setr_epi32(0, 1, 2, 3));
-    __m128i in = _mm_andnot_si128(_mm_cmpgt_epi32(_mm_setzero_si128(), idx),
-                                  _mm_cmpgt_epi32(_mm_set1_epi32((int)r.hi), idx));
-    if (r.at + c0 >= 0 && r.at + c0 + 4 <= r.size) return _mm_and_ps(_mm_loadu_ps(p), _mm_castsi128_ps(in));
-    return _mm_maskload_ps(p, in);
+    __m128i in = _mm256_castsi256_si128(w_cols_in(c0, r.hi));
+    return w_in_plane(r, c0, 4) ? _mm_and_ps(_mm_loadu_ps(p), _mm_castsi128_ps(in))
+                                : _mm_maskload_ps(p, in);
 }
 
 static inline __m256 w_row8(w_row_t r, fc_int c0)
@@ -106,13 +119,9 @@ static inline __m256 w_row8(w_row_t r, fc_int c0)
     if (!r.row) return _mm256_setzero_ps();
     const float *p = r.row + c0;
     if (c0 >= 0 && c0 + 8 <= r.hi) return _mm256_loadu_ps(p);
-    __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)c0),
-                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
-                                     _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r.hi), idx));
-    if (r.at + c0 >= 0 && r.at + c0 + 8 <= r.size)
-        return _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(in));
-    return _mm256_maskload_ps(p, in);
+    __m256i in = w_cols_in(c0, r.hi);
+    return w_in_plane(r, c0, 8) ? _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(in))
+                                : _mm256_maskload_ps(p, in);
 }
 
 static inline float w_row1(w_row_t r, fc_int c)

@@ -14,6 +14,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from ._cpu cimport FC_WS_SCRATCH, check_workspace, fc_dispatch_t, kernels
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset, memcpy
 
 cdef const fc_dispatch_t *KT = kernels()    # the kernel table
@@ -102,6 +103,85 @@ cdef void _backward_lanes(const float *x, const float *w, const float *dy, float
                             dw_acc[(c0 + l) * T + t] += dwl[t * 16 + l]
 
 
+# the flat stride-1 forward (OW == W): planes up to FLAT_MAX outputs, taps up to
+# FLAT_TAPS (their masks FLAT_TAPS * FLAT_MAX values at most)
+cdef enum:
+    FLAT_MAX = 256
+    FLAT_TAPS = 25
+
+
+cdef int _forward_flat(const float *x, const float *w, const float *bias, float *y,
+                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t CO, Py_ssize_t H, Py_ssize_t W,
+                       Py_ssize_t OH, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t pt,
+                       Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int relu,
+                       int nt) noexcept nogil:
+    """Stride-1 planes with OW == W as flat runs (depthwise_impl.h, fwd_flat): the taps'
+    offsets and masks once per call, then the planes in parallel, read in place (the
+    array's first and last planes through a zero-margined copy in the workspace).
+    Returns -1 when the masks cannot be allocated (nothing written)."""
+    cdef fc_int off[FLAT_TAPS]
+    cdef const float *tm[FLAT_TAPS]
+    cdef Py_ssize_t T = KH * KW, n_in = H * W, n_out = OH * W, nvr = (n_out + 15) // 16 * 16
+    cdef Py_ssize_t kh, kw, t, q, r, c, lo = 0, hi = 0, lead, n_buf, n, mult = CO // C
+    cdef bint inside
+    cdef unsigned int *masks = <unsigned int *>malloc(T * nvr * sizeof(unsigned int))
+    cdef const float *xp
+    cdef float *buf
+    if masks == NULL:
+        return -1
+    for kh in range(KH):
+        for kw in range(KW):
+            t = kh * KW + kw
+            off[t] = (kh * dh - pt) * W + (kw * dw - pl)
+            lo = min(lo, off[t])
+            hi = max(hi, off[t])
+            inside = True
+            for q in range(nvr):
+                r = q // W - pt + kh * dh
+                c = q % W - pl + kw * dw
+                if q < n_out and 0 <= r < H and 0 <= c < W:
+                    masks[t * nvr + q] = 0xFFFFFFFFu
+                else:
+                    masks[t * nvr + q] = 0
+                    inside = inside and q >= n_out
+            tm[t] = NULL
+            if not inside:
+                tm[t] = <const float *>&masks[t * nvr]
+    lead = -lo
+    n_buf = lead + max(n_in, hi + nvr)
+    # (image, group of 4 channels) items across threads; a group holding the array's
+    # first or last plane runs plane by plane, those two through a copy (their reads
+    # would leave the array)
+    cdef Py_ssize_t G = (CO + 3) // 4, it, co0, k
+    cdef int np
+    cdef const float *xend = x + N * C * n_in
+    for it in prange(N * G, schedule='static', num_threads=nt):
+        n = it // G
+        co0 = (it % G) * 4
+        np = <int>(4 if CO - co0 > 4 else CO - co0)
+        xp = x + (n * C + co0 // mult) * n_in
+        if mult == 1 and xp + lo >= x and xp + (np - 1) * n_in + hi + nvr <= xend:
+            KT.depthwise.fwd_flat_f32(xp, n_in, np, n_in, w + co0 * T, <int>T, off, tm,
+                                      n_out, y + (n * CO + co0) * n_out,
+                                      (bias + co0) if bias != NULL else NULL, relu, NULL,
+                                      lead, n_buf)
+            continue
+        for k in range(np):
+            xp = x + (n * C + (co0 + k) // mult) * n_in
+            buf = NULL
+            if xp + lo < x or xp + hi + nvr > xend:
+                buf = <float *>KT.workspace.get(FC_WS_SCRATCH, n_buf * sizeof(float))
+                if buf == NULL:
+                    KT.workspace.flag_error()
+                    break
+            KT.depthwise.fwd_flat_f32(xp, n_in, 1, n_in, w + (co0 + k) * T, <int>T, off,
+                                      tm, n_out, y + (n * CO + co0 + k) * n_out,
+                                      (bias + co0 + k) if bias != NULL else NULL, relu,
+                                      buf, lead, n_buf)
+    free(masks)
+    return 0
+
+
 def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
                          const float[::1] bias, float[:, :, :, ::1] y, Py_ssize_t pt,
                          Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int relu, int n_threads):
@@ -115,8 +195,19 @@ def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     cdef float *xp
     cdef const float *bp = &bias[0] if bias is not None else NULL
     cdef int nt = n_threads if P * OH * OW > FC_DW_GRAIN else 1
+    cdef int rc
     cdef fc_dwgeom_t g
     if P * OH * OW == 0:
+        return
+    # flat where its whole vectors beat the other kernels' lanes: rows of 6 to 15 and
+    # 17 up (at 16 the padded rows are whole vectors already; measured 0.92x there)
+    if OW == W and OW >= 6 and OW % 16 and OH * OW <= FLAT_MAX and KH * KW <= FLAT_TAPS:
+        with nogil:
+            rc = _forward_flat(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], N, C, CO,
+                               H, W, OH, KH, KW, pt, pl, dh, dw, relu, nt)
+        if rc != 0:
+            raise MemoryError("depthwise_forward_s1: no memory for the taps' masks")
+        check_workspace()
         return
     if OW < FC_DW_LANES_BELOW and mult == 1:
         g.sh = 1; g.sw = 1; g.ph = pt; g.pw = pl; g.dh = dh; g.dw = dw

@@ -16,7 +16,7 @@ from .activation import (ACTIVATIONS, ActivationCtx, AddCtx, DropoutCtx, PReluCt
                          dropout2d, dropout2d_backward, dropout_backward, prelu,
                          prelu_backward, relu, relu_backward)
 from .conv import (Conv2dCtx, ConvTranspose2dCtx, conv2d, conv2d_backward, conv_transpose2d,
-                   conv_transpose2d_backward)
+                   conv_transpose2d_backward, inference_plan)
 from .linear import LinearCtx, linear, linear_backward
 from .loss import (CrossEntropyCtx, LossCtx, bce_with_logits, bce_with_logits_backward,
                    cross_entropy, cross_entropy_backward, l1_loss, l1_loss_backward, mse_loss,

@@ -71,6 +71,11 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     Under ``fastconv.autocast("bf16")`` a float32 convolution multiplies in bf16 (its
     backward too); a depthwise one stays float32."""
     relu = relu_code(relu, layer)
+    if scale is not None and algorithm is None:
+        run = inference_plan(x.shape, x.dtype, weight.shape, weight.dtype, tuple(stride),
+                             tuple(padding), tuple(dilation), groups, padding_mode, layer, relu,
+                             bf16_enabled(), weight_cache is not None)
+        return run(x, weight, bias, scale, weight_cache), None
     dt, g, explicit = _setup(x.shape, x.dtype, weight.shape, weight.dtype, tuple(stride),
                              tuple(padding), tuple(dilation), groups, padding_mode, layer,
                              bf16_enabled())
@@ -85,18 +90,7 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
                  prepared=scale is not None and weight_cache is not None)
     if scale is not None:
         scale = cast(np.ascontiguousarray(scale), dt)
-        if algo in _EPILOGUE_SCALE and not g.bf16:
-            return _run(src, w, b, g, algo, relu, nt, scale)[0], None
-        if algo in WINOGRAD and weight_cache is not None:
-            Up = _cached_weights(weight_cache, w, scale, ("winograd", algo, g.M, g.C, g.bf16),
-                                 lambda ws: _winograd_weights(ws, algo, g, nt, alloc=np.empty),
-                                 nt)
-            return _run(src, w, b, g, algo, relu, nt, Up=Up)[0], None
-        # the kernel has no factor in its epilogue (depthwise; bf16): scale a copy of the
-        # weights, kept in the layer's cache while the weights and factors are unchanged
-        ws = (_scaled(w, scale) if weight_cache is None else
-              _cached_weights(weight_cache, w, scale, ("scaled", w.shape, dt), lambda v: v, nt))
-        return _run(src, ws, b, g, algo, relu, nt)[0], None
+        return _run_scaled(src, w, b, g, algo, relu, nt, scale, weight_cache), None
     y, state = _run(src, w, b, g, algo, relu, nt)
     return y, Conv2dCtx(state, x.shape, padding_mode, pt if src is not x else 0,
                         pl if src is not x else 0)
@@ -122,6 +116,53 @@ def _setup(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation, groups
         x_shape, pads = (N, C, H + pt + pb, W + pl + pr), (0, 0, 0, 0)
     return dt, ConvGeometry.of(x_shape, w_shape, stride, pads, dilation, groups, dt,
                                _bf16(dt, groups, C, bf16_on)), explicit
+
+
+@functools.lru_cache(maxsize=1024)
+def inference_plan(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation, groups,
+                   padding_mode, layer, relu, bf16_on, cached):
+    """conv2d's inference with a per-channel ``scale`` (a folded BatchNorm), planned once
+    per configuration: ``run(x, weight, bias, scale, weight_cache=None) -> y``.
+
+    The arguments are checked, the geometry built and the algorithm chosen here; a call
+    does only what its data decide (the NaN/Inf pass before Winograd, the weight cache's
+    memcmp) and the kernel.  At one frame a layer's Python costs as much as its kernel:
+    layers keep their runners (Conv2d.folded_forward).  relu: a relu_code; cached: calls
+    pass a weight_cache (the planner may then count on Winograd's transformed weights
+    being kept)."""
+    dt, g, explicit = _setup(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation,
+                             groups, padding_mode, layer, bf16_on)
+    algo, fallback = _choices(g, cached)
+    winograd = algo in WINOGRAD
+    pt, pl, mode = padding[0], padding[2], _shape.padding_mode_code(padding_mode)
+
+    def run(x, weight, bias, scale, weight_cache=None):
+        nt = nthreads()
+        src = cast(x, dt)
+        if explicit:
+            src = empty((g.N, g.C, g.H, g.W), dt)
+            _pad.pad2d(cast(x, dt), src, pt, pl, mode, nt)
+        a = fallback if winograd and not _all_finite(src, nt) else algo
+        return _run_scaled(src, cast(weight, dt), cast(bias, dt), g, a, relu, nt,
+                           cast(np.ascontiguousarray(scale), dt), weight_cache)
+    return run
+
+
+def _run_scaled(src, w, b, g, algo, relu, nt, scale, weight_cache):
+    """y = conv(src) * scale + b (relu: 0, RELU or RELU6): the factor in the GEMM's
+    epilogue, or in Winograd's transformed weights or a copy of the weights, kept in
+    weight_cache (when given) while the weights and the factor are unchanged."""
+    if algo in _EPILOGUE_SCALE and not g.bf16:
+        return _run(src, w, b, g, algo, relu, nt, scale)[0]
+    if algo in WINOGRAD and weight_cache is not None:
+        Up = _cached_weights(weight_cache, w, scale, ("winograd", algo, g.M, g.C, g.bf16),
+                             lambda ws: _winograd_weights(ws, algo, g, nt, alloc=np.empty), nt)
+        return _run(src, w, b, g, algo, relu, nt, Up=Up)[0]
+    # the kernel has no factor in its epilogue (depthwise; bf16): scale a copy of the
+    # weights, kept in the layer's cache while the weights and factors are unchanged
+    ws = (_scaled(w, scale) if weight_cache is None else
+          _cached_weights(weight_cache, w, scale, ("scaled", w.shape, w.dtype), lambda v: v, nt))
+    return _run(src, ws, b, g, algo, relu, nt)[0]
 
 
 def conv2d_backward(ctx, gy, needs=None):

@@ -6,9 +6,19 @@ import numpy as np
 from .. import _shape, autograd
 from .. import functional as F
 from .._grad import is_grad_enabled
+from .._precision import bf16_enabled
 from ..autograd import Tensor
+from ..functional._common import RELU, RELU6
 from . import _init
 from .module import Module, Parameter
+
+
+class _Runners(dict):
+    """A layer's planned inference runners (closures): rebuilt on demand, so a pickled
+    or copied layer carries an empty one."""
+
+    def __reduce__(self):
+        return type(self), ()
 
 
 class _ConvBase(Module):
@@ -131,17 +141,9 @@ class Conv2d(_ConvBase):
         b = self.bias.data if self.bias is not None else None
         return self._remember(*self._conv(x, self.weight.data, b))
 
-    def _conv(self, x, weight, bias, relu=False, scale=None):
-        # inference (scale given) keeps prepared weights in the layer, checked against
-        # the weights on every call (functional.conv2d's weight_cache)
-        cache = None
-        if scale is not None:
-            cache = self.__dict__.get("_weight_cache")
-            if cache is None:
-                cache = self.__dict__["_weight_cache"] = {}
+    def _conv(self, x, weight, bias):
         return F.conv2d(x, weight, bias, self.stride, self._pads(x.shape[2], x.shape[3]),
-                        self.dilation, self.groups, self.padding_mode, type(self).__name__,
-                        relu=relu, scale=scale, weight_cache=cache)
+                        self.dilation, self.groups, self.padding_mode, type(self).__name__)
 
     def folded_forward(self, x, bn, relu=False, relu6=False):
         """Inference forward of ``bn(self(x))`` (then ReLU when relu, ReLU6 when relu6) in
@@ -155,8 +157,31 @@ class Conv2d(_ConvBase):
         w = self.weight.data
         scale, shift = bn.fold_factors(self.bias.data if self.bias is not None else None,
                                        w.dtype)
-        y = self._conv(self._input(x), w, shift, "relu6" if relu6 else relu, scale=scale)[0]
+        d = self.__dict__
+        plans = d.get("_folded_plans")
+        if plans is None:
+            plans = d["_folded_plans"] = _Runners()
+            d["_weight_cache"] = {}
+        a = x.data if isinstance(x, Tensor) else x
+        # the runner for this input's shape (F.inference_plan: checked and planned once);
+        # anything but a contiguous float array takes the checked path to build one
+        plain = type(a) is np.ndarray and a.flags.c_contiguous
+        run = plans.get(self._plan_key(a, w, relu, relu6)) if plain else None
+        if run is None:
+            a = self._input(a)
+            if len(plans) >= 16:            # input sizes come and go: keep the recent ones
+                plans.clear()
+            run = plans[self._plan_key(a, w, relu, relu6)] = F.inference_plan(
+                a.shape, a.dtype, w.shape, w.dtype, self.stride,
+                self._pads(a.shape[2], a.shape[3]), self.dilation, self.groups,
+                self.padding_mode, type(self).__name__,
+                RELU6 if relu6 else RELU if relu else 0, bf16_enabled(), True)
+        y = run(a, w, shift, scale, d["_weight_cache"])
         return Tensor(y) if isinstance(x, Tensor) else y
+
+    def _plan_key(self, a, w, relu, relu6):
+        return (a.shape, a.dtype, w.shape, w.dtype, relu, relu6, bf16_enabled(), self.stride,
+                self.padding, self.dilation, self.groups)
 
     def _backward(self, ctx, gy, needs):
         return F.conv2d_backward(ctx, gy, needs)

@@ -33,7 +33,7 @@
 const fc_dw_kernels_t fc_dw_generic = {
     0, dw_fwd_plane_f32_generic, dw_bwd_plane_f32_generic, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_generic, dw_bwd_plane_padded_f32_generic,
-    dw_fwd_lanes_f32_generic, dw_bwd_lanes_f32_generic, "generic",
+    dw_fwd_lanes_f32_generic, dw_bwd_lanes_f32_generic, dw_fwd_flat_f32_generic, "generic",
 };
 
 #if defined(__x86_64__)
@@ -42,7 +42,9 @@ const fc_dw_kernels_t fc_dw_generic = {
 #define FC_T float
 #define DW_NAME(x) dw_##x##_f32_avx2
 #define DW_VW 8                 /* 16-lane vectors as two ymm (depthwise_impl.h) */
+#define DW_FVW 8                /* the flat kernel's vectors: one ymm */
 #include "depthwise_impl.h"
+#undef DW_FVW
 #undef DW_VW
 #undef DW_NAME
 #undef FC_T
@@ -52,7 +54,9 @@ const fc_dw_kernels_t fc_dw_generic = {
 #pragma GCC target("avx512f,avx512vl,fma")
 #define FC_T float
 #define DW_NAME(x) dw_##x##_f32_avx512
+#define DW_FVW 16
 #include "depthwise_impl.h"
+#undef DW_FVW
 #undef DW_NAME
 #undef FC_T
 #pragma GCC pop_options
@@ -60,14 +64,14 @@ const fc_dw_kernels_t fc_dw_generic = {
 const fc_dw_kernels_t fc_dw_avx2 = {
     FC_PATH_AVX2, dw_fwd_plane_f32_avx2, dw_bwd_plane_f32_avx2, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_avx2, dw_bwd_plane_padded_f32_avx2,
-    dw_fwd_lanes_f32_avx2, dw_bwd_lanes_f32_avx2, "avx2",
+    dw_fwd_lanes_f32_avx2, dw_bwd_lanes_f32_avx2, dw_fwd_flat_f32_avx2, "avx2",
 };
 
 const fc_dw_kernels_t fc_dw_avx512 = {
     FC_CPU_AVX512F | FC_CPU_AVX512VL | FC_CPU_FMA, dw_fwd_plane_f32_avx512,
     dw_bwd_plane_f32_avx512, dw_fwd_plane_f64_generic, dw_bwd_plane_f64_generic,
     dw_fwd_plane_padded_f32_avx512, dw_bwd_plane_padded_f32_avx512, dw_fwd_lanes_f32_avx512,
-    dw_bwd_lanes_f32_avx512, "avx512",
+    dw_bwd_lanes_f32_avx512, dw_fwd_flat_f32_avx512, "avx512",
 };
 #endif
 
@@ -83,6 +87,6 @@ const fc_dw_kernels_t fc_dw_avx512 = {
 const fc_dw_kernels_t fc_dw_neon = {
     FC_CPU_NEON, dw_fwd_plane_f32_neon, dw_bwd_plane_f32_neon, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_neon, dw_bwd_plane_padded_f32_neon,
-    dw_fwd_lanes_f32_neon, dw_bwd_lanes_f32_neon, "neon",
+    dw_fwd_lanes_f32_neon, dw_bwd_lanes_f32_neon, dw_fwd_flat_f32_neon, "neon",
 };
 #endif

@@ -49,6 +49,11 @@ typedef struct {
     void (*bwd_lanes_f32)(const float *x, const float *dy, fc_int H, fc_int W, const float *w,
                           fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                           int nc, float *dx, float *dwl, float *scratch);
+    /* small stride-1 planes with OW == W as one flat run (depthwise_impl.h, fwd_flat) */
+    void (*fwd_flat_f32)(const float *x, fc_int xs, int np, fc_int n_in, const float *w,
+                         int T, const fc_int *off, const float **tmask, fc_int n_out,
+                         float *y, const float *bias, int relu, float *buf, fc_int lead,
+                         fc_int n_buf);
     const char *name;          /* "generic", "avx2", "avx512", "neon" (show_config) */
 } fc_dw_kernels_t;
 

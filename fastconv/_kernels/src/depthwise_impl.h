@@ -700,6 +700,91 @@ static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, 
             for (int l = 0; l < nc; l++) dx[l * HW + q] = dxt[q * DW_LANES + l];
 }
 
+/* Small stride-1 planes whose output rows are as wide as the input's (OW == W, 'same'
+ * padding across): the plane as one flat run of values, so output q reads input
+ * q + off[t] for tap t and every load is a whole vector, whatever the row width (2x2 to
+ * 14x14 planes fill the lanes the row-wise kernels leave idle; under 6 columns the
+ * channels-in-lanes kernel is faster, its vectors whole however small the plane).  The loads read x in
+ * place, past the plane's ends where a tap leaves it (the neighbouring planes' values),
+ * and tmask[t] (DW_FVW-lane blocks of all-ones / zero bit patterns; NULL where the tap
+ * stays inside for every output) clears those lanes: NaN and Inf there never reach a
+ * sum.  Where the reads would leave the array (its first and last planes), the caller
+ * passes buf (n_buf values, and one plane): the plane is copied there after lead zeros.
+ * np planes per call, xs values apart in x, n_out apart in y, T weights apart in w; bias
+ * theirs or NULL.  Four vectors at a time (independent chains); a store other than the
+ * call's last plane's may run past its plane (a whole vector), as the next plane's
+ * stores come after it.  The sum is bias + taps in order, as fwd_plane_padded's: the same
+ * bits.  n_out = OH*W outputs per plane. */
+#ifdef DW_FVW
+#define DW_FVW_ DW_FVW
+#else
+#define DW_FVW_ 4               /* baseline (SSE, NEON): one 128-bit register */
+#endif
+/* y[q..q+r) = the first r lanes of a (r < DW_FVW_), lane by lane from the register: a
+ * copy through memory would stall the loads on the vector store */
+#define DW_FLAT_TAIL(y, a, r) do {                                                         \
+        for (int l_ = 0; l_ < DW_FVW_; l_++) if (l_ < (r)) (y)[l_] = (a)[l_]; } while (0)
+
+static void DW_NAME(fwd_flat)(const FC_T *restrict x, fc_int xs, int np, fc_int n_in,
+                              const FC_T *restrict w, int T, const fc_int *restrict off,
+                              const FC_T **tmask, fc_int n_out, FC_T *restrict y,
+                              const FC_T *restrict bias, int relu, FC_T *restrict buf,
+                              fc_int lead, fc_int n_buf)
+{
+    typedef FC_T fvec __attribute__((vector_size(DW_FVW_ * sizeof(FC_T))));
+    typedef int ivec __attribute__((vector_size(DW_FVW_ * sizeof(FC_T))));
+    const fvec zero = {0}, six = zero + 6;
+    fc_int nv = (n_out + DW_FVW_ - 1) / DW_FVW_;
+#define DW_FLAT_ACT(a) do {                                                                \
+        if (relu) {                     /* v <= 0 -> +0, NaN kept (as act) */              \
+            (a) = (fvec)((ivec)(a) & ~(ivec)((a) <= zero));                                \
+            if (relu == 2)                                                                  \
+                (a) = (fvec)(((ivec)(a) & ~(ivec)((a) >= six)) |                           \
+                             ((ivec)six & (ivec)((a) >= six)));                             \
+        } } while (0)
+    for (int pl = 0; pl < np; pl++, x += xs, w += T, y += n_out) {
+        const FC_T *b0 = x;
+        if (buf) {                      /* (np is 1) */
+            for (fc_int i = 0; i < lead; i++) buf[i] = 0;
+            for (fc_int i = 0; i < n_in; i++) buf[lead + i] = x[i];
+            for (fc_int i = lead + n_in; i < n_buf; i++) buf[i] = 0;
+            b0 = buf + lead;
+        }
+        FC_T b = bias ? bias[pl] : 0;
+        for (fc_int v0 = 0; v0 < nv; v0 += 4) {
+            int nb = nv - v0 < 4 ? (int)(nv - v0) : 4;
+            fvec acc[4];
+            for (int j = 0; j < 4; j++) acc[j] = zero + b;
+            for (int t = 0; t < T; t++) {
+                const FC_T *src = b0 + off[t] + v0 * DW_FVW_;
+                const FC_T *m = tmask[t] ? tmask[t] + v0 * DW_FVW_ : NULL;
+                FC_T wt = w[t];
+                for (int j = 0; j < nb; j++) {
+                    fvec xv;
+                    __builtin_memcpy(&xv, src + j * DW_FVW_, sizeof xv);
+                    if (m) {
+                        fvec mv;
+                        __builtin_memcpy(&mv, m + j * DW_FVW_, sizeof mv);
+                        xv = (fvec)((ivec)xv & (ivec)mv);
+                    }
+                    acc[j] += wt * xv;
+                }
+            }
+            for (int j = 0; j < nb; j++) {
+                DW_FLAT_ACT(acc[j]);
+                fc_int q = (v0 + j) * DW_FVW_;
+                if (q + DW_FVW_ <= n_out || pl + 1 < np)
+                    __builtin_memcpy(y + q, &acc[j], sizeof acc[j]);
+                else                        /* the call's last plane's tail */
+                    DW_FLAT_TAIL(y + q, acc[j], n_out - q);
+            }
+        }
+    }
+#undef DW_FLAT_ACT
+}
+#undef DW_FLAT_TAIL
+#undef DW_FVW_
+
 static void DW_NAME(bwd_plane_padded)(const FC_T *restrict xp, FC_T *restrict dxp, fc_int PWD,
                                       const FC_T *restrict dy, const FC_T *restrict w,
                                       fc_int KH, fc_int KW, fc_int OH, fc_int OW, fc_int dh,

@@ -43,3 +43,6 @@ cdef extern from "depthwise.h":
                              int T, const fc_int *off, const float **tmask, fc_int n_out,
                              float *y, const float *bias, int relu, float *buf, fc_int lead,
                              fc_int n_buf) noexcept nogil
+        void (*wgrad_flat_f32)(const float *x, const float *dy, int T, const fc_int *off,
+                               const float **tmask, const float *ymask, fc_int n_out,
+                               double *dw_acc) noexcept nogil

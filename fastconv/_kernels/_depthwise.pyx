@@ -110,6 +110,39 @@ cdef enum:
     FLAT_TAPS = 25
 
 
+cdef void _flat_taps(fc_int *off, unsigned int *masks, const float **tm, Py_ssize_t KH,
+                     Py_ssize_t KW, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t sgn,
+                     Py_ssize_t rt, Py_ssize_t rl, Py_ssize_t W, Py_ssize_t src_rows,
+                     Py_ssize_t n_dst, Py_ssize_t nvr, Py_ssize_t *lo,
+                     Py_ssize_t *hi) noexcept nogil:
+    """The flat kernels' taps: destination q (of n_dst, rows W wide) reads the source
+    (src_rows x W) at q + off[t], row q // W + sgn*kh*dh - rt and column
+    q % W + sgn*kw*dw - rl; masks[t] (nvr values) all-ones where that lies inside,
+    tm[t] NULL where it does for every q.  lo, hi: the least and greatest offset."""
+    cdef Py_ssize_t kh, kw, t, q, r, c
+    cdef bint inside
+    lo[0] = 0
+    hi[0] = 0
+    for kh in range(KH):
+        for kw in range(KW):
+            t = kh * KW + kw
+            off[t] = (sgn * kh * dh - rt) * W + (sgn * kw * dw - rl)
+            lo[0] = min(lo[0], off[t])
+            hi[0] = max(hi[0], off[t])
+            inside = True
+            for q in range(nvr):
+                r = q // W + sgn * kh * dh - rt
+                c = q % W + sgn * kw * dw - rl
+                if q < n_dst and 0 <= r < src_rows and 0 <= c < W:
+                    masks[t * nvr + q] = 0xFFFFFFFFu
+                else:
+                    masks[t * nvr + q] = 0
+                    inside = inside and q >= n_dst
+            tm[t] = NULL
+            if not inside:
+                tm[t] = <const float *>&masks[t * nvr]
+
+
 cdef int _forward_flat(const float *x, const float *w, const float *bias, float *y,
                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t CO, Py_ssize_t H, Py_ssize_t W,
                        Py_ssize_t OH, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t pt,
@@ -122,31 +155,13 @@ cdef int _forward_flat(const float *x, const float *w, const float *bias, float 
     cdef fc_int off[FLAT_TAPS]
     cdef const float *tm[FLAT_TAPS]
     cdef Py_ssize_t T = KH * KW, n_in = H * W, n_out = OH * W, nvr = (n_out + 15) // 16 * 16
-    cdef Py_ssize_t kh, kw, t, q, r, c, lo = 0, hi = 0, lead, n_buf, n, mult = CO // C
-    cdef bint inside
+    cdef Py_ssize_t lo, hi, lead, n_buf, n, mult = CO // C
     cdef unsigned int *masks = <unsigned int *>malloc(T * nvr * sizeof(unsigned int))
     cdef const float *xp
     cdef float *buf
     if masks == NULL:
         return -1
-    for kh in range(KH):
-        for kw in range(KW):
-            t = kh * KW + kw
-            off[t] = (kh * dh - pt) * W + (kw * dw - pl)
-            lo = min(lo, off[t])
-            hi = max(hi, off[t])
-            inside = True
-            for q in range(nvr):
-                r = q // W - pt + kh * dh
-                c = q % W - pl + kw * dw
-                if q < n_out and 0 <= r < H and 0 <= c < W:
-                    masks[t * nvr + q] = 0xFFFFFFFFu
-                else:
-                    masks[t * nvr + q] = 0
-                    inside = inside and q >= n_out
-            tm[t] = NULL
-            if not inside:
-                tm[t] = <const float *>&masks[t * nvr]
+    _flat_taps(off, masks, tm, KH, KW, dh, dw, 1, pt, pl, W, H, n_out, nvr, &lo, &hi)
     lead = -lo
     n_buf = lead + max(n_in, hi + nvr)
     # (image, group of 4 channels) items across threads; a group holding the array's
@@ -232,6 +247,80 @@ def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     check_workspace()
 
 
+cdef int _backward_flat(const float *x, const float *w, const float *dy, float *dx,
+                        double *dw_acc, double *db_acc, Py_ssize_t N, Py_ssize_t C,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t KH,
+                        Py_ssize_t KW, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+                        Py_ssize_t dw, bint need_dx, bint need_dw, bint need_db,
+                        int nt) noexcept nogil:
+    """_forward_flat's backward (one output channel per input channel), parallel over
+    channels, images in order inside (each channel's sums in one thread, in a fixed
+    order): dx by the flat forward on dy with the taps reversed (dy[i - off[t]] for
+    input i), dw by wgrad_flat, db by norm.sum.  Planes whose reads would leave x or dy
+    (the arrays' first and last) go through zero-margined copies.  dx written; dw_acc
+    (C, KH*KW) and db_acc (C,) float64, written.  Returns -1 without memory."""
+    cdef fc_int offf[FLAT_TAPS]
+    cdef fc_int offb[FLAT_TAPS]
+    cdef const float *tmf[FLAT_TAPS]
+    cdef const float *tmb[FLAT_TAPS]
+    cdef Py_ssize_t T = KH * KW, n_in = H * W, n_out = OH * W
+    cdef Py_ssize_t nvo = (n_out + 15) // 16 * 16, nvi = (n_in + 15) // 16 * 16
+    cdef Py_ssize_t lof, hif, lob, hib, xlead, xn, ylead, yn, c, n, t, q
+    cdef unsigned int *masks = <unsigned int *>malloc((T * (nvo + nvi) + nvo) * sizeof(unsigned int))
+    cdef unsigned int *ym
+    cdef const float *xp
+    cdef const float *gp
+    cdef const float *xs
+    cdef const float *gs
+    cdef float *buf
+    cdef const float *xend = x + N * C * n_in
+    cdef const float *yend = dy + N * C * n_out
+    if masks == NULL:
+        return -1
+    _flat_taps(offf, masks, tmf, KH, KW, dh, dw, 1, pt, pl, W, H, n_out, nvo, &lof, &hif)
+    _flat_taps(offb, masks + T * nvo, tmb, KH, KW, dh, dw, -1, -pt, -pl, W, OH, n_in, nvi,
+               &lob, &hib)
+    ym = masks + T * (nvo + nvi)
+    for q in range(nvo):
+        ym[q] = 0xFFFFFFFFu if q < n_out else 0
+    xlead = -lof
+    xn = xlead + max(n_in, hif + nvo)
+    ylead = -lob
+    yn = ylead + max(max(n_out, nvo), hib + nvi)
+    for c in prange(C, schedule='static', num_threads=nt):
+        if need_dw:
+            for t in range(T):
+                dw_acc[c * T + t] = 0
+        if need_db:
+            db_acc[c] = 0
+        for n in range(N):
+            xp = x + (n * C + c) * n_in
+            gp = dy + (n * C + c) * n_out
+            if need_db:
+                db_acc[c] += KT.norm.sum(gp, n_out)
+            xs = xp
+            gs = gp
+            if (need_dw and (xp + lof < x or xp + hif + nvo > xend)) or \
+                    gp + lob < dy or gp + max(nvo, hib + nvi) > yend:
+                buf = <float *>KT.workspace.get(FC_WS_SCRATCH, (xn + yn) * sizeof(float))
+                if buf == NULL:
+                    KT.workspace.flag_error()
+                    break
+                memset(buf, 0, (xn + yn) * sizeof(float))
+                memcpy(buf + xlead, xp, n_in * sizeof(float))
+                memcpy(buf + xn + ylead, gp, n_out * sizeof(float))
+                xs = buf + xlead
+                gs = buf + xn + ylead
+            if need_dw:
+                KT.depthwise.wgrad_flat_f32(xs, gs, <int>T, offf, tmf, <const float *>ym,
+                                            n_out, dw_acc + c * T)
+            if need_dx:
+                KT.depthwise.fwd_flat_f32(gs, n_out, 1, n_out, w + c * T, <int>T, offb, tmb,
+                                          n_in, dx + (n * C + c) * n_in, NULL, 0, NULL, 0, 0)
+    free(masks)
+    return 0
+
+
 def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
                           const float[:, :, :, ::1] wflip, const float[:, :, :, ::1] dy,
                           float[:, :, :, ::1] dx, double[:, ::1] dw_acc, double[::1] db_acc,
@@ -260,8 +349,19 @@ def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     cdef const float *gp
     cdef double sb
     cdef int nt = n_threads if N * C * H * W > FC_DW_GRAIN else 1
+    cdef int rc
     cdef fc_dwgeom_t g
     if C * N == 0:
+        return
+    if mult == 1 and OW == W and OW >= 6 and OW % 16 and max(OH, H) * W <= FLAT_MAX and \
+            KH * KW <= FLAT_TAPS:
+        with nogil:
+            rc = _backward_flat(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &dy[0, 0, 0, 0],
+                                &dx[0, 0, 0, 0], &dw_acc[0, 0], &db_acc[0], N, C, H, W, OH,
+                                KH, KW, pt, pl, dh, dwl, need_dx, need_dw, need_db, nt)
+        if rc != 0:
+            raise MemoryError("depthwise_backward_s1: no memory for the taps' masks")
+        check_workspace()
         return
     if OW < FC_DW_LANES_BELOW_S and mult == 1:
         g.sh = 1; g.sw = 1; g.ph = pt; g.pw = pl; g.dh = dh; g.dw = dwl

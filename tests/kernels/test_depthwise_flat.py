@@ -1,9 +1,10 @@
-"""Stride-1 depthwise forward on small planes whose rows keep their width (OW == W, 6 to
-15 columns and 17 up, at most 256 outputs) runs each plane as one flat run of vectors,
-reading x in place past the plane's ends with the out-of-plane lanes masked: against
-the NumPy reference (bias, ReLU, ReLU6, dilation, channel multipliers, asymmetric
-vertical padding), NaN/Inf in neighbouring planes never leaking in, the array's first
-and last planes (read through a copy), and bitwise across thread counts."""
+"""Stride-1 depthwise convolutions on small planes whose rows keep their width (OW == W,
+6 to 15 columns and 17 up, at most 256 outputs) run each plane as one flat run of
+vectors, reading x (and, backward, dy) in place past the plane's ends with the
+out-of-plane lanes masked.  Forward and backward against the NumPy reference (bias,
+ReLU, ReLU6, dilation, channel multipliers, asymmetric vertical padding), NaN/Inf in
+neighbouring planes never leaking in, the arrays' first and last planes (read through
+a copy), and bitwise across thread counts."""
 import numpy as np
 import pytest
 
@@ -94,3 +95,53 @@ def test_flat_forward_first_and_last_planes_of_the_array():
             ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), None, (1, 1),
                            (1, 1, 1, 1), (1, 1), 2)
             np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, False)])
+def test_flat_backward_matches_reference(case, needs):
+    x, w, b, pads, dil, C = _case(case, 5)
+    y, ctx = FC.conv2d(x, w, b, (1, 1), pads, dil, C)
+    gy = np.random.default_rng(6).standard_normal(y.shape).astype(np.float32)
+    got = FC.conv2d_backward(ctx, gy, needs)
+    ref = R.conv2d_backward(x, w, gy, (1, 1), pads, dil, C)
+    for g, r, need in zip(got, ref, needs):
+        if need:
+            np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+        else:
+            assert g is None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_flat_backward_same_bits_at_any_thread_count(case):
+    x, w, b, pads, dil, C = _case(case, 7)
+
+    def step():
+        y, ctx = FC.conv2d(x, w, b, (1, 1), pads, dil, C)
+        return FC.conv2d_backward(ctx, np.cos(y))
+
+    outs = at_thread_counts(step)
+    for got in outs[1:]:
+        for a, ref in zip(got, outs[0]):
+            np.testing.assert_array_equal(a, ref)
+
+
+def test_flat_backward_first_and_last_planes_of_the_array():
+    """x and dy as views at either end of NaN-filled blocks: the input gradient reads
+    dy, the weight gradient x and dy, past the planes' ends; any unmasked lane there
+    would turn a gradient NaN."""
+    rng = np.random.default_rng(8)
+    for H in (6, 9, 15):
+        for start in (0, 4096 - 2 * H * H):
+            xb, gb = np.full(4096, np.nan, np.float32), np.full(4096, np.nan, np.float32)
+            x = xb[start:start + 2 * H * H].reshape(1, 2, H, H)
+            gy = gb[start:start + 2 * H * H].reshape(1, 2, H, H)
+            x[...] = rng.standard_normal(x.shape)
+            gy[...] = rng.standard_normal(gy.shape)
+            w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+            _, ctx = FC.conv2d(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 2,
+                               algorithm=Algorithm.DEPTHWISE_S1)
+            gx, gw, _ = FC.conv2d_backward(ctx, gy, (True, True, False))
+            rx, rw, _ = R.conv2d_backward(x, w, gy, (1, 1), (1, 1, 1, 1), (1, 1), 2)
+            np.testing.assert_allclose(gx, rx, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-4)

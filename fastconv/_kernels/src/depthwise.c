@@ -33,7 +33,8 @@
 const fc_dw_kernels_t fc_dw_generic = {
     0, dw_fwd_plane_f32_generic, dw_bwd_plane_f32_generic, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_generic, dw_bwd_plane_padded_f32_generic,
-    dw_fwd_lanes_f32_generic, dw_bwd_lanes_f32_generic, dw_fwd_flat_f32_generic, "generic",
+    dw_fwd_lanes_f32_generic, dw_bwd_lanes_f32_generic,
+    dw_fwd_flat_f32_generic, dw_wgrad_flat_f32_generic, "generic",
 };
 
 #if defined(__x86_64__)
@@ -64,14 +65,16 @@ const fc_dw_kernels_t fc_dw_generic = {
 const fc_dw_kernels_t fc_dw_avx2 = {
     FC_PATH_AVX2, dw_fwd_plane_f32_avx2, dw_bwd_plane_f32_avx2, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_avx2, dw_bwd_plane_padded_f32_avx2,
-    dw_fwd_lanes_f32_avx2, dw_bwd_lanes_f32_avx2, dw_fwd_flat_f32_avx2, "avx2",
+    dw_fwd_lanes_f32_avx2, dw_bwd_lanes_f32_avx2,
+    dw_fwd_flat_f32_avx2, dw_wgrad_flat_f32_avx2, "avx2",
 };
 
 const fc_dw_kernels_t fc_dw_avx512 = {
     FC_CPU_AVX512F | FC_CPU_AVX512VL | FC_CPU_FMA, dw_fwd_plane_f32_avx512,
     dw_bwd_plane_f32_avx512, dw_fwd_plane_f64_generic, dw_bwd_plane_f64_generic,
     dw_fwd_plane_padded_f32_avx512, dw_bwd_plane_padded_f32_avx512, dw_fwd_lanes_f32_avx512,
-    dw_bwd_lanes_f32_avx512, dw_fwd_flat_f32_avx512, "avx512",
+    dw_bwd_lanes_f32_avx512,
+    dw_fwd_flat_f32_avx512, dw_wgrad_flat_f32_avx512, "avx512",
 };
 #endif
 
@@ -87,6 +90,7 @@ const fc_dw_kernels_t fc_dw_avx512 = {
 const fc_dw_kernels_t fc_dw_neon = {
     FC_CPU_NEON, dw_fwd_plane_f32_neon, dw_bwd_plane_f32_neon, dw_fwd_plane_f64_generic,
     dw_bwd_plane_f64_generic, dw_fwd_plane_padded_f32_neon, dw_bwd_plane_padded_f32_neon,
-    dw_fwd_lanes_f32_neon, dw_bwd_lanes_f32_neon, dw_fwd_flat_f32_neon, "neon",
+    dw_fwd_lanes_f32_neon, dw_bwd_lanes_f32_neon,
+    dw_fwd_flat_f32_neon, dw_wgrad_flat_f32_neon, "neon",
 };
 #endif

@@ -54,6 +54,10 @@ typedef struct {
                          int T, const fc_int *off, const float **tmask, fc_int n_out,
                          float *y, const float *bias, int relu, float *buf, fc_int lead,
                          fc_int n_buf);
+    /* its weight gradient: dw_acc[t] += this plane's sum (depthwise_impl.h, wgrad_flat) */
+    void (*wgrad_flat_f32)(const float *x, const float *dy, int T, const fc_int *off,
+                           const float **tmask, const float *ymask, fc_int n_out,
+                           double *dw_acc);
     const char *name;          /* "generic", "avx2", "avx512", "neon" (show_config) */
 } fc_dw_kernels_t;
 

@@ -715,6 +715,9 @@ static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, 
  * call's last plane's may run past its plane (a whole vector), as the next plane's
  * stores come after it.  The sum is bias + taps in order, as fwd_plane_padded's: the same
  * bits.  n_out = OH*W outputs per plane. */
+#ifndef DW_FLAT_TAPS
+#define DW_FLAT_TAPS 25         /* the flat kernels' largest kernel (5x5) */
+#endif
 #ifdef DW_FVW
 #define DW_FVW_ DW_FVW
 #else
@@ -783,6 +786,56 @@ static void DW_NAME(fwd_flat)(const FC_T *restrict x, fc_int xs, int np, fc_int 
 #undef DW_FLAT_ACT
 }
 #undef DW_FLAT_TAIL
+
+/* The weight gradient of one flat plane (fwd_flat's geometry): dw_acc[t] += the sum over
+ * outputs q of dy[q] * x[q + off[t]], with tmask[t] clearing the lanes whose input lies
+ * outside the plane and ymask (n_out rounded up to whole vectors: all-ones below n_out)
+ * the last vector's lanes past dy's plane.  Each lane sums over the vectors in order
+ * (the taps side by side: independent chains), then the lanes are added in order in
+ * double: the same bits for any thread count. */
+static void DW_NAME(wgrad_flat)(const FC_T *restrict x, const FC_T *restrict dy, int T,
+                                const fc_int *restrict off, const FC_T **tmask,
+                                const FC_T *restrict ymask, fc_int n_out,
+                                FC_ACC *restrict dw_acc)
+{
+    typedef FC_T fvec __attribute__((vector_size(DW_FVW_ * sizeof(FC_T))));
+    typedef int ivec __attribute__((vector_size(DW_FVW_ * sizeof(FC_T))));
+    fc_int nv = (n_out + DW_FVW_ - 1) / DW_FVW_;
+    fvec acc[DW_FLAT_TAPS];
+    for (int t = 0; t < T; t++) acc[t] = (fvec){0};
+#define DW_WGRAD_STEP(TT) do {                                                              \
+        for (fc_int v = 0; v < nv; v++) {                                                  \
+            fvec g;                                                                         \
+            __builtin_memcpy(&g, dy + v * DW_FVW_, sizeof g);                              \
+            if ((v + 1) * DW_FVW_ > n_out) {                                               \
+                fvec m;                                                                     \
+                __builtin_memcpy(&m, ymask + v * DW_FVW_, sizeof m);                       \
+                g = (fvec)((ivec)g & (ivec)m);                                             \
+            }                                                                               \
+            for (int t = 0; t < (TT); t++) {                                               \
+                fvec xv;                                                                    \
+                __builtin_memcpy(&xv, x + off[t] + v * DW_FVW_, sizeof xv);                \
+                if (tmask[t]) {                                                            \
+                    fvec m;                                                                 \
+                    __builtin_memcpy(&m, tmask[t] + v * DW_FVW_, sizeof m);                \
+                    xv = (fvec)((ivec)xv & (ivec)m);                                       \
+                }                                                                           \
+                acc[t] += g * xv;                                                          \
+            }                                                                               \
+        } } while (0)
+    if (T == 9)                         /* 3x3: the nine sums in registers */
+        DW_WGRAD_STEP(9);
+    else
+        DW_WGRAD_STEP(T);
+#undef DW_WGRAD_STEP
+    for (int t = 0; t < T; t++) {
+        FC_T lanes[DW_FVW_];
+        __builtin_memcpy(lanes, &acc[t], sizeof lanes);
+        FC_ACC sum = 0;
+        for (int l = 0; l < DW_FVW_; l++) sum += lanes[l];
+        dw_acc[t] += sum;
+    }
+}
 #undef DW_FVW_
 
 static void DW_NAME(bwd_plane_padded)(const FC_T *restrict xp, FC_T *restrict dxp, fc_int PWD,

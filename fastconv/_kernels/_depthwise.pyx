@@ -103,10 +103,10 @@ cdef void _backward_lanes(const float *x, const float *w, const float *dy, float
                             dw_acc[(c0 + l) * T + t] += dwl[t * 16 + l]
 
 
-# the flat stride-1 forward (OW == W): planes up to FLAT_MAX outputs, taps up to
-# FLAT_TAPS (their masks FLAT_TAPS * FLAT_MAX values at most)
+# the flat stride-1 kernels (OW == W): planes up to FLAT_MAX values (beyond, 56x56
+# measured even with the padded rows), taps up to FLAT_TAPS
 cdef enum:
-    FLAT_MAX = 256
+    FLAT_MAX = 4096
     FLAT_TAPS = 25
 
 
@@ -214,8 +214,9 @@ def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     cdef fc_dwgeom_t g
     if P * OH * OW == 0:
         return
-    # flat where its whole vectors beat the other kernels' lanes: rows of 6 to 15 and
-    # 17 up (at 16 the padded rows are whole vectors already; measured 0.92x there)
+    # flat where its whole vectors beat the other kernels' lanes: rows from 6 up that
+    # are not whole vectors already (16 and 32 wide padded rows are: flat measured
+    # 0.9-0.95x there; at 28x28 1.5x, 24x24 1.3x, 8x8 2.2x)
     if OW == W and OW >= 6 and OW % 16 and OH * OW <= FLAT_MAX and KH * KW <= FLAT_TAPS:
         with nogil:
             rc = _forward_flat(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], N, C, CO,
@@ -353,8 +354,9 @@ def depthwise_backward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1]
     cdef fc_dwgeom_t g
     if C * N == 0:
         return
-    if mult == 1 and OW == W and OW >= 6 and OW % 16 and max(OH, H) * W <= FLAT_MAX and \
-            KH * KW <= FLAT_TAPS:
+    # as the forward, and 16 wide too (its padded backward copies two planes: flat 1.3x)
+    if mult == 1 and OW == W and OW >= 6 and (OW % 16 or OW == 16) and \
+            max(OH, H) * W <= FLAT_MAX and KH * KW <= FLAT_TAPS:
         with nogil:
             rc = _backward_flat(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &dy[0, 0, 0, 0],
                                 &dx[0, 0, 0, 0], &dw_acc[0, 0], &db_acc[0], N, C, H, W, OH,

@@ -1,10 +1,10 @@
-"""Stride-1 depthwise convolutions on small planes whose rows keep their width (OW == W,
-6 to 15 columns and 17 up, at most 256 outputs) run each plane as one flat run of
-vectors, reading x (and, backward, dy) in place past the plane's ends with the
-out-of-plane lanes masked.  Forward and backward against the NumPy reference (bias,
-ReLU, ReLU6, dilation, channel multipliers, asymmetric vertical padding), NaN/Inf in
-neighbouring planes never leaking in, the arrays' first and last planes (read through
-a copy), and bitwise across thread counts."""
+"""Stride-1 depthwise convolutions whose rows keep their width (OW == W, 6 columns and
+up; the forward not on rows of 16 or 32; at most 4096 values a plane) run each plane as
+one flat run of vectors, reading x (and, backward, dy) in place past the plane's ends
+with the out-of-plane lanes masked.  Forward and backward against the NumPy reference
+(bias, ReLU, ReLU6, dilation, channel multipliers, asymmetric vertical padding), NaN/Inf
+in neighbouring planes never leaking in, the arrays' first and last planes (read
+through a copy), and bitwise across thread counts."""
 import numpy as np
 import pytest
 
@@ -22,6 +22,9 @@ CASES = [  # N, C, mult, H, W, (KH, KW), (pt, pb, pl, pr), dilation
     (2, 7, 1, 10, 6, (3, 1), (1, 0, 0, 0), 1),
     (1, 4, 3, 11, 13, (1, 5), (0, 0, 2, 2), 1),
     (2, 13, 1, 9, 17, (3, 3), (3, 1, 1, 1), 1),
+    (2, 5, 1, 28, 28, (3, 3), (1, 1, 1, 1), 1),
+    (1, 3, 1, 40, 30, (5, 5), (2, 2, 2, 2), 1),
+    (2, 4, 1, 16, 16, (3, 3), (1, 1, 1, 1), 1),
 ]
 
 

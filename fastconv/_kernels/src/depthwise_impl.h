@@ -700,12 +700,12 @@ static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, 
             for (int l = 0; l < nc; l++) dx[l * HW + q] = dxt[q * DW_LANES + l];
 }
 
-/* Small stride-1 planes whose output rows are as wide as the input's (OW == W, 'same'
+/* Stride-1 planes whose output rows are as wide as the input's (OW == W, 'same'
  * padding across): the plane as one flat run of values, so output q reads input
- * q + off[t] for tap t and every load is a whole vector, whatever the row width (2x2 to
- * 14x14 planes fill the lanes the row-wise kernels leave idle; under 6 columns the
- * channels-in-lanes kernel is faster, its vectors whole however small the plane).  The loads read x in
- * place, past the plane's ends where a tap leaves it (the neighbouring planes' values),
+ * q + off[t] for tap t and every load is a whole vector, whatever the row width (rows
+ * of 6 to 28 leave lanes of the row-wise kernels idle, or pay their padded copy; under
+ * 6 columns the channels-in-lanes kernel is faster).  The loads read x in place, past
+ * the plane's ends where a tap leaves it (the neighbouring planes' values),
  * and tmask[t] (DW_FVW-lane blocks of all-ones / zero bit patterns; NULL where the tap
  * stays inside for every output) clears those lanes: NaN and Inf there never reach a
  * sum.  Where the reads would leave the array (its first and last planes), the caller

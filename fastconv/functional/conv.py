@@ -65,8 +65,8 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     factor applied in the GEMM's epilogue where the planned kernel has one (a BatchNorm
     folded without a pass over the weights), else folded into a copy of the weights.
     weight_cache: with scale (inference), a dict the caller keeps (a layer's): Winograd's
-    transformed weights are kept there with a copy of the weight and scale they came
-    from, and reused while both compare equal byte for byte (at one frame the transform
+    transformed weights are kept there with a fingerprint of the weight and scale they
+    came from, and reused while both fingerprint the same (at one frame the transform
     costs as much as the convolution).
     Under ``fastconv.autocast("bf16")`` a float32 convolution multiplies in bf16 (its
     backward too); a depthwise one stays float32."""
@@ -126,7 +126,7 @@ def inference_plan(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation
 
     The arguments are checked, the geometry built and the algorithm chosen here; a call
     does only what its data decide (the NaN/Inf pass before Winograd, the weight cache's
-    memcmp) and the kernel.  At one frame a layer's Python costs as much as its kernel:
+    fingerprint) and the kernel.  At one frame a layer's Python costs as much as its kernel:
     layers keep their runners (Conv2d.folded_forward).  relu: a relu_code; cached: calls
     pass a weight_cache (the planner may then count on Winograd's transformed weights
     being kept)."""
@@ -295,17 +295,19 @@ def _scaled(w, scale):
 def _cached_weights(cache, w, scale, key, build, nt=1):
     """build(w * scale) (weights prepared for inference: Winograd-transformed, or just
     scaled), from cache while w and scale hold the bytes they were built from: checked
-    by one memcmp per call, so any in-place change (an optimiser step, load_state_dict,
-    new BatchNorm statistics) rebuilds them.  One entry per key (the algorithm and
+    by their fingerprint (_memory.fingerprint: one read of the weights per call, no
+    copy kept), so any in-place change (an optimiser step, load_state_dict, new
+    BatchNorm statistics) rebuilds them.  One entry per key (the algorithm and
     precision are part of it), so a layer run alternately in float32 and bf16, or at
     two input sizes that plan differently, keeps both forms instead of rebuilding on
     every switch; one tuple per entry: readers in other threads see a whole entry."""
     w = np.ascontiguousarray(w)
     hit = cache.get(key)
-    if hit is not None and _memory.same_contents(hit[0], (w, scale), nt):
+    fp = _memory.fingerprint((w, scale), nt)
+    if hit is not None and hit[0] == fp:
         return hit[1]
     prepared = build(_scaled(w, scale))
-    cache[key] = ((w.tobytes(), scale.tobytes()), prepared)
+    cache[key] = (fp, prepared)
     return prepared
 
 

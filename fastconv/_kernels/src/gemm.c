@@ -362,6 +362,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #define FC_TPA float
 #define FC_TPB float
 #define FC_SFX s
+#define FC_GATHER_VEC 1         /* float B packed as float: the vector table gather */
 #define FC_DIRECT_B 1
 #define FC_DIRECT_B_MAX_M 128
 #define FC_SMALLN_KERNEL fc_smalln_f32
@@ -379,6 +380,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #undef FC_TPA
 #undef FC_TPB
 #undef FC_SFX
+#undef FC_GATHER_VEC
 #undef FC_DIRECT_B
 #undef FC_KT
 #undef FC_KERNEL
@@ -397,6 +399,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #define FC_TPA float
 #define FC_TPB float
 #define FC_SFX b
+#define FC_GATHER_VEC 1
 #define FC_KT fc_bkernel_t
 #define FC_KERNEL() (fc_dispatch.gemm.b)
 #define FC_GEMM fc_bgemm
@@ -417,6 +420,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #undef FC_GEMM
 #undef FC_GEMM_EX
 #undef FC_PAIRS
+#undef FC_GATHER_VEC
 #undef FC_TRANSPOSE8
 #undef FC_TRANSPOSE8_ROWS
 #undef FC_HAS_TRANSPOSE8

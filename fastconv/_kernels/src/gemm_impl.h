@@ -258,20 +258,31 @@ static inline int fc_use_tap_table(const fc_conv_geom_t *g)
            g->H * g->W < ((fc_int)1 << 30);
 }
 
+/* After the table, one entry per tap (kernels up to FC_TAP_FLAT_MAX taps): d where every
+ * in-range source of the tap is its output pixel + d (stride 1 with OW == W: the row is a
+ * contiguous slice of the plane, masked where the table says padding), else
+ * FC_TAP_NOT_FLAT. */
+#define FC_TAP_FLAT_MAX 64
+#define FC_TAP_NOT_FLAT INT32_MIN
 static void fc_fill_tap_table(const fc_conv_geom_t *g, int32_t *tab)
 {
-    fc_int OHW = g->OH * g->OW;
+    fc_int OHW = g->OH * g->OW, KK = g->KH * g->KW;
     for (fc_int kh = 0; kh < g->KH; kh++)
         for (fc_int kw = 0; kw < g->KW; kw++) {
             int32_t *t = tab + (kh * g->KW + kw) * OHW;
+            fc_int d = (kh * g->dh - g->ph) * g->W + (kw * g->dw - g->pw);
+            int flat = 1;
             for (fc_int oh = 0; oh < g->OH; oh++) {
                 fc_int ih = oh * g->sh - g->ph + kh * g->dh;
                 for (fc_int ow = 0; ow < g->OW; ow++) {
                     fc_int iw = ow * g->sw - g->pw + kw * g->dw;
-                    t[oh * g->OW + ow] = (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W)
-                                             ? (int32_t)(ih * g->W + iw) : -1;
+                    int in = ih >= 0 && ih < g->H && iw >= 0 && iw < g->W;
+                    t[oh * g->OW + ow] = in ? (int32_t)(ih * g->W + iw) : -1;
+                    if (in && ih * g->W + iw != oh * g->OW + ow + d) flat = 0;
                 }
             }
+            if (KK <= FC_TAP_FLAT_MAX)
+                tab[KK * OHW + kh * g->KW + kw] = flat ? (int32_t)d : FC_TAP_NOT_FLAT;
         }
 }
 #endif
@@ -280,14 +291,39 @@ static void fc_fill_tap_table(const fc_conv_geom_t *g, int32_t *tab)
  * table) from channel c, into d[t * dstride]. */
 static void FC_CAT(gather_table_, FC_SFX)(const fc_conv_geom_t *g, const FC_TB *x, fc_int c,
                                         const int32_t *t, fc_int first, fc_int count,
-                                        FC_TPB *d, fc_int dstride)
+                                        FC_TPB *d, fc_int dstride, int32_t flat)
 {
     fc_int OHW = g->OH * g->OW;
     fc_int img = g->nimg > 1 ? first / OHW : 0, q = first - img * OHW;
     const FC_TB *plane = x + img * g->istride + c * g->H * g->W;
+#ifdef FC_GATHER_VEC
+    const FC_TB *x_end = x + (g->nimg - 1) * g->istride + g->C * g->H * g->W;
+#else
+    (void)flat;
+#endif
     for (fc_int done = 0; done < count;) {
         fc_int len = OHW - q < count - done ? OHW - q : count - done;
         FC_TPB *dd = d + done * dstride;
+#ifdef FC_GATHER_VEC
+        if (dstride == 1 && flat != FC_TAP_NOT_FLAT && plane + q + flat >= x &&
+            plane + q + flat + len <= x_end) {
+            /* a contiguous slice of the plane, masked where the table says padding:
+             * four values per load, no per-value select */
+            typedef int32_t iv4 __attribute__((vector_size(16)));
+            typedef float fv4 __attribute__((vector_size(16)));
+            const FC_TB *src = plane + q + flat;
+            fc_int i = 0;
+            for (; i + 4 <= len; i += 4) {
+                iv4 o;
+                fv4 v;
+                __builtin_memcpy(&o, t + q + i, sizeof o);
+                __builtin_memcpy(&v, src + i, sizeof v);
+                v = (fv4)((iv4)v & (o >= 0));
+                __builtin_memcpy(dd + i, &v, sizeof v);
+            }
+            for (; i < len; i++) dd[i] = t[q + i] >= 0 ? src[i] : 0;
+        } else
+#endif
         if (dstride == 1) {
             for (fc_int i = 0; i < len; i++) {     /* load always, then select: no branch */
                 int32_t o = t[q + i];
@@ -335,7 +371,8 @@ static void FC_CAT(pack_b_im2col_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_int
         fc_int q = p0 + p, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
         FC_TPB *d = dst + p * nr;
         if (B->tab) {
-            FC_CAT(gather_table_, FC_SFX)(g, x, c, B->tab + r * OHW, j0, n, d, 1);
+            int32_t flat = KK <= FC_TAP_FLAT_MAX ? B->tab[KK * OHW + r] : FC_TAP_NOT_FLAT;
+            FC_CAT(gather_table_, FC_SFX)(g, x, c, B->tab + r * OHW, j0, n, d, 1, flat);
             for (int j = n; j < nr; j++) d[j] = 0;
             continue;
         }
@@ -387,7 +424,8 @@ static void FC_CAT(pack_b_im2col_t_, FC_SFX)(const fc_bsrc_t *B, fc_int p0, fc_i
     for (int j = 0; j < n; j++) {
         fc_int q = j0 + j, c = q / KK, r = q % KK, kh = r / g->KW, kw = r % g->KW;
         if (B->tab) {
-            FC_CAT(gather_table_, FC_SFX)(g, x, c, B->tab + r * OHW, p0, kc, dst + j, nr);
+            FC_CAT(gather_table_, FC_SFX)(g, x, c, B->tab + r * OHW, p0, kc, dst + j, nr,
+                                        FC_TAP_NOT_FLAT);
             continue;
         }
         if (g->OW < 8) {
@@ -586,7 +624,7 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
     }
     fc_bsrc_t Bl = *B;
     if (B->kind != FC_B_TAPS) Bl.tab = NULL;
-    int32_t tab[FC_TAP_TABLE_MAX];
+    int32_t tab[FC_TAP_TABLE_MAX + FC_TAP_FLAT_MAX];
     if ((B->kind == FC_B_IM2COL || B->kind == FC_B_IM2COL_T) && fc_use_tap_table(&B->g)) {
         fc_fill_tap_table(&B->g, tab);
         Bl.tab = tab;

@@ -119,25 +119,34 @@ cdef void _flat_taps(fc_int *off, unsigned int *masks, const float **tm, Py_ssiz
     (src_rows x W) at q + off[t], row q // W + sgn*kh*dh - rt and column
     q % W + sgn*kw*dw - rl; masks[t] (nvr values) all-ones where that lies inside,
     tm[t] NULL where it does for every q.  lo, hi: the least and greatest offset."""
-    cdef Py_ssize_t kh, kw, t, q, r, c
+    cdef Py_ssize_t kh, kw, t, q, r, c, dr, dc
+    cdef unsigned int *m
     cdef bint inside
     lo[0] = 0
     hi[0] = 0
     for kh in range(KH):
         for kw in range(KW):
             t = kh * KW + kw
-            off[t] = (sgn * kh * dh - rt) * W + (sgn * kw * dw - rl)
+            dr = sgn * kh * dh - rt
+            dc = sgn * kw * dw - rl
+            off[t] = dr * W + dc
             lo[0] = min(lo[0], off[t])
             hi[0] = max(hi[0], off[t])
+            # row by row (no division per value: this runs on every call)
+            m = masks + t * nvr
             inside = True
-            for q in range(nvr):
-                r = q // W + sgn * kh * dh - rt
-                c = q % W + sgn * kw * dw - rl
-                if q < n_dst and 0 <= r < src_rows and 0 <= c < W:
-                    masks[t * nvr + q] = 0xFFFFFFFFu
-                else:
-                    masks[t * nvr + q] = 0
-                    inside = inside and q >= n_dst
+            q = 0
+            for r in range((n_dst + W - 1) // W):
+                for c in range(W):
+                    if q < n_dst and 0 <= r + dr < src_rows and 0 <= c + dc < W:
+                        m[q] = 0xFFFFFFFFu
+                    else:
+                        m[q] = 0
+                        inside = inside and q >= n_dst
+                    q += 1
+            while q < nvr:
+                m[q] = 0
+                q += 1
             tm[t] = NULL
             if not inside:
                 tm[t] = <const float *>&masks[t * nvr]

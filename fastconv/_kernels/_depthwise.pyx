@@ -6,7 +6,10 @@ Each output channel co reads only input channel co // mult.  A GEMM would have
 M = mult, K = K_h*K_w: all packing, no arithmetic.  The plane kernels (src/depthwise.c,
 the best set for the CPU from the dispatch table) work a row at a time: for each tap, a
 contiguous axpy over the valid output range.  Stride 1 in float32 runs on zero-padded
-planes kept in the per-thread workspace, so every row loop is whole vectors.
+planes kept in the per-thread workspace, so every row loop is whole vectors; where the
+output rows keep the input's width (from 6 columns) each plane is one flat run of
+vectors read in place, the taps that leave the plane masked (_forward_flat,
+_backward_flat); planes under 6 columns put 16 channels in the vector lanes.
 Forward planes run in parallel; the backward runs over input channels, each channel's
 sums in one thread in a fixed order, so the bits do not depend on the thread count.
 """

@@ -107,3 +107,13 @@ def at_thread_counts(fn, counts=(1, 2, 3)):
     finally:
         fc.set_num_threads(n0)
     return outs
+
+
+def assert_same_non_finite(actual, expected, rtol=1e-4, atol=1e-4):
+    """NaN, +Inf and -Inf exactly where expected has them, the finite values close."""
+    import numpy as np
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(actual), np.isposinf(expected))
+    np.testing.assert_array_equal(np.isneginf(actual), np.isneginf(expected))
+    fin = np.isfinite(expected)
+    np.testing.assert_allclose(actual[fin], expected[fin], rtol=rtol, atol=atol)

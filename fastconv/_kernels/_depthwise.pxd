@@ -39,10 +39,9 @@ cdef extern from "depthwise.h":
                               const float *w, fc_int KH, fc_int KW, fc_int OH, fc_int OW,
                               const fc_dwgeom_t *g, int nc, float *dx, float *dwl,
                               float *scratch) noexcept nogil
-        void (*fwd_flat_f32)(const float *x, fc_int xs, int np, fc_int n_in, const float *w,
-                             int T, const fc_int *off, const float **tmask, fc_int n_out,
-                             float *y, const float *bias, int relu, float *buf, fc_int lead,
-                             fc_int n_buf) noexcept nogil
+        void (*fwd_flat_f32)(const float *x, fc_int xs, int np, const float *w, int T,
+                             const fc_int *off, const float **tmask, fc_int n_out, float *y,
+                             const float *bias, int relu) noexcept nogil
         void (*wgrad_flat_f32)(const float *x, const float *dy, int T, const fc_int *off,
                                const float **tmask, const float *ymask, fc_int n_out,
                                double *dw_acc) noexcept nogil

@@ -155,6 +155,15 @@ cdef void _flat_taps(fc_int *off, unsigned int *masks, const float **tm, Py_ssiz
                 tm[t] = <const float *>&masks[t * nvr]
 
 
+cdef inline const float *_margined(const float *p, Py_ssize_t n, Py_ssize_t lead,
+                                   Py_ssize_t total, float *buf) noexcept nogil:
+    """p[0:n] copied into buf (total values) after lead zeros, zeros after it: a plane
+    the flat kernels may read past its ends.  Returns the copy's start."""
+    memset(buf, 0, total * sizeof(float))
+    memcpy(buf + lead, p, n * sizeof(float))
+    return buf + lead
+
+
 cdef int _forward_flat(const float *x, const float *w, const float *bias, float *y,
                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t CO, Py_ssize_t H, Py_ssize_t W,
                        Py_ssize_t OH, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t pt,
@@ -188,23 +197,21 @@ cdef int _forward_flat(const float *x, const float *w, const float *bias, float 
         np = <int>(4 if CO - co0 > 4 else CO - co0)
         xp = x + (n * C + co0 // mult) * n_in
         if mult == 1 and xp + lo >= x and xp + (np - 1) * n_in + hi + nvr <= xend:
-            KT.depthwise.fwd_flat_f32(xp, n_in, np, n_in, w + co0 * T, <int>T, off, tm,
-                                      n_out, y + (n * CO + co0) * n_out,
-                                      (bias + co0) if bias != NULL else NULL, relu, NULL,
-                                      lead, n_buf)
+            KT.depthwise.fwd_flat_f32(xp, n_in, np, w + co0 * T, <int>T, off, tm, n_out,
+                                      y + (n * CO + co0) * n_out,
+                                      (bias + co0) if bias != NULL else NULL, relu)
             continue
         for k in range(np):
             xp = x + (n * C + (co0 + k) // mult) * n_in
-            buf = NULL
             if xp + lo < x or xp + hi + nvr > xend:
                 buf = <float *>KT.workspace.get(FC_WS_SCRATCH, n_buf * sizeof(float))
                 if buf == NULL:
                     KT.workspace.flag_error()
                     break
-            KT.depthwise.fwd_flat_f32(xp, n_in, 1, n_in, w + (co0 + k) * T, <int>T, off,
-                                      tm, n_out, y + (n * CO + co0 + k) * n_out,
-                                      (bias + co0 + k) if bias != NULL else NULL, relu,
-                                      buf, lead, n_buf)
+                xp = _margined(xp, n_in, lead, n_buf, buf)
+            KT.depthwise.fwd_flat_f32(xp, n_in, 1, w + (co0 + k) * T, <int>T, off, tm, n_out,
+                                      y + (n * CO + co0 + k) * n_out,
+                                      (bias + co0 + k) if bias != NULL else NULL, relu)
     free(masks)
     return 0
 
@@ -319,17 +326,14 @@ cdef int _backward_flat(const float *x, const float *w, const float *dy, float *
                 if buf == NULL:
                     KT.workspace.flag_error()
                     break
-                memset(buf, 0, (xn + yn) * sizeof(float))
-                memcpy(buf + xlead, xp, n_in * sizeof(float))
-                memcpy(buf + xn + ylead, gp, n_out * sizeof(float))
-                xs = buf + xlead
-                gs = buf + xn + ylead
+                xs = _margined(xp, n_in, xlead, xn, buf)
+                gs = _margined(gp, n_out, ylead, yn, buf + xn)
             if need_dw:
                 KT.depthwise.wgrad_flat_f32(xs, gs, <int>T, offf, tmf, <const float *>ym,
                                             n_out, dw_acc + c * T)
             if need_dx:
-                KT.depthwise.fwd_flat_f32(gs, n_out, 1, n_out, w + c * T, <int>T, offb, tmb,
-                                          n_in, dx + (n * C + c) * n_in, NULL, 0, NULL, 0, 0)
+                KT.depthwise.fwd_flat_f32(gs, n_out, 1, w + c * T, <int>T, offb, tmb, n_in,
+                                          dx + (n * C + c) * n_in, NULL, 0)
     free(masks)
     return 0
 

@@ -140,8 +140,8 @@ def inference_plan(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation
         nt = nthreads()
         src = cast(x, dt)
         if explicit:
-            src = empty((g.N, g.C, g.H, g.W), dt)
-            _pad.pad2d(cast(x, dt), src, pt, pl, mode, nt)
+            src, x = empty((g.N, g.C, g.H, g.W), dt), src
+            _pad.pad2d(x, src, pt, pl, mode, nt)
         a = fallback if winograd and not _all_finite(src, nt) else algo
         return _run_scaled(src, cast(weight, dt), cast(bias, dt), g, a, relu, nt,
                            cast(np.ascontiguousarray(scale), dt), weight_cache)

@@ -50,10 +50,9 @@ typedef struct {
                           fc_int KH, fc_int KW, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
                           int nc, float *dx, float *dwl, float *scratch);
     /* small stride-1 planes with OW == W as one flat run (depthwise_impl.h, fwd_flat) */
-    void (*fwd_flat_f32)(const float *x, fc_int xs, int np, fc_int n_in, const float *w,
-                         int T, const fc_int *off, const float **tmask, fc_int n_out,
-                         float *y, const float *bias, int relu, float *buf, fc_int lead,
-                         fc_int n_buf);
+    void (*fwd_flat_f32)(const float *x, fc_int xs, int np, const float *w, int T,
+                         const fc_int *off, const float **tmask, fc_int n_out, float *y,
+                         const float *bias, int relu);
     /* its weight gradient: dw_acc[t] += this plane's sum (depthwise_impl.h, wgrad_flat) */
     void (*wgrad_flat_f32)(const float *x, const float *dy, int T, const fc_int *off,
                            const float **tmask, const float *ymask, fc_int n_out,

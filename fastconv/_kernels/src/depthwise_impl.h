@@ -709,7 +709,7 @@ static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, 
  * and tmask[t] (DW_FVW-lane blocks of all-ones / zero bit patterns; NULL where the tap
  * stays inside for every output) clears those lanes: NaN and Inf there never reach a
  * sum.  Where the reads would leave the array (its first and last planes), the caller
- * passes buf (n_buf values, and one plane): the plane is copied there after lead zeros.
+ * passes a copy of the plane with zero margins instead.
  * np planes per call, xs values apart in x, n_out apart in y, T weights apart in w; bias
  * theirs or NULL.  Four vectors at a time (independent chains); a store other than the
  * call's last plane's may run past its plane (a whole vector), as the next plane's
@@ -728,11 +728,10 @@ static void DW_NAME(bwd_lanes)(const FC_T *restrict x, const FC_T *restrict dy, 
 #define DW_FLAT_TAIL(y, a, r) do {                                                         \
         for (int l_ = 0; l_ < DW_FVW_; l_++) if (l_ < (r)) (y)[l_] = (a)[l_]; } while (0)
 
-static void DW_NAME(fwd_flat)(const FC_T *restrict x, fc_int xs, int np, fc_int n_in,
+static void DW_NAME(fwd_flat)(const FC_T *restrict x, fc_int xs, int np,
                               const FC_T *restrict w, int T, const fc_int *restrict off,
                               const FC_T **tmask, fc_int n_out, FC_T *restrict y,
-                              const FC_T *restrict bias, int relu, FC_T *restrict buf,
-                              fc_int lead, fc_int n_buf)
+                              const FC_T *restrict bias, int relu)
 {
     typedef FC_T fvec __attribute__((vector_size(DW_FVW_ * sizeof(FC_T))));
     typedef int ivec __attribute__((vector_size(DW_FVW_ * sizeof(FC_T))));
@@ -747,12 +746,6 @@ static void DW_NAME(fwd_flat)(const FC_T *restrict x, fc_int xs, int np, fc_int 
         } } while (0)
     for (int pl = 0; pl < np; pl++, x += xs, w += T, y += n_out) {
         const FC_T *b0 = x;
-        if (buf) {                      /* (np is 1) */
-            for (fc_int i = 0; i < lead; i++) buf[i] = 0;
-            for (fc_int i = 0; i < n_in; i++) buf[lead + i] = x[i];
-            for (fc_int i = lead + n_in; i < n_buf; i++) buf[i] = 0;
-            b0 = buf + lead;
-        }
         FC_T b = bias ? bias[pl] : 0;
         for (fc_int v0 = 0; v0 < nv; v0 += 4) {
             int nb = nv - v0 < 4 ? (int)(nv - v0) : 4;

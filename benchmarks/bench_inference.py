@@ -1,4 +1,5 @@
-"""Inference across precisions and runtimes: fastconv float32 and bf16 (and int8 where
+"""Inference across precisions and runtimes: fastconv float32 (the model called under
+no_grad, and ``fastconv.freeze``'s frozen program) and bf16 (and int8 where
 ``fastconv.quantize`` exists) against ONNX Runtime and OpenVINO on the same model
 (exported with ``fc.export_onnx``) and PyTorch float32 (``fc.to_torch``), same threads,
 interleaved.
@@ -116,6 +117,8 @@ def case(model_name, size, n, nt, reps, tmp):
     path = os.path.join(tmp, f"{model_name}.onnx")
     fc.export_onnx(model, path, (1, 3, size, size))
     runs = {"fastconv f32": fastconv_runner(model, x, "float32")}
+    frozen = fc.freeze(model.eval(), x.shape[1:])      # the deployment form: fc.freeze
+    runs["fastconv frozen f32"] = lambda: frozen(x)
     if not F32_ONLY:
         runs["fastconv bf16"] = fastconv_runner(model, x, "bf16")
     quantize = getattr(fc, "quantize", None)

@@ -20,6 +20,7 @@ from .interop import (export_torch, import_torch, load_state_dict, save_state_di
                       to_torch)
 from . import quantization
 from .quantization import QuantizedModel, quantize
+from .frozen import FrozenModel, freeze
 
 __version__ = "0.1.0"
 
@@ -27,5 +28,5 @@ __all__ = ["nn", "optim", "models", "functional", "ops", "profiler", "distribute
            "split", "chunk", "no_grad", "is_grad_enabled", "autocast", "autocast_dtype", "manual_seed",
            "set_num_threads", "get_num_threads", "show_config", "empty_cache", "memory_stats",
            "export_torch", "export_onnx", "import_torch", "save_state_dict", "load_state_dict", "to_torch",
-           "quantization", "quantize", "QuantizedModel", "__version__"]
+           "quantization", "quantize", "QuantizedModel", "freeze", "FrozenModel", "__version__"]
 

@@ -91,7 +91,28 @@ def record_calls(model, x):
     finally:
         autograd._tracer = prev
         model.load_state_dict(saved)
-    return rec.calls, xt, out
+    return _link_arrays(rec.calls), xt, out
+
+
+def _link_arrays(calls):
+    """Plain arrays passed on from one call's outputs (MaxPool2d's indices, reported to
+    the tracer as a Tensor output but handed to the user as an array) replaced in later
+    calls' arguments by that output, so consumers see a value, not a constant."""
+    made = {}
+
+    def link(a):
+        if isinstance(a, np.ndarray) and id(a) in made:
+            return made[id(a)]
+        if isinstance(a, (list, tuple)):
+            return type(a)(link(v) for v in a)
+        return a
+    linked = []
+    for module, name, args, kwargs, outputs in calls:
+        linked.append((module, name, link(args), {k: link(v) for k, v in kwargs.items()},
+                       outputs))
+        for o in outputs:
+            made.setdefault(id(o.data), o)
+    return linked
 
 
 def trace_to_torch(model, example_input, convert, torch):
@@ -181,4 +202,5 @@ def trace_to_torch(model, example_input, convert, torch):
 
 def _multi(module, name):
     """The call returns a tuple in torch (split, chunk, a pool with indices)."""
-    return module is None and name in ("split", "chunk")
+    return (module is None and name in ("split", "chunk")) or \
+        getattr(module, "return_indices", False)

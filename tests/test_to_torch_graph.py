@@ -156,3 +156,24 @@ def test_erf_through_a_graph_matches_torch():
     # the dilated branch reaches 1 + 2 + 8 + 2 = 13 pixels wide; the direct path only 5
     assert erf[10, 10 - 6] > 0 and erf[10, 10 - 7] == 0
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_pool_indices_stay_a_value_of_the_graph():
+    """MaxPool2d(return_indices) then MaxUnpool2d: traced on zeros, the twin must still
+    unpool each input at its own maxima (the indices a value, not the trace's constant)."""
+    class PoolUnpool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.MaxPool2d(2, return_indices=True)
+            self.unpool = nn.MaxUnpool2d(2)
+
+        def forward(self, x):
+            y, idx = self.pool(x)
+            return self.unpool(y, idx)
+
+    model = PoolUnpool()
+    t = fc.to_torch(model, example_input=(1, 2, 8, 8))
+    x = np.random.default_rng(8).standard_normal((2, 2, 8, 8)).astype(np.float32)
+    with fc.no_grad():
+        ref = model(x)
+    np.testing.assert_array_equal(t(torch.from_numpy(x)).detach().numpy(), ref)

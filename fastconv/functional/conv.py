@@ -148,6 +148,50 @@ def inference_plan(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation
     return run
 
 
+def frozen_conv2d(x_shape, x_dtype, weight, bias, scale, stride, padding, dilation, groups,
+                  padding_mode, layer, relu):
+    """A convolution whose weights never change (``fastconv.freeze``), planned and
+    prepared once for one input shape: ``run(x, nthreads) -> y``.
+
+    weight (M, C/groups, KH, KW), bias (M,) or None, scale (M,) or None: y = relu?(conv(x)
+    * scale + bias), as ``inference_plan``'s runner computes it (the same bits), but the
+    weights' prepared forms (Winograd's transform, or the weights times scale where the
+    kernel has no factor in its epilogue) are made here, for the planner's choice with a
+    finite input and without one, instead of fingerprinted on every call.  The arrays
+    are kept as given: pass copies nobody changes."""
+    dt, g, explicit = _setup(tuple(x_shape), x_dtype, weight.shape, weight.dtype,
+                             tuple(stride), tuple(padding), tuple(dilation), groups,
+                             padding_mode, layer, False)
+    w, b = cast(weight, dt), cast(bias, dt)
+    s = None if scale is None else cast(np.ascontiguousarray(scale), dt)
+    algo, fallback = _choices(g, True)
+    nt0 = nthreads()
+
+    def prepared(a):                    # (weights, epilogue factor, Winograd's weights)
+        if a in WINOGRAD:
+            return w, None, _winograd_weights(w if s is None else _scaled(w, s), a, g, nt0,
+                                              alloc=np.empty)
+        if s is not None and a not in _EPILOGUE_SCALE:
+            return _scaled(w, s), None, None
+        return w, s, None
+    main = prepared(algo)
+    other = prepared(fallback) if fallback is not algo else main
+    winograd = algo in WINOGRAD
+    pt, pl, mode = padding[0], padding[2], _shape.padding_mode_code(padding_mode)
+
+    def run(x, nt):
+        src = x if x.dtype == dt else cast(x, dt)
+        if explicit:
+            src, x = empty((g.N, g.C, g.H, g.W), dt), src
+            _pad.pad2d(x, src, pt, pl, mode, nt)
+        if winograd and not _all_finite(src, nt):
+            ws, sc, up = other
+            return _run(src, ws, b, g, fallback, relu, nt, sc, up)[0]
+        ws, sc, up = main
+        return _run(src, ws, b, g, algo, relu, nt, sc, up)[0]
+    return run
+
+
 def _run_scaled(src, w, b, g, algo, relu, nt, scale, weight_cache):
     """y = conv(src) * scale + b (relu: 0, RELU or RELU6): the factor in the GEMM's
     epilogue, or in Winograd's transformed weights or a copy of the weights, kept in

@@ -2,6 +2,7 @@
 
 Submodule names match the article's PyTorch code, so state_dict keys are identical
 to the equivalent torch model's."""
+from .. import autograd
 from .._grad import is_grad_enabled
 from ..nn import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module,
                  ReLU, Sequential, Upsample)
@@ -23,7 +24,7 @@ class ConvBlock(Module):
         (eval mode under no_grad): BatchNorm folded into the convolution's weights and
         bias, ReLU applied in the GEMM epilogue - one pass over the output in all."""
         if not self.training and not is_grad_enabled() and self.bn.track_running_stats \
-                and self.conv.padding_mode == "zeros":
+                and self.conv.padding_mode == "zeros" and autograd._tracer is None:
             return self._remember(self.conv.folded_forward(x, self.bn, relu=True), None)
         return self._remember(self.bn.forward_relu(self.conv(x)), True)
 

@@ -4,6 +4,7 @@ import numpy as np
 from .. import _shape
 from .. import functional as F
 from .._grad import is_grad_enabled
+from .. import autograd
 from ..autograd import Tensor
 from .module import Module
 
@@ -76,7 +77,18 @@ class MaxPool2d(Module):
             y, indices = fn(xd)
             kept.append(indices)
             return y
-        return super()._record(y_only, x), kept[0]
+        tracer = autograd._tracer
+        if tracer is None:
+            return super()._record(y_only, x), kept[0]
+        # a trace sees one call with both outputs, the indices as a value (MaxUnpool2d's
+        # argument later: record_calls links the array to it), not as a constant
+        autograd._tracer = None
+        try:
+            y = super()._record(y_only, x)
+        finally:
+            autograd._tracer = tracer
+        tracer(self, type(self).__name__, (x,), {}, [y, autograd.Tensor(kept[0])])
+        return y, kept[0]
 
     def _call_unbatched(self, x, *args, **kwargs):
         if not self.return_indices:

@@ -27,6 +27,8 @@ class Node:
         self.op = op                      # (name, args, kwargs) of an op call
         self.bn, self.act = None, None
         self.fused = []                   # names of the layers folded into this one
+        self.pick = None                  # of a call with several outputs: this one's index
+        self.call = ((), {})              # the recorded (args, kwargs), Tensors for values
 
     def __repr__(self):
         extra = (" +bn" if self.bn is not None else "") + (f" +{self.act}" if self.act else "")
@@ -66,32 +68,54 @@ def _kind(module, name, args, out):
     return "module"
 
 
-def build_graph(model, input_shape):
+def build_graph(model, input_shape, training=True, caller="quantize"):
     """model's forward for inputs of input_shape (C, H, W) -> (nodes, output value).
-    Raises TypeError for a forward with several outputs or a call with several."""
+    training: trace in training mode (quantize: no eval-mode shortcut can hide a layer),
+    else in eval mode (fastconv.freeze: a forward that branches on self.training takes
+    its inference branch; the layers' own eval shortcuts stand aside while tracing).
+    A call with several outputs (split, chunk, return_indices) becomes a node per output
+    (pick: which).  Raises TypeError (naming caller) for a forward whose result is not
+    one array computed from its input."""
     names = {id(m): n for n, m in model.named_modules()}
     modules = dict(model.named_modules())
-    x = np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)).astype(np.float32)
+    dtype = next((p.data.dtype for p in model.parameters()), np.dtype(np.float32))
+    x = np.random.default_rng(0).standard_normal((2,) + tuple(input_shape)).astype(
+        dtype if dtype in (np.float32, np.float64) else np.float32)
     was_training = model.training
-    model.train()
+    model.train(training)
     try:
         calls, xt, out = record_calls(model, x)
     finally:
         model.train(was_training)
     vid, nodes, nops = {id(xt): 0}, [], 0
+    def const(a):                   # a Tensor the forward made, not from its input: data
+        if isinstance(a, autograd.Tensor) and id(a) not in vid:
+            return a.data
+        if isinstance(a, (list, tuple)):
+            return type(a)(const(v) for v in a)
+        return a
+
     for module, name, args, kwargs, outputs in calls:
-        ins = [vid[id(a)] for a in autograd.tensors_in(args) if id(a) in vid]
+        args = const(args)
+        ins = [vid[id(a)] for a in autograd.tensors_in(args)]
         if module is not None:
             lname = names.get(id(module)) or f"{type(module).__name__}#{len(nodes)}"
         else:
             lname, nops = f"{name}#{nops}", nops + 1
         if len(outputs) != 1:
-            raise TypeError(f"quantize: {lname} ({name}) returns {len(outputs)} outputs; "
-                            f"only single-output layers and ops can be quantised")
+            for i, o in enumerate(outputs):
+                node = Node(f"{lname or 'model'}[{i}]", "op" if module is None else "module",
+                            module, ins, len(vid), o.shape,
+                            op=(name, args, kwargs) if module is None else None)
+                node.pick, node.call = i, (args, kwargs)
+                vid[id(o)] = node.output
+                nodes.append(node)
+            continue
         o = outputs[0]
         kind = _kind(module, name, args, o)
         node = Node(lname or "model", kind, module, ins, len(vid), o.shape,
                     op=(name, args, kwargs) if module is None else None)
+        node.call = (args, kwargs)
         if kind == "bn" and len(args) > 1 and args[1] is True:
             node.act = "relu"                  # BatchNorm2d.forward_relu (ConvBlock)
             sib = lname.rsplit(".", 1)[0] + ".relu" if "." in lname else None
@@ -100,7 +124,7 @@ def build_graph(model, input_shape):
         vid[id(o)] = node.output
         nodes.append(node)
     if not isinstance(out, autograd.Tensor) or id(out) not in vid:
-        raise TypeError("quantize: the model must return one array computed from its input")
+        raise TypeError(f"{caller}: the model must return one array computed from its input")
     return _fuse(nodes, vid[id(out)])
 
 
@@ -178,17 +202,18 @@ def run_float(nodes, out, x, visit=None, env=None):
             elif n.kind == "op":
                 y = _call_op(ops, n, env)
             else:
-                y = n.module(xs[0])
+                y = call_module(n, env)
+            if n.pick is not None:
+                y = y[n.pick]
             env[n.output] = y
             if visit is not None:
                 visit(n, y)
     return env[out]
 
 
-def _call_op(ops, n, env):
-    """An op of the recorded forward on arrays: its recorded arguments with the Tensors
-    replaced by the values they stand for."""
-    name, args, kwargs = n.op
+def substitute(n, env, args):
+    """The recorded args with each Tensor replaced by the value it stands for (n's
+    inputs, in order)."""
     it = iter(n.inputs)
 
     def sub(a):
@@ -197,8 +222,28 @@ def _call_op(ops, n, env):
         if isinstance(a, (list, tuple)):
             return type(a)(sub(v) for v in a)
         return a
+    return [sub(a) for a in args]
+
+
+def _arrays(res):
+    if isinstance(res, autograd.Tensor):
+        return res.data
+    if isinstance(res, (list, tuple)):
+        return type(res)(_arrays(r) for r in res)
+    return res
+
+
+def _call_op(ops, n, env, caller="quantize"):
+    """An op of the recorded forward on arrays: its recorded arguments with the Tensors
+    replaced by the values they stand for."""
+    name, args, kwargs = n.op
     fn = getattr(ops, name, None)
     if fn is None:
-        raise TypeError(f"quantize: {n.name}: the op {name!r} has no float path here")
-    res = fn(*[sub(a) for a in args], **kwargs)
-    return res.data if isinstance(res, autograd.Tensor) else res
+        raise TypeError(f"{caller}: {n.name}: the op {name!r} has no float path here")
+    return _arrays(fn(*substitute(n, env, args), **kwargs))
+
+
+def call_module(n, env):
+    """A layer of the recorded forward on arrays, with its recorded arguments."""
+    args, kwargs = n.call
+    return _arrays(n.module(*substitute(n, env, args), **kwargs))

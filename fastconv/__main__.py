@@ -176,6 +176,7 @@ def _cmd_predict(args):
                          "or --raw WxH (frames on standard input)")
     if args.watch and not os.path.isdir(args.watch):
         raise ValueError(f"--watch: no folder {args.watch!r}")
+    from .frozen import freeze
     from .quantization import is_quantized_file, load_quantized
     if is_quantized_file(args.checkpoint):          # quantize's int8 model
         from .train import TrainConfig, build_model
@@ -185,6 +186,8 @@ def _cmd_predict(args):
             TrainConfig.saved(meta["config"]), len(meta["classes"])))
     else:
         model, meta = load_model(args.checkpoint)
+        model.eval()
+    frozen = None               # a float model runs frozen (fc.freeze), planned on frame 1
     classes, size = meta["classes"], meta["image_size"]
     person = "person" in classes and len(classes) == 2
     threshold = args.threshold
@@ -207,8 +210,12 @@ def _cmd_predict(args):
                 failed += 1
                 continue
             t = time.perf_counter()
+            x = prepare_input(img[None], meta)
+            if frozen is None:
+                frozen = model if is_quantized_file(args.checkpoint) else \
+                    freeze(model, x.shape[1:])
             with no_grad():
-                logits = np.asarray(model(prepare_input(img[None], meta)), np.float64)
+                logits = np.asarray(frozen(x), np.float64)
             dt = time.perf_counter() - t
             times.append(dt)
             if person and threshold is not None:

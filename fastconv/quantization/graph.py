@@ -1,6 +1,6 @@
 """A model's forward as a flat list of nodes, with BatchNorm folded into the
 convolution before it and ReLU / ReLU6 fused into the layer (or residual add) before
-them: what quantisation plans over.
+them: what quantisation plans over, and what ``fastconv.freeze`` runs.
 
 The forward is recorded once on the tape (``_torch_trace.record_calls``, the ONNX
 exporter's recorder), in training mode on a batch of 2 so no eval-mode shortcut hides

@@ -16,6 +16,11 @@ GEOMS = [  # N, C, H, M, K, stride, pad, groups
     (1, 32, 5, 300, 1, 1, 0, 1),      # 1x1 on one frame: the few-column GEMM
     (1, 24, 3, 40, 3, 1, 1, 1),       # 3x3 on one frame's 3x3 plane
     (3, 8, 9, 8, 3, 2, 1, 8),         # depthwise: scale folded into the weights
+    # the epilogue fused into the micro-kernel's store (AVX2): two K blocks (the second's
+    # tiles add to the first's before it), edge tiles both ways; B read in place (1x1,
+    # few rows) and packed (3x3)
+    (1, 300, 6, 70, 1, 1, 0, 1),
+    (2, 40, 7, 50, 3, 1, 1, 1),
 ]
 CASES = [(i, a) for i, (N, C, H, M, K, s, p, G) in enumerate(GEOMS)
          for a in Algorithm if accepts(a, ConvGeometry(N, C, H, H, M, K, K, s, s, p, p, p, p,

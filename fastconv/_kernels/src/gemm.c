@@ -365,6 +365,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #define FC_GATHER_VEC 1         /* float B packed as float: the vector table gather */
 #define FC_DIRECT_B 1
 #define FC_DIRECT_B_MAX_M 128
+#define FC_EP_KERNEL 1          /* fc_skernel_t's ukr_ep / ukr_b_ep, where a kernel has them */
 #define FC_SMALLN_KERNEL fc_smalln_f32
 #define FC_ROWDOT_KERNEL fc_rowdot_f32
 #define FC_KT fc_skernel_t
@@ -382,6 +383,7 @@ static void fc_smalln_f32(int rows, fc_int K, const float *A, fc_int rsa, fc_int
 #undef FC_SFX
 #undef FC_GATHER_VEC
 #undef FC_DIRECT_B
+#undef FC_EP_KERNEL
 #undef FC_KT
 #undef FC_KERNEL
 #undef FC_GEMM

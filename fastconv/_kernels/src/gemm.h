@@ -34,6 +34,20 @@ typedef void (*fc_dukr_t)(fc_int k, const double *a, const double *b, double *c,
 typedef void (*fc_sukr_b_t)(fc_int k, const float *a, const float *b, fc_int ldb, float *c,
                             fc_int ldc, int m, int n, float alpha, float beta);
 
+/* The same two with the GEMM's epilogue applied to the tile in registers before its
+ * store (the tile's rows' factors and bias, either NULL; relu 0, 1 ReLU, 2 ReLU6): a
+ * separate pass re-read the tile from L2 or memory (a fifth of a 1x1 convolution's time
+ * at inference).  The same operations in the same order as that pass: the same bits. */
+typedef struct {
+    const float *scale, *bias;
+    int relu;
+} fc_tile_ep_t;
+typedef void (*fc_sukr_ep_t)(fc_int k, const float *a, const float *b, float *c, fc_int ldc,
+                             int m, int n, float alpha, float beta, const fc_tile_ep_t *ep);
+typedef void (*fc_sukr_b_ep_t)(fc_int k, const float *a, const float *b, fc_int ldb, float *c,
+                               fc_int ldc, int m, int n, float alpha, float beta,
+                               const fc_tile_ep_t *ep);
+
 typedef struct {
     const char *name;          /* e.g. "avx512_8x48" */
     unsigned requires;         /* FC_CPU_* flags */
@@ -41,6 +55,8 @@ typedef struct {
     fc_int mc, kc, nc;         /* cache blocks (multiples of mr / nr) */
     fc_sukr_t ukr;
     fc_sukr_b_t ukr_b;         /* B in place, or NULL (always packed) */
+    fc_sukr_ep_t ukr_ep;       /* ukr with the epilogue fused, or NULL (a pass after) */
+    fc_sukr_b_ep_t ukr_b_ep;   /* ukr_b with it, or NULL */
 } fc_skernel_t;
 
 typedef struct {

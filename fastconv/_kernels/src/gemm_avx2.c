@@ -24,6 +24,29 @@
         ai = _mm256_broadcast_ss(a + 5);                                                   \
         c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
 
+/* The GEMM's epilogue on row I's two vectors (ep: fc_tile_ep_t, or NULL): gemm.c's
+ * fc_epilogue_avx2, operation for operation. */
+#define SUKR_AVX2_EP(I, r0, r1)                                                            \
+    if (ep) {                                                                              \
+        if (ep->scale) {                                                                   \
+            const __m256 sv = _mm256_set1_ps(ep->scale[I]);                                \
+            r0 = _mm256_mul_ps(r0, sv);                                                    \
+            r1 = _mm256_mul_ps(r1, sv);                                                    \
+        }                                                                                  \
+        const __m256 bv = _mm256_set1_ps(ep->bias ? ep->bias[I] : 0.0f);                   \
+        r0 = _mm256_add_ps(r0, bv);                                                        \
+        r1 = _mm256_add_ps(r1, bv);                                                        \
+        if (ep->relu) {             /* v <= 0 ? 0 : v (NaN kept: unordered is true) */     \
+            r0 = _mm256_and_ps(r0, _mm256_cmp_ps(r0, _mm256_setzero_ps(), _CMP_NLE_UQ));   \
+            r1 = _mm256_and_ps(r1, _mm256_cmp_ps(r1, _mm256_setzero_ps(), _CMP_NLE_UQ));   \
+        }                                                                                  \
+        if (ep->relu == 2) {        /* then v >= 6 ? 6 : v */                              \
+            const __m256 six = _mm256_set1_ps(6.0f);                                       \
+            r0 = _mm256_blendv_ps(r0, six, _mm256_cmp_ps(r0, six, _CMP_GE_OQ));            \
+            r1 = _mm256_blendv_ps(r1, six, _mm256_cmp_ps(r1, six, _CMP_GE_OQ));            \
+        }                                                                                  \
+    }
+
 #define SUKR_AVX2_ROW(I, R0, R1)                                                           \
     if (I < m) {                                                                           \
         float *ci = c + (I) * ldc;                                                         \
@@ -33,6 +56,7 @@
                 r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);                         \
                 r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);                     \
             }                                                                              \
+            SUKR_AVX2_EP(I, r0, r1)                                                        \
             _mm256_storeu_ps(ci, r0);                                                      \
             _mm256_storeu_ps(ci + 8, r1);                                                  \
         } else {                                                                           \
@@ -40,6 +64,7 @@
                 r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, k0), r0);                  \
                 r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, k1), r1);              \
             }                                                                              \
+            SUKR_AVX2_EP(I, r0, r1)                                                        \
             _mm256_maskstore_ps(ci, k0, r0);                                               \
             _mm256_maskstore_ps(ci + 8, k1, r1);                                           \
         }                                                                                  \
@@ -59,8 +84,9 @@
  * twelve accumulators in memory and stored them on every k step (25 GFLOP/s where
  * OpenBLAS runs 72 on one Zen 3 core).  Full and edge tiles do the same arithmetic, so
  * the bits do not depend on where a tile falls. */
-static void sukr_avx2_6x16(fc_int k, const float *restrict a, const float *restrict b,
-                           float *restrict c, fc_int ldc, int m, int n, float alpha, float beta)
+static inline __attribute__((always_inline)) void sukr_avx2_6x16_body(
+    fc_int k, const float *restrict a, const float *restrict b, float *restrict c, fc_int ldc,
+    int m, int n, float alpha, float beta, const fc_tile_ep_t *ep)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -76,13 +102,26 @@ static void sukr_avx2_6x16(fc_int k, const float *restrict a, const float *restr
     SUKR_AVX2_STORE
 }
 
+static void sukr_avx2_6x16(fc_int k, const float *restrict a, const float *restrict b,
+                           float *restrict c, fc_int ldc, int m, int n, float alpha, float beta)
+{
+    sukr_avx2_6x16_body(k, a, b, c, ldc, m, n, alpha, beta, NULL);
+}
+
+static void sukr_avx2_6x16_ep(fc_int k, const float *restrict a, const float *restrict b,
+                              float *restrict c, fc_int ldc, int m, int n, float alpha,
+                              float beta, const fc_tile_ep_t *ep)
+{
+    sukr_avx2_6x16_body(k, a, b, c, ldc, m, n, alpha, beta, ep);
+}
+
 /* B read in place (fc_sukr_b_t): rows ldb apart, the n live columns loaded under a lane
  * mask (zeros past n, as a packed panel's), the row 8 ahead prefetched; the same
  * products in the same order as the packed kernel, so the same bits.  Taken for GEMMs of
  * few rows (1x1 convolutions at one frame), where packing B cost as much as using it. */
-static void sukr_b_avx2_6x16(fc_int k, const float *restrict a, const float *restrict b,
-                             fc_int ldb, float *restrict c, fc_int ldc, int m, int n,
-                             float alpha, float beta)
+static inline __attribute__((always_inline)) void sukr_b_avx2_6x16_body(
+    fc_int k, const float *restrict a, const float *restrict b, fc_int ldb, float *restrict c,
+    fc_int ldc, int m, int n, float alpha, float beta, const fc_tile_ep_t *ep)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -105,6 +144,20 @@ static void sukr_b_avx2_6x16(fc_int k, const float *restrict a, const float *res
     SUKR_AVX2_STORE
 }
 
+static void sukr_b_avx2_6x16(fc_int k, const float *restrict a, const float *restrict b,
+                             fc_int ldb, float *restrict c, fc_int ldc, int m, int n,
+                             float alpha, float beta)
+{
+    sukr_b_avx2_6x16_body(k, a, b, ldb, c, ldc, m, n, alpha, beta, NULL);
+}
+
+static void sukr_b_avx2_6x16_ep(fc_int k, const float *restrict a, const float *restrict b,
+                                fc_int ldb, float *restrict c, fc_int ldc, int m, int n,
+                                float alpha, float beta, const fc_tile_ep_t *ep)
+{
+    sukr_b_avx2_6x16_body(k, a, b, ldb, c, ldc, m, n, alpha, beta, ep);
+}
+
 
 #define UKR_T double
 #define UKR_MR 6
@@ -115,7 +168,8 @@ static void sukr_b_avx2_6x16(fc_int k, const float *restrict a, const float *res
 #pragma GCC pop_options
 
 const fc_skernel_t fc_skernel_avx2 = {"avx2_6x16", FC_PATH_AVX2, 6, 16, 144, 256, 4080,
-                                      sukr_avx2_6x16, sukr_b_avx2_6x16};
+                                      sukr_avx2_6x16, sukr_b_avx2_6x16,
+                                      sukr_avx2_6x16_ep, sukr_b_avx2_6x16_ep};
 const fc_dkernel_t fc_dkernel_avx2 = {"avx2_6x8", FC_PATH_AVX2, 6, 8, 144, 256, 4080,
                                       dukr_avx2_6x8};
 #endif

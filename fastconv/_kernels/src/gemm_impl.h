@@ -755,6 +755,11 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                     for (fc_int ip = 0; ip < nip; ip++)
                         FC_CAT(pack_a_, FC_SFX)(mc, kc, A + ic * rsa + pc * csa, rsa, csa, mr, ip, Ap);
                     fc_int ntiles = nip * njp;
+                    int ep_done = 0;        /* the epilogue fused into the last K block's tiles */
+#ifdef FC_EP_KERNEL
+                    ep_done = last && (bias || scale || relu) && kd->ukr_ep &&
+                              (!direct_b || kd->ukr_b_ep);
+#endif
                     #pragma omp for schedule(static)
                     for (fc_int t = 0; t < ntiles; t++) {
                         fc_int jp = t / nip, ip = t % nip;
@@ -762,6 +767,20 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                         int m = (int)((mc - i0) < mr ? (mc - i0) : mr);
                         int n = (int)((nc - j0) < nr ? (nc - j0) : nr);
                         FC_TC *ct = C + (ic + i0) * ldc + jc + j0;
+#ifdef FC_EP_KERNEL
+                        if (ep_done) {
+                            const fc_tile_ep_t te = {scale ? scale + ic + i0 : NULL,
+                                                     bias ? bias + ic + i0 : NULL, relu};
+                            if (direct_b)
+                                kd->ukr_b_ep(kc, Ap + ip * mr * kc, Bm + pc * B->rs + jc + j0,
+                                             B->rs, ct, ldc, m, n, alpha, beta_eff, &te);
+                            else
+                                kd->ukr_ep(kc, (FC_UKP)(Ap + ip * mr * kc),
+                                           (FC_UKP)(Bp + jp * nr * kc), ct, ldc, m, n, alpha,
+                                           beta_eff, &te);
+                            continue;
+                        }
+#endif
 #ifdef FC_DIRECT_B
                         if (direct_b)
                             kd->ukr_b(kc, Ap + ip * mr * kc, Bm + pc * B->rs + jc + j0, B->rs,
@@ -775,7 +794,7 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                      * in a barrier), a row at a time: right after a tile's masked vector
                      * stores, loads of the same lines wait for them to retire (a 1x1
                      * convolution at one frame: its epilogue cost half its GEMM) */
-                    if (last && (bias || scale || relu)) {
+                    if (last && (bias || scale || relu) && !ep_done) {
                         #pragma omp for schedule(static)
                         for (fc_int r = 0; r < mc; r++)
                             FC_CAT(epilogue_, FC_SFX)(C + (ic + r) * ldc + jc, ldc, 1, (int)nc,

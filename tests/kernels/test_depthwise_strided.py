@@ -17,7 +17,9 @@ CASES = [  # N, C, H, W, K, stride, pad
     (4, 17, 20, 20, 3, 2, 1),     # 10-wide output rows: the channel lanes, 17 channels
     (2, 8, 31, 29, 3, 3, 1),
     (2, 4, 18, 40, 3, (1, 2), 1),  # stride 1 down, 2 across
-    (1, 2, 130, 131, 3, 2, 1),    # too large for the split rows on the stack: strided loop
+    (1, 2, 130, 131, 3, 2, 1),    # forward: split in bands of output rows; backward too
+                                  # large for its split rows on the stack: strided loop
+    (1, 2, 45, 50, 7, 2, 3),      # 7x7: 21 input rows a band, the last band 7 rows
     (2, 3, 21, 47, 4, 2, 3),      # even kernel, padding past half of it
 ]
 

@@ -393,10 +393,15 @@ static void DW_NAME(split_rows)(const FC_T *restrict x, fc_int H, fc_int W, FC_T
  * rows with zero margins on every side, so every tap of every output reads whole vectors
  * of one of them; DW_S2_ROWS output rows x one vector of columns are summed over every
  * tap in registers (independent chains: the adds' latency is hidden) and stored once.
- * Taps in the padding multiply its zeros, as the stride-1 padded kernel does: the sums
- * are the strided loop's, in its order, but for the sign of an exact zero.  Returns 0
- * (nothing done) when the split rows do not fit the stack buffer. */
+ * The plane goes in bands of DW_S2_BAND output rows, each band's input rows split just
+ * before use: the split rows stay in L1, and planes of any height take this kernel (the
+ * whole plane split at once capped it at 16384 values; larger ones, a 224x224 frame's
+ * first stride-2 layer, fell back to the strided loop).  Taps in the padding
+ * multiply its zeros, as the stride-1 padded kernel does: the sums are the strided
+ * loop's, in its order, but for the sign of an exact zero.  Returns 0 (nothing done)
+ * when a band's split rows do not fit the stack buffer. */
 #define DW_S2_ROWS 4
+#define DW_S2_BAND 8            /* output rows per band: a multiple of DW_S2_ROWS */
 static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
                                  const FC_T *restrict w, fc_int KH, fc_int KW,
                                  FC_T *restrict y, fc_int OH, fc_int OW, const fc_dwgeom_t *g,
@@ -405,42 +410,50 @@ static int DW_NAME(fwd_plane_s2)(const FC_T *restrict x, fc_int H, fc_int W,
     typedef DW_NAME(vec) vec;
     FC_T buf[FC_DW_S2_MAX], row[DW_LANES];
     fc_int OWR = (OW + DW_LANES - 1) / DW_LANES * DW_LANES;
-    fc_int OHR = (OH + DW_S2_ROWS - 1) / DW_S2_ROWS * DW_S2_ROWS;
-    DW_NAME(split_t) sp = DW_NAME(split_geom)(H, W, KH, KW, OHR, OWR, g);
-    fc_int LM = sp.LM, RW = sp.RW, TM = sp.TM, BM = sp.BM, HR = sp.HR;
-    if (2 * HR * RW + 2 * DW_LANES > FC_DW_S2_MAX)
+    fc_int band = OH < DW_S2_BAND ? (OH + DW_S2_ROWS - 1) / DW_S2_ROWS * DW_S2_ROWS : DW_S2_BAND;
+    DW_NAME(split_t) sp = DW_NAME(split_geom)(H, W, KH, KW, band, OWR, g);
+    fc_int LM = sp.LM, RW = sp.RW;
+    fc_int HB = (band - 1) * g->sh + (KH - 1) * g->dh + 1;     /* input rows a band reads */
+    if (2 * HB * RW + 2 * DW_LANES > FC_DW_S2_MAX)
         return 0;
-    FC_T *E = buf, *O = buf + HR * RW + DW_LANES;
-    DW_NAME(split_rows)(x, H, W, E, O, RW, LM, TM, BM);
+    FC_T *E = buf, *O = buf + HB * RW + DW_LANES;
     fc_int rstep = g->sh * RW;
-    for (fc_int oh = 0; oh < OH; oh += DW_S2_ROWS) {
-        fc_int top = oh * g->sh - g->ph + TM;           /* buffer row of tap kh = 0 */
-        for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
-            vec acc[DW_S2_ROWS];
-            for (int r = 0; r < DW_S2_ROWS; r++) acc[r] = DW_SPLAT(vec, bias);
-            for (fc_int kh = 0; kh < KH; kh++) {
-                fc_int base = (top + kh * g->dh) * RW + LM + ow0;
-                for (fc_int kw = 0; kw < KW; kw++) {
-                    fc_int off = kw - g->pw;
-                    const FC_T *src = ((off & 1) ? O : E) + base + DW_NAME(half_floor)(off);
-                    FC_T wv = w[kh * KW + kw];
-                    for (int r = 0; r < DW_S2_ROWS; r++)
-                        DW_FMA(vec, acc[r], wv, src + r * rstep);
+    for (fc_int ob = 0; ob < OH; ob += band) {
+        /* the band's input rows ih0 .. ih0 + HB - 1: those outside the plane zero */
+        fc_int ih0 = ob * g->sh - g->ph, ih1 = ih0 + HB;
+        fc_int a = ih0 > 0 ? ih0 : 0, b = ih1 < H ? ih1 : H;
+        if (b < a) b = a;
+        DW_NAME(split_rows)(x + a * W, b - a, W, E, O, RW, LM, a - ih0, ih1 - b);
+        fc_int oend = ob + band < OH ? ob + band : OH;
+        for (fc_int oh = ob; oh < oend; oh += DW_S2_ROWS) {
+            fc_int top = (oh - ob) * g->sh;             /* buffer row of tap kh = 0 */
+            for (fc_int ow0 = 0; ow0 < OWR; ow0 += DW_LANES) {
+                vec acc[DW_S2_ROWS];
+                for (int r = 0; r < DW_S2_ROWS; r++) acc[r] = DW_SPLAT(vec, bias);
+                for (fc_int kh = 0; kh < KH; kh++) {
+                    fc_int base = (top + kh * g->dh) * RW + LM + ow0;
+                    for (fc_int kw = 0; kw < KW; kw++) {
+                        fc_int off = kw - g->pw;
+                        const FC_T *src = ((off & 1) ? O : E) + base + DW_NAME(half_floor)(off);
+                        FC_T wv = w[kh * KW + kw];
+                        for (int r = 0; r < DW_S2_ROWS; r++)
+                            DW_FMA(vec, acc[r], wv, src + r * rstep);
+                    }
                 }
-            }
-            fc_int n = OW - ow0 < DW_LANES ? OW - ow0 : DW_LANES;
-            for (int r = 0; r < DW_S2_ROWS && oh + r < OH; r++) {
-                FC_T *restrict yr = y + (oh + r) * OW + ow0;
-                vec v = acc[r];
-                if (relu)               /* v <= 0 ? +0 : v, lane by lane (NaN kept) */
-                    DW_RELU(vec, v);
-                if (relu == 2)          /* then v >= 6 ? 6 : v */
-                    DW_RELU6(vec, v);
-                if (n == DW_LANES) {
-                    DW_STORE(yr, v);
-                } else {
-                    DW_STORE(row, v);
-                    for (fc_int l = 0; l < n; l++) yr[l] = row[l];
+                fc_int n = OW - ow0 < DW_LANES ? OW - ow0 : DW_LANES;
+                for (int r = 0; r < DW_S2_ROWS && oh + r < oend; r++) {
+                    FC_T *restrict yr = y + (oh + r) * OW + ow0;
+                    vec v = acc[r];
+                    if (relu)               /* v <= 0 ? +0 : v, lane by lane (NaN kept) */
+                        DW_RELU(vec, v);
+                    if (relu == 2)          /* then v >= 6 ? 6 : v */
+                        DW_RELU6(vec, v);
+                    if (n == DW_LANES) {
+                        DW_STORE(yr, v);
+                    } else {
+                        DW_STORE(row, v);
+                        for (fc_int l = 0; l < n; l++) yr[l] = row[l];
+                    }
                 }
             }
         }

@@ -29,7 +29,7 @@ from ._kernels import _elementwise
 from .functional._common import RELU, RELU6, empty
 from .functional.conv import frozen_conv2d
 from .nn import Conv2d
-from .quantization.graph import _call_op, build_graph, call_module
+from .quantization.graph import build_graph, call_module, call_op, first_training
 
 __all__ = ["freeze", "FrozenModel"]
 
@@ -116,17 +116,14 @@ class _LayerStep:
 
     def __call__(self, nt, *xs):
         n = self.node
-        env = dict(zip(n.inputs, xs))
         if n.kind == "flatten":
             y = xs[0].reshape(xs[0].shape[0], -1)
-        elif n.kind == "add":
-            y = ops.add(xs[0], xs[1])
         elif n.kind == "op":
-            y = _call_op(ops, n, env, "freeze")
+            y = call_op(ops, n, dict(zip(n.inputs, xs)), "freeze")
         elif n.kind == "bn":                # recorded as forward_relu(x, True): act holds it
             y = n.module(xs[0])
         else:
-            y = call_module(n, env)
+            y = call_module(n, dict(zip(n.inputs, xs)))
             if n.bn is not None:
                 y = n.bn(y)
         if self.pick is not None:
@@ -213,13 +210,6 @@ class FrozenModel:
         return self
 
 
-def _first_training(model):
-    for name, m in model.named_modules():
-        if m.training:
-            return name or type(m).__name__
-    return None
-
-
 def freeze(model, input_shape):
     """``model``'s eval forward as a FrozenModel: traced once for inputs of input_shape
     ((C, H, W), or an example array (N, C, H, W) whose shape is taken), BatchNorm folded
@@ -230,7 +220,7 @@ def freeze(model, input_shape):
     Raises RuntimeError if a layer is in training mode (call ``model.eval()``: BatchNorm
     must use its running statistics), TypeError for a forward whose result is not one
     array computed from its input."""
-    training = _first_training(model)
+    training = first_training(model)
     if training is not None:
         raise RuntimeError(f"freeze: layer {training!r} is in training mode; call "
                            f"model.eval() first (BatchNorm must use its running statistics)")

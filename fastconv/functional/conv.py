@@ -82,10 +82,8 @@ def conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(
     x, w, b = cast(x, dt), cast(weight, dt), cast(bias, dt)
     pt, pl = padding[0], padding[2]
     nt = nthreads()
-    src = x
-    if explicit:
-        src = empty((g.N, g.C, g.H, g.W), dt)
-        _pad.pad2d(x, src, pt, pl, _shape.padding_mode_code(padding_mode), nt)
+    src = _explicitly_padded(x, g, pt, pl, _shape.padding_mode_code(padding_mode), nt) \
+        if explicit else x
     algo = _plan(g, src, nt, algorithm, layer,
                  prepared=scale is not None and weight_cache is not None)
     if scale is not None:
@@ -140,8 +138,7 @@ def inference_plan(x_shape, x_dtype, w_shape, w_dtype, stride, padding, dilation
         nt = nthreads()
         src = cast(x, dt)
         if explicit:
-            src, x = empty((g.N, g.C, g.H, g.W), dt), src
-            _pad.pad2d(x, src, pt, pl, mode, nt)
+            src = _explicitly_padded(src, g, pt, pl, mode, nt)
         a = fallback if winograd and not _all_finite(src, nt) else algo
         return _run_scaled(src, cast(weight, dt), cast(bias, dt), g, a, relu, nt,
                            cast(np.ascontiguousarray(scale), dt), weight_cache)
@@ -166,24 +163,15 @@ def frozen_conv2d(x_shape, x_dtype, weight, bias, scale, stride, padding, dilati
     s = None if scale is None else cast(np.ascontiguousarray(scale), dt)
     algo, fallback = _choices(g, True)
     nt0 = nthreads()
-
-    def prepared(a):                    # (weights, epilogue factor, Winograd's weights)
-        if a in WINOGRAD:
-            return w, None, _winograd_weights(w if s is None else _scaled(w, s), a, g, nt0,
-                                              alloc=np.empty)
-        if s is not None and a not in _EPILOGUE_SCALE:
-            return _scaled(w, s), None, None
-        return w, s, None
-    main = prepared(algo)
-    other = prepared(fallback) if fallback is not algo else main
+    main = _prepared(w, s, g, algo, nt0, alloc=np.empty)
+    other = _prepared(w, s, g, fallback, nt0, alloc=np.empty) if fallback is not algo else main
     winograd = algo in WINOGRAD
     pt, pl, mode = padding[0], padding[2], _shape.padding_mode_code(padding_mode)
 
     def run(x, nt):
-        src = x if x.dtype == dt else cast(x, dt)
+        src = cast(x, dt)
         if explicit:
-            src, x = empty((g.N, g.C, g.H, g.W), dt), src
-            _pad.pad2d(x, src, pt, pl, mode, nt)
+            src = _explicitly_padded(src, g, pt, pl, mode, nt)
         if winograd and not _all_finite(src, nt):
             ws, sc, up = other
             return _run(src, ws, b, g, fallback, relu, nt, sc, up)[0]
@@ -193,20 +181,39 @@ def frozen_conv2d(x_shape, x_dtype, weight, bias, scale, stride, padding, dilati
 
 
 def _run_scaled(src, w, b, g, algo, relu, nt, scale, weight_cache):
-    """y = conv(src) * scale + b (relu: 0, RELU or RELU6): the factor in the GEMM's
-    epilogue, or in Winograd's transformed weights or a copy of the weights, kept in
-    weight_cache (when given) while the weights and the factor are unchanged."""
-    if algo in _EPILOGUE_SCALE and not g.bf16:
-        return _run(src, w, b, g, algo, relu, nt, scale)[0]
-    if algo in WINOGRAD and weight_cache is not None:
-        Up = _cached_weights(weight_cache, w, scale, ("winograd", algo, g.M, g.C, g.bf16),
-                             lambda ws: _winograd_weights(ws, algo, g, nt, alloc=np.empty), nt)
-        return _run(src, w, b, g, algo, relu, nt, Up=Up)[0]
-    # the kernel has no factor in its epilogue (depthwise; bf16): scale a copy of the
-    # weights, kept in the layer's cache while the weights and factors are unchanged
-    ws = (_scaled(w, scale) if weight_cache is None else
-          _cached_weights(weight_cache, w, scale, ("scaled", w.shape, w.dtype), lambda v: v, nt))
-    return _run(src, ws, b, g, algo, relu, nt)[0]
+    """y = conv(src) * scale + b (relu: 0, RELU or RELU6), the weights in the form
+    _prepared gives (kept in weight_cache, when given)."""
+    ws, sc, up = _prepared(w, scale, g, algo, nt, weight_cache)
+    return _run(src, ws, b, g, algo, relu, nt, sc, up)[0]
+
+
+def _prepared(w, scale, g, algo, nt, cache=None, alloc=empty):
+    """(weights, epilogue factor, Winograd's weights) for y = conv(x, w) * scale run by
+    algo: the factor in the GEMM's epilogue where the kernel has one, else folded into
+    Winograd's transformed weights or into a copy of the weights (the kernel has no
+    factor: depthwise, bf16).  cache (a layer's weight cache): the prepared forms kept
+    while the weights and the factor fingerprint the same; alloc: the transformed
+    weights' memory when not cached (np.empty for weights kept elsewhere)."""
+    if scale is None or (algo in _EPILOGUE_SCALE and not g.bf16):
+        return w, scale, None
+    if algo in WINOGRAD:
+        if cache is None:
+            return w, None, _winograd_weights(_scaled(w, scale), algo, g, nt, alloc)
+        return w, None, _cached_weights(
+            cache, w, scale, ("winograd", algo, g.M, g.C, g.bf16),
+            lambda ws: _winograd_weights(ws, algo, g, nt, alloc=np.empty), nt)
+    if cache is None:
+        return _scaled(w, scale), None, None
+    return _cached_weights(cache, w, scale, ("scaled", w.shape, w.dtype), lambda v: v,
+                           nt), None, None
+
+
+def _explicitly_padded(x, g, pt, pl, mode, nt):
+    """x copied into a (g.N, g.C, g.H, g.W) array with its reflect / replicate / circular
+    padding (g planned on the padded size)."""
+    src = empty((g.N, g.C, g.H, g.W), x.dtype)
+    _pad.pad2d(x, src, pt, pl, mode, nt)
+    return src
 
 
 def conv2d_backward(ctx, gy, needs=None):

@@ -12,7 +12,7 @@ import numpy as np
 from .. import autograd, nn
 from .._torch_trace import record_calls
 
-__all__ = ["Node", "build_graph", "run_float"]
+__all__ = ["Node", "build_graph", "run_float", "call_op", "call_module", "first_training"]
 
 
 class Node:
@@ -200,7 +200,7 @@ def run_float(nodes, out, x, visit=None, env=None):
             elif n.kind == "flatten":
                 y = xs[0].reshape(xs[0].shape[0], -1)
             elif n.kind == "op":
-                y = _call_op(ops, n, env)
+                y = call_op(ops, n, env)
             else:
                 y = call_module(n, env)
             if n.pick is not None:
@@ -233,7 +233,7 @@ def _arrays(res):
     return res
 
 
-def _call_op(ops, n, env, caller="quantize"):
+def call_op(ops, n, env, caller="quantize"):
     """An op of the recorded forward on arrays: its recorded arguments with the Tensors
     replaced by the values they stand for."""
     name, args, kwargs = n.op
@@ -247,3 +247,12 @@ def call_module(n, env):
     """A layer of the recorded forward on arrays, with its recorded arguments."""
     args, kwargs = n.call
     return _arrays(n.module(*substitute(n, env, args), **kwargs))
+
+
+def first_training(model):
+    """The name of model's first module in training mode, or None (quantize and freeze
+    plan the eval forward: BatchNorm must use its running statistics)."""
+    for name, m in model.named_modules():
+        if m.training:
+            return name or type(m).__name__
+    return None

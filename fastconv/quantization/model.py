@@ -73,7 +73,7 @@ class _Arena:
 def _empty(shape, dtype):
     arena = getattr(_current, "arena", None)
     return arena.take(shape, dtype) if arena is not None else _cached_empty(shape, dtype)
-from .graph import build_graph, run_float
+from .graph import build_graph, first_training, run_float
 from .observers import OBSERVERS, MinMaxObserver, qparams
 
 __all__ = ["QTensor", "QuantizedModel", "quantize", "load_quantized"]
@@ -504,13 +504,6 @@ def _plan(nodes, out, qp, float_layers, input_shape):
     return steps
 
 
-def _first_training(model):
-    for name, m in model.named_modules():
-        if m.training:
-            return name or type(m).__name__
-    return None
-
-
 def quantize(model, calibration_batches, observer="minmax", report=False,
              float_layers=("head",), _saved=None):
     """Post-training int8 quantisation of a float model in eval mode.
@@ -527,7 +520,7 @@ def quantize(model, calibration_batches, observer="minmax", report=False,
 
     Raises RuntimeError if a layer is in training mode, ValueError for no batches, and
     TypeError (naming the first layer) for a batch that is not float."""
-    training = _first_training(model)
+    training = first_training(model)
     if training is not None:
         raise RuntimeError(f"quantize: layer {training!r} is in training mode; call "
                            f"model.eval() first (BatchNorm must use its running statistics)")

@@ -25,6 +25,7 @@ static inline float bf16_value(float x)
  * so the packed bits are the same either way. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "gemm_ep_avx2.h"
 /* dst[j * ld + r] = s[r][p + j] for an 8x8 block: eight rows anywhere (the transposed
  * im2col by offsets of a padded image, whose rows are c, kh, kw apart), or rs apart. */
 __attribute__((target("avx2")))
@@ -280,21 +281,13 @@ __attribute__((target("avx2")))
 static void fc_epilogue_avx2(float *c, fc_int ldc, int m, int n, const float *bias,
                              const float *scale, int relu)
 {
-    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
     for (int i = 0; i < m; i++) {
         float *ci = c + i * ldc, b = bias ? bias[i] : 0, a = scale ? scale[i] : 1;
         const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
         int j = 0;
-        for (; j + 8 <= n; j += 8) {
-            __m256 v = _mm256_loadu_ps(ci + j);
-            if (scale) v = _mm256_mul_ps(v, av);
-            v = _mm256_add_ps(v, bv);
-            if (relu)                   /* v <= 0 ? 0 : v (NaN kept: unordered is true) */
-                v = _mm256_and_ps(v, _mm256_cmp_ps(v, zero, _CMP_NLE_UQ));
-            if (relu == 2)              /* then v >= 6 ? 6 : v */
-                v = _mm256_blendv_ps(v, six, _mm256_cmp_ps(v, six, _CMP_GE_OQ));
-            _mm256_storeu_ps(ci + j, v);
-        }
+        for (; j + 8 <= n; j += 8)
+            _mm256_storeu_ps(ci + j, fc_ep_avx2(_mm256_loadu_ps(ci + j), scale != NULL, av,
+                                                bv, relu));
         for (; j < n; j++) {
             float v = ci[j];
             if (scale) v *= a;

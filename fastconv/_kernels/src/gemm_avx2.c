@@ -6,6 +6,7 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
+#include "gemm_ep_avx2.h"
 
 /* The 6x16 kernels' shared parts: one k step's rank-1 update from b0, b1 and six values
  * of a, and the store of C = alpha * acc + beta * C (full tiles plain, edge tiles under a
@@ -24,27 +25,14 @@
         ai = _mm256_broadcast_ss(a + 5);                                                   \
         c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
 
-/* The GEMM's epilogue on row I's two vectors (ep: fc_tile_ep_t, or NULL): gemm.c's
- * fc_epilogue_avx2, operation for operation. */
+/* The GEMM's epilogue on row I's two vectors (ep: fc_tile_ep_t, or NULL): gemm.c's pass,
+ * through the same fc_ep_avx2. */
 #define SUKR_AVX2_EP(I, r0, r1)                                                            \
     if (ep) {                                                                              \
-        if (ep->scale) {                                                                   \
-            const __m256 sv = _mm256_set1_ps(ep->scale[I]);                                \
-            r0 = _mm256_mul_ps(r0, sv);                                                    \
-            r1 = _mm256_mul_ps(r1, sv);                                                    \
-        }                                                                                  \
+        const __m256 sv = _mm256_set1_ps(ep->scale ? ep->scale[I] : 1.0f);                 \
         const __m256 bv = _mm256_set1_ps(ep->bias ? ep->bias[I] : 0.0f);                   \
-        r0 = _mm256_add_ps(r0, bv);                                                        \
-        r1 = _mm256_add_ps(r1, bv);                                                        \
-        if (ep->relu) {             /* v <= 0 ? 0 : v (NaN kept: unordered is true) */     \
-            r0 = _mm256_and_ps(r0, _mm256_cmp_ps(r0, _mm256_setzero_ps(), _CMP_NLE_UQ));   \
-            r1 = _mm256_and_ps(r1, _mm256_cmp_ps(r1, _mm256_setzero_ps(), _CMP_NLE_UQ));   \
-        }                                                                                  \
-        if (ep->relu == 2) {        /* then v >= 6 ? 6 : v */                              \
-            const __m256 six = _mm256_set1_ps(6.0f);                                       \
-            r0 = _mm256_blendv_ps(r0, six, _mm256_cmp_ps(r0, six, _CMP_GE_OQ));            \
-            r1 = _mm256_blendv_ps(r1, six, _mm256_cmp_ps(r1, six, _CMP_GE_OQ));            \
-        }                                                                                  \
+        r0 = fc_ep_avx2(r0, ep->scale != NULL, sv, bv, ep->relu);                          \
+        r1 = fc_ep_avx2(r1, ep->scale != NULL, sv, bv, ep->relu);                          \
     }
 
 #define SUKR_AVX2_ROW(I, R0, R1)                                                           \

@@ -4,6 +4,7 @@ from ._base cimport fc_int
 cdef extern from "depthwise.h":
     enum:
         FC_DW_GRAIN
+        FC_DW_FWD_GRAIN
         FC_DW_LANES_BELOW
         FC_DW_LANES_BELOW_S
     ctypedef struct fc_dwgeom_t:

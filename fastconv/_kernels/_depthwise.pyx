@@ -228,7 +228,7 @@ def depthwise_forward_s1(const float[:, :, :, ::1] x, const float[:, :, :, ::1] 
     cdef size_t scratch = (PH * PWD + OWR) * sizeof(float)
     cdef float *xp
     cdef const float *bp = &bias[0] if bias is not None else NULL
-    cdef int nt = n_threads if P * OH * OW > FC_DW_GRAIN else 1
+    cdef int nt = n_threads if P * OH * OW * KH * KW > FC_DW_FWD_GRAIN else 1
     cdef int rc
     cdef fc_dwgeom_t g
     if P * OH * OW == 0:
@@ -452,12 +452,12 @@ def depthwise_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
             with nogil:
                 _forward_lanes(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], N, C, H, W,
                                OH, OW, KH, KW, &g, relu,
-                               n_threads if P * OH * OW > FC_DW_GRAIN else 1)
+                               n_threads if P * OH * OW * KH * KW > FC_DW_FWD_GRAIN else 1)
             check_workspace()
             return
     with nogil:
         for p in prange(P, schedule='static',
-                        num_threads=n_threads if P * OH * OW > FC_DW_GRAIN else 1):
+                        num_threads=n_threads if P * OH * OW * KH * KW > FC_DW_FWD_GRAIN else 1):
             n = p // CO
             co = p % CO
             if floating is float:

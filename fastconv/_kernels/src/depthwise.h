@@ -9,6 +9,11 @@ typedef struct { fc_int sh, sw, ph, pw, dh, dw; } fc_dwgeom_t;
 /* Output values below which the plane loops run on one thread: half the grain, as each
  * output costs KH*KW multiply-adds. */
 #define FC_DW_GRAIN (FC_PARALLEL_GRAIN / 2)
+/* Multiply-adds (outputs x taps) above which a forward splits its planes across threads:
+ * a frame's late stages are small (960 channels at 2x2: 3840 outputs, 384 at 4x4: 6144)
+ * and at FC_DW_GRAIN outputs they ran on one thread; a second one measured 1.3-1.7x on
+ * them, 1.1-1.4x down to 512 outputs. */
+#define FC_DW_FWD_GRAIN 8192
 
 /* Output rows narrower than this take the channels-in-lanes kernels (float32): the
  * stride-1 forward (padded planes win from 8 columns up), and the strided forward and

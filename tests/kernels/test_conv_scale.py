@@ -21,6 +21,8 @@ GEOMS = [  # N, C, H, M, K, stride, pad, groups
     # few rows) and packed (3x3)
     (1, 300, 6, 70, 1, 1, 0, 1),
     (2, 40, 7, 50, 3, 1, 1, 1),
+    # few rows, but B's rows 4 KB apart (a 32x32 plane): B packed, not read in place
+    (1, 20, 32, 40, 1, 1, 0, 1),
 ]
 CASES = [(i, a) for i, (N, C, H, M, K, s, p, G) in enumerate(GEOMS)
          for a in Algorithm if accepts(a, ConvGeometry(N, C, H, H, M, K, K, s, s, p, p, p, p,

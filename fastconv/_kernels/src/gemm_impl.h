@@ -22,6 +22,22 @@
  */
 #ifndef FC_GEMM_THRESHOLDS
 #define FC_GEMM_THRESHOLDS
+/* Whether B's rows, read in place (rs_bytes apart), would evict each other from a 32 KB
+ * 8-way L1 between the row tiles of A that reuse a panel: rows a multiple of 4 KB apart
+ * land in one set (32x32 and 64x64 planes: packing B measured 1.2-1.35x at one frame);
+ * on large planes (N >= 1024) a panel of K rows spread over too few sets (56x56, 128
+ * channels: 1.1-1.25x).  Small planes keep the in-place read even so (8x8 and 16x16:
+ * packing lost 1.5-1.8x). */
+#ifndef FC_B_ROWS_ALIAS
+#define FC_B_ROWS_ALIAS
+static inline int fc_b_rows_alias(fc_int rs_bytes, fc_int K, fc_int N)
+{
+    fc_int s = 4096;                /* gcd(rs_bytes, 4096): the rows' set spacing */
+    while (s > 64 && rs_bytes % s) s >>= 1;
+    return (s == 4096 && K >= 16) || (N >= 1024 && 2 * K * s > 4 * 4096);
+}
+#endif
+
 /* M*N*K (multiply-adds) up to which a strided-matrix GEMM is plain dot products on one
  * thread: packing would cost more than the maths (a classifier head on one image). */
 #define FC_GEMM_UNPACKED_MAX (FC_PARALLEL_GRAIN / 4)
@@ -690,7 +706,8 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
 #ifdef FC_DIRECT_B
     /* few rows of A: B's rows read in place, not packed (fc_sukr_b_t) */
     const int direct_b = kd->ukr_b && B->kind == FC_B_MATRIX && B->cs == 1 &&
-                         M <= FC_DIRECT_B_MAX_M;
+                         M <= FC_DIRECT_B_MAX_M &&
+                         !fc_b_rows_alias(B->rs * (fc_int)sizeof(FC_TB), K, N);
     const FC_TB *Bm = (const FC_TB *)B->ptr;
 #else
     const int direct_b = 0;

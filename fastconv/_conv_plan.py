@@ -190,11 +190,11 @@ def choose_algorithm(g, finite=True, prepared=False):
     # the padded width pays a crop pass over the output: worth it when each output has
     # enough of K (Cg*KH*KW) behind it that the gathers it saves dominate
     # (planes under 64 pixels: the gather path runs the whole batch as one GEMM)
-    # strided, over the input's phases: only a large kernel on few channels (a 7x7 stem,
-    # whose 49 taps make gathering costly) at inference gains (1.1-1.2x); on 3x3 layers
-    # the phases' wider rows and per-image GEMMs lose 5-30% to the batch-wide gather, and
-    # its weight gradient loses 10%
-    if g.sh > 1 and not (prepared and g.KH * g.KW >= 25):
+    # strided, over the input's phases: the phases' wider rows and per-image GEMMs lose to
+    # the batch-wide gather on 3x3 layers (5-30%) and its weight gradient loses 10%; the
+    # 7x7 stem once gained 1.1-1.2x at inference, but since the gather packs whole runs
+    # of panels it wins there too (N=1-8, 64-224 planes, 1 and 2 threads: 1.04-1.25x)
+    if g.sh > 1:
         return Algorithm.GATHER
     if accepts(Algorithm.PADDED, g) and (g.KH, g.KW) != (1, 1) and g.Cg * g.KH * g.KW >= 64 \
             and g.OH * g.OW >= 64 and not _flat_table_gather(g):

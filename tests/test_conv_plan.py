@@ -130,11 +130,11 @@ def test_planner_rules_with_prepared_weights():
     assert plan.choose_algorithm(frame._replace(sh=2, sw=2), prepared=True) not in plan.WINOGRAD
 
 
-def test_strided_padded_only_for_large_kernels_at_inference():
+def test_strided_takes_the_gather_padded_only_when_forced():
     stem = ConvGeometry(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 3, 3)
     assert plan.accepts(Algorithm.PADDED, stem)
     assert plan.choose_algorithm(stem) is Algorithm.GATHER
-    assert plan.choose_algorithm(stem, prepared=True) is Algorithm.PADDED
+    assert plan.choose_algorithm(stem, prepared=True) is Algorithm.GATHER
     s2 = ConvGeometry(1, 64, 56, 56, 128, 3, 3, 2, 2, 1, 1, 1, 1)
     assert plan.choose_algorithm(s2, prepared=True) is Algorithm.GATHER
     assert not plan.accepts(Algorithm.PADDED, s2._replace(sw=1))

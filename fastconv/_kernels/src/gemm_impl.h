@@ -38,6 +38,10 @@ static inline int fc_b_rows_alias(fc_int rs_bytes, fc_int K, fc_int N)
 }
 #endif
 
+/* Bytes of packed B a GEMM with a single block of A's rows keeps per column block: half
+ * a 512 KB L2 (Zen 3, and Zen 4's 1 MB leaves room for A and C). */
+#define FC_GEMM_L2_B (256 * 1024)
+
 /* M*N*K (multiply-adds) up to which a strided-matrix GEMM is plain dot products on one
  * thread: packing would cost more than the maths (a classifier head on one image). */
 #define FC_GEMM_UNPACKED_MAX (FC_PARALLEL_GRAIN / 4)
@@ -702,7 +706,20 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
 #endif
     const FC_KT *kd = FC_KERNEL();
     const int mr = kd->mr, nr = kd->nr;
-    const fc_int MC = kd->mc, KC = kd->kc, NC = kd->nc;
+    const fc_int MC = kd->mc, KC = kd->kc;
+    fc_int NC = kd->nc;
+    /* A in one block (rows and depth): packed once, not per column block */
+    const int a_once = M <= MC && K <= KC;
+    if (a_once) {
+        /* each packed B value is read by the few row tiles right after its packing, so a
+         * column block that stays in L2 serves them (a 1x1 convolution 32 -> 16 at
+         * 112x112: 4080 columns of 32 rows spilled to L3 and were read three times from
+         * there).  The K order of every sum is unchanged: the same bits. */
+        fc_int cap = FC_GEMM_L2_B / ((fc_int)sizeof(FC_TPB) * K);
+        cap = cap / nr * nr;
+        if (cap < nr) cap = nr;
+        if (cap < NC) NC = cap;
+    }
 #ifdef FC_DIRECT_B
     /* few rows of A: B's rows read in place, not packed (fc_sukr_b_t) */
     const int direct_b = kd->ukr_b && B->kind == FC_B_MATRIX && B->cs == 1 &&
@@ -768,9 +785,12 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
                 for (fc_int ic = 0; ic < M; ic += MC) {
                     fc_int mc = (M - ic) < MC ? (M - ic) : MC;
                     fc_int nip = (mc + mr - 1) / mr;
-                    #pragma omp for schedule(static)
-                    for (fc_int ip = 0; ip < nip; ip++)
-                        FC_CAT(pack_a_, FC_SFX)(mc, kc, A + ic * rsa + pc * csa, rsa, csa, mr, ip, Ap);
+                    if (!a_once || jc == 0) {
+                        #pragma omp for schedule(static)
+                        for (fc_int ip = 0; ip < nip; ip++)
+                            FC_CAT(pack_a_, FC_SFX)(mc, kc, A + ic * rsa + pc * csa, rsa, csa,
+                                                    mr, ip, Ap);
+                    }
                     fc_int ntiles = nip * njp;
                     int ep_done = 0;        /* the epilogue fused into the last K block's tiles */
 #ifdef FC_EP_KERNEL

@@ -845,54 +845,6 @@ void FC_GEMM_EX(fc_int M, fc_int N, fc_int K, FC_TC alpha,
 }
 
 #ifdef FC_CONV_TAPS
-/* Cs (cols x M, row-major) = P @ Wt over the K rows listed as segments (start, length):
- * P the class's pixels (FC_B_TAPS rows, read as MR-wide panels: a class may have as few
- * columns as images, and MR = 8 wastes nothing on them), Wt the weights packed once as
- * NR-wide panels over all of K, Bw[jp][Kt][nr].  The K order is the segments' order, so
- * the bits do not depend on the thread count. */
-static void FC_CAT(gemm_segments_, FC_SFX)(fc_int cols, fc_int M, const FC_TPB *Bw, fc_int Kt,
-                                         int nseg, const fc_int *seg, const fc_bsrc_t *P,
-                                         FC_TC *Cs, FC_TPA *Ap, int nthreads)
-{
-    const FC_KT *kd = FC_KERNEL();
-    const int mr = kd->mr, nr = kd->nr;
-    const fc_int KC = kd->kc;
-    fc_int Ktot = 0;
-    for (int s = 0; s < nseg; s++) Ktot += seg[2 * s + 1];
-    if (Ktot == 0) {
-        for (fc_int i = 0; i < cols * M; i++) Cs[i] = 0;
-        return;
-    }
-    if ((double)M * cols * Ktot < FC_GEMM_GRAIN) nthreads = 1;
-    fc_int nip = (cols + mr - 1) / mr, njp = (M + nr - 1) / nr;
-    #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-    {
-        int first = 1;
-        for (int s = 0; s < nseg; s++)
-            for (fc_int pc = 0; pc < seg[2 * s + 1]; pc += KC) {
-                fc_int kc = seg[2 * s + 1] - pc < KC ? seg[2 * s + 1] - pc : KC;
-                fc_int p0 = seg[2 * s] + pc;
-                #pragma omp for schedule(static)
-                for (fc_int ip = 0; ip < nip; ip++) {
-                    fc_int i0 = ip * mr;
-                    int m = (int)((cols - i0) < mr ? (cols - i0) : mr);
-                    FC_CAT(pack_b_taps_, FC_SFX)(P, p0, kc, i0, m, mr, Ap + ip * mr * kc);
-                }
-                fc_int ntiles = nip * njp;
-                #pragma omp for schedule(static)
-                for (fc_int t = 0; t < ntiles; t++) {
-                    fc_int jp = t / nip, ip = t % nip;
-                    fc_int i0 = ip * mr, j0 = jp * nr;
-                    int m = (int)((cols - i0) < mr ? (cols - i0) : mr);
-                    int n = (int)((M - j0) < nr ? (M - j0) : nr);
-                    kd->ukr(kc, (FC_UKP)(Ap + ip * mr * kc), (FC_UKP)(Bw + jp * nr * Kt + p0 * nr),
-                            Cs + i0 * M + j0, M, m, n, (FC_TC)1, first ? (FC_TC)0 : (FC_TC)1);
-                }
-                first = 0;
-            }
-    }
-}
-
 /* The taps kh (of KH) that land inside [0, H) from output row oh: [*lo, *hi] (empty:
  * lo > hi).  The in-range taps of a row are always one run. */
 #ifndef FC_TAP_RANGE
@@ -962,27 +914,56 @@ int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc
 {
     const FC_KT *kd = FC_KERNEL();
     const int mr = kd->mr, nr = kd->nr;
+    const fc_int KC = kd->kc;
     fc_int KK = KH * KW, Kt = KK * C, OHW = OH * OW;
     if (N <= 0 || M <= 0 || OHW <= 0) return 0;
     if (nthreads < 1) nthreads = 1;
     /* row and column classes: runs of output rows (columns) with the same tap range */
-    fc_int *rlo = malloc(sizeof(fc_int) * (size_t)(2 * (OH + OW) + OHW + 2 * KH + 2));
+    fc_int *rlo = malloc(sizeof(fc_int) * (size_t)(2 * (OH + OW) + OHW));
     int32_t *tab = malloc(sizeof(int32_t) * (size_t)(KK * OHW));
     if (!rlo || !tab) { free(rlo); free(tab); fc_workspace_flag_error(); return -1; }
     fc_int *rhi = rlo + OH, *clo = rhi + OH, *chi = clo + OW, *pix = chi + OW;
-    fc_int *seg = pix + OHW;
     for (fc_int o = 0; o < OH; o++) fc_tap_range(o, sh, ph, dh, KH, H, rlo + o, rhi + o);
     for (fc_int o = 0; o < OW; o++) fc_tap_range(o, sw, pw, dw, KW, W, clo + o, chi + o);
-    /* scratch: the weights packed once as NR-wide panels over all of K (tap-major: row
-     * p = tap * C + c), then one class's output (N*OHW x M at most); the pixel panels
-     * in the packing slot */
+    /* the classes, each a block of output pixels (pix[start..start+npix)) with its taps'
+     * runs of tap-major K (seg) and its source table (tab + KK*start) */
+    fc_int ncls = 0, *cstart = malloc(sizeof(fc_int) * (size_t)(4 * OHW + 2 * KH * OHW));
+    if (!cstart) { free(rlo); free(tab); fc_workspace_flag_error(); return -1; }
+    fc_int *cnpix = cstart + OHW, *cnseg = cnpix + OHW, *cfirst = cnseg + OHW,
+           *cseg = cfirst + OHW;
+    for (fc_int oh0 = 0, start = 0; oh0 < OH;) {
+        fc_int oh1 = fc_tap_run_end(rlo, rhi, oh0, OH);
+        for (fc_int ow0 = 0; ow0 < OW;) {
+            fc_int ow1 = fc_tap_run_end(clo, chi, ow0, OW);
+            fc_int kh0 = rlo[oh0], kh1 = rhi[oh0], kw0 = clo[ow0], kw1 = chi[ow0];
+            fc_int npix = (oh1 - oh0 + 1) * (ow1 - ow0 + 1);
+            int nseg = 0;                  /* no taps: the pixels see only padding */
+            if (kh0 <= kh1 && kw0 <= kw1)
+                nseg = fc_taps_class(oh0, oh1, ow0, ow1, kh0, kh1, kw0, kw1, OW, KW, C, W, sh,
+                                     sw, ph, pw, dh, dw, pix + start, &npix,
+                                     cseg + 2 * KH * ncls, tab + KK * start);
+            else
+                for (fc_int oh = oh0, k = 0; oh <= oh1; oh++)
+                    for (fc_int ow = ow0; ow <= ow1; ow++) pix[start + k++] = oh * OW + ow;
+            cstart[ncls] = start;
+            cnpix[ncls] = npix;
+            cnseg[ncls] = nseg;
+            ncls++;
+            start += npix;
+            ow0 = ow1 + 1;
+        }
+        oh0 = oh1 + 1;
+    }
+    /* scratch: the weights as NR-wide panels over all of K (tap-major: row p = tap * C +
+     * c), then every class's output (N*OHW x M, class after class, rows image-major);
+     * one K block's pixel panels of every class in the packing slot */
     fc_int njp = (M + nr - 1) / nr, colsmax = N * OHW;
     size_t w_bytes = (((size_t)njp * nr * Kt) * sizeof(FC_TPB) + 63) & ~(size_t)63;
     char *ws = fc_workspace(FC_WS_SCRATCH, w_bytes + (size_t)M * colsmax * sizeof(FC_TC));
-    fc_int kcm = Kt < kd->kc ? Kt : kd->kc;
-    FC_TPA *Ap = fc_workspace(FC_WS_PACK, (size_t)((colsmax + mr - 1) / mr) * mr * kcm *
+    fc_int kcm = Kt < KC ? Kt : KC;
+    FC_TPA *Ap = fc_workspace(FC_WS_PACK, (size_t)(colsmax + ncls * mr) * kcm *
                                              sizeof(FC_TPA));
-    if (!ws || !Ap) { free(rlo); free(tab); fc_workspace_flag_error(); return -1; }
+    if (!ws || !Ap) { free(rlo); free(tab); free(cstart); fc_workspace_flag_error(); return -1; }
     FC_TPB *Bw = (FC_TPB *)ws;
     FC_TC *Cs = (FC_TC *)(ws + w_bytes);
     #pragma omp parallel for schedule(static) num_threads(nthreads) \
@@ -1024,47 +1005,110 @@ int FC_CONV_TAPS(fc_int N, fc_int C, fc_int H, fc_int W, fc_int M, fc_int OH, fc
                 for (; j < nr; j++) d[j] = 0;
             }
     }
-    fc_bsrc_t B = {0};
-    B.kind = FC_B_TAPS;
-    B.ptr = x;
-    B.g.C = C; B.g.H = H; B.g.W = W; B.g.OH = OH; B.g.OW = OW;
-    B.g.nimg = N; B.g.istride = C * H * W;
-    /* each class: rows oh0.. with one tap range, by columns ow0.. with one */
-    for (fc_int oh0 = 0; oh0 < OH;) {
-        fc_int oh1 = fc_tap_run_end(rlo, rhi, oh0, OH);
-        for (fc_int ow0 = 0; ow0 < OW;) {
-            fc_int ow1 = fc_tap_run_end(clo, chi, ow0, OW);
-            fc_int kh0 = rlo[oh0], kh1 = rhi[oh0], kw0 = clo[ow0], kw1 = chi[ow0];
-            fc_int npix = (oh1 - oh0 + 1) * (ow1 - ow0 + 1);
-            int nseg = 0;                  /* no taps: the pixels see only padding */
-            if (kh0 <= kh1 && kw0 <= kw1)
-                nseg = fc_taps_class(oh0, oh1, ow0, ow1, kh0, kh1, kw0, kw1, OW, KW, C, W, sh,
-                                     sw, ph, pw, dh, dw, pix, &npix, seg, tab);
-            else
-                for (fc_int oh = oh0, k = 0; oh <= oh1; oh++)
-                    for (fc_int ow = ow0; ow <= ow1; ow++) pix[k++] = oh * OW + ow;
-            B.tab = tab;
-            B.npix = npix;
-            fc_int cols = N * npix;
-            FC_CAT(gemm_segments_, FC_SFX)(cols, M, Bw, Kt, nseg, seg, &B, Cs, Ap, nthreads);
-            /* scatter the class's rows (image, pixel) to y, adding the bias */
-            #pragma omp parallel for schedule(static) num_threads(nthreads) \
-                if (nthreads > 1 && (double)M * cols > FC_PARALLEL_GRAIN)
-            for (fc_int n = 0; n < N; n++)
-                for (fc_int k = 0; k < npix; k++) {
-                    const FC_TC *src = Cs + (n * npix + k) * M;
-                    FC_TC *dst = y + n * M * OHW + pix[k];
-                    for (fc_int m = 0; m < M; m++) {
-                        FC_TC v = (scale ? src[m] * scale[m] : src[m]) + (bias ? bias[m] : 0);
-                        dst[m * OHW] = relu && v <= 0 ? 0 : (relu == 2 && v >= 6 ? 6 : v);
-                    }
-                }
-            ow0 = ow1 + 1;
-        }
-        oh0 = oh1 + 1;
+    /* Every class's GEMM (Cs_class = P_class @ Wt over its taps' rows) in one sweep of K
+     * blocks: each block of the packed weights, read once from memory, serves all the
+     * classes whose taps it holds while it sits in cache.  A GEMM per class re-read the
+     * weights once per class (nine on a 4x4 plane: 512 channels, 9.4 MB, over five times
+     * per call).  A class's K order is its runs' order, block after block: the bits do
+     * not depend on the thread count. */
+    for (fc_int c = 0; c < ncls; c++) {
+        cfirst[c] = 1;
+        if (cnseg[c] == 0)
+            for (fc_int i = 0; i < N * cnpix[c] * M; i++) Cs[N * cstart[c] * M + i] = 0;
     }
+    /* per block: items (class, first row, rows, panel offset), classes in order */
+    fc_int *it = malloc(sizeof(fc_int) * (size_t)(4 * 2 * KH * ncls + 2 * ncls + 2));
+    if (!it) { free(rlo); free(tab); free(cstart); fc_workspace_flag_error(); return -1; }
+    fc_int *ccls = it + 4 * 2 * KH * ncls, *ctiles = ccls + ncls + 1;
+    double work = (double)M * colsmax * Kt;
+    int nt = work < FC_GEMM_GRAIN ? 1 : nthreads;
+    for (fc_int b0 = 0; b0 < Kt; b0 += KC) {
+        fc_int b1 = b0 + KC < Kt ? b0 + KC : Kt, nit = 0, off = 0, ncc = 0, ntl = 0;
+        for (fc_int c = 0; c < ncls; c++) {
+            fc_int cols = N * cnpix[c], np = (cols + mr - 1) / mr, had = nit;
+            const fc_int *sg = cseg + 2 * KH * c;
+            for (fc_int q = 0; q < cnseg[c]; q++) {
+                fc_int lo = sg[2 * q] > b0 ? sg[2 * q] : b0;
+                fc_int hi = sg[2 * q] + sg[2 * q + 1] < b1 ? sg[2 * q] + sg[2 * q + 1] : b1;
+                if (lo >= hi) continue;
+                it[4 * nit] = c;
+                it[4 * nit + 1] = lo;
+                it[4 * nit + 2] = hi - lo;
+                it[4 * nit + 3] = off;
+                off += np * mr * (hi - lo);
+                nit++;
+            }
+            if (nit > had) {
+                ccls[ncc] = c;
+                ctiles[ncc++] = ntl;
+                ntl += np;
+            }
+        }
+        ctiles[ncc] = ntl;
+        if (nit == 0) continue;
+        /* the items' pixel panels, then the tiles: weight panel jp by class tile, each
+         * tile's items (a class's runs in this block) in order */
+        #pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            fc_bsrc_t B = {0};
+            B.kind = FC_B_TAPS;
+            B.ptr = x;
+            B.g.C = C; B.g.H = H; B.g.W = W; B.g.OH = OH; B.g.OW = OW;
+            B.g.nimg = N; B.g.istride = C * H * W;
+            for (fc_int i = 0; i < nit; i++) {
+                fc_int c = it[4 * i], p0 = it[4 * i + 1], kc = it[4 * i + 2];
+                fc_int cols = N * cnpix[c], np = (cols + mr - 1) / mr;
+                B.tab = tab + KK * cstart[c];
+                B.npix = cnpix[c];
+                FC_TPA *dst = Ap + it[4 * i + 3];
+                #pragma omp for schedule(static) nowait
+                for (fc_int ip = 0; ip < np; ip++) {
+                    fc_int i0 = ip * mr;
+                    int m = (int)((cols - i0) < mr ? (cols - i0) : mr);
+                    FC_CAT(pack_b_taps_, FC_SFX)(&B, p0, kc, i0, m, mr, dst + ip * mr * kc);
+                }
+            }
+            #pragma omp barrier
+            fc_int ntiles = njp * ntl;
+            #pragma omp for schedule(static)
+            for (fc_int t = 0; t < ntiles; t++) {
+                fc_int jp = t / ntl, ct = t % ntl, k = 0;
+                while (ctiles[k + 1] <= ct) k++;
+                fc_int c = ccls[k], ip = ct - ctiles[k];
+                fc_int cols = N * cnpix[c], i0 = ip * mr, j0 = jp * nr;
+                int m = (int)((cols - i0) < mr ? (cols - i0) : mr);
+                int n = (int)((M - j0) < nr ? (M - j0) : nr);
+                FC_TC *ct_out = Cs + (N * cstart[c] + i0) * M + j0;
+                int first = (int)cfirst[c];
+                for (fc_int i = 0; i < nit; i++) {
+                    if (it[4 * i] != c) continue;
+                    fc_int p0 = it[4 * i + 1], kc = it[4 * i + 2];
+                    kd->ukr(kc, (FC_UKP)(Ap + it[4 * i + 3] + ip * mr * kc),
+                            (FC_UKP)(Bw + jp * nr * Kt + p0 * nr), ct_out, M, m, n, (FC_TC)1,
+                            first ? (FC_TC)0 : (FC_TC)1);
+                    first = 0;
+                }
+            }
+        }
+        for (fc_int k = 0; k < ncc; k++) cfirst[ccls[k]] = 0;
+    }
+    free(it);
+    /* scatter each class's rows (image, pixel) to y: the factor, the bias, the clamp */
+    #pragma omp parallel for schedule(static) num_threads(nthreads) \
+        if (nthreads > 1 && (double)M * colsmax > FC_PARALLEL_GRAIN)
+    for (fc_int n = 0; n < N; n++)
+        for (fc_int c = 0; c < ncls; c++)
+            for (fc_int k = 0; k < cnpix[c]; k++) {
+                const FC_TC *src = Cs + (N * cstart[c] + n * cnpix[c] + k) * M;
+                FC_TC *dst = y + n * M * OHW + pix[cstart[c] + k];
+                for (fc_int m = 0; m < M; m++) {
+                    FC_TC v = (scale ? src[m] * scale[m] : src[m]) + (bias ? bias[m] : 0);
+                    dst[m * OHW] = relu && v <= 0 ? 0 : (relu == 2 && v >= 6 ? 6 : v);
+                }
+            }
     free(rlo);
     free(tab);
+    free(cstart);
     return 0;
 }
 
